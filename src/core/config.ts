@@ -1,0 +1,256 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import { parseDuration } from './duration.js';
+
+/** Validated settings of one Latchkey process. Built once at start by {@link loadSettings}. */
+export interface Settings {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Unset: SQLite at `<dataDir>/latchkey.db`. */
+  databaseUrl: string | undefined;
+  /** Primary master key, base64 of 32 bytes. */
+  encryptionKey: string | undefined;
+  /** Decryption-only master keys, base64 of 32 bytes each. */
+  decryptionKeys: string[];
+  keyFile: string | undefined;
+  publicUrl: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  shutdownTimeoutMs: number;
+  configFile: string | undefined;
+}
+
+type Source = 'flag' | 'env' | 'file' | 'default';
+
+interface Definition<T> {
+  flag: string;
+  env: string;
+  /** Key in the config file. */
+  file: string;
+  accepts: string;
+  /** Never echo the raw value in an error. */
+  secret?: boolean;
+  parse: z.ZodType<T>;
+}
+
+const base64Key = z
+  .string()
+  .trim()
+  .refine((s) => /^[A-Za-z0-9+/]{43}=$/.test(s) && Buffer.from(s, 'base64').length === 32);
+
+const DEFINITIONS = {
+  host: {
+    flag: '--host',
+    env: 'LATCHKEY_HOST',
+    file: 'host',
+    accepts: 'a host name or IP address',
+    parse: z.string().trim().regex(/^[A-Za-z0-9.:\-[\]]+$/),
+  },
+  port: {
+    flag: '--port',
+    env: 'LATCHKEY_PORT',
+    file: 'port',
+    accepts: 'a port number (1-65535)',
+    parse: z
+      .union([z.number(), z.string().trim().regex(/^\d+$/)])
+      .transform(Number)
+      .pipe(z.number().int().min(1).max(65535)),
+  },
+  dataDir: {
+    flag: '--data-dir',
+    env: 'LATCHKEY_DATA_DIR',
+    file: 'dataDir',
+    accepts: 'a directory path',
+    parse: z.string().trim().min(1),
+  },
+  databaseUrl: {
+    flag: '--database-url',
+    env: 'LATCHKEY_DATABASE_URL',
+    file: 'databaseUrl',
+    accepts: 'a postgres:// or postgresql:// URL (leave it unset for SQLite in the data directory)',
+    secret: true,
+    parse: z
+      .string()
+      .trim()
+      .refine((s) => /^postgres(ql)?:\/\/./.test(s) && URL.canParse(s)),
+  },
+  encryptionKey: {
+    flag: '--encryption-key',
+    env: 'LATCHKEY_ENCRYPTION_KEY',
+    file: 'encryptionKey',
+    accepts: '32 bytes encoded as base64 (make one with `latchkey keygen`)',
+    secret: true,
+    parse: base64Key,
+  },
+  decryptionKeys: {
+    flag: '--decryption-keys',
+    env: 'LATCHKEY_DECRYPTION_KEYS',
+    file: 'decryptionKeys',
+    accepts: 'a comma-separated list of 32-byte base64 keys',
+    secret: true,
+    parse: z
+      .union([z.array(z.string()), z.string()])
+      .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0))
+      .pipe(z.array(base64Key)),
+  },
+  keyFile: {
+    flag: '--key-file',
+    env: 'LATCHKEY_KEY_FILE',
+    file: 'keyFile',
+    accepts: 'a file path',
+    parse: z.string().trim().min(1),
+  },
+  publicUrl: {
+    flag: '--public-url',
+    env: 'LATCHKEY_PUBLIC_URL',
+    file: 'publicUrl',
+    accepts: 'an absolute http:// or https:// URL',
+    parse: z
+      .string()
+      .trim()
+      .refine((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol))
+      .transform((s) => s.replace(/\/+$/, '')),
+  },
+  logLevel: {
+    flag: '--log-level',
+    env: 'LATCHKEY_LOG_LEVEL',
+    file: 'logLevel',
+    accepts: 'one of fatal, error, warn, info, debug, trace, silent',
+    parse: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  },
+  shutdownTimeoutMs: {
+    flag: '--shutdown-timeout',
+    env: 'LATCHKEY_SHUTDOWN_TIMEOUT',
+    file: 'shutdownTimeout',
+    accepts: 'a duration such as "10s" or a number of milliseconds',
+    parse: z.union([z.string(), z.number()]).transform((v, ctx) => {
+      const parsed = parseDuration(v);
+      if (parsed === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'not a duration' });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
+  },
+} satisfies Record<string, Definition<unknown>>;
+
+/** The settings table, for `--help` texts and the README. */
+export const SETTING_DEFINITIONS: Readonly<Record<string, Omit<Definition<unknown>, 'parse'>>> = DEFINITIONS;
+
+export interface SettingsInput {
+  /** Parsed command-line flags, camelCased as commander gives them (`dataDir`, `port`...). */
+  flags?: Record<string, unknown>;
+  env?: Record<string, string | undefined>;
+  /** Working directory for relative paths. */
+  cwd?: string;
+}
+
+function describeSource(def: Definition<unknown>, source: Source, configFile: string | undefined): string {
+  if (source === 'flag') return def.flag;
+  if (source === 'env') return def.env;
+  return `"${def.file}" in ${configFile ?? 'the config file'}`;
+}
+
+function describeValue(def: Definition<unknown>, raw: unknown): string {
+  if (def.secret) {
+    const text = typeof raw === 'string' ? raw : JSON.stringify(raw) ?? '';
+    const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0];
+    return scheme ? `a value starting with "${scheme}"` : `a value of ${text.length} characters`;
+  }
+  const text = typeof raw === 'string' ? raw : JSON.stringify(raw);
+  return JSON.stringify(text);
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new ConfigError(`The config file ${path} could not be read; check that it exists and is readable.`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`The config file ${path} must be a JSON object, but it is not valid JSON.`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`The config file ${path} must be a JSON object.`);
+  }
+  const known = new Set(Object.values(DEFINITIONS).map((d) => d.file));
+  for (const key of Object.keys(parsed)) {
+    if (!known.has(key)) {
+      throw new ConfigError(`The config file ${path} has an unknown setting "${key}"; known settings are ${[...known].join(', ')}.`);
+    }
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Builds the settings from flags, environment and an optional JSON config file (`--config` or
+ * `LATCHKEY_CONFIG`), in that order of precedence, then defaults. Throws {@link ConfigError} with
+ * one sentence naming the setting and what it accepts; secret values are never quoted.
+ *
+ * @example
+ * loadSettings({ env: { LATCHKEY_PORT: '8080' } }).port // 8080
+ */
+export function loadSettings(input: SettingsInput = {}): Settings {
+  const flags = input.flags ?? {};
+  const env = input.env ?? {};
+  const cwd = input.cwd ?? process.cwd();
+
+  const configFlag = flags['config'];
+  const configPath =
+    typeof configFlag === 'string' && configFlag !== '' ? configFlag : env['LATCHKEY_CONFIG'] || undefined;
+  const configFile = configPath ? resolve(cwd, configPath) : undefined;
+  const file = configFile ? readConfigFile(configFile) : {};
+
+  const values: Record<string, unknown> = {};
+  for (const [name, def] of Object.entries(DEFINITIONS) as [string, Definition<unknown>][]) {
+    let raw: unknown;
+    let source: Source = 'default';
+    if (flags[name] !== undefined) {
+      raw = flags[name];
+      source = 'flag';
+    } else if (env[def.env] !== undefined && env[def.env] !== '') {
+      raw = env[def.env];
+      source = 'env';
+    } else if (file[def.file] !== undefined) {
+      raw = file[def.file];
+      source = 'file';
+    }
+    if (source === 'default') {
+      values[name] = undefined;
+      continue;
+    }
+    const result = def.parse.safeParse(raw);
+    if (!result.success) {
+      throw new ConfigError(
+        `${describeSource(def, source, configFile)} must be ${def.accepts}, got ${describeValue(def, raw)}.`,
+      );
+    }
+    values[name] = result.data;
+  }
+
+  const host = (values['host'] as string | undefined) ?? '127.0.0.1';
+  const port = (values['port'] as number | undefined) ?? 4400;
+  const dataDir = resolve(cwd, (values['dataDir'] as string | undefined) ?? './data');
+  const keyFile = values['keyFile'] as string | undefined;
+  const urlHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+
+  return {
+    host,
+    port,
+    dataDir,
+    databaseUrl: values['databaseUrl'] as string | undefined,
+    encryptionKey: values['encryptionKey'] as string | undefined,
+    decryptionKeys: (values['decryptionKeys'] as string[] | undefined) ?? [],
+    keyFile: keyFile ? resolve(cwd, keyFile) : undefined,
+    publicUrl: (values['publicUrl'] as string | undefined) ?? `http://${urlHost}:${port}`,
+    logLevel: (values['logLevel'] as Settings['logLevel'] | undefined) ?? 'info',
+    shutdownTimeoutMs: (values['shutdownTimeoutMs'] as number | undefined) ?? 10_000,
+    configFile,
+  };
+}
