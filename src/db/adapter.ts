@@ -1,0 +1,34 @@
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.js';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+}
+
+/**
+ * The one place where SQLite and PostgreSQL differ. Everything outside db/ talks to Kysely and asks
+ * this adapter for capabilities, never for the dialect's name.
+ */
+export interface DatabaseHandle {
+  readonly db: Kysely<Database>;
+  readonly dialect: DialectName;
+  /** `FOR UPDATE` row locks (PostgreSQL); SQLite serialises writers with `BEGIN IMMEDIATE` instead. */
+  readonly supportsRowLocks: boolean;
+  /** `LISTEN/NOTIFY` between processes. */
+  readonly supportsNotify: boolean;
+  /** Where the data is, without credentials: a file path or `host:port/database`. */
+  readonly location: string;
+  /**
+   * Runs `fn` (the migrator) so that concurrent processes apply each migration once. PostgreSQL:
+   * Kysely's migrator takes an advisory lock itself. SQLite: one `BEGIN IMMEDIATE` transaction
+   * around the whole run, rolled back when `fn` reports failure.
+   */
+  withMigrationLock<T extends { error?: unknown }>(fn: () => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  poolStats(): PoolStats;
+  close(): Promise<void>;
+}

@@ -1,0 +1,108 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { sql } from 'kysely';
+import { createTestDatabase, eachDialect } from '../../test/support/databases.js';
+import { migrateToLatest, pendingMigrations, migrationStatus } from './index.js';
+import { MIGRATIONS } from './migrations/index.js';
+
+const run = promisify(execFile);
+
+await eachDialect('database', (dialect) => {
+  it('applies every migration once and reports none pending afterwards', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const handle = tdb.open();
+      assert.deepEqual(await pendingMigrations(handle), Object.keys(MIGRATIONS));
+      assert.deepEqual(await migrateToLatest(handle), Object.keys(MIGRATIONS));
+      assert.deepEqual(await migrateToLatest(handle), []);
+      assert.deepEqual(await pendingMigrations(handle), []);
+      assert.ok((await migrationStatus(handle)).every((m) => m.executedAt instanceof Date));
+    } finally {
+      await tdb.dispose();
+    }
+  });
+
+  it('enforces one primary data key per tenant', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const { db } = await tdb.openMigrated();
+      const row = (id: string) => ({
+        id,
+        tenant_id: 't1',
+        wrapped_key: 'x',
+        master_key_id: 'mk',
+        state: 'primary' as const,
+        created_at: new Date().toISOString(),
+        updated_at: new Date().toISOString(),
+      });
+      await db.insertInto('data_keys').values(row('dk1')).execute();
+      await assert.rejects(db.insertInto('data_keys').values(row('dk2')).execute());
+      await db.insertInto('data_keys').values({ ...row('dk3'), state: 'retired' }).execute();
+      await db.insertInto('data_keys').values({ ...row('dk4'), tenant_id: 't2' }).execute();
+    } finally {
+      await tdb.dispose();
+    }
+  });
+
+  it('enforces foreign keys', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const { db } = await tdb.openMigrated();
+      const now = new Date().toISOString();
+      await assert.rejects(
+        db
+          .insertInto('objects')
+          .values({
+            id: 'o1',
+            type: 't',
+            tenant_id: 't1',
+            model_version: 1,
+            attributes: '{}',
+            secrets: '{}',
+            aad_attributes: '[]',
+            data_key_id: 'no-such-key',
+            created_at: now,
+            updated_at: now,
+          })
+          .execute(),
+      );
+    } finally {
+      await tdb.dispose();
+    }
+  });
+
+  if (dialect === 'sqlite') {
+    it('runs SQLite in WAL mode with a busy timeout', async () => {
+      const tdb = await createTestDatabase(dialect);
+      try {
+        const { db } = tdb.open();
+        const mode = await sql<{ journal_mode: string }>`pragma journal_mode`.execute(db);
+        assert.equal(mode.rows[0]?.journal_mode, 'wal');
+        const timeout = await sql<{ timeout: number }>`pragma busy_timeout`.execute(db);
+        assert.ok((timeout.rows[0]?.timeout ?? 0) >= 1000);
+      } finally {
+        await tdb.dispose();
+      }
+    });
+  }
+
+  it('lets four processes migrate one database at once, each migration applied exactly once', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const args = [tdb.url ?? '', tdb.dataDir];
+      const children = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          run(process.execPath, ['--import', 'tsx', 'test/support/migrate-child.ts', ...args]),
+        ),
+      );
+      const applied = children.flatMap((c) => JSON.parse(c.stdout.trim()) as string[]);
+      assert.deepEqual(applied.sort(), Object.keys(MIGRATIONS).sort());
+      const handle = tdb.open();
+      assert.deepEqual(await pendingMigrations(handle), []);
+    } finally {
+      await tdb.dispose();
+    }
+  });
+});

@@ -1,0 +1,10 @@
+export type { DatabaseHandle, DialectName, PoolStats } from './adapter.js';
+export type { Database, DataKeysTable, ObjectsTable } from './schema.js';
+export { openDatabase, sqlitePath } from './open.js';
+export type { OpenDatabaseOptions } from './open.js';
+export { openSqlite } from './sqlite.js';
+export type { SqliteOptions } from './sqlite.js';
+export { openPostgres, describePostgresUrl } from './postgres.js';
+export type { PostgresOptions } from './postgres.js';
+export { migrateToLatest, migrationStatus, pendingMigrations } from './migrator.js';
+export type { MigrationStatus } from './migrator.js';

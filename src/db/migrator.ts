@@ -1,0 +1,51 @@
+import { Migrator, type MigrationResultSet } from 'kysely';
+import { LatchkeyError } from '../core/index.js';
+import type { DatabaseHandle } from './adapter.js';
+import { MIGRATIONS } from './migrations/index.js';
+
+export interface MigrationStatus {
+  name: string;
+  executedAt: Date | undefined;
+}
+
+function migrator(handle: DatabaseHandle): Migrator {
+  return new Migrator({
+    db: handle.db,
+    provider: { getMigrations: async () => MIGRATIONS },
+    migrationTableName: 'latchkey_migration',
+    migrationLockTableName: 'latchkey_migration_lock',
+  });
+}
+
+/** Every known migration and when it ran (undefined: pending). */
+export async function migrationStatus(handle: DatabaseHandle): Promise<MigrationStatus[]> {
+  const all = await migrator(handle).getMigrations();
+  return all.map((m) => ({ name: m.name, executedAt: m.executedAt }));
+}
+
+export async function pendingMigrations(handle: DatabaseHandle): Promise<string[]> {
+  return (await migrationStatus(handle)).filter((m) => m.executedAt === undefined).map((m) => m.name);
+}
+
+/**
+ * Applies every pending migration. On PostgreSQL, Kysely's migrator holds an advisory lock for the
+ * whole run, so processes starting at once apply each migration exactly once; SQLite's single
+ * writer does the same there.
+ */
+export async function migrateToLatest(
+  handle: DatabaseHandle,
+  onApplied?: (name: string) => void,
+): Promise<string[]> {
+  const result: MigrationResultSet = await handle.withMigrationLock(() => migrator(handle).migrateToLatest());
+  const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  for (const name of applied) onApplied?.(name);
+  if (result.error !== undefined) {
+    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new LatchkeyError(
+      'database_error',
+      failed ? `Migration ${failed} failed; the database was left at the previous migration.` : 'Migrations could not run.',
+      { cause: result.error },
+    );
+  }
+  return applied;
+}

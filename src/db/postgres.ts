@@ -1,0 +1,52 @@
+import pg from 'pg';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import type { DatabaseHandle } from './adapter.js';
+import type { Database } from './schema.js';
+
+export interface PostgresOptions {
+  url: string;
+  maxConnections?: number;
+  connectionTimeoutMs?: number;
+}
+
+/** Where a PostgreSQL URL points, without user or password. */
+export function describePostgresUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname || 'localhost'}:${parsed.port || '5432'}${parsed.pathname || '/'}`;
+  } catch {
+    return 'postgres (unparseable URL)';
+  }
+}
+
+/** The shared database: a pg pool behind Kysely. */
+export function openPostgres(options: PostgresOptions): DatabaseHandle {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
+    application_name: 'latchkey',
+  });
+  // An idle client that loses its connection emits 'error' on the pool; without a listener that
+  // would crash the process. The next checkout reconnects.
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  let closed = false;
+  return {
+    db,
+    dialect: 'postgres',
+    supportsRowLocks: true,
+    supportsNotify: true,
+    location: describePostgresUrl(options.url),
+    withMigrationLock: (fn) => fn(),
+    async ping() {
+      await sql`select 1`.execute(db);
+    },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+  };
+}

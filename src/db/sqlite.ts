@@ -1,0 +1,55 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import type { DatabaseHandle } from './adapter.js';
+import type { Database } from './schema.js';
+
+export interface SqliteOptions {
+  /** Database file. */
+  path: string;
+  /** Milliseconds a writer waits for the lock before failing. */
+  busyTimeoutMs?: number;
+}
+
+/** The embedded database: one SQLite file in WAL mode, foreign keys on, a busy timeout. */
+export function openSqlite(options: SqliteOptions): DatabaseHandle {
+  mkdirSync(dirname(options.path), { recursive: true });
+  const sqlite = new SQLite(options.path);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('synchronous = NORMAL');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  let closed = false;
+  return {
+    db,
+    dialect: 'sqlite',
+    supportsRowLocks: false,
+    supportsNotify: false,
+    location: options.path,
+    async withMigrationLock(fn) {
+      // Kysely runs SQLite migrations on its single connection outside a transaction and takes no
+      // lock; without this, two processes starting at once both create the same tables.
+      await sql`begin immediate`.execute(db);
+      let result;
+      try {
+        result = await fn();
+      } catch (err) {
+        await sql`rollback`.execute(db);
+        throw err;
+      }
+      await sql.raw(result.error === undefined ? 'commit' : 'rollback').execute(db);
+      return result;
+    },
+    async ping() {
+      await sql`select 1`.execute(db);
+    },
+    poolStats: () => ({ total: closed ? 0 : 1, idle: closed ? 0 : 1, waiting: 0 }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+    },
+  };
+}
