@@ -21,6 +21,7 @@ export const ERROR_STATUS = {
   key_not_found: 500,
   unsafe_model_change: 500,
   unknown_object_type: 500,
+  corrupt_object: 500,
   database_error: 500,
 } as const;
 

@@ -1,0 +1,115 @@
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Logger, Metrics } from '../core/index.js';
+import { mapError, notFoundBody } from './errors.js';
+import { httpMetricsPlugin } from './metrics.js';
+import { openApiPlugin } from './openapi.js';
+import type { ReadinessCheck } from './readiness.js';
+import { REQUEST_ID_HEADER, requestIdFor } from './request-id.js';
+import { headersForLog, requestLogPlugin } from './request-log.js';
+import { healthRoutes } from './routes/health.js';
+
+export type { ReadinessCheck };
+
+export const API_PREFIX = '/api/v1';
+
+export interface HttpAppOptions {
+  /** The process logger (pino); fastify logs through it with its redaction rules. */
+  logger: Logger;
+  metrics: Metrics;
+  readiness: ReadinessCheck[];
+  version?: string;
+  /** Route plugins added by later modules, registered under /api/v1. */
+  apiPlugins?: FastifyPluginAsync[];
+  bodyLimit?: number;
+}
+
+/**
+ * The Latchkey HTTP app: zod validation and serialization, OpenAPI 3.1 at `/openapi.json`, request
+ * ids, one error body shape, metrics, and the public health routes. Returns the instance ready to
+ * `listen` (or `inject` after `await app.ready()`).
+ *
+ * @example
+ * const app = await createHttpApp({ logger: createLogger(), metrics: createMetrics(), readiness: [] });
+ * await app.ready();
+ * const res = await app.inject({ method: 'GET', url: '/healthz' }); // 200 {"status":"ok"}
+ */
+export async function createHttpApp(options: HttpAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    genReqId: requestIdFor,
+    requestIdHeader: false,
+    // Fastify's request lines log the URL with its query string; request-log.ts writes ours.
+    logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // Keep-alive sockets with no request in flight close at shutdown; busy ones finish first.
+    forceCloseConnections: 'idle',
+    // During a drain, requests already on an open connection are served (with Connection: close)
+    // rather than answered by fastify's 503, whose body is not ours.
+    return503OnClosing: false,
+    // Malformed URLs are rejected before routing; answer them in our error shape too.
+    frameworkErrors: (error, request, reply) => {
+      sendError(error, request, reply);
+    },
+  });
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+  });
+
+  // Once shutdown starts, responses still in flight close their connection, so a kept-alive
+  // socket does not hold the drain open until the shutdown timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+
+  app.setErrorHandler(async (error, request, reply) => sendError(error, request, reply));
+
+  app.setNotFoundHandler(async (request, reply) => {
+    return reply
+      .code(404)
+      .header(REQUEST_ID_HEADER, request.id)
+      .send(notFoundBody(request.method, request.url, request.id));
+  });
+
+  await app.register(requestLogPlugin);
+  await app.register(httpMetricsPlugin, { metrics: options.metrics });
+  await app.register(openApiPlugin, { version: options.version ?? '0.0.0' });
+  await app.register(healthRoutes, { metrics: options.metrics, readiness: options.readiness });
+
+  const apiPlugins = options.apiPlugins ?? [];
+  await app.register(
+    async (api) => {
+      for (const plugin of apiPlugins) await api.register(plugin);
+    },
+    { prefix: API_PREFIX },
+  );
+
+  return app;
+}
+
+/** Answers any thrown value with the error body; unexpected errors are logged, never shown. */
+function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const { status, body, internal } = mapError(error, request.id);
+  if (internal) {
+    request.log.error({ err: error, headers: headersForLog(request.headers) }, 'request failed');
+  } else if (status >= 500) {
+    request.log.warn({ code: body.error.code }, body.error.message);
+  }
+  return reply.code(status).header(REQUEST_ID_HEADER, request.id).send(body);
+}

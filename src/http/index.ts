@@ -1,0 +1,16 @@
+export { createHttpApp, API_PREFIX } from './app.js';
+export type { HttpAppOptions, ReadinessCheck } from './app.js';
+export { mapError, notFoundBody, errorBodySchema, INTERNAL_ERROR_MESSAGE } from './errors.js';
+export type { ErrorBody, MappedError, FieldError } from './errors.js';
+export { httpMetricsPlugin, routeLabel, HTTP_DURATION_METRIC, HTTP_REQUESTS_METRIC } from './metrics.js';
+export type { HttpMetricsOptions } from './metrics.js';
+export { openApiPlugin } from './openapi.js';
+export type { OpenApiOptions } from './openapi.js';
+export { runReadinessChecks } from './readiness.js';
+export type { ReadinessResult } from './readiness.js';
+export { requestIdFor, REQUEST_ID_HEADER } from './request-id.js';
+export { requestLogPlugin, headersForLog } from './request-log.js';
+export { healthRoutes } from './routes/health.js';
+export type { HealthRoutesOptions } from './routes/health.js';
+export { listenWithShutdown } from './server.js';
+export type { ListenOptions, RunningServer } from './server.js';

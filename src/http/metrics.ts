@@ -1,0 +1,62 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Metrics } from '../core/index.js';
+
+export const HTTP_DURATION_METRIC = 'latchkey_http_request_duration_seconds';
+export const HTTP_REQUESTS_METRIC = 'latchkey_http_requests_total';
+
+type HttpLabel = 'method' | 'route' | 'status_code';
+const LABELS = ['method', 'route', 'status_code'] as const;
+
+export interface HttpMetricsOptions {
+  metrics: Metrics;
+}
+
+/**
+ * The route pattern a request matched (`/api/v1/things/:id`), or `unmatched`. Never the raw URL:
+ * it may hold ids or secrets, and it would make label values unbounded.
+ */
+export function routeLabel(request: FastifyRequest): string {
+  if (request.is404) return 'unmatched';
+  return request.routeOptions.url ?? 'unmatched';
+}
+
+/**
+ * Records every response in `latchkey_http_request_duration_seconds` and
+ * `latchkey_http_requests_total`, labelled by method, route pattern and status code.
+ *
+ * @example
+ * await app.register(httpMetricsPlugin, { metrics: createMetrics() });
+ */
+const httpMetrics: FastifyPluginAsync<HttpMetricsOptions> = async (app, options) => {
+    const { registry } = options.metrics;
+    const duration = existing<Histogram<HttpLabel>>(registry, HTTP_DURATION_METRIC) ??
+      new Histogram({
+        name: HTTP_DURATION_METRIC,
+        help: 'HTTP request duration in seconds, by method, route pattern and status code.',
+        labelNames: LABELS,
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [registry],
+      });
+    const total = existing<Counter<HttpLabel>>(registry, HTTP_REQUESTS_METRIC) ??
+      new Counter({
+        name: HTTP_REQUESTS_METRIC,
+        help: 'HTTP requests answered, by method, route pattern and status code.',
+        labelNames: LABELS,
+        registers: [registry],
+      });
+
+    app.addHook('onResponse', async (request, reply) => {
+      const labels = { method: request.method, route: routeLabel(request), status_code: String(reply.statusCode) };
+      duration.observe(labels, reply.elapsedTime / 1000);
+      total.inc(labels);
+    });
+};
+
+export const httpMetricsPlugin = fp(httpMetrics, { name: 'latchkey-http-metrics' });
+
+/** A second app on the same registry (tests, embedded use) shares the metrics instead of throwing. */
+function existing<T>(registry: Registry, name: string): T | undefined {
+  return registry.getSingleMetric(name) as T | undefined;
+}

@@ -1,0 +1,44 @@
+import fastifySwagger from '@fastify/swagger';
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+
+export interface OpenApiOptions {
+  version: string;
+}
+
+/**
+ * Collects every route's zod schemas into an OpenAPI 3.1 document served at `GET /openapi.json`.
+ * Register before any route: @fastify/swagger learns routes through the onRoute hook.
+ *
+ * @example
+ * await app.register(openApiPlugin, { version: '0.1.0' });
+ */
+const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
+    await app.register(fastifySwagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'Latchkey',
+          description: 'Credential broker: encrypted secrets, API keys, OAuth connectors and tasks that run as a user.',
+          version: options.version,
+        },
+        components: {
+          securitySchemes: {
+            apiKey: {
+              type: 'apiKey',
+              in: 'header',
+              name: 'Authorization',
+              description: '`ApiKey lk_...` (or `Bearer lk_...`).',
+            },
+          },
+        },
+      },
+      transform: jsonSchemaTransform,
+      transformObject: jsonSchemaTransformObject,
+    });
+
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+};
+
+export const openApiPlugin = fp(openApi, { name: 'latchkey-openapi' });

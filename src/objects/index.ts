@@ -1,0 +1,16 @@
+export { ObjectTypeRegistry, checkModelVersions } from './registry.js';
+export type { Attributes, ModelVersion, ObjectType, ObjectTypeDefinition } from './registry.js';
+export { EncryptedObjectStore } from './store.js';
+export type {
+  StoredObject,
+  ListOptions,
+  ListResult,
+  OnUndecryptable,
+  ObjectFailure,
+  UpdateOptions,
+  MaintenanceProgress,
+  MaintenanceReport,
+  EncryptedObjectStoreOptions,
+} from './store.js';
+export { ObjectMaintenance } from './maintenance.js';
+export type { ObjectMaintenanceOptions } from './maintenance.js';

@@ -1,0 +1,195 @@
+import type { Kysely } from 'kysely';
+import { LatchkeyError, type Metrics } from '../core/index.js';
+import type { DataKeys } from '../crypto/index.js';
+import type { Database } from '../db/index.js';
+import type { ObjectTypeRegistry } from './registry.js';
+import { ObjectSealer, type ObjectRow } from './sealer.js';
+import { failureOf, type EncryptedObjectStore, type MaintenanceProgress, type MaintenanceReport, type ObjectFailure } from './store.js';
+
+export interface ObjectMaintenanceOptions {
+  db: Kysely<Database>;
+  registry: ObjectTypeRegistry;
+  dataKeys: DataKeys;
+  store: EncryptedObjectStore;
+  metrics?: Metrics;
+}
+
+function emptyReport(): MaintenanceReport {
+  return { byType: {}, failures: [] };
+}
+
+function tally(report: MaintenanceReport, type: string): void {
+  report.byType[type] = (report.byType[type] ?? 0) + 1;
+}
+
+/**
+ * Whole-store jobs: re-encrypting objects under retired data keys, upgrading model versions and
+ * scanning for undecryptable objects. Each is resumable (it works from what the rows say, not from
+ * a journal), safe while servers run (compare-and-set on each row), and ends with a report that
+ * names failures by type and id only.
+ */
+export class ObjectMaintenance {
+  readonly #db: Kysely<Database>;
+  readonly #registry: ObjectTypeRegistry;
+  readonly #dataKeys: DataKeys;
+  readonly #store: EncryptedObjectStore;
+  readonly #sealer: ObjectSealer;
+
+  constructor(options: ObjectMaintenanceOptions) {
+    this.#db = options.db;
+    this.#registry = options.registry;
+    this.#dataKeys = options.dataKeys;
+    this.#store = options.store;
+    this.#sealer = new ObjectSealer(options.dataKeys, options.metrics);
+  }
+
+  /** Objects whose secrets are sealed under a retired data key. */
+  async countUnderRetiredKeys(): Promise<number> {
+    const retired = await this.#dataKeys.retiredIds();
+    if (retired.length === 0) return 0;
+    const row = await this.#db
+      .selectFrom('objects')
+      .select(({ fn }) => fn.countAll<number>().as('n'))
+      .where('data_key_id', 'in', retired)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /**
+   * Reseals every object still under a retired data key with its tenant's primary data key, in
+   * batches (one transaction each). Crypto runs before each transaction opens, so a batch holds
+   * the write lock only for its updates.
+   */
+  async reencryptUnderRetiredKeys(options: { batchSize?: number; onProgress?: MaintenanceProgress } = {}): Promise<MaintenanceReport> {
+    const batchSize = options.batchSize ?? 500;
+    const report = emptyReport();
+    const failed = new Set<string>();
+    const total = await this.countUnderRetiredKeys();
+    let done = 0;
+    // A write racing a pass may still land under a retired key (a server's primary-key cache);
+    // later passes pick those up.
+    for (let pass = 0; pass < 3; pass++) {
+      const retired = await this.#dataKeys.retiredIds();
+      if (retired.length === 0) break;
+      let cursor = '';
+      let touched = 0;
+      for (;;) {
+        const rows = await this.#db
+          .selectFrom('objects')
+          .selectAll()
+          .where('data_key_id', 'in', retired)
+          .where('id', '>', cursor)
+          .orderBy('id')
+          .limit(batchSize)
+          .execute();
+        if (rows.length === 0) break;
+        cursor = rows[rows.length - 1]!.id;
+        const updates: { row: ObjectRow; secrets: string; dataKeyId: string | null }[] = [];
+        for (const row of rows) {
+          if (failed.has(row.id)) continue;
+          try {
+            const type = this.#registry.get(row.type);
+            const resealed = await this.#sealer.reseal(type, row);
+            updates.push({ row, secrets: resealed.secrets, dataKeyId: resealed.data_key_id });
+          } catch (err) {
+            failed.add(row.id);
+            report.failures.push(failureOf(row.type, row.id, err));
+          }
+        }
+        await this.#db.transaction().execute(async (trx) => {
+          for (const u of updates) {
+            // Same content, same revision: a concurrent writer's compare-and-set still applies.
+            const result = await trx
+              .updateTable('objects')
+              .set({ secrets: u.secrets, data_key_id: u.dataKeyId })
+              .where('id', '=', u.row.id)
+              .where('revision', '=', u.row.revision)
+              .executeTakeFirst();
+            if (Number(result.numUpdatedRows) === 1) tally(report, u.row.type);
+          }
+        });
+        touched += rows.length;
+        done += rows.length;
+        options.onProgress?.(Math.min(done, Math.max(total, done)), Math.max(total, done));
+      }
+      if (touched === 0 || (await this.countUnderRetiredKeys()) <= failed.size) break;
+    }
+    return report;
+  }
+
+  /** Objects written at an older model version than this process knows, by type. */
+  async countOutdated(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const type of this.#registry.list()) {
+      const row = await this.#db
+        .selectFrom('objects')
+        .select(({ fn }) => fn.countAll<number>().as('n'))
+        .where('type', '=', type.name)
+        .where('model_version', '<', type.latest.version)
+        .executeTakeFirstOrThrow();
+      if (Number(row.n) > 0) out[type.name] = Number(row.n);
+    }
+    return out;
+  }
+
+  /** Rewrites every object of an older model version at the latest one. */
+  async upgradeModelVersions(options: { onProgress?: MaintenanceProgress } = {}): Promise<MaintenanceReport> {
+    const report = emptyReport();
+    const total = Object.values(await this.countOutdated()).reduce((a, b) => a + b, 0);
+    let done = 0;
+    for (const type of this.#registry.list()) {
+      let cursor = '';
+      for (;;) {
+        const rows = await this.#db
+          .selectFrom('objects')
+          .select(['id', 'tenant_id', 'revision'])
+          .where('type', '=', type.name)
+          .where('model_version', '<', type.latest.version)
+          .where('id', '>', cursor)
+          .orderBy('id')
+          .limit(200)
+          .execute();
+        if (rows.length === 0) break;
+        cursor = rows[rows.length - 1]!.id;
+        for (const row of rows) {
+          try {
+            await this.#store.update(type.name, row.tenant_id, row.id, {}, { expectedRevision: row.revision });
+            tally(report, type.name);
+          } catch (err) {
+            // A concurrent writer already rewrote it at the latest version.
+            if (!(err instanceof LatchkeyError && err.code === 'conflict')) report.failures.push(failureOf(type.name, row.id, err));
+          }
+          done++;
+          options.onProgress?.(done, total);
+        }
+      }
+    }
+    return report;
+  }
+
+  /** Tries to decrypt every object; lists those that fail, by type and id. */
+  async scan(options: { onProgress?: MaintenanceProgress; batchSize?: number } = {}): Promise<{ checked: number; failures: ObjectFailure[] }> {
+    const batchSize = options.batchSize ?? 500;
+    const totalRow = await this.#db.selectFrom('objects').select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const total = Number(totalRow.n);
+    const failures: ObjectFailure[] = [];
+    let checked = 0;
+    let cursor = '';
+    for (;;) {
+      const rows = await this.#db.selectFrom('objects').selectAll().where('id', '>', cursor).orderBy('id').limit(batchSize).execute();
+      if (rows.length === 0) break;
+      cursor = rows[rows.length - 1]!.id;
+      for (const row of rows) {
+        try {
+          const type = this.#registry.get(row.type);
+          await this.#sealer.open(type, row, JSON.parse(row.attributes) as Record<string, unknown>);
+        } catch (err) {
+          failures.push(failureOf(row.type, row.id, err));
+        }
+        checked++;
+        options.onProgress?.(checked, total);
+      }
+    }
+    return { checked, failures };
+  }
+}

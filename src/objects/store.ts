@@ -1,0 +1,263 @@
+import type { Kysely } from 'kysely';
+import type { z } from 'zod';
+import { LatchkeyError, newId, systemClock, type Clock, type Metrics } from '../core/index.js';
+import type { DataKeys } from '../crypto/index.js';
+import type { Database } from '../db/index.js';
+import type { Attributes, ObjectType, ObjectTypeRegistry } from './registry.js';
+import { ObjectSealer, omit, type ObjectRow } from './sealer.js';
+
+/** An object as the store hands it out. Ordinary reads carry no encrypted attribute. */
+export interface StoredObject {
+  id: string;
+  type: string;
+  tenantId: string;
+  modelVersion: number;
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+  attributes: Attributes;
+}
+
+/** What a list does when it meets an object it cannot decrypt. */
+export type OnUndecryptable = 'fail' | 'skip';
+
+export interface ListOptions {
+  /** Decrypt encrypted attributes (default false: lists never decrypt unless asked). */
+  decrypt?: boolean;
+  onUndecryptable?: OnUndecryptable;
+  limit?: number;
+  /** Return objects with an id greater than this (keyset pagination). */
+  after?: string;
+}
+
+export interface ObjectFailure {
+  type: string;
+  id: string;
+  code: string;
+  message: string;
+}
+
+export interface ListResult {
+  items: StoredObject[];
+  /** Objects skipped because they could not be decrypted (only with onUndecryptable 'skip'). */
+  failures: ObjectFailure[];
+  /** Cursor for the next page, when there may be more. */
+  next: string | undefined;
+}
+
+export interface UpdateOptions {
+  /** Refuse with `conflict` unless the object is still at this revision. */
+  expectedRevision?: number;
+}
+
+export interface MaintenanceProgress {
+  (done: number, total: number): void;
+}
+
+export interface MaintenanceReport {
+  /** Objects handled, by type. */
+  byType: Record<string, number>;
+  failures: ObjectFailure[];
+}
+
+export interface EncryptedObjectStoreOptions {
+  db: Kysely<Database>;
+  registry: ObjectTypeRegistry;
+  dataKeys: DataKeys;
+  clock?: Clock;
+  metrics?: Metrics;
+}
+
+function validationError(type: string, error: z.ZodError): LatchkeyError {
+  const fields = error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
+  const first = fields[0];
+  const where = first && first.path ? `"${first.path}" ${first.message.toLowerCase()}` : (first?.message ?? 'invalid');
+  return new LatchkeyError('validation_failed', `The ${type} attributes are invalid: ${where}.`, { details: { fields } });
+}
+
+export function failureOf(type: string, id: string, err: unknown): ObjectFailure {
+  if (err instanceof LatchkeyError) return { type, id, code: err.code, message: err.message };
+  return { type, id, code: 'internal_error', message: `Object ${type} ${id} could not be processed.` };
+}
+
+/**
+ * The encrypted object store: every secret at rest is sealed with AES-256-GCM under the tenant's
+ * data key, with AAD binding it to type, id, tenant, attribute name and the type's AAD attributes.
+ *
+ * @example
+ * const created = await store.create('webhook', 'tenant_1', { url, signingSecret });
+ * created.attributes.signingSecret;                 // undefined: ordinary reads strip secrets
+ * (await store.getDecrypted('webhook', 'tenant_1', created.id)).attributes.signingSecret;
+ */
+export class EncryptedObjectStore {
+  readonly #db: Kysely<Database>;
+  readonly #registry: ObjectTypeRegistry;
+  readonly #sealer: ObjectSealer;
+  readonly #clock: Clock;
+
+  constructor(options: EncryptedObjectStoreOptions) {
+    this.#db = options.db;
+    this.#registry = options.registry;
+    this.#sealer = new ObjectSealer(options.dataKeys, options.metrics);
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  get registry(): ObjectTypeRegistry {
+    return this.#registry;
+  }
+
+  async create(typeName: string, tenantId: string, attributes: Attributes, options: { id?: string } = {}): Promise<StoredObject> {
+    const type = this.#registry.get(typeName);
+    const valid = this.#validate(type, attributes);
+    const id = options.id ?? newId(typeName.replace(/_/g, '').slice(0, 12));
+    const now = this.#clock.now().toISOString();
+    const sealed = await this.#sealer.seal(type, tenantId, id, valid);
+    try {
+      await this.#db
+        .insertInto('objects')
+        .values({ id, type: type.name, tenant_id: tenantId, model_version: type.latest.version, ...sealed, created_at: now, updated_at: now })
+        .execute();
+    } catch (err) {
+      const exists = await this.#db.selectFrom('objects').select('id').where('id', '=', id).executeTakeFirst();
+      if (exists) throw new LatchkeyError('conflict', `An object with id ${id} already exists.`, { cause: err });
+      throw err;
+    }
+    return this.#view(type, { id, tenantId, version: type.latest.version, revision: 1, createdAt: now, updatedAt: now }, valid, false);
+  }
+
+  /** The object without its encrypted attributes. */
+  async get(typeName: string, tenantId: string, id: string): Promise<StoredObject> {
+    const type = this.#registry.get(typeName);
+    return this.#materialize(type, await this.#row(type, tenantId, id), false);
+  }
+
+  /** The object with its encrypted attributes decrypted. Throws DecryptionError if one fails. */
+  async getDecrypted(typeName: string, tenantId: string, id: string): Promise<StoredObject> {
+    const type = this.#registry.get(typeName);
+    return this.#materialize(type, await this.#row(type, tenantId, id), true);
+  }
+
+  async list(typeName: string, tenantId: string, options: ListOptions = {}): Promise<ListResult> {
+    const type = this.#registry.get(typeName);
+    const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);
+    let query = this.#db
+      .selectFrom('objects')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('type', '=', type.name)
+      .orderBy('id')
+      .limit(limit);
+    if (options.after !== undefined) query = query.where('id', '>', options.after);
+    const rows = await query.execute();
+    const result: ListResult = { items: [], failures: [], next: rows.length === limit ? rows[rows.length - 1]?.id : undefined };
+    for (const row of rows) {
+      try {
+        result.items.push(await this.#materialize(type, row, options.decrypt ?? false));
+      } catch (err) {
+        if ((options.onUndecryptable ?? 'fail') === 'fail' || !(err instanceof LatchkeyError)) throw err;
+        result.failures.push(failureOf(type.name, row.id, err));
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Merges `patch` into the object and writes it at the latest model version, resealing every
+   * secret (AAD attributes may have changed). Compare-and-set on the revision: a concurrent write
+   * is never lost.
+   */
+  async update(typeName: string, tenantId: string, id: string, patch: Attributes, options: UpdateOptions = {}): Promise<StoredObject> {
+    const type = this.#registry.get(typeName);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const row = await this.#row(type, tenantId, id);
+      if (options.expectedRevision !== undefined && row.revision !== options.expectedRevision) {
+        throw new LatchkeyError('conflict', `The ${type.name} ${id} was changed by someone else; read it again and retry.`);
+      }
+      const current = await this.#materialize(type, row, true);
+      const valid = this.#validate(type, { ...current.attributes, ...patch });
+      const sealed = await this.#sealer.seal(type, tenantId, id, valid);
+      const now = this.#clock.now().toISOString();
+      const result = await this.#db
+        .updateTable('objects')
+        .set({ ...sealed, model_version: type.latest.version, revision: row.revision + 1, updated_at: now })
+        .where('id', '=', id)
+        .where('tenant_id', '=', tenantId)
+        .where('revision', '=', row.revision)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 1) {
+        return this.#view(type, { id, tenantId, version: type.latest.version, revision: row.revision + 1, createdAt: row.created_at, updatedAt: now }, valid, false);
+      }
+      if (options.expectedRevision !== undefined) {
+        throw new LatchkeyError('conflict', `The ${type.name} ${id} was changed by someone else; read it again and retry.`);
+      }
+    }
+    throw new LatchkeyError('conflict', `The ${type.name} ${id} is being changed too often to update; retry later.`);
+  }
+
+  /** Deletes the object. Returns false when there was none (in this tenant). */
+  async delete(typeName: string, tenantId: string, id: string): Promise<boolean> {
+    const type = this.#registry.get(typeName);
+    const result = await this.#db
+      .deleteFrom('objects')
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId)
+      .where('type', '=', type.name)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async #row(type: ObjectType, tenantId: string, id: string): Promise<ObjectRow> {
+    const row = await this.#db
+      .selectFrom('objects')
+      .selectAll()
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId)
+      .where('type', '=', type.name)
+      .executeTakeFirst();
+    // The same answer for "no such id" and "another tenant's id": ids are no oracle.
+    if (!row) throw new LatchkeyError('not_found', `No ${type.name} with id ${id} exists.`);
+    return row;
+  }
+
+  #validate(type: ObjectType, attributes: Attributes): Attributes {
+    const parsed = type.latest.schema.safeParse(attributes);
+    if (!parsed.success) throw validationError(type.name, parsed.error);
+    return parsed.data as Attributes;
+  }
+
+  async #materialize(type: ObjectType, row: ObjectRow, decrypt: boolean): Promise<StoredObject> {
+    const plain = JSON.parse(row.attributes) as Attributes;
+    let attributes: Attributes = decrypt ? { ...plain, ...(await this.#sealer.open(type, row, plain)) } : { ...plain };
+    // Upgrade on read; objects from a newer version are read through the latest schema this
+    // process knows (unknown attributes are dropped, the rolling-upgrade rules keep the rest).
+    for (let v = row.model_version + 1; v <= type.latest.version; v++) {
+      const step = type.version(v);
+      if (step?.up) attributes = step.up(attributes);
+    }
+    const schema = decrypt ? type.latest.schema : type.latest.schema.omit(Object.fromEntries(type.latest.attributesToEncrypt.map((n) => [n, true])) as never);
+    const parsed = schema.safeParse(attributes);
+    if (!parsed.success) {
+      throw new LatchkeyError('corrupt_object', `The ${type.name} ${row.id} does not match model version ${Math.min(row.model_version, type.latest.version)}.`);
+    }
+    return this.#view(type, { id: row.id, tenantId: row.tenant_id, version: row.model_version, revision: row.revision, createdAt: row.created_at, updatedAt: row.updated_at }, parsed.data as Attributes, decrypt);
+  }
+
+  #view(
+    type: ObjectType,
+    meta: { id: string; tenantId: string; version: number; revision: number; createdAt: string; updatedAt: string },
+    attributes: Attributes,
+    withSecrets: boolean,
+  ): StoredObject {
+    return {
+      id: meta.id,
+      type: type.name,
+      tenantId: meta.tenantId,
+      modelVersion: meta.version,
+      revision: meta.revision,
+      createdAt: meta.createdAt,
+      updatedAt: meta.updatedAt,
+      attributes: withSecrets ? attributes : omit(attributes, type.latest.attributesToEncrypt),
+    };
+  }
+
+}
