@@ -192,6 +192,22 @@ export class DataKeys {
     return created;
   }
 
+  /**
+   * Rotates the tenant's data key unless its primary was made at or after `since` (a rekey run
+   * resumed after a crash rotates each tenant once). Returns whether it rotated.
+   */
+  async rotateIfOlderThan(tenantId: string, since: string): Promise<boolean> {
+    const row = await this.#db
+      .selectFrom('data_keys')
+      .select('created_at')
+      .where('tenant_id', '=', tenantId)
+      .where('state', '=', 'primary')
+      .executeTakeFirst();
+    if (row && row.created_at >= since) return false;
+    await this.rotate(tenantId);
+    return true;
+  }
+
   /** Tenants that hold at least one data key. */
   async tenants(): Promise<string[]> {
     const rows = await this.#db.selectFrom('data_keys').select('tenant_id').distinct().orderBy('tenant_id').execute();

@@ -1,5 +1,5 @@
 export type { DatabaseHandle, DialectName, PoolStats } from './adapter.js';
-export type { Database, DataKeysTable, ObjectsTable } from './schema.js';
+export type { Database, DataKeysTable, ObjectsTable, MaintenanceRunsTable } from './schema.js';
 export { openDatabase, sqlitePath } from './open.js';
 export type { OpenDatabaseOptions } from './open.js';
 export { openSqlite } from './sqlite.js';
@@ -8,3 +8,4 @@ export { openPostgres, describePostgresUrl } from './postgres.js';
 export type { PostgresOptions } from './postgres.js';
 export { migrateToLatest, migrationStatus, pendingMigrations } from './migrator.js';
 export type { MigrationStatus } from './migrator.js';
+export { registerDatabaseMetrics } from './metrics.js';

@@ -32,7 +32,16 @@ export interface ObjectsTable {
   updated_at: string;
 }
 
+/** Store-wide maintenance jobs, so a crashed run is resumed rather than restarted. */
+export interface MaintenanceRunsTable {
+  id: string;
+  kind: string;
+  started_at: string;
+  finished_at: string | null;
+}
+
 export interface Database {
+  maintenance_runs: MaintenanceRunsTable;
   data_keys: DataKeysTable;
   objects: ObjectsTable;
 }

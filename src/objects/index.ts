@@ -13,4 +13,4 @@ export type {
   EncryptedObjectStoreOptions,
 } from './store.js';
 export { ObjectMaintenance } from './maintenance.js';
-export type { ObjectMaintenanceOptions } from './maintenance.js';
+export type { ObjectMaintenanceOptions, RekeyDataKeysReport } from './maintenance.js';

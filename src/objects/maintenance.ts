@@ -1,10 +1,19 @@
 import type { Kysely } from 'kysely';
-import { LatchkeyError, type Metrics } from '../core/index.js';
+import { LatchkeyError, newId, systemClock, type Clock, type Metrics } from '../core/index.js';
 import type { DataKeys } from '../crypto/index.js';
 import type { Database } from '../db/index.js';
 import type { ObjectTypeRegistry } from './registry.js';
 import { ObjectSealer, type ObjectRow } from './sealer.js';
 import { failureOf, type EncryptedObjectStore, type MaintenanceProgress, type MaintenanceReport, type ObjectFailure } from './store.js';
+
+export interface RekeyDataKeysReport extends MaintenanceReport {
+  /** This call finished a run that an earlier, interrupted call started. */
+  resumed: boolean;
+  rotatedTenants: number;
+  prunedDataKeys: number;
+  /** False while objects that failed still hold retired keys; the run is resumed next time. */
+  finished: boolean;
+}
 
 export interface ObjectMaintenanceOptions {
   db: Kysely<Database>;
@@ -12,6 +21,7 @@ export interface ObjectMaintenanceOptions {
   dataKeys: DataKeys;
   store: EncryptedObjectStore;
   metrics?: Metrics;
+  clock?: Clock;
 }
 
 function emptyReport(): MaintenanceReport {
@@ -34,8 +44,10 @@ export class ObjectMaintenance {
   readonly #dataKeys: DataKeys;
   readonly #store: EncryptedObjectStore;
   readonly #sealer: ObjectSealer;
+  readonly #clock: Clock;
 
   constructor(options: ObjectMaintenanceOptions) {
+    this.#clock = options.clock ?? systemClock;
     this.#db = options.db;
     this.#registry = options.registry;
     this.#dataKeys = options.dataKeys;
@@ -115,6 +127,54 @@ export class ObjectMaintenance {
       if (touched === 0 || (await this.countUnderRetiredKeys()) <= failed.size) break;
     }
     return report;
+  }
+
+  /**
+   * `rekey --data-keys`: gives every tenant a fresh data key, waits until running servers have
+   * stopped sealing with the old ones (their primary-key cache bound), re-encrypts every object,
+   * and deletes the retired keys. A run interrupted by a crash is resumed by the next call: each
+   * tenant is rotated once per run.
+   */
+  async rekeyDataKeys(options: {
+    batchSize?: number;
+    /** How long servers may keep using a retired primary key (their cache bound). */
+    settleMs?: number;
+    onPhase?: (phase: 'rotating' | 'settling' | 'reencrypting' | 'pruning', detail: string) => void;
+    onProgress?: MaintenanceProgress;
+  } = {}): Promise<RekeyDataKeysReport> {
+    const db = this.#db;
+    let run = await db
+      .selectFrom('maintenance_runs')
+      .selectAll()
+      .where('kind', '=', 'rekey-data-keys')
+      .where('finished_at', 'is', null)
+      .orderBy('started_at')
+      .executeTakeFirst();
+    const resumed = run !== undefined;
+    if (!run) {
+      run = { id: newId('run'), kind: 'rekey-data-keys', started_at: this.#clock.now().toISOString(), finished_at: null };
+      await db.insertInto('maintenance_runs').values(run).execute();
+    }
+    const tenants = await this.#dataKeys.tenants();
+    options.onPhase?.('rotating', `${tenants.length} tenants`);
+    let rotatedTenants = 0;
+    for (const tenant of tenants) {
+      if (await this.#dataKeys.rotateIfOlderThan(tenant, run.started_at)) rotatedTenants++;
+    }
+    const settleMs = options.settleMs ?? this.#dataKeys.primaryCacheMs;
+    if (settleMs > 0) {
+      options.onPhase?.('settling', `${settleMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, settleMs));
+    }
+    options.onPhase?.('reencrypting', `${await this.countUnderRetiredKeys()} objects`);
+    const report = await this.reencryptUnderRetiredKeys({ batchSize: options.batchSize, onProgress: options.onProgress });
+    options.onPhase?.('pruning', 'retired data keys');
+    const prunedDataKeys = await this.#dataKeys.pruneRetired();
+    const finished = report.failures.length === 0;
+    if (finished) {
+      await db.updateTable('maintenance_runs').set({ finished_at: this.#clock.now().toISOString() }).where('id', '=', run.id).execute();
+    }
+    return { ...report, resumed, rotatedTenants, prunedDataKeys, finished };
   }
 
   /** Objects written at an older model version than this process knows, by type. */

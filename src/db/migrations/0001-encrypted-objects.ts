@@ -41,8 +41,19 @@ export const encryptedObjects: Migration = {
     await db.schema.createIndex('objects_tenant_type').on('objects').columns(['tenant_id', 'type', 'id']).execute();
     await db.schema.createIndex('objects_type_version').on('objects').columns(['type', 'model_version']).execute();
     await db.schema.createIndex('objects_data_key').on('objects').columns(['data_key_id', 'id']).execute();
+
+    // Long store-wide jobs (rekey --data-keys) record their start, so a rerun after a crash
+    // resumes the same run instead of starting another.
+    await db.schema
+      .createTable('maintenance_runs')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('finished_at', 'text')
+      .execute();
   },
   async down(db: Kysely<unknown>) {
+    await db.schema.dropTable('maintenance_runs').execute();
     await db.schema.dropTable('objects').execute();
     await db.schema.dropTable('data_keys').execute();
   },

@@ -1,0 +1,46 @@
+import { Command } from 'commander';
+import { createLatchkey } from '../../latchkey.js';
+import { migrateToLatest, openDatabase } from '../../db/index.js';
+import { createLogger } from '../../core/index.js';
+import { createProgress } from '../progress.js';
+import { settingsFrom, withSettingsOptions } from '../settings-options.js';
+
+export function migrateCommand(): Command {
+  return withSettingsOptions(new Command('migrate'))
+    .description('Apply pending database migrations, then upgrade stored objects to the latest model versions.')
+    .action(async (_opts, command: Command) => {
+      const settings = settingsFrom(command);
+      const out = process.stdout;
+      const database = openDatabase({ url: settings.databaseUrl, dataDir: settings.dataDir });
+      let applied: string[];
+      try {
+        applied = await migrateToLatest(database, (name) => out.write(`Applied migration ${name}.\n`));
+      } finally {
+        await database.close();
+      }
+      if (applied.length === 0) out.write('The database schema is up to date.\n');
+
+      const latchkey = await createLatchkey({
+        settings,
+        logger: createLogger({ level: 'warn' }),
+        migrate: false,
+        http: false,
+      });
+      try {
+        const outdated = await latchkey.maintenance.countOutdated();
+        const total = Object.values(outdated).reduce((a, b) => a + b, 0);
+        if (total === 0) {
+          out.write('Every stored object is at its latest model version.\n');
+          return;
+        }
+        const progress = createProgress('Upgrading objects');
+        const report = await latchkey.maintenance.upgradeModelVersions({ onProgress: (d, t) => progress.update(d, t) });
+        progress.stop();
+        for (const [type, count] of Object.entries(report.byType)) out.write(`Upgraded ${count} ${type} objects.\n`);
+        for (const f of report.failures) out.write(`Failed: ${f.type} ${f.id}: ${f.code}\n`);
+        if (report.failures.length > 0) process.exitCode = 1;
+      } finally {
+        await latchkey.close();
+      }
+    });
+}

@@ -1,0 +1,145 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { createLogger, createMetrics, LatchkeyError, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
+import { DataKeys, loadKeyring, type Keyring } from './crypto/index.js';
+import { migrateToLatest, openDatabase, pendingMigrations, registerDatabaseMetrics, type DatabaseHandle } from './db/index.js';
+import { createHttpApp, listenWithShutdown, type RunningServer } from './http/index.js';
+import { VERSION } from './version.js';
+import { EncryptedObjectStore, ObjectMaintenance, ObjectTypeRegistry, type ObjectTypeDefinition } from './objects/index.js';
+
+/** Object types every Latchkey process registers. Later modules add theirs here. */
+export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [];
+
+export interface LatchkeyOptions {
+  settings: Settings;
+  logger?: Logger;
+  clock?: Clock;
+  /** Apply pending migrations while starting (default true). */
+  migrate?: boolean;
+  /** May create `<dataDir>/master.key` when no key is configured (default: only on SQLite). */
+  allowKeyCreation?: boolean;
+  /** Extra object types (an embedding application's own). */
+  objectTypes?: readonly ObjectTypeDefinition[];
+  /** Build the HTTP app (default true; CLI maintenance commands skip it). */
+  http?: boolean;
+}
+
+/** One assembled Latchkey instance: everything the server, the CLI and embedders use. */
+export interface Latchkey {
+  settings: Settings;
+  logger: Logger;
+  metrics: Metrics;
+  database: DatabaseHandle;
+  keyring: Keyring;
+  dataKeys: DataKeys;
+  registry: ObjectTypeRegistry;
+  store: EncryptedObjectStore;
+  maintenance: ObjectMaintenance;
+  /** Undefined when built with `http: false`. */
+  app: FastifyInstance | undefined;
+  /** Listens on the configured host and port; shuts down gracefully on SIGTERM/SIGINT. */
+  listen(): Promise<RunningServer>;
+  close(): Promise<void>;
+}
+
+/**
+ * Assembles Latchkey from settings: key, database (migrated), encrypted object store and HTTP app.
+ * Every dependency is built here and passed down; no module reads the environment.
+ *
+ * @example
+ * const latchkey = await createLatchkey({ settings: loadSettings({ env: process.env }) });
+ * const server = await latchkey.listen();
+ * await server.closed;
+ */
+export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey> {
+  const { settings } = options;
+  const logger = options.logger ?? createLogger({ level: settings.logLevel });
+  const clock = options.clock ?? systemClock;
+  const metrics = createMetrics();
+  const { keyring } = loadKeyring({
+    encryptionKey: settings.encryptionKey,
+    decryptionKeys: settings.decryptionKeys,
+    keyFile: settings.keyFile,
+    dataDir: settings.dataDir,
+    allowCreate: options.allowKeyCreation ?? settings.databaseUrl === undefined,
+    logger,
+  });
+  const database = openDatabase({ url: settings.databaseUrl, dataDir: settings.dataDir });
+  try {
+    if (options.migrate ?? true) {
+      await migrateToLatest(database, (name) => logger.info({ migration: name }, `Applied migration ${name}.`));
+    }
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  registerDatabaseMetrics(metrics.registry, database);
+
+  const registry = new ObjectTypeRegistry();
+  for (const type of [...BUILTIN_OBJECT_TYPES, ...(options.objectTypes ?? [])]) registry.register(type);
+  const dataKeys = new DataKeys({ db: database.db, keyring, clock, metrics });
+  const store = new EncryptedObjectStore({ db: database.db, registry, dataKeys, clock, metrics });
+  const maintenance = new ObjectMaintenance({ db: database.db, registry, dataKeys, store, metrics, clock });
+
+  const apiPlugins: FastifyPluginAsync[] = [];
+  const app =
+    options.http === false
+      ? undefined
+      : await createHttpApp({
+          logger,
+          metrics,
+          apiPlugins,
+          version: VERSION,
+          readiness: [
+            { name: 'database', check: () => database.ping() },
+            {
+              name: 'migrations',
+              check: async () => {
+                const pending = await pendingMigrations(database);
+                if (pending.length > 0) throw new LatchkeyError('not_ready', `${pending.length} migrations are pending.`);
+              },
+            },
+            {
+              name: 'key',
+              check: async () => {
+                // The key is loaded at start; this proves it is usable.
+                if (keyring.primary.key.length !== 32) throw new LatchkeyError('not_ready', 'The master key is not loaded.');
+              },
+            },
+          ],
+        });
+
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    if (app) await app.close();
+    await database.close();
+  };
+
+  return {
+    settings,
+    logger,
+    metrics,
+    database,
+    keyring,
+    dataKeys,
+    registry,
+    store,
+    maintenance,
+    app,
+    async listen() {
+      if (!app) throw new LatchkeyError('internal_error', 'This instance was built without its HTTP app.');
+      return listenWithShutdown(app, {
+        host: settings.host,
+        port: settings.port,
+        shutdownTimeoutMs: settings.shutdownTimeoutMs,
+        logger,
+        onClose: async () => {
+          closed = true;
+          await database.close();
+        },
+      });
+    },
+    close,
+  };
+}
