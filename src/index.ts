@@ -1,5 +1,5 @@
 // The library entry: `createLatchkey(options)` and the public types of each module.
-export { createLatchkey, BUILTIN_OBJECT_TYPES } from './latchkey.js';
+export { createLatchkey, builtinRegistry, BUILTIN_OBJECT_TYPES } from './latchkey.js';
 export type { Latchkey, LatchkeyOptions } from './latchkey.js';
 export { loadSettings, LatchkeyError, ConfigError, DecryptionError, UnsafeModelChangeError, createLogger } from './core/index.js';
 export type { Settings, SettingsInput, ErrorCode, Logger } from './core/index.js';

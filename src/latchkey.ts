@@ -23,6 +23,13 @@ export interface LatchkeyOptions {
   http?: boolean;
 }
 
+/** A registry of the built-in object types (plus extra ones). */
+export function builtinRegistry(extra: readonly ObjectTypeDefinition[] = []): ObjectTypeRegistry {
+  const registry = new ObjectTypeRegistry();
+  for (const type of [...BUILTIN_OBJECT_TYPES, ...extra]) registry.register(type);
+  return registry;
+}
+
 /** One assembled Latchkey instance: everything the server, the CLI and embedders use. */
 export interface Latchkey {
   settings: Settings;
@@ -74,8 +81,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
   }
   registerDatabaseMetrics(metrics.registry, database);
 
-  const registry = new ObjectTypeRegistry();
-  for (const type of [...BUILTIN_OBJECT_TYPES, ...(options.objectTypes ?? [])]) registry.register(type);
+  const registry = builtinRegistry(options.objectTypes);
   const dataKeys = new DataKeys({ db: database.db, keyring, clock, metrics });
   const store = new EncryptedObjectStore({ db: database.db, registry, dataKeys, clock, metrics });
   const maintenance = new ObjectMaintenance({ db: database.db, registry, dataKeys, store, metrics, clock });

@@ -12,5 +12,5 @@ export type {
   MaintenanceReport,
   EncryptedObjectStoreOptions,
 } from './store.js';
-export { ObjectMaintenance } from './maintenance.js';
+export { ObjectMaintenance, countOutdatedObjects } from './maintenance.js';
 export type { ObjectMaintenanceOptions, RekeyDataKeysReport } from './maintenance.js';

@@ -24,6 +24,21 @@ export interface ObjectMaintenanceOptions {
   clock?: Clock;
 }
 
+/** Objects written at an older model version than the registry knows, by type. Needs no key. */
+export async function countOutdatedObjects(db: Kysely<Database>, registry: ObjectTypeRegistry): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const type of registry.list()) {
+    const row = await db
+      .selectFrom('objects')
+      .select(({ fn }) => fn.countAll<number>().as('n'))
+      .where('type', '=', type.name)
+      .where('model_version', '<', type.latest.version)
+      .executeTakeFirstOrThrow();
+    if (Number(row.n) > 0) out[type.name] = Number(row.n);
+  }
+  return out;
+}
+
 function emptyReport(): MaintenanceReport {
   return { byType: {}, failures: [] };
 }
@@ -179,17 +194,7 @@ export class ObjectMaintenance {
 
   /** Objects written at an older model version than this process knows, by type. */
   async countOutdated(): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
-    for (const type of this.#registry.list()) {
-      const row = await this.#db
-        .selectFrom('objects')
-        .select(({ fn }) => fn.countAll<number>().as('n'))
-        .where('type', '=', type.name)
-        .where('model_version', '<', type.latest.version)
-        .executeTakeFirstOrThrow();
-      if (Number(row.n) > 0) out[type.name] = Number(row.n);
-    }
-    return out;
+    return countOutdatedObjects(this.#db, this.#registry);
   }
 
   /** Rewrites every object of an older model version at the latest one. */

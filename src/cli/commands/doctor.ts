@@ -3,8 +3,8 @@ import { Command } from 'commander';
 import { isLatchkeyError, type Settings } from '../../core/index.js';
 import { DataKeys, loadKeyring, type Keyring } from '../../crypto/index.js';
 import { openDatabase, pendingMigrations, sqlitePath, type DatabaseHandle } from '../../db/index.js';
-import { BUILTIN_OBJECT_TYPES } from '../../latchkey.js';
-import { EncryptedObjectStore, ObjectMaintenance, ObjectTypeRegistry } from '../../objects/index.js';
+import { builtinRegistry } from '../../latchkey.js';
+import { EncryptedObjectStore, ObjectMaintenance } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
 import { settingsFrom, withSettingsOptions } from '../settings-options.js';
 
@@ -129,8 +129,7 @@ async function diagnose(settings: Settings, scan: boolean): Promise<Finding[]> {
       add({ status: 'ok', check: 'data keys', message: `${total} data keys, all wrapped by the primary master key` });
     }
 
-    const registry = new ObjectTypeRegistry();
-    for (const type of BUILTIN_OBJECT_TYPES) registry.register(type);
+    const registry = builtinRegistry();
     const dataKeys = new DataKeys({ db: database.db, keyring });
     const store = new EncryptedObjectStore({ db: database.db, registry, dataKeys });
     const maintenance = new ObjectMaintenance({ db: database.db, registry, dataKeys, store });

@@ -1,7 +1,8 @@
 import { Command } from 'commander';
-import { createLatchkey } from '../../latchkey.js';
-import { migrateToLatest, openDatabase } from '../../db/index.js';
 import { createLogger } from '../../core/index.js';
+import { migrateToLatest, openDatabase } from '../../db/index.js';
+import { builtinRegistry, createLatchkey } from '../../latchkey.js';
+import { countOutdatedObjects } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
 import { settingsFrom, withSettingsOptions } from '../settings-options.js';
 
@@ -12,27 +13,21 @@ export function migrateCommand(): Command {
       const settings = settingsFrom(command);
       const out = process.stdout;
       const database = openDatabase({ url: settings.databaseUrl, dataDir: settings.dataDir });
-      let applied: string[];
+      let outdated: Record<string, number>;
       try {
-        applied = await migrateToLatest(database, (name) => out.write(`Applied migration ${name}.\n`));
+        const applied = await migrateToLatest(database, (name) => out.write(`Applied migration ${name}.\n`));
+        if (applied.length === 0) out.write('The database schema is up to date.\n');
+        outdated = await countOutdatedObjects(database.db, builtinRegistry());
       } finally {
         await database.close();
       }
-      if (applied.length === 0) out.write('The database schema is up to date.\n');
-
-      const latchkey = await createLatchkey({
-        settings,
-        logger: createLogger({ level: 'warn' }),
-        migrate: false,
-        http: false,
-      });
+      if (Object.keys(outdated).length === 0) {
+        out.write('Every stored object is at its latest model version.\n');
+        return;
+      }
+      // Upgrading rewrites secrets, so only this step needs the master key.
+      const latchkey = await createLatchkey({ settings, logger: createLogger({ level: 'warn' }), migrate: false, http: false });
       try {
-        const outdated = await latchkey.maintenance.countOutdated();
-        const total = Object.values(outdated).reduce((a, b) => a + b, 0);
-        if (total === 0) {
-          out.write('Every stored object is at its latest model version.\n');
-          return;
-        }
         const progress = createProgress('Upgrading objects');
         const report = await latchkey.maintenance.upgradeModelVersions({ onProgress: (d, t) => progress.update(d, t) });
         progress.stop();
