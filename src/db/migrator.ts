@@ -1,4 +1,4 @@
-import { Migrator, type MigrationResultSet } from 'kysely';
+import { Migrator, sql, type MigrationResultSet } from 'kysely';
 import { LatchkeyError } from '../core/index.js';
 import type { DatabaseHandle } from './adapter.js';
 import { MIGRATIONS } from './migrations/index.js';
@@ -8,18 +8,25 @@ export interface MigrationStatus {
   executedAt: Date | undefined;
 }
 
-function migrator(handle: DatabaseHandle): Migrator {
+async function migrator(handle: DatabaseHandle): Promise<Migrator> {
+  // Kysely looks for its tables in every schema unless told which one; on a PostgreSQL database
+  // holding several schemas (or several Latchkey deployments) it would find another's.
+  const schema =
+    handle.dialect === 'postgres'
+      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(handle.db)).rows[0]?.schema
+      : undefined;
   return new Migrator({
     db: handle.db,
     provider: { getMigrations: async () => MIGRATIONS },
     migrationTableName: 'latchkey_migration',
     migrationLockTableName: 'latchkey_migration_lock',
+    ...(schema ? { migrationTableSchema: schema } : {}),
   });
 }
 
 /** Every known migration and when it ran (undefined: pending). */
 export async function migrationStatus(handle: DatabaseHandle): Promise<MigrationStatus[]> {
-  const all = await migrator(handle).getMigrations();
+  const all = await (await migrator(handle)).getMigrations();
   return all.map((m) => ({ name: m.name, executedAt: m.executedAt }));
 }
 
@@ -36,7 +43,7 @@ export async function migrateToLatest(
   handle: DatabaseHandle,
   onApplied?: (name: string) => void,
 ): Promise<string[]> {
-  const result: MigrationResultSet = await handle.withMigrationLock(() => migrator(handle).migrateToLatest());
+  const result: MigrationResultSet = await handle.withMigrationLock(async () => (await migrator(handle)).migrateToLatest());
   const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
   for (const name of applied) onApplied?.(name);
   if (result.error !== undefined) {

@@ -115,7 +115,8 @@ export class ObjectMaintenance {
         for (const row of rows) {
           if (failed.has(row.id)) continue;
           try {
-            const type = this.#registry.get(row.type);
+            // Types this version does not know (a newer version's) are re-encrypted too.
+            const type = this.#registry.has(row.type) ? this.#registry.get(row.type) : undefined;
             const resealed = await this.#sealer.reseal(type, row);
             updates.push({ row, secrets: resealed.secrets, dataKeyId: resealed.data_key_id });
           } catch (err) {
@@ -246,7 +247,7 @@ export class ObjectMaintenance {
       cursor = rows[rows.length - 1]!.id;
       for (const row of rows) {
         try {
-          const type = this.#registry.get(row.type);
+          const type = this.#registry.has(row.type) ? this.#registry.get(row.type) : undefined;
           await this.#sealer.open(type, row, JSON.parse(row.attributes) as Record<string, unknown>);
         } catch (err) {
           failures.push(failureOf(row.type, row.id, err));

@@ -60,7 +60,8 @@ export function checkModelVersions(definition: ObjectTypeDefinition): void {
   versions.forEach((v, index) => {
     if (v.version !== index + 1) refuse(name, v.version, `versions must be numbered 1, 2, 3... in order`);
     const keys = new Set(keysOf(v.schema));
-    for (const attr of [...v.attributesToEncrypt, ...v.attributesToIncludeInAAD]) {
+    const declared = [...v.attributesToEncrypt, ...v.attributesToIncludeInAAD, ...(v.moves?.encrypt ?? []), ...(v.moves?.decrypt ?? [])];
+    for (const attr of declared) {
       if (!keys.has(attr)) refuse(name, v.version, `attribute "${attr}" is declared but not in the schema`);
     }
     for (const attr of v.attributesToIncludeInAAD) {
@@ -106,11 +107,18 @@ export function checkModelVersions(definition: ObjectTypeDefinition): void {
         refuse(name, v.version, `decrypts attribute "${attr}" that version ${prev.version} encrypts, without declaring the move`);
       }
     }
+    // A declared move must be one: from plain in the previous version to encrypted here, or back.
     for (const attr of declaredEncrypt) {
       if (!v.attributesToEncrypt.includes(attr)) refuse(name, v.version, `declares moving "${attr}" to encrypted but does not encrypt it`);
+      if (!prevKeys.has(attr) || prev.attributesToEncrypt.includes(attr)) {
+        refuse(name, v.version, `declares moving "${attr}" to encrypted but version ${prev.version} does not keep it plain`);
+      }
     }
     for (const attr of declaredDecrypt) {
       if (v.attributesToEncrypt.includes(attr)) refuse(name, v.version, `declares moving "${attr}" to plain but still encrypts it`);
+      if (!prev.attributesToEncrypt.includes(attr)) {
+        refuse(name, v.version, `declares moving "${attr}" to plain but version ${prev.version} does not encrypt it`);
+      }
     }
   });
 }

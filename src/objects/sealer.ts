@@ -18,16 +18,21 @@ export function omit(source: Attributes, names: readonly string[]): Attributes {
   return out;
 }
 
-/** The AAD attribute names an object was sealed with, checked against what the reader knows. */
-export function aadNames(type: ObjectType, row: ObjectRow): string[] {
+/**
+ * The AAD attribute names an object was sealed with, checked against what the reader knows. For a
+ * type this process does not know (maintenance during a rolling upgrade) the stored list is used
+ * as it is: the names are themselves bound into the AAD, so an edited list fails to decrypt.
+ */
+export function aadNames(type: ObjectType | undefined, row: ObjectRow): string[] {
   const stored = JSON.parse(row.aad_attributes) as string[];
+  if (!type) return stored;
   const writer = type.version(row.model_version);
   const expected = writer ? writer.attributesToIncludeInAAD : type.latest.attributesToIncludeInAAD;
   // A version the reader knows must match exactly; a newer one may only have added names.
   const ok = writer
     ? stored.length === expected.length && expected.every((n) => stored.includes(n))
     : expected.every((n) => stored.includes(n));
-  if (!ok) throw new DecryptionError(type.name, row.id, 'its AAD attribute list does not match its model version');
+  if (!ok) throw new DecryptionError(row.type, row.id, 'its AAD attribute list does not match its model version');
   return stored;
 }
 
@@ -64,10 +69,10 @@ export class ObjectSealer {
     };
   }
 
-  /** Decrypts every sealed attribute of the row (whatever version wrote it). */
-  async open(type: ObjectType, row: ObjectRow, plain: Attributes): Promise<Attributes> {
+  /** Decrypts every sealed attribute of the row (whatever version wrote it), or those `only` accepts. */
+  async open(type: ObjectType | undefined, row: ObjectRow, plain: Attributes, only?: (name: string) => boolean): Promise<Attributes> {
     const out: Attributes = {};
-    for (const [name, plaintext] of await this.#openAll(type, row, plain)) out[name] = JSON.parse(plaintext.toString('utf8'));
+    for (const [name, plaintext] of await this.#openAll(type, row, plain, only)) out[name] = JSON.parse(plaintext.toString('utf8'));
     return out;
   }
 
@@ -75,7 +80,7 @@ export class ObjectSealer {
    * Reseals the row's secrets under the tenant's primary data key with the same AAD, leaving
    * everything else as it is (for `rekey --data-keys`).
    */
-  async reseal(type: ObjectType, row: ObjectRow): Promise<{ secrets: string; data_key_id: string | null }> {
+  async reseal(type: ObjectType | undefined, row: ObjectRow): Promise<{ secrets: string; data_key_id: string | null }> {
     const plain = JSON.parse(row.attributes) as Attributes;
     const names = aadNames(type, row);
     const opened = await this.#openAll(type, row, plain);
@@ -84,23 +89,23 @@ export class ObjectSealer {
     const aadAttributes = pick(plain, names);
     const secrets: Record<string, string> = {};
     for (const [name, plaintext] of opened) {
-      const aad = buildAad({ objectType: type.name, objectId: row.id, tenantId: row.tenant_id, attribute: name, aadAttributes });
+      const aad = buildAad({ objectType: row.type, objectId: row.id, tenantId: row.tenant_id, attribute: name, aadAttributes });
       secrets[name] = seal(dataKey.key, dataKey.id, plaintext, aad);
       this.#count('encrypt', 'ok');
     }
     return { secrets: JSON.stringify(secrets), data_key_id: dataKey.id };
   }
 
-  async #openAll(type: ObjectType, row: ObjectRow, plain: Attributes): Promise<[string, Buffer][]> {
+  async #openAll(type: ObjectType | undefined, row: ObjectRow, plain: Attributes, only?: (name: string) => boolean): Promise<[string, Buffer][]> {
     const secrets = JSON.parse(row.secrets) as Record<string, string>;
-    const entries = Object.entries(secrets);
+    const entries = Object.entries(secrets).filter(([name]) => !only || only(name));
     if (entries.length === 0) return [];
     const aadAttributes = pick(plain, aadNames(type, row));
     const out: [string, Buffer][] = [];
     for (const [name, sealed] of entries) {
       const fail = (reason: string, cause?: unknown, code?: 'key_not_found') => {
         this.#count('decrypt', 'error');
-        return new DecryptionError(type.name, row.id, reason, { attribute: name, cause, ...(code ? { code } : {}) });
+        return new DecryptionError(row.type, row.id, reason, { attribute: name, cause, ...(code ? { code } : {}) });
       };
       let keyId: string;
       try {
@@ -119,7 +124,7 @@ export class ObjectSealer {
         }
       }
       if (dataKey.tenantId !== row.tenant_id) throw fail('its data key belongs to another tenant');
-      const aad = buildAad({ objectType: type.name, objectId: row.id, tenantId: row.tenant_id, attribute: name, aadAttributes });
+      const aad = buildAad({ objectType: row.type, objectId: row.id, tenantId: row.tenant_id, attribute: name, aadAttributes });
       try {
         out.push([name, open(dataKey.key, sealed, aad)]);
       } catch (err) {

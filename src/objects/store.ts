@@ -170,6 +170,13 @@ export class EncryptedObjectStore {
     const type = this.#registry.get(typeName);
     for (let attempt = 0; attempt < 5; attempt++) {
       const row = await this.#row(type, tenantId, id);
+      if (row.model_version > type.latest.version) {
+        // Rewriting it at an older version would drop what this version does not know.
+        throw new LatchkeyError(
+          'conflict',
+          `The ${type.name} ${id} was written by a newer version of Latchkey; update it through an upgraded server.`,
+        );
+      }
       if (options.expectedRevision !== undefined && row.revision !== options.expectedRevision) {
         throw new LatchkeyError('conflict', `The ${type.name} ${id} was changed by someone else; read it again and retry.`);
       }
@@ -227,7 +234,10 @@ export class EncryptedObjectStore {
 
   async #materialize(type: ObjectType, row: ObjectRow, decrypt: boolean): Promise<StoredObject> {
     const plain = JSON.parse(row.attributes) as Attributes;
-    let attributes: Attributes = decrypt ? { ...plain, ...(await this.#sealer.open(type, row, plain)) } : { ...plain };
+    // A plain read still opens what another version sealed but this one keeps plain (a declared move).
+    const latest = type.latest;
+    const keptPlain = (name: string) => Object.hasOwn(latest.schema.shape, name) && !latest.attributesToEncrypt.includes(name);
+    let attributes: Attributes = { ...plain, ...(await this.#sealer.open(type, row, plain, decrypt ? undefined : keptPlain)) };
     // Upgrade on read; objects from a newer version are read through the latest schema this
     // process knows (unknown attributes are dropped, the rolling-upgrade rules keep the rest).
     for (let v = row.model_version + 1; v <= type.latest.version; v++) {

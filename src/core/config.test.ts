@@ -1,0 +1,328 @@
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ConfigError, loadSettings, type SettingsInput } from './index.js';
+
+const root = mkdtempSync(join(tmpdir(), 'latchkey-config-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+/** A fresh working directory with an optional config file in it. */
+function workdir(config?: unknown): { cwd: string; file: string } {
+  const cwd = mkdtempSync(join(root, 'cwd-'));
+  const file = join(cwd, 'latchkey.json');
+  if (config !== undefined) writeFileSync(file, typeof config === 'string' ? config : JSON.stringify(config));
+  return { cwd, file };
+}
+
+const key = () => randomBytes(32).toString('base64');
+const password = () => randomBytes(18).toString('hex');
+
+/** Asserts loadSettings refuses the input with exactly `message`, and that no `hidden` text is in it. */
+function assertRefused(input: SettingsInput, message: string, hidden: string[] = []) {
+  assert.throws(
+    () => loadSettings(input),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+      assert.equal(err.code, 'invalid_config');
+      assert.equal(err.message, message);
+      assertOneSentence(err.message);
+      const text = `${err.message} ${JSON.stringify(err)} ${String(err.stack)}`;
+      for (const h of hidden) assert.ok(!text.includes(h), `the error must not echo the secret value: ${err.message}`);
+      return true;
+    },
+  );
+}
+
+/** One sentence: one line, a single full stop at the end and no sentence break before it. */
+function assertOneSentence(message: string) {
+  assert.ok(!message.includes('\n'), `one line: ${message}`);
+  assert.match(message, /[^.]\.$/, `ends with one full stop: ${message}`);
+  assert.doesNotMatch(message, /[.!?]\s+[A-Z]/, `no second sentence: ${message}`);
+}
+
+describe('loadSettings: defaults and precedence', () => {
+  it('uses the defaults when nothing is set, resolving the data directory against cwd', () => {
+    const { cwd } = workdir();
+    const settings = loadSettings({ env: {}, flags: {}, cwd });
+    assert.deepEqual(settings, {
+      host: '127.0.0.1',
+      port: 4400,
+      dataDir: resolve(cwd, 'data'),
+      databaseUrl: undefined,
+      encryptionKey: undefined,
+      decryptionKeys: [],
+      keyFile: undefined,
+      publicUrl: 'http://127.0.0.1:4400',
+      logLevel: 'info',
+      shutdownTimeoutMs: 10_000,
+      configFile: undefined,
+    });
+  });
+
+  it('derives the public URL from host and port, bracketing an IPv6 host', () => {
+    const { cwd } = workdir();
+    assert.equal(loadSettings({ env: { LATCHKEY_HOST: '0.0.0.0', LATCHKEY_PORT: '8080' }, cwd }).publicUrl, 'http://0.0.0.0:8080');
+    assert.equal(loadSettings({ env: { LATCHKEY_HOST: '::1' }, cwd }).publicUrl, 'http://[::1]:4400');
+    assert.equal(loadSettings({ env: { LATCHKEY_PUBLIC_URL: 'https://keys.example.com/' }, cwd }).publicUrl, 'https://keys.example.com');
+  });
+
+  it('takes flags over environment over config file over defaults, setting by setting', () => {
+    const fileKey = key();
+    const envKey = key();
+    const flagKey = key();
+    const { cwd, file } = workdir({
+      host: '10.0.0.1',
+      port: 1001,
+      dataDir: 'from-file',
+      logLevel: 'warn',
+      encryptionKey: fileKey,
+      shutdownTimeout: '1m',
+      publicUrl: 'https://file.example.com',
+    });
+    const env = {
+      LATCHKEY_CONFIG: file,
+      LATCHKEY_PORT: '2002',
+      LATCHKEY_DATA_DIR: 'from-env',
+      LATCHKEY_LOG_LEVEL: 'debug',
+      LATCHKEY_ENCRYPTION_KEY: envKey,
+    };
+    const flags = { port: '3003', encryptionKey: flagKey };
+
+    const all = loadSettings({ flags, env, cwd });
+    assert.equal(all.port, 3003, 'flag over env and file');
+    assert.equal(all.encryptionKey, flagKey, 'flag over env and file');
+    assert.equal(all.dataDir, resolve(cwd, 'from-env'), 'env over file');
+    assert.equal(all.logLevel, 'debug', 'env over file');
+    assert.equal(all.host, '10.0.0.1', 'file over default');
+    assert.equal(all.shutdownTimeoutMs, 60_000, 'file over default');
+    assert.equal(all.publicUrl, 'https://file.example.com');
+    assert.equal(all.keyFile, undefined, 'default');
+    assert.equal(all.configFile, file);
+
+    const noFlags = loadSettings({ env, cwd });
+    assert.equal(noFlags.port, 2002);
+    assert.equal(noFlags.encryptionKey, envKey);
+
+    const fileOnly = loadSettings({ env: { LATCHKEY_CONFIG: file }, cwd });
+    assert.equal(fileOnly.port, 1001);
+    assert.equal(fileOnly.dataDir, resolve(cwd, 'from-file'));
+    assert.equal(fileOnly.logLevel, 'warn');
+    assert.equal(fileOnly.encryptionKey, fileKey);
+
+    // An empty environment variable counts as unset.
+    assert.equal(loadSettings({ env: { LATCHKEY_CONFIG: file, LATCHKEY_PORT: '' }, cwd }).port, 1001);
+  });
+
+  it('finds the config file through --config before LATCHKEY_CONFIG, relative to cwd', () => {
+    const { cwd, file } = workdir({ port: 1111 });
+    mkdirSync(join(cwd, 'other'));
+    writeFileSync(join(cwd, 'other', 'env.json'), JSON.stringify({ port: 2222 }));
+    const settings = loadSettings({ flags: { config: 'latchkey.json' }, env: { LATCHKEY_CONFIG: 'other/env.json' }, cwd });
+    assert.equal(settings.port, 1111);
+    assert.equal(settings.configFile, file);
+    assert.equal(loadSettings({ env: { LATCHKEY_CONFIG: 'other/env.json' }, cwd }).port, 2222);
+  });
+
+  it('parses every setting from its text form', () => {
+    const { cwd } = workdir();
+    const keys = [key(), key()];
+    const pw = password();
+    const settings = loadSettings({
+      env: {
+        LATCHKEY_DATABASE_URL: `postgres://latchkey:${pw}@db.internal:5432/latchkey`,
+        LATCHKEY_DECRYPTION_KEYS: ` ${keys[0]} ,, ${keys[1]} `,
+        LATCHKEY_KEY_FILE: 'keys/master.key',
+        LATCHKEY_SHUTDOWN_TIMEOUT: '2500',
+        LATCHKEY_PORT: ' 8443 ',
+      },
+      cwd,
+    });
+    assert.equal(settings.databaseUrl, `postgres://latchkey:${pw}@db.internal:5432/latchkey`);
+    assert.deepEqual(settings.decryptionKeys, keys);
+    assert.equal(settings.keyFile, resolve(cwd, 'keys/master.key'));
+    assert.equal(settings.shutdownTimeoutMs, 2500);
+    assert.equal(settings.port, 8443);
+    const { cwd: cwd2, file } = workdir({ decryptionKeys: keys, shutdownTimeout: 750, port: 65535 });
+    const fromFile = loadSettings({ flags: { config: file }, cwd: cwd2 });
+    assert.deepEqual(fromFile.decryptionKeys, keys);
+    assert.equal(fromFile.shutdownTimeoutMs, 750);
+    assert.equal(fromFile.port, 65535);
+  });
+});
+
+describe('loadSettings: bad values', () => {
+  const portAccepts = 'must be a port number (1-65535)';
+
+  it('names the port setting by its source: environment, flag or config file', () => {
+    const { cwd, file } = workdir({ port: 'notaport' });
+    assertRefused({ env: { LATCHKEY_PORT: 'notaport' }, cwd }, `LATCHKEY_PORT ${portAccepts}, got "notaport".`);
+    assertRefused({ flags: { port: 'notaport' }, cwd }, `--port ${portAccepts}, got "notaport".`);
+    assertRefused({ env: { LATCHKEY_CONFIG: file }, cwd }, `"port" in ${file} ${portAccepts}, got "notaport".`);
+  });
+
+  for (const [raw, shown] of [
+    ['0', '"0"'],
+    ['65536', '"65536"'],
+    ['12abc', '"12abc"'],
+    ['-1', '"-1"'],
+    ['80.5', '"80.5"'],
+  ] as const) {
+    it(`refuses the port ${raw}`, () => {
+      const { cwd } = workdir();
+      assertRefused({ env: { LATCHKEY_PORT: raw }, cwd }, `LATCHKEY_PORT ${portAccepts}, got ${shown}.`);
+    });
+  }
+
+  for (const [value, shown] of [
+    [0, '"0"'],
+    [65536, '"65536"'],
+    [1.5, '"1.5"'],
+    [true, '"true"'],
+  ] as const) {
+    it(`refuses the port ${JSON.stringify(value)} in the config file`, () => {
+      const { cwd, file } = workdir({ port: value });
+      assertRefused({ flags: { config: file }, cwd }, `"port" in ${file} ${portAccepts}, got ${shown}.`);
+    });
+  }
+
+  it('refuses a host with spaces', () => {
+    const { cwd } = workdir();
+    assertRefused({ flags: { host: 'my host' }, cwd }, '--host must be a host name or IP address, got "my host".');
+    assertRefused({ env: { LATCHKEY_HOST: 'exa mple.com' }, cwd }, 'LATCHKEY_HOST must be a host name or IP address, got "exa mple.com".');
+  });
+
+  it('refuses a public URL that is not http or https', () => {
+    const { cwd, file } = workdir({ publicUrl: 'ftp://files.example.com' });
+    const accepts = 'must be an absolute http:// or https:// URL';
+    assertRefused({ env: { LATCHKEY_PUBLIC_URL: 'ftp://files.example.com' }, cwd }, `LATCHKEY_PUBLIC_URL ${accepts}, got "ftp://files.example.com".`);
+    assertRefused({ flags: { publicUrl: '/relative' }, cwd }, `--public-url ${accepts}, got "/relative".`);
+    assertRefused({ flags: { config: file }, cwd }, `"publicUrl" in ${file} ${accepts}, got "ftp://files.example.com".`);
+  });
+
+  it('refuses an unknown log level', () => {
+    const { cwd } = workdir();
+    assertRefused(
+      { env: { LATCHKEY_LOG_LEVEL: 'loud' }, cwd },
+      'LATCHKEY_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud".',
+    );
+  });
+
+  it('refuses a shutdown timeout that is not a duration', () => {
+    const { cwd, file } = workdir({ shutdownTimeout: 'soon' });
+    const accepts = 'must be a duration such as "10s" or a number of milliseconds';
+    assertRefused({ env: { LATCHKEY_SHUTDOWN_TIMEOUT: 'soon' }, cwd }, `LATCHKEY_SHUTDOWN_TIMEOUT ${accepts}, got "soon".`);
+    assertRefused({ flags: { shutdownTimeoutMs: '-5s' }, cwd }, `--shutdown-timeout ${accepts}, got "-5s".`);
+    assertRefused({ flags: { config: file }, cwd }, `"shutdownTimeout" in ${file} ${accepts}, got "soon".`);
+  });
+
+  it('refuses a non-PostgreSQL database URL without echoing it', () => {
+    const pw = password();
+    const url = `mysql://latchkey:${pw}@db.internal/latchkey`;
+    const { cwd, file } = workdir({ databaseUrl: url });
+    const accepts = 'must be a postgres:// or postgresql:// URL (leave it unset for SQLite in the data directory)';
+    assertRefused({ env: { LATCHKEY_DATABASE_URL: url }, cwd }, `LATCHKEY_DATABASE_URL ${accepts}, got a value starting with "mysql://".`, [pw, 'db.internal']);
+    assertRefused({ flags: { databaseUrl: url }, cwd }, `--database-url ${accepts}, got a value starting with "mysql://".`, [pw, 'db.internal']);
+    assertRefused({ flags: { config: file }, cwd }, `"databaseUrl" in ${file} ${accepts}, got a value starting with "mysql://".`, [pw, 'db.internal']);
+  });
+
+  it('refuses a malformed PostgreSQL URL with a password without echoing the password', () => {
+    const pw = password();
+    const url = `postgres://latchkey:${pw}@db internal:5432/latchkey`;
+    const { cwd } = workdir();
+    assertRefused(
+      { env: { LATCHKEY_DATABASE_URL: url }, cwd },
+      'LATCHKEY_DATABASE_URL must be a postgres:// or postgresql:// URL (leave it unset for SQLite in the data directory), got a value starting with "postgres://".',
+      [pw],
+    );
+    const noScheme = `latchkey:${pw}@db.internal/latchkey`;
+    assertRefused(
+      { env: { LATCHKEY_DATABASE_URL: noScheme }, cwd },
+      `LATCHKEY_DATABASE_URL must be a postgres:// or postgresql:// URL (leave it unset for SQLite in the data directory), got a value of ${noScheme.length} characters.`,
+      [pw],
+    );
+  });
+
+  it('refuses an encryption key that is too short, without echoing it', () => {
+    const short = randomBytes(16).toString('base64');
+    const long = randomBytes(48).toString('base64');
+    const notBase64 = `${randomBytes(31).toString('hex')}!!`;
+    const { cwd, file } = workdir({ encryptionKey: short });
+    const accepts = 'must be 32 bytes encoded as base64 (make one with `latchkey keygen`)';
+    for (const bad of [short, long, notBase64]) {
+      assertRefused({ env: { LATCHKEY_ENCRYPTION_KEY: bad }, cwd }, `LATCHKEY_ENCRYPTION_KEY ${accepts}, got a value of ${bad.length} characters.`, [bad]);
+    }
+    assertRefused({ flags: { encryptionKey: short }, cwd }, `--encryption-key ${accepts}, got a value of ${short.length} characters.`, [short]);
+    assertRefused({ flags: { config: file }, cwd }, `"encryptionKey" in ${file} ${accepts}, got a value of ${short.length} characters.`, [short]);
+  });
+
+  it('refuses decryption keys with one bad entry, without echoing any of them', () => {
+    const good = [key(), key()];
+    const bad = randomBytes(20).toString('base64');
+    const list = `${good[0]},${bad},${good[1]}`;
+    const { cwd, file } = workdir({ decryptionKeys: [good[0], bad, good[1]] });
+    const accepts = 'must be a comma-separated list of 32-byte base64 keys';
+    const hidden = [...good, bad] as string[];
+    assertRefused({ env: { LATCHKEY_DECRYPTION_KEYS: list }, cwd }, `LATCHKEY_DECRYPTION_KEYS ${accepts}, got a value of ${list.length} characters.`, hidden);
+    assertRefused({ flags: { decryptionKeys: list }, cwd }, `--decryption-keys ${accepts}, got a value of ${list.length} characters.`, hidden);
+    const asJson = JSON.stringify([good[0], bad, good[1]]);
+    assertRefused({ flags: { config: file }, cwd }, `"decryptionKeys" in ${file} ${accepts}, got a value of ${asJson.length} characters.`, hidden);
+  });
+
+  it('refuses an empty data directory or key file given as a flag', () => {
+    const { cwd } = workdir();
+    assertRefused({ flags: { dataDir: ' ' }, cwd }, '--data-dir must be a directory path, got " ".');
+    assertRefused({ flags: { keyFile: '' }, cwd }, '--key-file must be a file path, got "".');
+  });
+});
+
+describe('loadSettings: the config file', () => {
+  it('refuses an unknown key, naming it and the file', () => {
+    const { cwd, file } = workdir({ port: 4401, prot: 4402 });
+    assert.throws(
+      () => loadSettings({ flags: { config: file }, cwd }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(err.code, 'invalid_config');
+        assert.ok(err.message.startsWith(`The config file ${file} has an unknown setting "prot"; known settings are host, port, dataDir,`), err.message);
+        assertOneSentence(err.message);
+        return true;
+      },
+    );
+  });
+
+  it('does not echo the value held under an unknown key', () => {
+    const misspelled = key();
+    const { cwd, file } = workdir({ encryptionKy: misspelled });
+    assert.throws(
+      () => loadSettings({ flags: { config: file }, cwd }),
+      (err: unknown) => err instanceof ConfigError && err.message.includes('"encryptionKy"') && !err.message.includes(misspelled),
+    );
+  });
+
+  it('refuses invalid JSON without quoting its content', () => {
+    const secret = key();
+    const { cwd, file } = workdir(`{ "encryptionKey": "${secret}", }`);
+    assertRefused({ flags: { config: file }, cwd }, `The config file ${file} must be a JSON object, but it is not valid JSON.`, [secret]);
+  });
+
+  it('refuses JSON that is not an object', () => {
+    for (const content of ['[1, 2]', 'null', '"port"', '4400']) {
+      const { cwd, file } = workdir(content);
+      assertRefused({ flags: { config: file }, cwd }, `The config file ${file} must be a JSON object.`);
+    }
+  });
+
+  it('refuses a config file it cannot read: missing, a directory, or under a file', () => {
+    const { cwd } = workdir();
+    const missing = join(cwd, 'missing.json');
+    assertRefused({ flags: { config: missing }, cwd }, `The config file ${missing} could not be read; check that it exists and is readable.`);
+    assertRefused({ env: { LATCHKEY_CONFIG: 'missing.json' }, cwd }, `The config file ${missing} could not be read; check that it exists and is readable.`);
+    assertRefused({ flags: { config: cwd }, cwd }, `The config file ${cwd} could not be read; check that it exists and is readable.`);
+    const { file } = workdir({ port: 4401 });
+    const under = join(file, 'nested.json');
+    assertRefused({ flags: { config: under }, cwd }, `The config file ${under} could not be read; check that it exists and is readable.`);
+  });
+});

@@ -1,0 +1,124 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createLogger, SECRET_FIELDS, type Logger } from './index.js';
+
+const random = (prefix: string) => `${prefix}_${randomBytes(18).toString('base64url')}`;
+
+/** A logger writing into an array, one parsed JSON line per entry. */
+function capture(): { log: Logger; text: () => string; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const log = createLogger({ level: 'trace', destination: { write: (chunk: string) => void chunks.push(chunk) } });
+  return {
+    log,
+    text: () => chunks.join(''),
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+function at(value: unknown, path: string[]): unknown {
+  return path.reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], value);
+}
+
+describe('logger redaction', () => {
+  for (const field of SECRET_FIELDS) {
+    it(`redacts "${field}" at the top level, one level and two levels deep`, () => {
+      const { log, text, lines } = capture();
+      const top = random('top');
+      const one = random('one');
+      const two = random('two');
+      const visible = random('visible');
+      log.info(
+        {
+          [field]: top,
+          tenantId: visible,
+          connector: { [field]: one, provider: visible },
+          request: { body: { [field]: two, grantType: visible } },
+        },
+        'saved',
+      );
+      const out = text();
+      for (const secret of [top, one, two]) assert.ok(!out.includes(secret), `"${field}" leaked: ${out}`);
+      const [line] = lines();
+      assert.equal(line?.[field], '[redacted]');
+      assert.equal(at(line, ['connector', field]), '[redacted]');
+      assert.equal(at(line, ['request', 'body', field]), '[redacted]');
+      assert.equal(line?.['tenantId'], visible);
+      assert.equal(at(line, ['connector', 'provider']), visible);
+      assert.equal(at(line, ['request', 'body', 'grantType']), visible);
+      assert.equal(line?.['msg'], 'saved');
+    });
+  }
+
+  it('redacts the authorization, cookie and x-api-key request headers and keeps the others', () => {
+    const { log, text, lines } = capture();
+    const apiKey = random('lk');
+    const cookie = `session=${random('c')}`;
+    const xApiKey = random('lk');
+    const requestId = random('req');
+    log.info(
+      {
+        req: {
+          method: 'GET',
+          url: '/v1/connectors',
+          headers: { authorization: `ApiKey ${apiKey}`, cookie, 'x-api-key': xApiKey, 'x-request-id': requestId, 'user-agent': 'sdk' },
+        },
+      },
+      'request',
+    );
+    const out = text();
+    for (const secret of [apiKey, cookie, xApiKey]) assert.ok(!out.includes(secret), `a header leaked: ${out}`);
+    const headers = at(lines()[0], ['req', 'headers']) as Record<string, unknown>;
+    assert.deepEqual(headers, {
+      authorization: '[redacted]',
+      cookie: '[redacted]',
+      'x-api-key': '[redacted]',
+      'x-request-id': requestId,
+      'user-agent': 'sdk',
+    });
+    assert.equal(at(lines()[0], ['req', 'url']), '/v1/connectors');
+  });
+
+  it('redacts set-cookie response headers and bare headers objects', () => {
+    const { log, text, lines } = capture();
+    const setCookie = `session=${random('c')}`;
+    const bearer = random('tok');
+    const cookie = `a=${random('c')}`;
+    const contentType = 'application/json';
+    log.info({ res: { statusCode: 200, headers: { 'set-cookie': setCookie, 'content-type': contentType } } }, 'response');
+    log.info({ headers: { authorization: `Bearer ${bearer}`, cookie, accept: contentType } }, 'outgoing');
+    const out = text();
+    for (const secret of [setCookie, bearer, cookie]) assert.ok(!out.includes(secret), `a header leaked: ${out}`);
+    const [response, outgoing] = lines();
+    assert.equal(at(response, ['res', 'headers', 'content-type']), contentType);
+    assert.equal(at(response, ['res', 'statusCode']), 200);
+    assert.equal(at(outgoing, ['headers', 'accept']), contentType);
+  });
+
+  it('redacts every secret field at once, in child logger bindings too', () => {
+    const { log, text, lines } = capture();
+    const secrets = SECRET_FIELDS.map((field) => [field, random('s')] as const);
+    const visible = random('visible');
+    const child = log.child({ ...Object.fromEntries(secrets.map(([f, s]) => [f, `${s}-child`])), component: visible });
+    child.warn({ nested: Object.fromEntries(secrets), keyId: visible, tokenType: 'bearer' }, 'all');
+    const out = text();
+    for (const [field, secret] of secrets) assert.ok(!out.includes(secret), `"${field}" leaked: ${out}`);
+    const [line] = lines();
+    assert.equal(line?.['component'], visible);
+    assert.equal(line?.['keyId'], visible, 'a field that only looks like a secret name stays');
+    assert.equal(line?.['tokenType'], 'bearer');
+  });
+
+  it('redacts a secret field even when its value is an object', () => {
+    const { log, text, lines } = capture();
+    const inner = random('inner');
+    log.error({ connector: { secrets: { clientSecret: inner, note: inner } } }, 'failed');
+    assert.ok(!text().includes(inner), text());
+    assert.equal(at(lines()[0], ['connector', 'secrets']), '[redacted]');
+  });
+});
