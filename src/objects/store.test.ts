@@ -307,6 +307,40 @@ await eachDialect('encrypted object store', (dialect) => {
     }
   });
 
+  it('resumes an interrupted rekey run without rotating any tenant twice', async () => {
+    await setup();
+    try {
+      const expected = new Map<string, { t: string; s: string }>();
+      for (const t of [tenant(), tenant()]) {
+        for (let i = 0; i < 10; i++) {
+          const s = secret();
+          expected.set((await f.store.create('credential', t, { name: 'n', service: 's', ownerId: 'u', apiSecret: s })).id, { t, s });
+        }
+      }
+      await assert.rejects(
+        f.maintenance.rekeyDataKeys({ settleMs: 0, batchSize: 4, onProgress: () => { throw new Error('crash'); } }),
+        /crash/,
+      );
+      const keysAfterCrash = (await f.handle.db.selectFrom('data_keys').select('id').where('state', '=', 'primary').execute()).map((r) => r.id).sort();
+      const resumed = await f.peer({}).maintenance.rekeyDataKeys({ settleMs: 0, batchSize: 4 });
+      assert.equal(resumed.resumed, true);
+      assert.equal(resumed.rotatedTenants, 0, 'tenants rotated before the crash are not rotated again');
+      assert.equal(resumed.byType['credential'], 16);
+      assert.equal(resumed.prunedDataKeys, 2);
+      assert.equal(resumed.finished, true);
+      const keysNow = (await f.handle.db.selectFrom('data_keys').select('id').execute()).map((r) => r.id).sort();
+      assert.deepEqual(keysNow, keysAfterCrash);
+      const next = await f.maintenance.rekeyDataKeys({ settleMs: 0 });
+      assert.equal(next.resumed, false, 'a finished run is not resumed');
+      assert.equal(next.rotatedTenants, 2);
+      for (const [id, { t, s }] of expected) {
+        assert.equal((await f.store.getDecrypted('credential', t, id)).attributes['apiSecret'], s);
+      }
+    } finally {
+      await teardown();
+    }
+  });
+
   it('reports, by type and id, objects it cannot re-encrypt, and never their secrets', async () => {
     await setup();
     try {
