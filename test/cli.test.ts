@@ -110,7 +110,7 @@ await eachDialect('latchkey CLI on the database', (dialect) => {
       const env = { LATCHKEY_DATABASE_URL: tdb.url, LATCHKEY_DATA_DIR: tdb.dataDir };
       const first = await runCli(['migrate'], { env });
       assert.equal(first.code, 0, first.stderr);
-      assert.match(first.stdout, /Applied migration 0001-encrypted-objects\./);
+      assert.match(first.stdout, /Applied migration 0001-encrypted-objects\.\nApplied migration 0002-identity-and-api-keys\./);
       const second = await runCli(['migrate'], { env });
       assert.match(second.stdout, /The database schema is up to date\./);
       if (dialect === 'postgres') {

@@ -28,6 +28,11 @@ export interface DatabaseHandle {
    * around the whole run, rolled back when `fn` reports failure.
    */
   withMigrationLock<T extends { error?: unknown }>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Calls `onNotify` for each NOTIFY on `channel` (PostgreSQL, on a dedicated connection that
+   * reconnects). Undefined where the database has no notifications (SQLite): poll instead.
+   */
+  readonly listen: ((channel: string, onNotify: (payload: string) => void) => Promise<() => Promise<void>>) | undefined;
   ping(): Promise<void>;
   poolStats(): PoolStats;
   close(): Promise<void>;

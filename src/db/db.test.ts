@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { sql } from 'kysely';
 import { createTestDatabase, eachDialect } from '../../test/support/databases.js';
 import { migrateToLatest, pendingMigrations, migrationStatus } from './index.js';
-import { MIGRATIONS } from './migrations/index.js';
+import { MIGRATION_NAMES } from './migrations/index.js';
 
 const run = promisify(execFile);
 
@@ -14,8 +14,8 @@ await eachDialect('database', (dialect) => {
     const tdb = await createTestDatabase(dialect);
     try {
       const handle = tdb.open();
-      assert.deepEqual(await pendingMigrations(handle), Object.keys(MIGRATIONS));
-      assert.deepEqual(await migrateToLatest(handle), Object.keys(MIGRATIONS));
+      assert.deepEqual(await pendingMigrations(handle), [...MIGRATION_NAMES]);
+      assert.deepEqual(await migrateToLatest(handle), [...MIGRATION_NAMES]);
       assert.deepEqual(await migrateToLatest(handle), []);
       assert.deepEqual(await pendingMigrations(handle), []);
       assert.ok((await migrationStatus(handle)).every((m) => m.executedAt instanceof Date));
@@ -98,7 +98,7 @@ await eachDialect('database', (dialect) => {
         ),
       );
       const applied = children.flatMap((c) => JSON.parse(c.stdout.trim()) as string[]);
-      assert.deepEqual(applied.sort(), Object.keys(MIGRATIONS).sort());
+      assert.deepEqual(applied.sort(), [...MIGRATION_NAMES].sort());
       const handle = tdb.open();
       assert.deepEqual(await pendingMigrations(handle), []);
     } finally {

@@ -1,5 +1,20 @@
 export type { DatabaseHandle, DialectName, PoolStats } from './adapter.js';
-export type { Database, DataKeysTable, ObjectsTable, MaintenanceRunsTable } from './schema.js';
+export type {
+  Database,
+  DataKeysTable,
+  ObjectsTable,
+  MaintenanceRunsTable,
+  TenantsTable,
+  UsersTable,
+  GroupsTable,
+  GroupMembersTable,
+  RolesTable,
+  RoleBindingsTable,
+  SessionsTable,
+  ApiKeysTable,
+  AuditEventsTable,
+  InvalidationsTable,
+} from './schema.js';
 export { openDatabase, sqlitePath } from './open.js';
 export type { OpenDatabaseOptions } from './open.js';
 export { openSqlite } from './sqlite.js';
@@ -9,3 +24,5 @@ export type { PostgresOptions } from './postgres.js';
 export { migrateToLatest, migrationStatus, pendingMigrations } from './migrator.js';
 export type { MigrationStatus } from './migrator.js';
 export { registerDatabaseMetrics } from './metrics.js';
+export { InvalidationBus } from './invalidation-bus.js';
+export type { Invalidation, InvalidationBusOptions } from './invalidation-bus.js';

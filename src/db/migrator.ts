@@ -1,7 +1,7 @@
 import { Migrator, sql, type MigrationResultSet } from 'kysely';
 import { LatchkeyError } from '../core/index.js';
 import type { DatabaseHandle } from './adapter.js';
-import { MIGRATIONS } from './migrations/index.js';
+import { migrationsFor } from './migrations/index.js';
 
 export interface MigrationStatus {
   name: string;
@@ -17,7 +17,7 @@ async function migrator(handle: DatabaseHandle): Promise<Migrator> {
       : undefined;
   return new Migrator({
     db: handle.db,
-    provider: { getMigrations: async () => MIGRATIONS },
+    provider: { getMigrations: async () => migrationsFor(handle.dialect) },
     migrationTableName: 'latchkey_migration',
     migrationLockTableName: 'latchkey_migration_lock',
     ...(schema ? { migrationTableSchema: schema } : {}),

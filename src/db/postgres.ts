@@ -19,6 +19,42 @@ export function describePostgresUrl(url: string): string {
   }
 }
 
+/**
+ * LISTEN on a dedicated client. A dropped connection is re-established after a short pause; what
+ * was missed meanwhile is caught by the caller's polling.
+ */
+async function listen(url: string, channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new TypeError(`Invalid channel name "${channel}".`);
+  let stopped = false;
+  let client: pg.Client | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url, application_name: 'latchkey-listen' });
+    c.on('notification', (msg) => {
+      if (msg.channel === channel) onNotify(msg.payload ?? '');
+    });
+    c.on('error', () => {
+      if (stopped) return;
+      client = undefined;
+      void c.end().catch(() => {});
+      retry = setTimeout(() => void connect().catch(() => {}), 500);
+    });
+    await c.connect();
+    await c.query(`LISTEN ${c.escapeIdentifier(channel)}`);
+    if (stopped) {
+      await c.end().catch(() => {});
+      return;
+    }
+    client = c;
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    await client?.end().catch(() => {});
+  };
+}
+
 /** The shared database: a pg pool behind Kysely. */
 export function openPostgres(options: PostgresOptions): DatabaseHandle {
   const pool = new pg.Pool({
@@ -38,6 +74,7 @@ export function openPostgres(options: PostgresOptions): DatabaseHandle {
     supportsRowLocks: true,
     supportsNotify: true,
     location: describePostgresUrl(options.url),
+    listen: (channel, onNotify) => listen(options.url, channel, onNotify),
     withMigrationLock: (fn) => fn(),
     async ping() {
       await sql`select 1`.execute(db);

@@ -40,7 +40,126 @@ export interface MaintenanceRunsTable {
   finished_at: string | null;
 }
 
+export interface TenantsTable {
+  id: string;
+  name: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UsersTable {
+  id: string;
+  tenant_id: string;
+  username: string;
+  display_name: string | null;
+  /** scrypt hash in PHC-like form; null for users who cannot log in with a password. */
+  password_hash: string | null;
+  disabled: Generated<number>;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface GroupsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  user_id: string;
+  tenant_id: string;
+  created_at: string;
+}
+
+export interface RolesTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  description: string | null;
+  /** JSON array of `resource:action` strings. */
+  permissions: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RoleBindingsTable {
+  tenant_id: string;
+  role_name: string;
+  principal_type: 'user' | 'group';
+  principal_id: string;
+  created_at: string;
+}
+
+export interface SessionsTable {
+  /** SHA-256 of the session token; the token itself is only in the cookie. */
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  tenant_id: string;
+  owner_id: string;
+  name: string;
+  /** JSON array of role names the key is limited to, or null for all of its owner's. */
+  roles: string | null;
+  /** HMAC-SHA-256 (hex) of the secret under the tenant's pepper. */
+  hash: string;
+  /** The hash before the last roll, accepted until previous_expires_at. */
+  previous_hash: string | null;
+  previous_expires_at: string | null;
+  last4: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+  /** JSON `{limit, windowMs}`. */
+  rate_limit: string | null;
+  credits_remaining: number | null;
+  /** JSON `{amount, intervalMs}`. */
+  credits_refill: string | null;
+  credits_refilled_at: string | null;
+  meta: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AuditEventsTable {
+  id: string;
+  tenant_id: string;
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  /** JSON object; never a secret. */
+  details: string | null;
+}
+
+export interface InvalidationsTable {
+  seq: Generated<number>;
+  /** `api_key` | `user` | `tenant`. */
+  scope: string;
+  tenant_id: string;
+  subject_id: string | null;
+  at: string;
+}
+
 export interface Database {
+  tenants: TenantsTable;
+  users: UsersTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  roles: RolesTable;
+  role_bindings: RoleBindingsTable;
+  sessions: SessionsTable;
+  api_keys: ApiKeysTable;
+  audit_events: AuditEventsTable;
+  invalidations: InvalidationsTable;
   maintenance_runs: MaintenanceRunsTable;
   data_keys: DataKeysTable;
   objects: ObjectsTable;

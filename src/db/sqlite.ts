@@ -28,6 +28,7 @@ export function openSqlite(options: SqliteOptions): DatabaseHandle {
     supportsRowLocks: false,
     supportsNotify: false,
     location: options.path,
+    listen: undefined,
     async withMigrationLock(fn) {
       // Kysely runs SQLite migrations on its single connection outside a transaction and takes no
       // lock; without this, two processes starting at once both create the same tables.

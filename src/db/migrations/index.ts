@@ -1,7 +1,15 @@
 import type { Migration } from 'kysely';
+import type { DialectName } from '../adapter.js';
 import { encryptedObjects } from './0001-encrypted-objects.js';
+import { identityAndApiKeys } from './0002-identity-and-api-keys.js';
 
 /** Every migration, in order. Names sort in the order they must run; never rename or reorder one. */
-export const MIGRATIONS: Record<string, Migration> = {
-  '0001-encrypted-objects': encryptedObjects,
-};
+export function migrationsFor(dialect: DialectName): Record<string, Migration> {
+  return {
+    '0001-encrypted-objects': encryptedObjects,
+    '0002-identity-and-api-keys': identityAndApiKeys(dialect),
+  };
+}
+
+/** Migration names, in order. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(migrationsFor('sqlite'));

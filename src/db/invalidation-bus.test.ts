@@ -1,0 +1,104 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createTestDatabase, eachDialect } from '../../test/support/databases.js';
+import { InvalidationBus, type Invalidation } from './index.js';
+
+async function until(check: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+await eachDialect('invalidation bus', (dialect) => {
+  it('delivers a committed change to another process, and never a rolled-back one', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const a = await tdb.openMigrated();
+      const b = tdb.open();
+      // A long bound: on PostgreSQL delivery must come from NOTIFY; SQLite relies on polling.
+      const busA = new InvalidationBus({ handle: a, boundMs: dialect === 'postgres' ? 60_000 : 100 });
+      const busB = new InvalidationBus({ handle: b, boundMs: dialect === 'postgres' ? 60_000 : 100 });
+      await busA.start();
+      await busB.start();
+      const seen: Invalidation[] = [];
+      busB.subscribe((inv) => seen.push(inv));
+      const before = busB.generation;
+
+      await a.db.transaction().execute(async (trx) => {
+        await busA.publish(trx, { scope: 'api_key', tenantId: 't1', subjectId: 'key_1' });
+      });
+      await until(() => seen.length === 1);
+      assert.deepEqual({ ...seen[0], seq: 0 }, { seq: 0, scope: 'api_key', tenantId: 't1', subjectId: 'key_1' });
+      assert.ok(busB.generation > before);
+
+      await assert.rejects(
+        a.db.transaction().execute(async (trx) => {
+          await busA.publish(trx, { scope: 'user', tenantId: 't1', subjectId: 'usr_1' });
+          throw new Error('rollback');
+        }),
+        /rollback/,
+      );
+      await busA.publish(a.db, { scope: 'tenant', tenantId: 't2' });
+      await until(() => seen.length >= 2);
+      await new Promise((r) => setTimeout(r, 250));
+      assert.deepEqual(seen.map((s) => s.scope), ['api_key', 'tenant']);
+      await busA.stop();
+      await busB.stop();
+    } finally {
+      await tdb.dispose();
+    }
+  });
+
+  it('catches up by polling within the bound when no notification arrives', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const a = await tdb.openMigrated();
+      const b = tdb.open();
+      const busB = new InvalidationBus({ handle: { ...b, listen: undefined }, boundMs: 200 });
+      await busB.start();
+      const seen: Invalidation[] = [];
+      busB.subscribe((inv) => seen.push(inv));
+      // Written without a bus at all: no NOTIFY is sent.
+      await a.db.insertInto('invalidations').values({ scope: 'api_key', tenant_id: 't', subject_id: 'k', at: new Date().toISOString() }).execute();
+      const started = Date.now();
+      await until(() => seen.length === 1, 2000);
+      assert.ok(Date.now() - started <= 1000);
+      await busB.stop();
+    } finally {
+      await tdb.dispose();
+    }
+  });
+
+  if (dialect === 'postgres') {
+    it('applies a change whose sequence number commits after a higher one', async () => {
+      const tdb = await createTestDatabase(dialect);
+      try {
+        const a = await tdb.openMigrated();
+        const b = tdb.open();
+        const bus = new InvalidationBus({ handle: b, boundMs: 60_000 });
+        await bus.start();
+        const seen: string[] = [];
+        bus.subscribe((inv) => seen.push(inv.subjectId ?? ''));
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        const slow = a.db.transaction().execute(async (trx) => {
+          await trx.insertInto('invalidations').values({ scope: 'api_key', tenant_id: 't', subject_id: 'slow', at: new Date().toISOString() }).execute();
+          await held;
+        });
+        await new Promise((r) => setTimeout(r, 50));
+        await a.db.insertInto('invalidations').values({ scope: 'api_key', tenant_id: 't', subject_id: 'fast', at: new Date().toISOString() }).execute();
+        await bus.poll();
+        assert.deepEqual(seen, ['fast']);
+        release();
+        await slow;
+        await bus.poll();
+        assert.deepEqual(seen, ['fast', 'slow']);
+        await bus.stop();
+      } finally {
+        await tdb.dispose();
+      }
+    });
+  }
+});

@@ -1,0 +1,181 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { DatabaseHandle } from './adapter.js';
+import type { Database } from './schema.js';
+
+/** What changed: every process drops cached entries that depend on it. */
+export interface Invalidation {
+  seq: number;
+  /** `api_key` (one key), `user` (one user's permissions), `tenant` (roles, groups: every user). */
+  scope: 'api_key' | 'user' | 'tenant';
+  tenantId: string;
+  subjectId: string | null;
+}
+
+export interface InvalidationBusOptions {
+  handle: DatabaseHandle;
+  /**
+   * The most time a process may go on trusting a cached entry after a change made elsewhere when
+   * a notification is lost: the bus polls at half of it, and caches should expire entries at it.
+   */
+  boundMs?: number;
+  onError?: (err: unknown) => void;
+}
+
+const CHANNEL = 'latchkey_invalidations';
+const LOOK_BACK = 200;
+
+/**
+ * Cache invalidation across processes sharing one database. A change is written to the
+ * `invalidations` table in the same transaction as the change itself (so nothing is announced
+ * that did not commit), and PostgreSQL's transactional NOTIFY wakes every listener at commit.
+ * Each process also polls the table, so a lost notification (or SQLite, which has none) delays
+ * an invalidation by at most the bound.
+ *
+ * `generation` grows with every invalidation this process applies: a cache that reads the
+ * database checks it before and after, and does not store a value read across an invalidation
+ * (a refill can never resurrect what was just revoked).
+ */
+export class InvalidationBus {
+  readonly #handle: DatabaseHandle;
+  readonly #boundMs: number;
+  readonly #onError: (err: unknown) => void;
+  readonly #listeners = new Set<(inv: Invalidation) => void>();
+  #lastSeq = 0;
+  /** Sequence numbers applied within the look-back window (see #pollOnce). */
+  readonly #seen = new Set<number>();
+  #generation = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #unlisten: (() => Promise<void>) | undefined;
+  #polling: Promise<void> | undefined;
+  #again = false;
+  #started = false;
+
+  constructor(options: InvalidationBusOptions) {
+    this.#handle = options.handle;
+    this.#boundMs = options.boundMs ?? 5000;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  get boundMs(): number {
+    return this.#boundMs;
+  }
+
+  /** Grows with every invalidation applied in this process. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  subscribe(listener: (inv: Invalidation) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Records an invalidation inside the caller's transaction (or on its own). */
+  async publish(
+    db: Kysely<Database> | Transaction<Database>,
+    change: { scope: Invalidation['scope']; tenantId: string; subjectId?: string | null },
+  ): Promise<void> {
+    await db
+      .insertInto('invalidations')
+      .values({ scope: change.scope, tenant_id: change.tenantId, subject_id: change.subjectId ?? null, at: new Date().toISOString() })
+      .execute();
+    if (this.#handle.supportsNotify) await sql`select pg_notify(${CHANNEL}, '')`.execute(db);
+  }
+
+  /** Starts listening and polling from the current end of the log. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const row = await this.#handle.db
+      .selectFrom('invalidations')
+      .select(({ fn }) => fn.max('seq').as('seq'))
+      .executeTakeFirst();
+    this.#lastSeq = Number(row?.seq ?? 0);
+    if (this.#handle.listen) {
+      try {
+        this.#unlisten = await this.#handle.listen(CHANNEL, () => void this.poll());
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
+    const period = Math.max(10, Math.floor(this.#boundMs / 2));
+    this.#timer = setInterval(() => void this.poll(), period);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#started = false;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#unlisten?.();
+    this.#unlisten = undefined;
+    await this.#polling;
+  }
+
+  /** Applies every invalidation recorded since the last poll. Concurrent calls coalesce. */
+  poll(): Promise<void> {
+    if (this.#polling) {
+      this.#again = true;
+      return this.#polling;
+    }
+    this.#polling = (async () => {
+      do {
+        this.#again = false;
+        try {
+          await this.#pollOnce();
+        } catch (err) {
+          this.#onError(err);
+        }
+      } while (this.#again);
+    })().finally(() => {
+      this.#polling = undefined;
+    });
+    return this.#polling;
+  }
+
+  async #pollOnce(): Promise<void> {
+    // On PostgreSQL a sequence number is taken at insert but becomes visible at commit, so a
+    // lower number can appear after a higher one: look back a window and skip what was applied.
+    const low = Math.max(0, this.#lastSeq - LOOK_BACK);
+    const rows = await this.#handle.db
+      .selectFrom('invalidations')
+      .selectAll()
+      .where('seq', '>', low)
+      .orderBy('seq')
+      .limit(LOOK_BACK + 1000)
+      .execute();
+    let fresh = 0;
+    for (const row of rows) {
+      const seq = Number(row.seq);
+      if (this.#seen.has(seq)) continue;
+      this.#seen.add(seq);
+      fresh++;
+      this.#lastSeq = Math.max(this.#lastSeq, seq);
+      this.#generation++;
+      const inv: Invalidation = {
+        seq: Number(row.seq),
+        scope: row.scope as Invalidation['scope'],
+        tenantId: row.tenant_id,
+        subjectId: row.subject_id,
+      };
+      for (const listener of this.#listeners) listener(inv);
+    }
+    const floor = this.#lastSeq - LOOK_BACK;
+    for (const seq of this.#seen) if (seq <= floor) this.#seen.delete(seq);
+    if (rows.length === LOOK_BACK + 1000 && fresh > 0) this.#again = true;
+  }
+
+  /** This process applies its own changes at once, without waiting for a poll. */
+  applyLocal(change: { scope: Invalidation['scope']; tenantId: string; subjectId?: string | null }): void {
+    this.#generation++;
+    const inv: Invalidation = { seq: -1, scope: change.scope, tenantId: change.tenantId, subjectId: change.subjectId ?? null };
+    for (const listener of this.#listeners) listener(inv);
+  }
+
+  /** Deletes log entries older than `olderThanMs` (every process has long applied them). */
+  async prune(olderThanMs = 24 * 3600 * 1000): Promise<number> {
+    const cutoff = new Date(Date.now() - olderThanMs).toISOString();
+    const result = await this.#handle.db.deleteFrom('invalidations').where('at', '<', cutoff).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}
