@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { randomBytes } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import { buildAad, type AadInput } from './aad.js';
 
 const base: AadInput = {
@@ -83,5 +85,29 @@ describe('buildAad', () => {
     }
     assert.throws(() => buildAad({ ...base, aadAttributes: null as unknown as Record<string, unknown> }), TypeError);
     assert.throws(() => buildAad({ ...base, aadAttributes: [] as unknown as Record<string, unknown> }), TypeError);
+  });
+});
+
+describe('buildAad fast path', () => {
+  it('gives exactly the RFC 8785 canonical form of the whole AAD object', () => {
+    const text = () => randomBytes(1 + (randomBytes(1)[0]! % 12)).toString('latin1') + '"\\\u2028\ud83d\ude00\u0007';
+    for (let i = 0; i < 300; i++) {
+      const input = {
+        objectType: text(),
+        objectId: text(),
+        tenantId: text(),
+        attribute: text(),
+        aadAttributes: { [text()]: text(), n: i * 1.5, nested: { z: [1, 'a', null], a: true }, u: undefined },
+      };
+      const expected = canonicalize({
+        v: 1,
+        type: input.objectType,
+        id: input.objectId,
+        tenant: input.tenantId,
+        attribute: input.attribute,
+        attrs: { ...input.aadAttributes, u: null },
+      });
+      assert.equal(buildAad(input).toString('utf8'), expected);
+    }
   });
 });

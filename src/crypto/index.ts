@@ -1,5 +1,15 @@
-export { CIPHER_FORMAT_VERSION, CipherError, aesGcmEncrypt, aesGcmDecrypt, seal, readKeyId, open } from './cipher.js';
-export type { CipherErrorReason } from './cipher.js';
+export {
+  CIPHER_FORMAT_VERSION,
+  CipherError,
+  aesGcmEncrypt,
+  aesGcmDecrypt,
+  seal,
+  readKeyId,
+  open,
+  parseSealed,
+  openParsed,
+} from './cipher.js';
+export type { CipherErrorReason, SealedParts } from './cipher.js';
 export { buildAad } from './aad.js';
 export type { AadInput } from './aad.js';
 export { Keyring, masterKeyId, generateMasterKey, parseKeyFile, loadKeyring } from './keyring.js';

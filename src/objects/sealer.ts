@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
 import { DecryptionError, type Metrics } from '../core/index.js';
-import { buildAad, CipherError, open, readKeyId, seal, type DataKeys } from '../crypto/index.js';
+import { buildAad, CipherError, openParsed, parseSealed, seal, type DataKeys, type SealedParts } from '../crypto/index.js';
 import type { ObjectsTable } from '../db/index.js';
 import type { Attributes, ObjectType } from './registry.js';
 
@@ -107,12 +107,13 @@ export class ObjectSealer {
         this.#count('decrypt', 'error');
         return new DecryptionError(row.type, row.id, reason, { attribute: name, cause, ...(code ? { code } : {}) });
       };
-      let keyId: string;
+      let parts: SealedParts;
       try {
-        keyId = readKeyId(sealed);
+        parts = parseSealed(sealed);
       } catch (err) {
         throw fail('the ciphertext is malformed', err);
       }
+      const keyId = parts.keyId;
       // The ciphertext names its data key; decryption goes straight to it, never tries others.
       let dataKey = this.#dataKeys.peek(keyId);
       if (!dataKey) {
@@ -126,7 +127,7 @@ export class ObjectSealer {
       if (dataKey.tenantId !== row.tenant_id) throw fail('its data key belongs to another tenant');
       const aad = buildAad({ objectType: row.type, objectId: row.id, tenantId: row.tenant_id, attribute: name, aadAttributes });
       try {
-        out.push([name, open(dataKey.key, sealed, aad)]);
+        out.push([name, openParsed(dataKey.key, parts, aad)]);
       } catch (err) {
         const malformed = err instanceof CipherError && err.reason !== 'authentication_failed';
         throw fail(malformed ? 'the ciphertext is malformed' : 'the ciphertext, its bound attributes or its key do not match', err);
