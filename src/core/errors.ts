@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   conflict: 409,
   payload_too_large: 413,
   rate_limited: 429,
+  usage_exceeded: 429,
   internal_error: 500,
   not_ready: 503,
   invalid_config: 500,

@@ -12,6 +12,7 @@ export type {
   RoleBindingsTable,
   SessionsTable,
   ApiKeysTable,
+  ApiKeyRateWindowsTable,
   AuditEventsTable,
   InvalidationsTable,
 } from './schema.js';

@@ -24,9 +24,31 @@ async function migrator(handle: DatabaseHandle): Promise<Migrator> {
   });
 }
 
+/**
+ * Kysely checks for its tables with a catalog query over every schema of the database; when some
+ * other schema is dropped while that query runs, PostgreSQL fails it with invalid_schema_name
+ * (3F000), though nothing is wrong with ours. Such a failure is retried.
+ */
+function isForeignSchemaRace(err: unknown): boolean {
+  return (err as { code?: unknown } | undefined)?.code === '3F000';
+}
+
+async function withSchemaRaceRetry<T>(fn: () => Promise<T>, failed: (result: T) => unknown = () => undefined): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await fn();
+      if (attempt < 5 && isForeignSchemaRace(failed(result))) continue;
+      return result;
+    } catch (err) {
+      if (attempt >= 5 || !isForeignSchemaRace(err)) throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+  }
+}
+
 /** Every known migration and when it ran (undefined: pending). */
 export async function migrationStatus(handle: DatabaseHandle): Promise<MigrationStatus[]> {
-  const all = await (await migrator(handle)).getMigrations();
+  const all = await withSchemaRaceRetry(async () => (await migrator(handle)).getMigrations());
   return all.map((m) => ({ name: m.name, executedAt: m.executedAt }));
 }
 
@@ -43,7 +65,10 @@ export async function migrateToLatest(
   handle: DatabaseHandle,
   onApplied?: (name: string) => void,
 ): Promise<string[]> {
-  const result: MigrationResultSet = await handle.withMigrationLock(async () => (await migrator(handle)).migrateToLatest());
+  const result: MigrationResultSet = await withSchemaRaceRetry(
+    () => handle.withMigrationLock(async () => (await migrator(handle)).migrateToLatest()),
+    (r) => r.error,
+  );
   const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
   for (const name of applied) onApplied?.(name);
   if (result.error !== undefined) {

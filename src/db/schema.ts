@@ -129,6 +129,21 @@ export interface ApiKeysTable {
   updated_at: string;
 }
 
+/**
+ * One fixed rate-limit window per API key, shared by every process on the database. A process
+ * leases a block of slots by raising `used` (never above the key's limit) and admits requests
+ * from the block locally; a newer `window_start` resets the count.
+ */
+export interface ApiKeyRateWindowsTable {
+  key_id: string;
+  /** UTC ISO-8601 start of the window `used` counts for; windows are aligned on multiples of `windowMs`. */
+  window_start: string;
+  /** Slots leased out in that window, summed over all processes; never above the limit. */
+  used: number;
+  /** Slots granted by the latest lease, read back through `RETURNING` so one statement suffices. */
+  granted: number;
+}
+
 export interface AuditEventsTable {
   id: string;
   tenant_id: string;
@@ -158,6 +173,7 @@ export interface Database {
   role_bindings: RoleBindingsTable;
   sessions: SessionsTable;
   api_keys: ApiKeysTable;
+  api_key_rate_windows: ApiKeyRateWindowsTable;
   audit_events: AuditEventsTable;
   invalidations: InvalidationsTable;
   maintenance_runs: MaintenanceRunsTable;

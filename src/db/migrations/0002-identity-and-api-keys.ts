@@ -104,6 +104,15 @@ export function identityAndApiKeys(dialect: DialectName): Migration {
       await db.schema.createIndex('api_keys_tenant').on('api_keys').columns(['tenant_id', 'id']).execute();
       await db.schema.createIndex('api_keys_owner').on('api_keys').column('owner_id').execute();
 
+      // One fixed rate-limit window per API key, shared by every process (see apikeys/usage.ts).
+      await db.schema
+        .createTable('api_key_rate_windows')
+        .addColumn('key_id', 'text', (c) => c.primaryKey().references('api_keys.id').onDelete('cascade'))
+        .addColumn('window_start', 'text', (c) => c.notNull())
+        .addColumn('used', 'integer', (c) => c.notNull())
+        .addColumn('granted', 'integer', (c) => c.notNull())
+        .execute();
+
       await db.schema
         .createTable('audit_events')
         .addColumn('id', 'text', (c) => c.primaryKey())
@@ -130,7 +139,7 @@ export function identityAndApiKeys(dialect: DialectName): Migration {
         .execute();
     },
     async down(db: Kysely<unknown>) {
-      for (const table of ['invalidations', 'audit_events', 'api_keys', 'sessions', 'role_bindings', 'roles', 'group_members', 'groups', 'users', 'tenants']) {
+      for (const table of ['invalidations', 'audit_events', 'api_key_rate_windows', 'api_keys', 'sessions', 'role_bindings', 'roles', 'group_members', 'groups', 'users', 'tenants']) {
         await db.schema.dropTable(table).execute();
       }
     },

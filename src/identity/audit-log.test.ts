@@ -1,0 +1,153 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { manualClock } from '../core/index.js';
+import { eachDialect } from '../../test/support/databases.js';
+import { createIdentityFixture, randomName, randomSecret, rejectsWith } from '../../test/identity-support.js';
+import type { Actor } from './index.js';
+
+await eachDialect('identity: audit log', (dialect) => {
+  it('lists events newest first, page by page with a cursor', async () => {
+    const clock = manualClock(new Date('2031-05-01T00:00:00.000Z'));
+    const f = await createIdentityFixture(dialect, { clock, empty: true });
+    try {
+      const { audit } = f.identity;
+      const tenantId = 'ten_audit';
+      const actor: Actor = { type: 'user', tenantId, userId: 'usr_a', apiKeyId: 'key_a' };
+      // Several events share a millisecond: they still list in the order recorded.
+      for (let i = 0; i < 7; i++) {
+        await audit.record(f.handle.db, { tenantId, actor, action: i % 2 ? 'thing.odd' : 'thing.even', target: `t${i}`, details: { i } });
+        if (i % 3 === 2) clock.advance(1);
+      }
+      await audit.record(f.handle.db, { tenantId: 'ten_elsewhere', actor, action: 'thing.even' });
+
+      const pages: string[][] = [];
+      let before: string | undefined;
+      do {
+        const page = await audit.list(tenantId, { limit: 3, ...(before ? { before } : {}) });
+        pages.push(page.items.map((e) => e.target ?? ''));
+        before = page.next;
+      } while (before);
+      assert.deepEqual(pages, [['t6', 't5', 't4'], ['t3', 't2', 't1'], ['t0']]);
+
+      const first = (await audit.list(tenantId, { limit: 1 })).items[0];
+      assert.ok(first);
+      assert.match(first.id, /^aud_[0-9a-f]+$/);
+      assert.deepEqual({ ...first, id: '' }, {
+        id: '',
+        tenantId,
+        at: '2031-05-01T00:00:00.002Z',
+        actor: 'api_key:key_a',
+        action: 'thing.even',
+        target: 't6',
+        details: { i: 6 },
+      });
+
+      const odd = await audit.list(tenantId, { action: 'thing.odd', limit: 2 });
+      assert.deepEqual(odd.items.map((e) => e.target), ['t5', 't3']);
+      assert.ok(odd.next);
+      assert.deepEqual((await audit.list(tenantId, { action: 'thing.odd', before: odd.next })).items.map((e) => e.target), ['t1']);
+      assert.equal((await audit.list(tenantId, { limit: 7 })).next, undefined);
+      assert.deepEqual(await audit.list('ten_nothing'), { items: [] });
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('refuses a bad cursor or limit', async () => {
+    const f = await createIdentityFixture(dialect, { empty: true });
+    try {
+      const { audit } = f.identity;
+      for (const before of ['garbage', Buffer.from('[1,2]').toString('base64url'), Buffer.from('{}').toString('base64url')]) {
+        await rejectsWith(audit.list('ten_x', { before }), 'invalid_request');
+      }
+      for (const limit of [0, 501, 1.5, Number.NaN]) await rejectsWith(audit.list('ten_x', { limit }), 'validation_failed');
+      await assert.rejects(audit.record(f.handle.db, { tenantId: 'ten_x', actor: { type: 'system' }, action: 'Bad Action' }), TypeError);
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('records in the caller transaction: a rolled-back change leaves no event', async () => {
+    const f = await createIdentityFixture(dialect, { empty: true });
+    try {
+      const { audit } = f.identity;
+      await assert.rejects(
+        f.handle.db.transaction().execute(async (trx) => {
+          await audit.record(trx, { tenantId: 'ten_x', actor: { type: 'system' }, action: 'thing.done' });
+          throw new Error('rollback');
+        }),
+        /rollback/,
+      );
+      assert.deepEqual(await audit.list('ten_x'), { items: [] });
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('never holds a secret: secret-named details are dropped, and passwords never reach it', async () => {
+    const f = await createIdentityFixture(dialect);
+    try {
+      const { identity, admin, tenantId } = f;
+      const leaked = randomSecret();
+      await identity.audit.record(f.handle.db, {
+        tenantId,
+        actor: admin,
+        action: 'thing.done',
+        details: { password: leaked, nested: { token: leaked, keep: 1 }, list: [{ secret: leaked }], ok: 'yes' },
+      });
+      const event = (await identity.audit.list(tenantId, { limit: 1 })).items[0];
+      assert.deepEqual(event?.details, { nested: { keep: 1 }, list: [{}], ok: 'yes' });
+
+      const first = randomSecret();
+      const second = randomSecret();
+      const user = await identity.users.create(admin, tenantId, { username: 'pia', password: first, roles: ['viewer'] });
+      await identity.users.update(admin, tenantId, user.id, { password: second });
+      const tenant = (await identity.tenants.get(tenantId)).name;
+      await rejectsWith(identity.sessions.login({ tenant, username: 'pia', password: first, address: '192.0.2.1' }), 'unauthorized');
+      await identity.sessions.login({ tenant, username: 'pia', password: second, address: '192.0.2.1' });
+      const boot = await createIdentityFixture(dialect, { empty: true });
+      try {
+        const created = await boot.identity.bootstrap();
+        assert.ok(created.created);
+        const bootRows = JSON.stringify(await boot.handle.db.selectFrom('audit_events').selectAll().execute());
+        assert.ok(!bootRows.includes(created.password));
+      } finally {
+        await boot.dispose();
+      }
+
+      const rows = JSON.stringify(await f.handle.db.selectFrom('audit_events').selectAll().execute());
+      for (const secret of [leaked, first, second]) assert.ok(!rows.includes(secret));
+      const updated = (await identity.audit.list(tenantId, { action: 'user.updated' })).items[0];
+      assert.deepEqual(updated?.details, { username: 'pia', changed: ['password'] });
+      assert.ok(!f.logs().includes(first) && !f.logs().includes(second));
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('records every identity change with its actor', async () => {
+    const f = await createIdentityFixture(dialect);
+    try {
+      const { identity, admin, tenantId } = f;
+      const viaKey: Actor = { ...admin, apiKeyId: 'key_1' } as Actor;
+      const user = await identity.users.create(viaKey, tenantId, { username: 'max' });
+      const group = await identity.groups.create(admin, tenantId, { name: randomName('g') });
+      await identity.groups.addMember(admin, tenantId, group.id, user.id);
+      await identity.users.update(admin, tenantId, user.id, { disabled: true });
+      await identity.users.delete(admin, tenantId, user.id);
+      const events = (await identity.audit.list(tenantId, { limit: 5 })).items;
+      assert.deepEqual(
+        events.map((e) => [e.action, e.actor, e.target]),
+        [
+          ['user.deleted', `user:${f.adminId}`, user.id],
+          ['user.disabled', `user:${f.adminId}`, user.id],
+          ['group.member_added', `user:${f.adminId}`, group.id],
+          ['group.created', `user:${f.adminId}`, group.id],
+          ['user.created', 'api_key:key_1', user.id],
+        ],
+      );
+    } finally {
+      await f.dispose();
+    }
+  });
+});

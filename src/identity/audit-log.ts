@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import { LatchkeyError, SECRET_FIELDS, systemClock, type Clock } from '../core/index.js';
+import type { Database } from '../db/index.js';
+import { actorLabel, type Actor } from './actor.js';
+import { assertId } from './validation.js';
+
+/** One entry of a tenant's audit log. */
+export interface AuditEvent {
+  id: string;
+  tenantId: string;
+  /** UTC ISO-8601. */
+  at: string;
+  /** `user:<id>`, `api_key:<id>` or `system` (see actorLabel). */
+  actor: string;
+  action: string;
+  target: string | null;
+  details: Record<string, unknown> | null;
+}
+
+export interface AuditRecord {
+  tenantId: string;
+  actor: Actor;
+  action: string;
+  target?: string;
+  details?: Record<string, unknown>;
+}
+
+export interface AuditListOptions {
+  /** 1 to 500; default 50. */
+  limit?: number;
+  /** The `next` cursor of the previous page. */
+  before?: string;
+  /** Only events with this action. */
+  action?: string;
+}
+
+/** The tenant-scoped, append-only audit log. */
+export interface AuditLog {
+  /** Appends an event, inside the caller's transaction when given one. */
+  record(db: Kysely<Database> | Transaction<Database>, event: AuditRecord): Promise<void>;
+  /** Events newest first, `limit` at a time; `next` is the cursor of the following page. */
+  list(tenantId: string, options?: AuditListOptions): Promise<{ items: AuditEvent[]; next?: string }>;
+}
+
+const SECRET_KEYS = new Set<string>([...SECRET_FIELDS, 'passwordHash', 'password_hash', 'hash']);
+
+/** Drops every field named like a secret, at any depth: the audit log never holds one. */
+function scrub(value: unknown, depth = 0): unknown {
+  if (depth > 8 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (!SECRET_KEYS.has(k)) out[k] = scrub(v, depth + 1);
+  return out;
+}
+
+function encodeCursor(at: string, id: string): string {
+  return Buffer.from(JSON.stringify([at, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(parsed) && parsed.length === 2 && parsed.every((p) => typeof p === 'string')) {
+      return parsed as [string, string];
+    }
+  } catch {
+    // fall through
+  }
+  throw new LatchkeyError('invalid_request', 'The audit log cursor is not valid.');
+}
+
+export interface AuditLogOptions {
+  db: Kysely<Database>;
+  clock?: Clock;
+}
+
+/**
+ * @example
+ * const audit = createAuditLog({ db });
+ * await audit.record(trx, { tenantId, actor, action: 'user.created', target: user.id });
+ * const { items, next } = await audit.list(tenantId, { limit: 20 });
+ */
+export function createAuditLog(options: AuditLogOptions): AuditLog {
+  const clock = options.clock ?? systemClock;
+  let sequence = 0;
+  // Ids sort by time, then by a per-process sequence: events recorded in the same millisecond
+  // still list in the order they were recorded. Hex only, so every collation orders them alike.
+  const nextId = (ms: number): string => {
+    sequence = (sequence + 1) % 0x1000000;
+    const time = Math.max(0, ms).toString(16).padStart(12, '0');
+    return `aud_${time}${sequence.toString(16).padStart(6, '0')}${randomBytes(6).toString('hex')}`;
+  };
+
+  return {
+    async record(db, event) {
+      assertId(event.tenantId, 'tenantId');
+      if (typeof event.action !== 'string' || !/^[a-z_]+(\.[a-z_]+)+$/.test(event.action)) {
+        throw new TypeError('"action" must look like "resource.verb".');
+      }
+      const now = clock.now();
+      const details = event.details === undefined ? null : JSON.stringify(scrub(event.details));
+      await db
+        .insertInto('audit_events')
+        .values({
+          id: nextId(now.getTime()),
+          tenant_id: event.tenantId,
+          at: now.toISOString(),
+          actor: actorLabel(event.actor),
+          action: event.action,
+          target: event.target ?? null,
+          details,
+        })
+        .execute();
+    },
+
+    async list(tenantId, listOptions = {}) {
+      assertId(tenantId, 'tenantId');
+      const limit = listOptions.limit ?? 50;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+        throw new LatchkeyError('validation_failed', 'The audit log "limit" must be an integer from 1 to 500.', {
+          details: { fields: [{ path: 'limit', message: 'must be an integer from 1 to 500' }] },
+        });
+      }
+      let query = options.db.selectFrom('audit_events').selectAll().where('tenant_id', '=', tenantId);
+      if (listOptions.action !== undefined) query = query.where('action', '=', listOptions.action);
+      if (listOptions.before !== undefined) {
+        const [at, id] = decodeCursor(listOptions.before);
+        query = query.where((eb) => eb.or([eb('at', '<', at), eb.and([eb('at', '=', at), eb('id', '<', id)])]));
+      }
+      const rows = await query.orderBy('at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+      const page = rows.slice(0, limit);
+      const items = page.map((row) => ({
+        id: row.id,
+        tenantId: row.tenant_id,
+        at: row.at,
+        actor: row.actor,
+        action: row.action,
+        target: row.target,
+        details: row.details === null ? null : (JSON.parse(row.details) as Record<string, unknown>),
+      }));
+      const last = page[page.length - 1];
+      return rows.length > limit && last ? { items, next: encodeCursor(last.at, last.id) } : { items };
+    },
+  };
+}

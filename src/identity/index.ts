@@ -1,0 +1,22 @@
+// The identity module: tenants, users, groups, roles, authorization, sessions and the audit log.
+export { createIdentity } from './identity.js';
+export type { Identity, IdentityOptions } from './identity.js';
+export { PERMISSIONS, BUILTIN_ROLES, ADMIN_ROLE, isPermission, isBuiltinRole } from './permissions.js';
+export type { Permission, BuiltinRoleName } from './permissions.js';
+export { actorLabel, SYSTEM_ACTOR } from './actor.js';
+export type { Actor } from './actor.js';
+export { createAuthorizer } from './authorizer.js';
+export type { Authorizer, AuthorizerOptions, UserPermissions } from './authorizer.js';
+export { createAuditLog } from './audit-log.js';
+export type { AuditLog, AuditEvent, AuditRecord, AuditListOptions, AuditLogOptions } from './audit-log.js';
+export type { Tenant, TenantService } from './tenants.js';
+export type { User, UserService, CreateUserInput, UpdateUserInput } from './users.js';
+export type { Group, GroupService } from './groups.js';
+export type { Role, RoleService, RoleBinding, PrincipalRef, CreateRoleInput, UpdateRoleInput } from './roles.js';
+export type { SessionService, SessionOptions, SessionInfo, LoginInput, LoginResult } from './sessions.js';
+export { BOOTSTRAP_TENANT, BOOTSTRAP_USERNAME } from './bootstrap.js';
+export type { BootstrapResult } from './bootstrap.js';
+export { hashPassword, verifyPassword, generatePassword, MIN_PASSWORD_LENGTH } from './passwords.js';
+export { SlidingWindow } from './sliding-window.js';
+export type { SlidingWindowOptions } from './sliding-window.js';
+export { TENANT_NAME_PATTERN, USERNAME_PATTERN, NAME_PATTERN } from './validation.js';

@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import { LatchkeyError, newId } from '../core/index.js';
+import type { TenantsTable } from '../db/index.js';
+import { SYSTEM_ACTOR, type Actor } from './actor.js';
+import type { IdentityDeps } from './deps.js';
+import { changeTenant } from './tenant-change.js';
+import { assertId, notFound, parseInput, tenantName } from './validation.js';
+
+export interface Tenant {
+  id: string;
+  name: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Tenants: every user, group, role, key and object belongs to exactly one. */
+export interface TenantService {
+  /** Creates a tenant with no users (name: see TENANT_NAME_PATTERN). Conflict when the name is taken. */
+  create(input: { name: string }, actor?: Actor): Promise<Tenant>;
+  get(id: string): Promise<Tenant>;
+  getByName(name: string): Promise<Tenant>;
+  /** Every tenant, by name. */
+  list(): Promise<Tenant[]>;
+  /** Renames a tenant. */
+  update(id: string, input: { name: string }, actor?: Actor): Promise<Tenant>;
+  /** Deletes a tenant and everything in it (its audit events stay). */
+  delete(id: string, actor?: Actor): Promise<void>;
+}
+
+const tenantInput = z.strictObject({ name: tenantName });
+
+function view(row: TenantsTable): Tenant {
+  return { id: row.id, name: row.name, createdAt: row.created_at, updatedAt: row.updated_at };
+}
+
+function nameTaken(name: string, cause?: unknown): LatchkeyError {
+  return new LatchkeyError('conflict', `A tenant named "${name}" already exists.`, { cause });
+}
+
+/**
+ * @example
+ * const tenant = await identity.tenants.create({ name: 'acme' });
+ * await identity.tenants.getByName('acme');
+ */
+export function createTenantService(deps: IdentityDeps): TenantService {
+  const { db } = deps;
+  const byName = (name: string) => db.selectFrom('tenants').selectAll().where('name', '=', name).executeTakeFirst();
+
+  return {
+    async create(input, actor = SYSTEM_ACTOR) {
+      const { name } = parseInput(tenantInput, input, 'tenant');
+      const now = deps.clock.now().toISOString();
+      const row: TenantsTable = { id: newId('ten'), name, created_at: now, updated_at: now };
+      try {
+        await db.transaction().execute(async (trx) => {
+          await trx.insertInto('tenants').values(row).execute();
+          await deps.audit.record(trx, { tenantId: row.id, actor, action: 'tenant.created', target: row.id, details: { name } });
+        });
+      } catch (err) {
+        // The unique index on the name decides between concurrent creators.
+        if (await byName(name)) throw nameTaken(name, err);
+        throw err;
+      }
+      return view(row);
+    },
+
+    async get(id) {
+      assertId(id, 'id');
+      const row = await db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw notFound('tenant', id);
+      return view(row);
+    },
+
+    async getByName(name) {
+      if (typeof name !== 'string') throw new TypeError('"name" must be a string.');
+      const row = await byName(name);
+      if (!row) throw new LatchkeyError('not_found', `No tenant named ${JSON.stringify(name)} exists.`);
+      return view(row);
+    },
+
+    async list() {
+      const rows = await db.selectFrom('tenants').selectAll().orderBy('name').execute();
+      return rows.map(view);
+    },
+
+    async update(id, input, actor = SYSTEM_ACTOR) {
+      assertId(id, 'id');
+      const { name } = parseInput(tenantInput, input, 'tenant');
+      try {
+        return await changeTenant(deps, actor, id, async (change) => {
+          const current = await change.trx.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+          if (current.name === name) return view(current);
+          const other = await change.trx.selectFrom('tenants').select('id').where('name', '=', name).executeTakeFirst();
+          if (other) throw nameTaken(name);
+          await change.trx.updateTable('tenants').set({ name, updated_at: change.now }).where('id', '=', id).execute();
+          await change.audit({ action: 'tenant.updated', target: id, details: { name, previousName: current.name } });
+          return view({ ...current, name, updated_at: change.now });
+        });
+      } catch (err) {
+        if (!(err instanceof LatchkeyError) && (await byName(name))) throw nameTaken(name, err);
+        throw err;
+      }
+    },
+
+    async delete(id, actor = SYSTEM_ACTOR) {
+      assertId(id, 'id');
+      await changeTenant(deps, actor, id, async (change) => {
+        const current = await change.trx.selectFrom('tenants').select('name').where('id', '=', id).executeTakeFirstOrThrow();
+        await change.trx.deleteFrom('tenants').where('id', '=', id).execute();
+        await change.invalidate('tenant');
+        await change.audit({ action: 'tenant.deleted', target: id, details: { name: current.name } });
+      });
+    },
+  };
+}
