@@ -1,13 +1,22 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { createLogger, createMetrics, LatchkeyError, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
 import { DataKeys, loadKeyring, type Keyring } from './crypto/index.js';
-import { migrateToLatest, openDatabase, pendingMigrations, registerDatabaseMetrics, type DatabaseHandle } from './db/index.js';
+import { createApiKeys, createUsageGate, API_KEY_PEPPER_TYPE, type ApiKeys } from './apikeys/index.js';
+import {
+  InvalidationBus,
+  migrateToLatest,
+  openDatabase,
+  pendingMigrations,
+  registerDatabaseMetrics,
+  type DatabaseHandle,
+} from './db/index.js';
+import { createIdentity, type BootstrapResult, type Identity } from './identity/index.js';
 import { createHttpApp, listenWithShutdown, type RunningServer } from './http/index.js';
 import { VERSION } from './version.js';
 import { EncryptedObjectStore, ObjectMaintenance, ObjectTypeRegistry, type ObjectTypeDefinition } from './objects/index.js';
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
-export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [];
+export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE];
 
 export interface LatchkeyOptions {
   settings: Settings;
@@ -21,6 +30,12 @@ export interface LatchkeyOptions {
   objectTypes?: readonly ObjectTypeDefinition[];
   /** Build the HTTP app (default true; CLI maintenance commands skip it). */
   http?: boolean;
+  /**
+   * On an empty database, create tenant "default" and user "admin" (default true). The initial
+   * password goes to `onBootstrap` once and nowhere else (never to the log).
+   */
+  bootstrap?: boolean;
+  onBootstrap?: (result: Extract<BootstrapResult, { created: true }>) => void;
 }
 
 /** A registry of the built-in object types (plus extra ones). */
@@ -41,6 +56,9 @@ export interface Latchkey {
   registry: ObjectTypeRegistry;
   store: EncryptedObjectStore;
   maintenance: ObjectMaintenance;
+  bus: InvalidationBus;
+  identity: Identity;
+  apiKeys: ApiKeys;
   /** Undefined when built with `http: false`. */
   app: FastifyInstance | undefined;
   /** Listens on the configured host and port; shuts down gracefully on SIGTERM/SIGINT. */
@@ -74,6 +92,11 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
   try {
     if (options.migrate ?? true) {
       await migrateToLatest(database, (name) => logger.info({ migration: name }, `Applied migration ${name}.`));
+    } else {
+      const pending = await pendingMigrations(database);
+      if (pending.length > 0) {
+        throw new LatchkeyError('invalid_request', `The database has ${pending.length} pending migrations; run \`latchkey migrate\` first.`);
+      }
     }
   } catch (err) {
     await database.close();
@@ -85,6 +108,32 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
   const dataKeys = new DataKeys({ db: database.db, keyring, clock, metrics });
   const store = new EncryptedObjectStore({ db: database.db, registry, dataKeys, clock, metrics });
   const maintenance = new ObjectMaintenance({ db: database.db, registry, dataKeys, store, metrics, clock });
+
+  const bus = new InvalidationBus({
+    handle: database,
+    boundMs: settings.cacheBoundMs,
+    onError: (err) => logger.warn({ err }, 'Reading cache invalidations failed; retrying.'),
+  });
+  await bus.start();
+  const identity = createIdentity({ db: database.db, bus, clock, logger });
+  const usage = createUsageGate({ db: database.db, clock, logger });
+  const apiKeys = createApiKeys({ db: database.db, store, authorizer: identity.authorizer, audit: identity.audit, bus, usage, clock, logger });
+  if (options.bootstrap ?? true) {
+    const first = await identity.bootstrap();
+    if (first.created) options.onBootstrap?.(first);
+  }
+  // Housekeeping a server owns (the task engine takes it over later).
+  const housekeeping = setInterval(() => {
+    void identity.sessions.purgeExpired().catch((err: unknown) => logger.warn({ err }, 'Purging expired sessions failed.'));
+    void bus.prune().catch((err: unknown) => logger.warn({ err }, 'Pruning old invalidations failed.'));
+  }, 30 * 60 * 1000);
+  housekeeping.unref();
+  const stopServices = async () => {
+    clearInterval(housekeeping);
+    await apiKeys.verifier.close();
+    await usage.close();
+    await bus.stop();
+  };
 
   const apiPlugins: FastifyPluginAsync[] = [];
   const app =
@@ -119,6 +168,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     if (closed) return;
     closed = true;
     if (app) await app.close();
+    await stopServices();
     await database.close();
   };
 
@@ -132,6 +182,9 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     registry,
     store,
     maintenance,
+    bus,
+    identity,
+    apiKeys,
     app,
     async listen() {
       if (!app) throw new LatchkeyError('internal_error', 'This instance was built without its HTTP app.');
@@ -142,6 +195,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
         logger,
         onClose: async () => {
           closed = true;
+          await stopServices();
           await database.close();
         },
       });

@@ -2,6 +2,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, isLatchkeyError } from '../core/index.js';
+import { adminCommand } from './commands/admin.js';
 import { doctorCommand } from './commands/doctor.js';
 import { keygenCommand } from './commands/keygen.js';
 import { migrateCommand } from './commands/migrate.js';
@@ -15,7 +16,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
-  for (const command of [serveCommand(), migrateCommand(), rekeyCommand(), keygenCommand(), doctorCommand()]) {
+  for (const command of [serveCommand(), migrateCommand(), rekeyCommand(), keygenCommand(), doctorCommand(), adminCommand()]) {
     program.addCommand(command.exitOverride());
   }
   return program;
@@ -42,7 +43,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (isLatchkeyError(err)) {
       process.stderr.write(`latchkey: ${err.message}\n`);
-      process.exitCode = err.code === 'invalid_request' ? 2 : 1;
+      process.exitCode = err.code === 'invalid_request' || err.code === 'validation_failed' ? 2 : 1;
       return;
     }
     const code = (err as NodeJS.ErrnoException | undefined)?.code;

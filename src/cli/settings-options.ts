@@ -14,7 +14,8 @@ export function withSettingsOptions(command: Command): Command {
     .addOption(new Option('--key-file <file>', 'master key file (env: LATCHKEY_KEY_FILE)'))
     .addOption(new Option('--public-url <url>', 'URL users reach this server at (env: LATCHKEY_PUBLIC_URL)'))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env: LATCHKEY_LOG_LEVEL)'))
-    .addOption(new Option('--shutdown-timeout <duration>', 'bound on draining requests at shutdown (env: LATCHKEY_SHUTDOWN_TIMEOUT)'));
+    .addOption(new Option('--shutdown-timeout <duration>', 'bound on draining requests at shutdown (env: LATCHKEY_SHUTDOWN_TIMEOUT)'))
+    .addOption(new Option('--cache-bound <duration>', 'most time a change made elsewhere may go unseen (env: LATCHKEY_CACHE_BOUND, default 5s)'));
 }
 
 /** Settings from this command's flags, the environment and the config file. */
@@ -23,5 +24,7 @@ export function settingsFrom(command: Command): Settings {
   const flags: Record<string, unknown> = { ...opts };
   if (opts['shutdownTimeout'] !== undefined) flags['shutdownTimeoutMs'] = opts['shutdownTimeout'];
   delete flags['shutdownTimeout'];
+  if (opts['cacheBound'] !== undefined) flags['cacheBoundMs'] = opts['cacheBound'];
+  delete flags['cacheBound'];
   return loadSettings({ flags, env: process.env });
 }

@@ -58,6 +58,7 @@ describe('loadSettings: defaults and precedence', () => {
       publicUrl: 'http://127.0.0.1:4400',
       logLevel: 'info',
       shutdownTimeoutMs: 10_000,
+      cacheBoundMs: 5000,
       configFile: undefined,
     });
   });

@@ -19,6 +19,8 @@ export interface Settings {
   publicUrl: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   shutdownTimeoutMs: number;
+  /** The most time a change made by another process (a revoked key, a lost role) may go unseen. */
+  cacheBoundMs: number;
   configFile: string | undefined;
 }
 
@@ -129,6 +131,20 @@ const DEFINITIONS = {
       const parsed = parseDuration(v);
       if (parsed === undefined) {
         ctx.addIssue({ code: 'custom', message: 'not a duration' });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
+  },
+  cacheBoundMs: {
+    flag: '--cache-bound',
+    env: 'LATCHKEY_CACHE_BOUND',
+    file: 'cacheBound',
+    accepts: 'a duration from 100ms to 60s, such as "5s"',
+    parse: z.union([z.string(), z.number()]).transform((v, ctx) => {
+      const parsed = parseDuration(v);
+      if (parsed === undefined || parsed < 100 || parsed > 60_000) {
+        ctx.addIssue({ code: 'custom', message: 'not a bound' });
         return z.NEVER;
       }
       return parsed;
@@ -251,6 +267,7 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     publicUrl: (values['publicUrl'] as string | undefined) ?? `http://${urlHost}:${port}`,
     logLevel: (values['logLevel'] as Settings['logLevel'] | undefined) ?? 'info',
     shutdownTimeoutMs: (values['shutdownTimeoutMs'] as number | undefined) ?? 10_000,
+    cacheBoundMs: (values['cacheBoundMs'] as number | undefined) ?? 5000,
     configFile,
   };
 }

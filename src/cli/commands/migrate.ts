@@ -26,7 +26,7 @@ export function migrateCommand(): Command {
         return;
       }
       // Upgrading rewrites secrets, so only this step needs the master key.
-      const latchkey = await createLatchkey({ settings, logger: createLogger({ level: 'warn' }), migrate: false, http: false });
+      const latchkey = await createLatchkey({ settings, logger: createLogger({ level: 'warn' }), migrate: false, http: false, bootstrap: false });
       try {
         const progress = createProgress('Upgrading objects');
         const report = await latchkey.maintenance.upgradeModelVersions({ onProgress: (d, t) => progress.update(d, t) });

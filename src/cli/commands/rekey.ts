@@ -1,6 +1,5 @@
 import { Command, Option } from 'commander';
 import { createLogger, LatchkeyError } from '../../core/index.js';
-import { pendingMigrations } from '../../db/index.js';
 import { createLatchkey } from '../../latchkey.js';
 import type { ObjectFailure } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
@@ -42,13 +41,10 @@ export function rekeyCommand(): Command {
         logger: createLogger({ level: 'warn' }),
         migrate: false,
         http: false,
+        bootstrap: false,
         allowKeyCreation: false,
       });
       try {
-        const pending = await pendingMigrations(latchkey.database);
-        if (pending.length > 0) {
-          throw new LatchkeyError('invalid_request', `The database has ${pending.length} pending migrations; run \`latchkey migrate\` first.`);
-        }
         const rewrapProgress = createProgress('Rewrapping data keys');
         const rewrap = await latchkey.dataKeys.rewrapAll((d, t) => rewrapProgress.update(d, t));
         rewrapProgress.stop();

@@ -7,7 +7,15 @@ export function serveCommand(): Command {
     .description('Start the Latchkey server (migrates the database first).')
     .action(async (_opts, command: Command) => {
       const settings = settingsFrom(command);
-      const latchkey = await createLatchkey({ settings });
+      const latchkey = await createLatchkey({
+        settings,
+        // Printed once, to the terminal, never through the logger.
+        onBootstrap: ({ password }) => {
+          process.stdout.write(
+            `\nLatchkey created tenant "default" and user "admin".\nInitial admin password (shown only this once; store it now): ${password}\n\n`,
+          );
+        },
+      });
       const server = await latchkey.listen();
       latchkey.logger.info(
         { database: latchkey.database.dialect, location: latchkey.database.location, masterKeyId: latchkey.keyring.primary.id },
