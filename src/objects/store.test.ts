@@ -341,6 +341,29 @@ await eachDialect('encrypted object store', (dialect) => {
     }
   });
 
+  it('consumes an object exactly once under concurrency, decrypted, in one statement', async () => {
+    await setup();
+    try {
+      const t = tenant();
+      const s = secret();
+      const created = await f.store.create('credential', t, { name: 'n', service: 's', ownerId: 'u', apiSecret: s });
+      const peer = f.peer({});
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? f : peer).store.consume('credential', created.id)),
+      );
+      const winners = results.filter((r) => r !== undefined);
+      assert.equal(winners.length, 1);
+      assert.equal(winners[0]?.attributes['apiSecret'], s);
+      assert.equal(winners[0]?.tenantId, t);
+      assert.equal(await f.store.consume('credential', created.id), undefined);
+      const other = await f.store.create('credential', t, { name: 'n', service: 's', ownerId: 'u', apiSecret: secret() });
+      assert.equal(await f.store.consume('credential', other.id, { tenantId: tenant() }), undefined, 'another tenant cannot consume it');
+      assert.ok(await f.store.consume('credential', other.id, { tenantId: t }));
+    } finally {
+      await teardown();
+    }
+  });
+
   it('reports, by type and id, objects it cannot re-encrypt, and never their secrets', async () => {
     await setup();
     try {

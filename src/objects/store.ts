@@ -201,6 +201,20 @@ export class EncryptedObjectStore {
     throw new LatchkeyError('conflict', `The ${type.name} ${id} is being changed too often to update; retry later.`);
   }
 
+  /**
+   * Deletes the object and returns it decrypted, in ONE statement (`DELETE ... RETURNING`): of two
+   * concurrent calls exactly one gets it, and it is never read and deleted in two steps (for
+   * single-use objects such as OAuth states). Without `tenantId` the id alone selects it (the id
+   * must then be unguessable); the tenant is in the result. Undefined when there is none.
+   */
+  async consume(typeName: string, id: string, options: { tenantId?: string } = {}): Promise<StoredObject | undefined> {
+    const type = this.#registry.get(typeName);
+    let query = this.#db.deleteFrom('objects').where('id', '=', id).where('type', '=', type.name);
+    if (options.tenantId !== undefined) query = query.where('tenant_id', '=', options.tenantId);
+    const row = await query.returningAll().executeTakeFirst();
+    return row ? this.#materialize(type, row, true) : undefined;
+  }
+
   /** Deletes the object. Returns false when there was none (in this tenant). */
   async delete(typeName: string, tenantId: string, id: string): Promise<boolean> {
     const type = this.#registry.get(typeName);
