@@ -11,7 +11,7 @@ import {
   type DatabaseHandle,
 } from './db/index.js';
 import { createIdentity, type BootstrapResult, type Identity } from './identity/index.js';
-import { createHttpApp, listenWithShutdown, type RunningServer } from './http/index.js';
+import { apiRoutes, createHttpApp, listenWithShutdown, type RunningServer } from './http/index.js';
 import { VERSION } from './version.js';
 import { EncryptedObjectStore, ObjectMaintenance, ObjectTypeRegistry, type ObjectTypeDefinition } from './objects/index.js';
 
@@ -135,7 +135,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     await bus.stop();
   };
 
-  const apiPlugins: FastifyPluginAsync[] = [];
+  const apiPlugins: FastifyPluginAsync[] = [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock })];
   const app =
     options.http === false
       ? undefined

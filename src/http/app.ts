@@ -14,6 +14,7 @@ import { openApiPlugin } from './openapi.js';
 import type { ReadinessCheck } from './readiness.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './request-id.js';
 import { headersForLog, requestLogPlugin } from './request-log.js';
+import { requestChildLogger } from './request-logger.js';
 import { healthRoutes } from './routes/health.js';
 
 export type { ReadinessCheck };
@@ -44,6 +45,7 @@ export interface HttpAppOptions {
 export async function createHttpApp(options: HttpAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
+    childLoggerFactory: requestChildLogger,
     genReqId: requestIdFor,
     requestIdHeader: false,
     // Fastify's request lines log the URL with its query string; request-log.ts writes ours.
@@ -106,6 +108,9 @@ export async function createHttpApp(options: HttpAppOptions): Promise<FastifyIns
 /** Answers any thrown value with the error body; unexpected errors are logged, never shown. */
 function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const { status, body, internal } = mapError(error, request.id);
+  // A 429 says when to come back: the error carries it as details.retryAfterSeconds.
+  const retryAfter = body.error.details?.retryAfterSeconds;
+  if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
   if (internal) {
     request.log.error({ err: error, headers: headersForLog(request.headers) }, 'request failed');
   } else if (status >= 500) {

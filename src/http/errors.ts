@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
 import { ERROR_STATUS, isLatchkeyError, type ErrorCode } from '../core/index.js';
+import { scrubSecrets } from './secrets.js';
 
 /** The one error body of the HTTP API. */
 export interface ErrorBody {
@@ -103,9 +104,9 @@ export function mapError(error: unknown, requestId: string): MappedError {
   return internal(requestId);
 }
 
-/** The 404 body for a request that matched no route. The query string is left out. */
+/** The 404 body for a request that matched no route. The query string is left out, API keys redacted. */
 export function notFoundBody(method: string, url: string, requestId: string): ErrorBody {
-  const path = (url.split('?')[0] ?? '').slice(0, 200);
+  const path = scrubSecrets(url.split('?')[0] ?? '').slice(0, 200);
   return result(404, 'not_found', `No route matches ${method} ${path}.`, requestId).body;
 }
 
@@ -133,8 +134,9 @@ function validationIssues(error: unknown): ValidationIssue[] | undefined {
 }
 
 function fieldError(issue: ValidationIssue): FieldError {
-  const path = (issue.instancePath ?? '').split('/').filter((part) => part !== '').join('.');
-  const raw = issue.message ?? 'is invalid';
+  // Paths and messages can quote caller input (an unrecognized key's name): a key pasted there stays out.
+  const path = scrubSecrets((issue.instancePath ?? '').split('/').filter((part) => part !== '').join('.'));
+  const raw = scrubSecrets(issue.message ?? 'is invalid');
   // zod reports a missing field as a type error on `undefined`.
   const message = /received undefined$/.test(raw) ? 'is required' : raw;
   return { path, message };

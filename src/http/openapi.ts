@@ -29,7 +29,14 @@ const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
               type: 'apiKey',
               in: 'header',
               name: 'Authorization',
-              description: '`ApiKey lk_...` (or `Bearer lk_...`).',
+              description:
+                '`ApiKey lk_...` (or `Bearer lk_...`). Keys look like `lk_` + key id (`k` + 15 base62) + `_` + 43 base62 secret + 6 base62 CRC32 checksum.',
+            },
+            sessionCookie: {
+              type: 'apiKey',
+              in: 'cookie',
+              name: 'latchkey_session',
+              description: 'The console session set by `POST /api/v1/sessions` (HttpOnly, SameSite=Lax).',
             },
           },
         },

@@ -1,5 +1,5 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { newId } from '../core/index.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
@@ -7,7 +7,8 @@ const ACCEPTED_REQUEST_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /**
  * Fastify `genReqId`: the caller's `x-request-id` when it is short and plain (so it can be logged
- * and echoed safely), otherwise a new `req_` id.
+ * and echoed safely), otherwise a new `req_` id (122 random bits in hex: randomUUID draws from a
+ * pooled entropy buffer, several times cheaper per request than a fresh randomBytes call).
  *
  * @example
  * Fastify({ genReqId: requestIdFor, requestIdHeader: false });
@@ -15,5 +16,5 @@ const ACCEPTED_REQUEST_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 export function requestIdFor(request: IncomingMessage): string {
   const header = request.headers[REQUEST_ID_HEADER];
   if (typeof header === 'string' && ACCEPTED_REQUEST_ID.test(header)) return header;
-  return newId('req');
+  return `req_${randomUUID().replaceAll('-', '')}`;
 }

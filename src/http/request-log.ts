@@ -2,20 +2,26 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { routeLabel } from './metrics.js';
+import { scrubSecrets } from './secrets.js';
 
 /**
  * One "request completed" line per response, in place of fastify's request logging: it logs the
- * path without its query string (OAuth callbacks carry codes there) and the route pattern.
+ * path without its query string (OAuth callbacks carry codes there), with anything shaped like an
+ * API key redacted, and the route pattern.
  *
  * @example
  * Fastify({ disableRequestLogging: true }).register(requestLogPlugin);
  */
 const requestLog: FastifyPluginAsync = async (app) => {
+    // Through the app logger with the request id spelled out: `request.log` is made only when
+    // something else logs through it (see request-logger.ts).
+    const log = app.log;
     app.addHook('onResponse', async (request, reply) => {
-      request.log.info(
+      log.info(
         {
+          requestId: request.id,
           method: request.method,
-          path: request.url.split('?')[0],
+          path: scrubSecrets(request.url.split('?')[0] ?? ''),
           route: routeLabel(request),
           statusCode: reply.statusCode,
           responseTimeMs: Math.round(reply.elapsedTime * 10) / 10,

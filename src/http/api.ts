@@ -1,0 +1,66 @@
+import fastifyCookie from '@fastify/cookie';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ApiKeys } from '../apikeys/index.js';
+import type { Clock } from '../core/index.js';
+import type { InvalidationBus } from '../db/index.js';
+import type { Identity } from '../identity/index.js';
+import { authPlugin } from './auth.js';
+import { DisplayCache } from './display-cache.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
+import { auditRoutes } from './routes/audit.js';
+import { groupRoutes } from './routes/groups.js';
+import { meRoutes } from './routes/me.js';
+import { roleRoutes } from './routes/roles.js';
+import { sessionRoutes } from './routes/sessions.js';
+import { tenantRoutes } from './routes/tenants.js';
+import { userRoutes } from './routes/users.js';
+
+export interface ApiRoutesOptions {
+  identity: Identity;
+  apiKeys: ApiKeys;
+  /** Started by the caller; the display cache follows its invalidations. */
+  bus: InvalidationBus;
+  /** `LATCHKEY_PUBLIC_URL`: the session cookie is `Secure` when it is https. */
+  publicUrl: string;
+  /** Failed authentications allowed per client address within the window (default 30 a minute). */
+  authFailureLimit?: { limit: number; windowMs: number };
+  clock?: Clock;
+}
+
+/**
+ * The identity and API key routes, to register under `/api/v1` (pass to `createHttpApp` in
+ * `apiPlugins`). Login and logout sit in a public scope; everything else in a sibling scope
+ * behind {@link authPlugin}, each route declaring the permission it needs.
+ *
+ * @example
+ * const app = await createHttpApp({ logger, metrics, readiness: [],
+ *   apiPlugins: [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl })] });
+ */
+export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
+  const { identity, apiKeys, bus } = options;
+  return async (api) => {
+    const display = new DisplayCache({ identity, apiKeys, bus });
+    api.addHook('onClose', async () => display.close());
+    // Cookies are parsed only where a route needs them: an API key request never pays for it.
+    await api.register(fastifyCookie, { hook: false });
+
+    await api.register(sessionRoutes, { identity, secureCookie: new URL(options.publicUrl).protocol === 'https:' });
+
+    await api.register(async (secured) => {
+      await secured.register(authPlugin, {
+        identity,
+        apiKeys,
+        display,
+        ...(options.authFailureLimit ? { failureLimit: options.authFailureLimit } : {}),
+        ...(options.clock ? { clock: options.clock } : {}),
+      });
+      await secured.register(meRoutes, { display });
+      await secured.register(tenantRoutes, { identity, display });
+      await secured.register(userRoutes, { identity });
+      await secured.register(groupRoutes, { identity });
+      await secured.register(roleRoutes, { identity });
+      await secured.register(apiKeyRoutes, { identity, apiKeys });
+      await secured.register(auditRoutes, { identity });
+    });
+  };
+}

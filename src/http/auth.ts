@@ -1,0 +1,233 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { ApiKeys, VerifyResult } from '../apikeys/index.js';
+import { LatchkeyError, systemClock, type Clock } from '../core/index.js';
+import { BOOTSTRAP_TENANT, SlidingWindow, type Actor, type Identity, type Permission } from '../identity/index.js';
+import type { DisplayCache } from './display-cache.js';
+
+/** Who is calling: a user, through one of their API keys or a console session. */
+export interface Principal {
+  tenantId: string;
+  userId: string;
+  /** Set when the request was authenticated by an API key. */
+  apiKeyId?: string;
+  /** The caller's current permissions (a key's: its owner's, narrowed by its roles). */
+  permissions: ReadonlySet<Permission>;
+  /** The same permissions, sorted. */
+  permissionList: readonly Permission[];
+  actor: Actor;
+}
+
+/** What a route needs: one permission, or only an authenticated caller. */
+export type Access = Permission | 'authenticated';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Every route behind {@link authPlugin} declares it; a route without one is refused at start. */
+    permission?: Access;
+    /** The permission counts only in the system tenant ("default"): tenant administration. */
+    systemTenant?: boolean;
+  }
+  interface FastifyRequest {
+    /** Set by {@link authPlugin} before any handler runs; null outside its scope. */
+    principal: Principal | null;
+  }
+}
+
+export const SESSION_COOKIE = 'latchkey_session';
+
+/** One sentence for every authentication failure: it never tells whether a key id exists. */
+export const AUTHENTICATION_FAILED = 'Authentication failed: send a valid API key or log in.';
+
+/** The `security` of every authenticated operation in the OpenAPI document. */
+export const SECURITY: Array<Record<string, string[]>> = [{ apiKey: [] }, { sessionCookie: [] }];
+
+export interface AuthOptions {
+  identity: Identity;
+  apiKeys: ApiKeys;
+  display: DisplayCache;
+  /** Failed authentications allowed per client address within the window (default 30 a minute). */
+  failureLimit?: { limit: number; windowMs: number };
+  clock?: Clock;
+}
+
+const AUTHORIZATION = /^(?:ApiKey|Bearer)[ \t]+(\S+)[ \t]*$/i;
+
+/**
+ * The caller, as {@link authPlugin} authenticated them.
+ *
+ * @example
+ * app.get('/me', { config: { permission: 'authenticated' } }, async (request) => principalOf(request).userId);
+ */
+export function principalOf(request: FastifyRequest): Principal {
+  const principal = request.principal;
+  // Only reachable when a route is registered outside the authenticated scope by mistake.
+  if (principal === null) throw new LatchkeyError('internal_error', 'The route has no authenticated caller.');
+  return principal;
+}
+
+/**
+ * True when the caller holds identity:admin (may act on other users' objects in its tenant).
+ *
+ * @example
+ * if (view.ownerId !== principal.userId && !isAdmin(principal)) throw forbidden('identity:admin');
+ */
+export function isAdmin(principal: Principal): boolean {
+  return principal.permissions.has('identity:admin');
+}
+
+/**
+ * The 403 for a missing permission.
+ *
+ * @example
+ * forbidden('apikeys:write').message; // 'This action needs the permission apikeys:write.'
+ */
+export function forbidden(permission: Permission, where = ''): LatchkeyError {
+  return new LatchkeyError('forbidden', `This action needs the permission ${permission}${where}.`, { details: { permission } });
+}
+
+function tooMany(code: 'rate_limited' | 'usage_exceeded', message: string, retryAfterMs: number | undefined): LatchkeyError {
+  const details = retryAfterMs === undefined ? undefined : { retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) };
+  return new LatchkeyError(code, message, details ? { details } : {});
+}
+
+// The sorted list for a permission set: the authorizer hands out the same set while nothing changed.
+const listed = new WeakMap<ReadonlySet<Permission>, readonly Permission[]>();
+// And the set for a sorted list: the verifier hands out the same list while nothing changed.
+const sets = new WeakMap<readonly Permission[], ReadonlySet<Permission>>();
+
+function sortedList(set: ReadonlySet<Permission>): readonly Permission[] {
+  let list = listed.get(set);
+  if (list === undefined) {
+    list = Object.freeze([...set].sort());
+    listed.set(set, list);
+  }
+  return list;
+}
+
+function setOf(list: readonly Permission[]): ReadonlySet<Permission> {
+  let set = sets.get(list);
+  if (set === undefined) {
+    set = new Set(list);
+    sets.set(list, set);
+  }
+  return set;
+}
+
+function keyPrincipal(result: VerifyResult): Principal | undefined {
+  const { keyId, tenantId, ownerId, permissions } = result;
+  if (keyId === undefined || tenantId === undefined || ownerId === undefined || permissions === undefined) return undefined;
+  return {
+    tenantId,
+    userId: ownerId,
+    apiKeyId: keyId,
+    permissions: setOf(permissions),
+    permissionList: permissions,
+    actor: { type: 'user', tenantId, userId: ownerId, apiKeyId: keyId },
+  };
+}
+
+const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
+  const { identity, apiKeys, display } = options;
+  const clock = options.clock ?? systemClock;
+  const limit = options.failureLimit ?? { limit: 30, windowMs: 60_000 };
+  const failures = new SlidingWindow({ limit: limit.limit, windowMs: limit.windowMs });
+
+  app.decorateRequest('principal', null);
+
+  const fail = (address: string): LatchkeyError => {
+    failures.hit(address, clock.now().getTime());
+    return new LatchkeyError('unauthorized', AUTHENTICATION_FAILED);
+  };
+
+  async function authenticate(request: FastifyRequest): Promise<Principal> {
+    const address = request.ip;
+    const waitMs = failures.retryAfterMs(address, clock.now().getTime());
+    if (waitMs > 0) throw tooMany('rate_limited', 'Too many failed authentications from this address; try again later.', waitMs);
+
+    const header = request.headers.authorization;
+    if (header !== undefined) {
+      const key = AUTHORIZATION.exec(header)?.[1];
+      if (key === undefined) throw fail(address);
+      const result = await apiKeys.verifier.verify(key, { consume: true });
+      if (result.code === 'rate_limited') {
+        throw tooMany('rate_limited', 'The API key has reached its rate limit; try again later.', result.retryAfterMs);
+      }
+      if (result.code === 'usage_exceeded') {
+        throw tooMany('usage_exceeded', 'The API key has no credits left.', result.retryAfterMs);
+      }
+      const principal = result.valid ? keyPrincipal(result) : undefined;
+      if (principal === undefined) throw fail(address);
+      return principal;
+    }
+
+    const cookie = request.headers.cookie;
+    const token = cookie === undefined ? undefined : app.parseCookie(cookie)[SESSION_COOKIE];
+    if (token === undefined || token === '') throw fail(address);
+    const session = await identity.sessions.authenticate(token);
+    if (session === undefined) throw fail(address);
+    const user = await identity.authorizer.userPermissions(session.tenantId, session.userId);
+    if (!user.active) throw fail(address);
+    const { tenantId, userId } = session;
+    return {
+      tenantId,
+      userId,
+      permissions: user.permissions,
+      permissionList: sortedList(user.permissions),
+      actor: { type: 'user', tenantId, userId },
+    };
+  }
+
+  /** The check of one route's permission, made once when the route is registered. */
+  function accessCheck(access: Access, systemTenant: boolean): (principal: Principal) => Promise<void> | void {
+    if (access === 'authenticated') return () => {};
+    if (!systemTenant) {
+      return (principal) => {
+        if (!principal.permissions.has(access)) throw forbidden(access);
+      };
+    }
+    return async (principal) => {
+      if (!principal.permissions.has(access)) throw forbidden(access);
+      if ((await display.tenantName(principal.tenantId)) !== BOOTSTRAP_TENANT) {
+        throw forbidden(access, ` in the system tenant "${BOOTSTRAP_TENANT}"`);
+      }
+    };
+  }
+
+  // Each route gets its own onRequest hook: authentication, then the route's permission, before
+  // the body is even parsed. A route that declares no permission stops the server from starting.
+  app.addHook('onRoute', (route) => {
+    const access = route.config?.permission;
+    if (access === undefined) {
+      throw new Error(`Route ${String(route.method)} ${route.url} declares no permission (config.permission).`);
+    }
+    const check = accessCheck(access, route.config?.systemTenant === true);
+    const guard = async (request: FastifyRequest): Promise<void> => {
+      const principal = await authenticate(request);
+      request.principal = principal;
+      await check(principal);
+    };
+    const existing = route.onRequest;
+    route.onRequest = existing === undefined ? [guard] : [guard, ...(Array.isArray(existing) ? existing : [existing])];
+  });
+};
+
+/**
+ * Authenticates every request of the scope it is registered in, then checks the permission the
+ * route declares (`config.permission`), before the body is parsed:
+ * - `Authorization: ApiKey <key>` (or `Bearer <key>`) goes through the API key verifier, counting
+ *   against the key's rate limit and credits; a limit hit is 429 with `Retry-After`, never 401.
+ * - otherwise the `latchkey_session` cookie, checked against the user's current permissions.
+ * Every failure is the same 401 sentence; failures are counted per client address, and an address
+ * over the limit gets 429 until its window frees up, whatever it sends.
+ *
+ * Register it (it is not encapsulated) in the scope of the authenticated routes only: public
+ * routes live in a sibling scope, never behind a URL test.
+ *
+ * @example
+ * await api.register(async (secured) => {
+ *   await secured.register(authPlugin, { identity, apiKeys, display });
+ *   secured.get('/me', { config: { permission: 'authenticated' } }, async (request) => principalOf(request));
+ * });
+ */
+export const authPlugin = fp(auth, { name: 'latchkey-auth', dependencies: ['@fastify/cookie'] });

@@ -1,0 +1,72 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Identity } from '../../identity/index.js';
+import { principalOf, SECURITY } from '../auth.js';
+import { errorResponses } from '../schemas.js';
+
+export interface AuditRoutesOptions {
+  identity: Identity;
+}
+
+const auditQuery = z.strictObject({
+  limit: z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(1, { error: 'must be at least 1' })
+    .max(500, { error: 'must be at most 500' })
+    .optional()
+    .describe('Events per page, 1 to 500 (default 50).'),
+  before: z.string({ error: 'must be a string' }).max(200, { error: 'is too long' }).optional().describe('The `next` of the previous page.'),
+  action: z
+    .string({ error: 'must be a string' })
+    .regex(/^[a-z_]+(\.[a-z_]+)+$/, { error: 'must look like "resource.verb"' })
+    .optional()
+    .describe('Only events with this action, such as `api_key.revoked`.'),
+});
+
+const auditEventSchema = z
+  .object({
+    id: z.string(),
+    tenantId: z.string(),
+    at: z.string(),
+    actor: z.string().describe('`user:<id>`, `api_key:<id>` or `system`.'),
+    action: z.string(),
+    target: z.string().nullable(),
+    details: z.record(z.string(), z.unknown()).nullable(),
+  })
+  .meta({ id: 'AuditEvent' });
+
+/**
+ * The tenant's audit log, newest first.
+ *
+ * @example
+ * await secured.register(auditRoutes, { identity });
+ */
+export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (fastify, options) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { identity } = options;
+
+  app.get(
+    '/audit',
+    {
+      config: { permission: 'audit:read' },
+      schema: {
+        tags: ['audit'],
+        summary: 'The tenant\'s audit log, newest first',
+        description: 'Needs audit:read.',
+        security: SECURITY,
+        querystring: auditQuery,
+        response: { 200: z.object({ items: z.array(auditEventSchema), next: z.string().optional() }), ...errorResponses(400, 403) },
+      },
+    },
+    async (request) => {
+      const { limit, before, action } = request.query;
+      return identity.audit.list(principalOf(request).tenantId, {
+        ...(limit !== undefined ? { limit } : {}),
+        ...(before !== undefined ? { before } : {}),
+        ...(action !== undefined ? { action } : {}),
+      });
+    },
+  );
+};

@@ -1,0 +1,151 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { LatchkeyError } from '../../core/index.js';
+import { BOOTSTRAP_TENANT, TENANT_NAME_PATTERN, type Identity } from '../../identity/index.js';
+import { principalOf, SECURITY } from '../auth.js';
+import type { DisplayCache } from '../display-cache.js';
+import { errorResponses, idParams, noContent, tenantSchema } from '../schemas.js';
+
+export interface TenantRoutesOptions {
+  identity: Identity;
+  display: DisplayCache;
+}
+
+const tenantBody = z.strictObject({
+  name: z.string({ error: 'must be a string' }).regex(TENANT_NAME_PATTERN, {
+    error: 'must be 1 to 63 lower-case letters, digits or dashes, starting with a letter or digit',
+  }),
+});
+
+const SYSTEM_ONLY = `Needs identity:admin in the system tenant "${BOOTSTRAP_TENANT}" (the tenant Latchkey creates on first start).`;
+const systemAdmin = { permission: 'identity:admin', systemTenant: true } as const;
+
+/**
+ * Tenants. `GET /tenants/current` answers any caller; the rest is tenant administration, open only
+ * to holders of identity:admin in the system tenant "default". The system tenant itself cannot be
+ * renamed or deleted here (that would leave no one able to administer tenants).
+ *
+ * @example
+ * await secured.register(tenantRoutes, { identity, display });
+ */
+export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fastify, options) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { identity, display } = options;
+
+  const assertNotSystem = async (id: string, what: string) => {
+    if ((await identity.tenants.get(id)).name === BOOTSTRAP_TENANT) {
+      throw new LatchkeyError('conflict', `The system tenant "${BOOTSTRAP_TENANT}" cannot be ${what}.`);
+    }
+  };
+
+  app.get(
+    '/tenants/current',
+    {
+      config: { permission: 'authenticated' },
+      schema: {
+        tags: ['tenants'],
+        summary: 'The caller\'s tenant',
+        description: 'Any authenticated caller.',
+        security: SECURITY,
+        response: { 200: tenantSchema, ...errorResponses() },
+      },
+    },
+    async (request) => identity.tenants.get(principalOf(request).tenantId),
+  );
+
+  app.get(
+    '/tenants',
+    {
+      config: systemAdmin,
+      schema: {
+        tags: ['tenants'],
+        summary: 'List tenants',
+        description: SYSTEM_ONLY,
+        security: SECURITY,
+        response: { 200: z.object({ items: z.array(tenantSchema) }), ...errorResponses(403) },
+      },
+    },
+    async () => ({ items: await identity.tenants.list() }),
+  );
+
+  app.post(
+    '/tenants',
+    {
+      config: systemAdmin,
+      schema: {
+        tags: ['tenants'],
+        summary: 'Create a tenant (with no users)',
+        description: SYSTEM_ONLY,
+        security: SECURITY,
+        body: tenantBody,
+        response: { 201: tenantSchema, ...errorResponses(400, 403, 409) },
+      },
+    },
+    async (request, reply) => {
+      const tenant = await identity.tenants.create(request.body, principalOf(request).actor);
+      return reply.code(201).send(tenant);
+    },
+  );
+
+  app.get(
+    '/tenants/:id',
+    {
+      config: systemAdmin,
+      schema: {
+        tags: ['tenants'],
+        summary: 'Get a tenant',
+        description: SYSTEM_ONLY,
+        security: SECURITY,
+        params: idParams,
+        response: { 200: tenantSchema, ...errorResponses(400, 403, 404) },
+      },
+    },
+    async (request) => identity.tenants.get(request.params.id),
+  );
+
+  app.patch(
+    '/tenants/:id',
+    {
+      config: systemAdmin,
+      schema: {
+        tags: ['tenants'],
+        summary: 'Rename a tenant',
+        description: `${SYSTEM_ONLY} The system tenant cannot be renamed.`,
+        security: SECURITY,
+        params: idParams,
+        body: tenantBody,
+        response: { 200: tenantSchema, ...errorResponses(400, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      await assertNotSystem(id, 'renamed');
+      const tenant = await identity.tenants.update(id, request.body, principalOf(request).actor);
+      display.dropTenant(id);
+      return tenant;
+    },
+  );
+
+  app.delete(
+    '/tenants/:id',
+    {
+      config: systemAdmin,
+      schema: {
+        tags: ['tenants'],
+        summary: 'Delete a tenant and everything in it',
+        description: `${SYSTEM_ONLY} Its audit events stay. The system tenant cannot be deleted.`,
+        security: SECURITY,
+        params: idParams,
+        response: { 204: noContent, ...errorResponses(400, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      await assertNotSystem(id, 'deleted');
+      await identity.tenants.delete(id, principalOf(request).actor);
+      display.dropTenant(id);
+      return reply.code(204).send(null);
+    },
+  );
+};

@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import { parseDuration } from '../core/index.js';
+import { NAME_PATTERN, PERMISSIONS } from '../identity/index.js';
+import { errorBodySchema } from './errors.js';
+
+// Request and response schemas shared by the route plugins. Request schemas never echo a value
+// in their messages (a misplaced secret must not come back in a 400).
+
+export const permissionSchema = z.enum(PERMISSIONS, { error: 'is not a known permission' });
+
+/** Ids as Latchkey makes them (`usr_…`, `grp_…`, `ten_…`); anything else is refused before a lookup. */
+export const idSchema = z
+  .string({ error: 'must be a string' })
+  .regex(/^[a-z]{3}_[0-9A-Za-z]{1,40}$/, { error: 'is not a Latchkey id' });
+
+/** API key ids: `k` + 15 base62 characters. */
+export const keyIdSchema = z.string({ error: 'must be a string' }).regex(/^k[0-9A-Za-z]{15}$/, { error: 'is not an API key id' });
+
+/** Group and custom role names. */
+export const nameSchema = z.string({ error: 'must be a string' }).regex(NAME_PATTERN, {
+  error: 'must be 1 to 63 letters, digits or ._:- characters, starting with a letter or digit',
+});
+
+export const idParams = z.object({ id: idSchema });
+
+const SECOND = 1000;
+const DAY = 24 * 3600 * SECOND;
+const YEAR = 365 * DAY;
+
+function spoken(ms: number): string {
+  if (ms >= 100 * YEAR) return `${ms / YEAR} years`;
+  if (ms >= YEAR && ms % YEAR === 0) return ms === YEAR ? 'a year' : `${ms / YEAR} years`;
+  if (ms >= DAY && ms % DAY === 0) return `${ms / DAY} days`;
+  if (ms >= SECOND && ms % SECOND === 0) return ms === SECOND ? '1 second' : `${ms / SECOND} seconds`;
+  return `${ms} ms`;
+}
+
+/**
+ * A duration as `"10m"`-style text or a number of milliseconds, parsed to whole milliseconds and
+ * checked against `[minMs, maxMs]`.
+ *
+ * @example
+ * durationSchema(1000, 86_400_000).parse('10m'); // 600000
+ */
+export function durationSchema(minMs: number, maxMs: number) {
+  const range = `from ${spoken(minMs)} to ${spoken(maxMs)}`;
+  return z
+    .union([z.string().max(40), z.number()], {
+      error: (issue) => (issue.input === undefined ? 'is required' : 'must be a duration such as "30d" or a number of milliseconds'),
+    })
+    .transform((value, ctx) => {
+      const parsed = parseDuration(value);
+      if (parsed === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'must be a duration such as "30d" or a number of milliseconds' });
+        return z.NEVER;
+      }
+      const ms = Math.round(parsed);
+      if (ms < minMs || ms > maxMs) {
+        ctx.addIssue({ code: 'custom', message: `must be ${range}` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .meta({ description: `A duration such as "30d" or "10m", or a number of milliseconds; ${range}.` });
+}
+
+export const tenantSchema = z
+  .object({ id: z.string(), name: z.string(), createdAt: z.string(), updatedAt: z.string() })
+  .meta({ id: 'Tenant' });
+
+export const userSchema = z
+  .object({
+    id: z.string(),
+    tenantId: z.string(),
+    username: z.string(),
+    displayName: z.string().nullable(),
+    disabled: z.boolean(),
+    hasPassword: z.boolean().describe('Whether the user can log in with a password.'),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'User' });
+
+export const groupSchema = z
+  .object({ id: z.string(), tenantId: z.string(), name: z.string(), createdAt: z.string(), updatedAt: z.string() })
+  .meta({ id: 'Group' });
+
+export const roleSchema = z
+  .object({
+    name: z.string(),
+    description: z.string().nullable(),
+    permissions: z.array(permissionSchema),
+    builtin: z.boolean(),
+    createdAt: z.string().nullable(),
+    updatedAt: z.string().nullable(),
+  })
+  .meta({ id: 'Role' });
+
+export const principalSchema = z.strictObject({
+  type: z.enum(['user', 'group'], { error: 'must be "user" or "group"' }),
+  id: idSchema,
+});
+
+export const roleBindingSchema = z
+  .object({ roleName: z.string(), principal: z.object({ type: z.enum(['user', 'group']), id: z.string() }), createdAt: z.string() })
+  .meta({ id: 'RoleBinding' });
+
+export const apiKeySchema = z
+  .object({
+    id: z.string(),
+    tenantId: z.string(),
+    name: z.string(),
+    masked: z.string().describe('`lk_<id>_…` and the last 4 characters; never the secret.'),
+    ownerId: z.string(),
+    roles: z.array(z.string()).nullable().describe('Roles the key is limited to; null: all of its owner\'s permissions.'),
+    createdAt: z.string(),
+    expiresAt: z.string().nullable(),
+    lastUsedAt: z.string().nullable(),
+    revokedAt: z.string().nullable(),
+    rateLimit: z.object({ limit: z.number(), windowMs: z.number() }).nullable(),
+    credits: z
+      .object({ remaining: z.number(), refill: z.object({ amount: z.number(), intervalMs: z.number() }).nullable() })
+      .nullable(),
+    meta: z.record(z.string(), z.unknown()).nullable(),
+  })
+  .meta({ id: 'ApiKey' });
+
+export const issuedApiKeySchema = z
+  .object({
+    key: z.string().describe('The whole key: shown this once, never again.'),
+    apiKey: apiKeySchema,
+  })
+  .meta({ id: 'IssuedApiKey' });
+
+export const noContent = z.null().describe('No content.');
+
+const ERROR_DESCRIPTIONS = {
+  400: 'The request is invalid (`validation_failed` with the fields, or `invalid_request`).',
+  401: 'Authentication failed (`unauthorized`): one message for every cause.',
+  403: 'The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`).',
+  404: 'No such object in the caller\'s tenant (`not_found`); another tenant\'s id answers the same.',
+  409: 'The change conflicts with the current state (`conflict`).',
+  429: 'Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known.',
+} as const;
+
+type ErrorStatus = keyof typeof ERROR_DESCRIPTIONS;
+
+/**
+ * Error responses of an authenticated route: 401 and 429 always, plus `statuses`.
+ *
+ * @example
+ * schema: { response: { 200: userSchema, ...errorResponses(400, 403, 404) } }
+ */
+export function errorResponses<S extends ErrorStatus>(...statuses: S[]): Record<S | 401 | 429, typeof errorBodySchema> {
+  const all = new Set<ErrorStatus>([...statuses, 401, 429]);
+  const out: Partial<Record<ErrorStatus, typeof errorBodySchema>> = {};
+  for (const status of [...all].sort()) out[status] = errorBodySchema.describe(ERROR_DESCRIPTIONS[status]);
+  return out as Record<S | 401 | 429, typeof errorBodySchema>;
+}
+
+/** Error responses of a public route: only `statuses`. */
+export function publicErrorResponses<S extends ErrorStatus>(...statuses: S[]): Record<S, typeof errorBodySchema> {
+  const out: Partial<Record<ErrorStatus, typeof errorBodySchema>> = {};
+  for (const status of statuses) out[status] = errorBodySchema.describe(ERROR_DESCRIPTIONS[status]);
+  return out as Record<S, typeof errorBodySchema>;
+}
