@@ -37,3 +37,7 @@ export type {
   ResolvedOAuthEndpoints,
   ResolvedOAuthDiscovery,
 } from './catalog.js';
+export { CONNECTOR_TYPE, createConnectorService } from './connectors.js';
+export type { ConnectorService, ConnectorServiceOptions, ConnectorView, ConnectorPage, ResolvedConnector } from './connectors.js';
+export { TOKEN_MODES, SECRET_NAMES, SECRETS_BY_AUTH_TYPE } from './connectors-input.js';
+export type { TokenMode, SecretName, ConnectorSecrets, CreateConnectorInput, UpdateConnectorInput } from './connectors-input.js';

@@ -25,6 +25,7 @@ export const SECRET_FIELDS = [
   'codeVerifier',
   'code_verifier',
   'pepper',
+  'apiKeyValue',
 ] as const;
 
 /** Redaction paths, fixed at start-up: headers plus every secret field up to three levels deep. */

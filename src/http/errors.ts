@@ -40,7 +40,7 @@ export interface FieldError {
 export const INTERNAL_ERROR_MESSAGE = 'An internal error occurred; quote the request id when reporting it.';
 
 /** 5xx codes whose message is written for callers (everything else 5xx becomes internal_error). */
-const PUBLIC_SERVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['not_ready']);
+const PUBLIC_SERVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['not_ready', 'provider_unavailable', 'connection_degraded']);
 
 /** Fixed sentences for fastify's own client errors: their messages may quote caller input. */
 const FASTIFY_MESSAGES: Record<string, string> = {

@@ -1,0 +1,238 @@
+import { randomBytes } from 'node:crypto';
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { LatchkeyError } from '../core/index.js';
+import { createAuditLog, type Actor } from '../identity/index.js';
+import { eachDialect } from '../../test/support/databases.js';
+import { createStoreFixture, type StoreFixture } from '../../test/support/store.js';
+import { loadCatalog } from './catalog.js';
+import { CONNECTOR_TYPE, createConnectorService, type ConnectorService } from './connectors.js';
+
+const catalog = loadCatalog();
+const ACTOR: Actor = { type: 'user', tenantId: 'ten_a', userId: 'usr_admin' };
+
+function secret(): string {
+  return `s3cr3t-${randomBytes(18).toString('base64url')}`;
+}
+
+interface Fixture {
+  f: StoreFixture;
+  connectors: ConnectorService;
+  tenantA: string;
+  tenantB: string;
+}
+
+async function fixture(dialect: 'sqlite' | 'postgres'): Promise<Fixture> {
+  const f = await createStoreFixture(dialect, [CONNECTOR_TYPE]);
+  const audit = { log: createAuditLog({ db: f.handle.db }), db: f.handle.db };
+  return { f, connectors: createConnectorService({ store: f.store, catalog, audit }), tenantA: `ten_${randomBytes(6).toString('hex')}`, tenantB: `ten_${randomBytes(6).toString('hex')}` };
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<LatchkeyError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof LatchkeyError, `expected a LatchkeyError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    return err;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+function fieldsOf(err: LatchkeyError): Record<string, string> {
+  const fields = (err.details?.fields ?? []) as { path: string; message: string }[];
+  return Object.fromEntries(fields.map((f) => [f.path, f.message]));
+}
+
+await eachDialect('connector service', (dialect) => {
+  it('keeps secrets out of every read, the audit log and the plain columns; flags show what is set', async () => {
+    const { f, connectors, tenantA } = await fixture(dialect);
+    try {
+      const clientSecret = secret();
+      const apiKeyValue = secret();
+      const username = `user-${randomBytes(8).toString('hex')}`;
+      const password = secret();
+      const graph = await connectors.create(ACTOR, tenantA, {
+        name: 'Contoso Graph',
+        provider: 'microsoft',
+        authType: 'oauth_authorization_code',
+        tokenMode: 'per_user',
+        config: { tenantId: 'contoso.onmicrosoft.com', clientId: '00000000-0000-0000-0000-000000000001' },
+        secrets: { clientSecret },
+      });
+      const stripe = await connectors.create(ACTOR, tenantA, { name: 'Stripe', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue } });
+      const bitbucket = await connectors.create(ACTOR, tenantA, { name: 'BB', provider: 'bitbucket', authType: 'basic', secrets: { username, password } });
+      assert.deepEqual(graph.secrets, { clientSecret: { set: true } });
+      assert.equal(graph.tokenMode, 'per_user');
+      assert.deepEqual(graph.config, { tenantId: 'contoso.onmicrosoft.com', clientId: '00000000-0000-0000-0000-000000000001' });
+      assert.deepEqual(stripe.secrets, { apiKeyValue: { set: true } });
+      assert.equal(stripe.tokenMode, 'shared');
+      assert.deepEqual(bitbucket.secrets, { username: { set: true }, password: { set: true } });
+
+      const shown = JSON.stringify([
+        graph,
+        stripe,
+        bitbucket,
+        await connectors.get(tenantA, graph.id),
+        await connectors.list(tenantA),
+        await createAuditLog({ db: f.handle.db }).list(tenantA),
+      ]);
+      const rows = JSON.stringify(await f.handle.db.selectFrom('objects').select(['id', 'attributes', 'aad_attributes']).execute());
+      for (const value of [clientSecret, apiKeyValue, username, password]) {
+        assert.ok(!shown.includes(value), 'no read shows a secret');
+        assert.ok(!rows.includes(value), 'no plain column holds a secret');
+      }
+      const list = await connectors.list(tenantA);
+      assert.deepEqual(list.items.map((c) => c.id).sort(), [graph.id, stripe.id, bitbucket.id].sort());
+      const actions = (await createAuditLog({ db: f.handle.db }).list(tenantA)).items.map((e) => e.action);
+      assert.deepEqual(actions.sort(), ['connector.created', 'connector.created', 'connector.created']);
+
+      const resolved = await connectors.getResolved(tenantA, graph.id);
+      assert.equal(resolved.clientSecret, clientSecret);
+      assert.equal(resolved.clientId, '00000000-0000-0000-0000-000000000001');
+      assert.ok(!JSON.stringify(resolved).includes(clientSecret), 'the resolved connector serialises without its secrets');
+      assert.ok(!JSON.stringify({ ...resolved }).includes(clientSecret), 'nor does a spread copy');
+      const oauth = resolved.provider.oauth;
+      assert.ok(oauth && oauth.discovery === undefined);
+      assert.equal(oauth.tokenUrl, 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token');
+      assert.equal(oauth.clientAuthentication, 'client_secret_post');
+      assert.equal((await connectors.getResolved(tenantA, stripe.id)).secrets.apiKeyValue, apiKeyValue);
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('validates every field at once, config per provider and auth type, secrets per auth type', async () => {
+    const { f, connectors, tenantA } = await fixture(dialect);
+    try {
+      const err = await rejectsWith(
+        connectors.create(ACTOR, tenantA, {
+          name: '',
+          provider: 'microsoft',
+          authType: 'oauth_authorization_code',
+          tokenMode: 'per_user',
+          config: { clientId: 'abc', clientSecret: 'oops', tenantId: 'not a tenant!', color: 'blue' },
+          secrets: { token: 'x' },
+          redirectUri: 'http://example.com/callback',
+          allowedReturnOrigins: ['https://app.example.com/path', 'javascript:alert(1)', 'https://ok.example.com'],
+        }),
+        'validation_failed',
+      );
+      assert.equal(err.status, 400);
+      const fields = fieldsOf(err);
+      assert.deepEqual(Object.keys(fields).sort(), [
+        'allowedReturnOrigins.0',
+        'allowedReturnOrigins.1',
+        'config.clientSecret',
+        'config.color',
+        'config.tenantId',
+        'name',
+        'redirectUri',
+        'secrets.clientSecret',
+        'secrets.token',
+      ]);
+      assert.match(fields['config.clientSecret'] ?? '', /belongs in "secrets"/);
+      assert.match(fields['config.tenantId'] ?? '', /must match/);
+      assert.match(fields['secrets.clientSecret'] ?? '', /is required for auth type oauth_authorization_code/);
+      assert.match(fields['secrets.token'] ?? '', /does not apply to auth type oauth_authorization_code/);
+      assert.match(fields['redirectUri'] ?? '', /https/);
+      assert.ok(!err.message.includes('oops') && !JSON.stringify(err.details).includes('oops'), 'a secret put in config is not echoed');
+
+      const cases: [Record<string, unknown>, string, RegExp][] = [
+        [{ name: 'x', provider: 'nope', authType: 'api_key' }, 'provider', /not a provider/],
+        [{ name: 'x', provider: 'stripe', authType: 'oauth_authorization_code' }, 'authType', /must be one of api_key/],
+        [{ name: 'x', provider: 'stripe', authType: 'magic' }, 'authType', /must be one of none/],
+        [{ name: 'x', provider: 'stripe', authType: 'api_key', tokenMode: 'per_user', secrets: { apiKeyValue: 'k' } }, 'tokenMode', /per_user only/],
+        [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: {} }, 'secrets.apiKeyValue', /required/],
+        [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: '' } }, 'secrets.apiKeyValue', /empty/],
+        [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: 5 } }, 'secrets.apiKeyValue', /string/],
+        [{ name: 'x', provider: 'bitbucket', authType: 'basic', secrets: { username: 'u' } }, 'secrets.password', /required/],
+        [{ name: 'x', provider: 'github', authType: 'bearer', secrets: {} }, 'secrets.token', /required/],
+        [{ name: 'x', provider: 'oauth2', authType: 'oauth_authorization_code', config: { clientId: 'c', tokenUrl: 'https://t.example.com' }, secrets: { clientSecret: 's' } }, 'config.authorizationUrl', /required/],
+        [{ name: 'x', provider: 'oauth2', authType: 'oauth_authorization_code', config: { clientId: 'c', authorizationUrl: 'http://evil.example.com/a', tokenUrl: 'https://t.example.com' }, secrets: { clientSecret: 's' } }, 'config.authorizationUrl', /https/],
+        [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: 'k' }, extra: 1 }, 'extra', /not a connector field/],
+        [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: 'k' }, config: 'nope' }, 'config', /object/],
+      ];
+      for (const [input, path, message] of cases) {
+        const caseErr = await rejectsWith(connectors.create(ACTOR, tenantA, input), 'validation_failed');
+        assert.match(fieldsOf(caseErr)[path] ?? `(no error on ${path}: ${JSON.stringify(caseErr.details)})`, message, path);
+      }
+      assert.equal((await connectors.list(tenantA)).items.length, 0, 'nothing was created');
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('updates with merge patches: a secret value sets, null clears, absent keeps; provider and auth type are fixed', async () => {
+    const { f, connectors, tenantA } = await fixture(dialect);
+    try {
+      const first = secret();
+      const created = await connectors.create(ACTOR, tenantA, {
+        name: 'Generic',
+        provider: 'oauth2',
+        authType: 'oauth_authorization_code',
+        config: { clientId: 'client-1', authorizationUrl: 'https://as.example.com/authorize', tokenUrl: 'https://as.example.com/token', scopes: 'read write' },
+        secrets: { clientSecret: first },
+        allowedReturnOrigins: ['https://app.example.com/'],
+      });
+      assert.deepEqual(created.allowedReturnOrigins, ['https://app.example.com']);
+      const renamed = await connectors.update(ACTOR, tenantA, created.id, { name: 'Renamed', config: { scopes: null, revocationUrl: 'https://as.example.com/revoke' } });
+      assert.equal(renamed.name, 'Renamed');
+      assert.deepEqual(renamed.config, { clientId: 'client-1', authorizationUrl: 'https://as.example.com/authorize', tokenUrl: 'https://as.example.com/token', revocationUrl: 'https://as.example.com/revoke' });
+      assert.equal((await connectors.getResolved(tenantA, created.id)).clientSecret, first, 'absent secrets are kept');
+
+      const second = secret();
+      await connectors.update(ACTOR, tenantA, created.id, { secrets: { clientSecret: second } });
+      assert.equal((await connectors.getResolved(tenantA, created.id)).clientSecret, second);
+      const cleared = await rejectsWith(connectors.update(ACTOR, tenantA, created.id, { secrets: { clientSecret: null } }), 'validation_failed');
+      assert.match(fieldsOf(cleared)['secrets.clientSecret'] ?? '', /required/);
+      const fixed = await rejectsWith(connectors.update(ACTOR, tenantA, created.id, { provider: 'oidc', authType: 'oauth_client_credentials', tokenMode: 'per_user' }), 'validation_failed');
+      assert.deepEqual(Object.keys(fieldsOf(fixed)).sort(), ['authType', 'provider', 'tokenMode']);
+      const badConfig = await rejectsWith(connectors.update(ACTOR, tenantA, created.id, { config: { tokenUrl: null } }), 'validation_failed');
+      assert.match(fieldsOf(badConfig)['config.tokenUrl'] ?? '', /required/);
+      const view = await connectors.get(tenantA, created.id);
+      assert.equal(view.revision, 3, 'refused updates change nothing');
+      assert.ok(!JSON.stringify(view).includes(second));
+      const audit = await createAuditLog({ db: f.handle.db }).list(tenantA, { action: 'connector.updated' });
+      assert.equal(audit.items.length, 2);
+      assert.ok(!JSON.stringify(audit).includes(second) && !JSON.stringify(audit).includes(first));
+
+      await connectors.delete(ACTOR, tenantA, created.id);
+      await rejectsWith(connectors.get(tenantA, created.id), 'not_found');
+      await rejectsWith(connectors.delete(ACTOR, tenantA, created.id), 'not_found');
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('answers not_found for another tenant\'s connector, whatever the operation', async () => {
+    const { f, connectors, tenantA, tenantB } = await fixture(dialect);
+    try {
+      const created = await connectors.create(ACTOR, tenantA, { name: 'Stripe', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: secret() } });
+      const other = await rejectsWith(connectors.get(tenantB, created.id), 'not_found');
+      const unknown = await rejectsWith(connectors.get(tenantB, 'connector_doesnotexist'), 'not_found');
+      assert.equal(other.message.replace(created.id, 'X'), unknown.message.replace('connector_doesnotexist', 'X'), 'the same answer as for an unknown id');
+      await rejectsWith(connectors.getResolved(tenantB, created.id), 'not_found');
+      await rejectsWith(connectors.update(ACTOR, tenantB, created.id, { name: 'mine' }), 'not_found');
+      await rejectsWith(connectors.delete(ACTOR, tenantB, created.id), 'not_found');
+      await rejectsWith(connectors.get(tenantA, "x' or 1=1 --"), 'not_found');
+      assert.equal((await connectors.list(tenantB)).items.length, 0);
+      assert.equal((await connectors.get(tenantA, created.id)).name, 'Stripe', 'still there, unchanged');
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('binds the secrets to provider and auth type: a row edited to another provider fails to decrypt', async () => {
+    const { f, connectors, tenantA } = await fixture(dialect);
+    try {
+      const created = await connectors.create(ACTOR, tenantA, { name: 'GH', provider: 'github', authType: 'bearer', secrets: { token: secret() } });
+      const row = await f.handle.db.selectFrom('objects').select('attributes').where('id', '=', created.id).executeTakeFirstOrThrow();
+      const edited = { ...JSON.parse(row.attributes), provider: 'gitlab' };
+      await f.handle.db.updateTable('objects').set({ attributes: JSON.stringify(edited) }).where('id', '=', created.id).execute();
+      await rejectsWith(connectors.getResolved(tenantA, created.id), 'decryption_failed');
+    } finally {
+      await f.dispose();
+    }
+  });
+});

@@ -1,0 +1,239 @@
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { LatchkeyError } from '../core/index.js';
+import type { Database } from '../db/index.js';
+import type { Actor, AuditLog } from '../identity/index.js';
+import type { EncryptedObjectStore, ObjectTypeDefinition, StoredObject } from '../objects/index.js';
+import { resolveProvider, type Catalog, type ResolvedProvider } from './catalog.js';
+import {
+  SECRET_NAMES,
+  SECRETS_BY_AUTH_TYPE,
+  TOKEN_MODES,
+  parseCreateInput,
+  parseUpdateInput,
+  type ConnectorAttributes,
+  type ConnectorSecrets,
+  type SecretName,
+  type TokenMode,
+} from './connectors-input.js';
+import { AUTH_TYPES, type AuthType, type ProviderTemplate } from './provider-schema.js';
+
+/**
+ * Connectors in the encrypted object store. Secrets are one encrypted attribute, bound by AAD to the
+ * provider and auth type (a row edited to another provider fails to decrypt). `secretsSet` names the
+ * secrets that are set, so that reads show flags without decrypting anything.
+ */
+export const CONNECTOR_TYPE: ObjectTypeDefinition = {
+  name: 'connector',
+  versions: [
+    {
+      version: 1,
+      schema: z.object({
+        name: z.string(),
+        provider: z.string(),
+        authType: z.enum(AUTH_TYPES),
+        tokenMode: z.enum(TOKEN_MODES),
+        config: z.record(z.string(), z.string()),
+        redirectUri: z.string().nullable(),
+        allowedReturnOrigins: z.array(z.string()),
+        secretsSet: z.array(z.enum(SECRET_NAMES)),
+        secrets: z.object({
+          clientSecret: z.string().optional(),
+          apiKeyValue: z.string().optional(),
+          username: z.string().optional(),
+          password: z.string().optional(),
+          token: z.string().optional(),
+        }),
+      }),
+      attributesToEncrypt: ['secrets'],
+      attributesToIncludeInAAD: ['provider', 'authType'],
+    },
+  ],
+};
+
+/** A connector as reads show it: secrets as flags, never values. */
+export interface ConnectorView {
+  id: string;
+  tenantId: string;
+  name: string;
+  provider: string;
+  authType: AuthType;
+  tokenMode: TokenMode;
+  config: Record<string, string>;
+  redirectUri: string | null;
+  allowedReturnOrigins: string[];
+  /** One flag per secret of the auth type, e.g. `{ clientSecret: { set: true } }`. */
+  secrets: Partial<Record<SecretName, { set: boolean }>>;
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/**
+ * A connector with what the OAuth and token code need. `clientSecret` and `secrets` are
+ * non-enumerable: they never reach JSON, a log line or a spread copy.
+ */
+export interface ResolvedConnector {
+  connector: ConnectorView;
+  template: ProviderTemplate;
+  /** The template's placeholders filled from the config (endpoints, scopes, client authentication). */
+  provider: ResolvedProvider;
+  /** `config.clientId` for OAuth connectors. */
+  clientId: string | undefined;
+  readonly clientSecret: string | undefined;
+  readonly secrets: Readonly<ConnectorSecrets>;
+}
+
+export interface ConnectorPage {
+  items: ConnectorView[];
+  /** Pass as `after` for the next page; absent on the last page. */
+  next?: string;
+}
+
+export interface ConnectorService {
+  create(actor: Actor, tenantId: string, input: unknown): Promise<ConnectorView>;
+  get(tenantId: string, id: string): Promise<ConnectorView>;
+  list(tenantId: string, options?: { limit?: number; after?: string }): Promise<ConnectorPage>;
+  update(actor: Actor, tenantId: string, id: string, patch: unknown): Promise<ConnectorView>;
+  delete(actor: Actor, tenantId: string, id: string): Promise<void>;
+  /** Internal (OAuth and token code): the connector with its secrets and resolved endpoints. */
+  getResolved(tenantId: string, id: string): Promise<ResolvedConnector>;
+}
+
+export interface ConnectorServiceOptions {
+  store: EncryptedObjectStore;
+  catalog: Catalog;
+  /** Records `connector.created`, `connector.updated` and `connector.deleted` (never a secret). */
+  audit?: { log: AuditLog; db: Kysely<Database> };
+}
+
+function assertString(value: unknown, name: string): asserts value is string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 200) {
+    throw new TypeError(`"${name}" must be a non-empty string.`);
+  }
+}
+
+function toView(object: StoredObject): ConnectorView {
+  const a = object.attributes as unknown as Omit<ConnectorAttributes, 'secrets'>;
+  const flags: ConnectorView['secrets'] = {};
+  for (const name of SECRETS_BY_AUTH_TYPE[a.authType]) flags[name] = { set: a.secretsSet.includes(name) };
+  return {
+    id: object.id,
+    tenantId: object.tenantId,
+    name: a.name,
+    provider: a.provider,
+    authType: a.authType,
+    tokenMode: a.tokenMode,
+    config: { ...a.config },
+    redirectUri: a.redirectUri,
+    allowedReturnOrigins: [...a.allowedReturnOrigins],
+    secrets: flags,
+    revision: object.revision,
+    createdAt: object.createdAt,
+    updatedAt: object.updatedAt,
+  };
+}
+
+function isConnectorId(id: string): boolean {
+  return /^connector_[0-9A-Za-z]{1,32}$/.test(id);
+}
+
+function notFound(id: string): LatchkeyError {
+  // The same answer for an unknown id and another tenant's: ids are no oracle.
+  return new LatchkeyError('not_found', `No connector with id ${JSON.stringify(id)} exists.`);
+}
+
+/**
+ * Connector CRUD. Input is validated as a whole (every bad field in `details.fields` of one 400
+ * `validation_failed`); config per provider and auth type through the catalog; secrets per auth type
+ * (see SECRETS_BY_AUTH_TYPE). Reads never decrypt; only {@link ConnectorService.getResolved} does.
+ *
+ * @example
+ * const connectors = createConnectorService({ store, catalog: loadCatalog() });
+ * const created = await connectors.create(actor, tenantId, {
+ *   name: 'Contoso Graph', provider: 'microsoft', authType: 'oauth_authorization_code', tokenMode: 'per_user',
+ *   config: { tenantId: 'contoso.onmicrosoft.com', clientId }, secrets: { clientSecret },
+ * });
+ * created.secrets; // { clientSecret: { set: true } }
+ */
+export function createConnectorService(options: ConnectorServiceOptions): ConnectorService {
+  const { store, catalog, audit } = options;
+
+  async function record(actor: Actor, tenantId: string, action: string, target: string, details: Record<string, unknown>) {
+    if (audit) await audit.log.record(audit.db, { tenantId, actor, action, target, details });
+  }
+
+  async function read(tenantId: string, id: string, decrypt: boolean): Promise<StoredObject> {
+    assertString(tenantId, 'tenantId');
+    assertString(id, 'id');
+    if (!isConnectorId(id)) throw notFound(id);
+    try {
+      return decrypt ? await store.getDecrypted(CONNECTOR_TYPE.name, tenantId, id) : await store.get(CONNECTOR_TYPE.name, tenantId, id);
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.code === 'not_found') throw notFound(id);
+      throw err;
+    }
+  }
+
+  return {
+    async create(actor, tenantId, input) {
+      assertString(tenantId, 'tenantId');
+      const attributes = parseCreateInput(catalog, input);
+      const created = await store.create(CONNECTOR_TYPE.name, tenantId, { ...attributes });
+      await record(actor, tenantId, 'connector.created', created.id, {
+        name: attributes.name,
+        provider: attributes.provider,
+        authType: attributes.authType,
+        tokenMode: attributes.tokenMode,
+      });
+      return toView(created);
+    },
+
+    async get(tenantId, id) {
+      return toView(await read(tenantId, id, false));
+    },
+
+    async list(tenantId, listOptions = {}) {
+      assertString(tenantId, 'tenantId');
+      const page = await store.list(CONNECTOR_TYPE.name, tenantId, { limit: listOptions.limit ?? 100, after: listOptions.after });
+      return page.next === undefined ? { items: page.items.map(toView) } : { items: page.items.map(toView), next: page.next };
+    },
+
+    async update(actor, tenantId, id, patch) {
+      const current = await read(tenantId, id, true);
+      const next = parseUpdateInput(catalog, current.attributes as unknown as ConnectorAttributes, patch);
+      // Compare-and-set: a concurrent update is refused with `conflict`, never silently lost.
+      const updated = await store.update(CONNECTOR_TYPE.name, tenantId, id, { ...next }, { expectedRevision: current.revision });
+      const changed = Object.keys(patch as object).filter((key) => key !== 'secrets');
+      const secrets = Object.keys((patch as { secrets?: object }).secrets ?? {});
+      await record(actor, tenantId, 'connector.updated', id, { changed, ...(secrets.length > 0 ? { secretsChanged: secrets } : {}) });
+      return toView(updated);
+    },
+
+    async delete(actor, tenantId, id) {
+      assertString(tenantId, 'tenantId');
+      assertString(id, 'id');
+      if (!isConnectorId(id) || !(await store.delete(CONNECTOR_TYPE.name, tenantId, id))) throw notFound(id);
+      await record(actor, tenantId, 'connector.deleted', id, {});
+    },
+
+    async getResolved(tenantId, id) {
+      const object = await read(tenantId, id, true);
+      const attributes = object.attributes as unknown as ConnectorAttributes;
+      const template = catalog.get(attributes.provider);
+      if (!template) {
+        throw new LatchkeyError('invalid_request', `The connector ${id} uses provider "${attributes.provider}", which is not in the catalog.`);
+      }
+      const resolved = {
+        connector: toView(object),
+        template,
+        provider: resolveProvider(template, attributes.config),
+        clientId: attributes.config.clientId,
+      } as ResolvedConnector;
+      const secrets = Object.freeze({ ...attributes.secrets });
+      Object.defineProperty(resolved, 'secrets', { value: secrets, enumerable: false });
+      Object.defineProperty(resolved, 'clientSecret', { value: secrets.clientSecret, enumerable: false });
+      return resolved;
+    },
+  };
+}

@@ -1,0 +1,315 @@
+import { z } from 'zod';
+import { LatchkeyError } from '../core/index.js';
+import type { EncryptedObjectStore, ObjectTypeDefinition, StoredObject } from '../objects/index.js';
+import { connectionError } from './tokens-errors.js';
+
+export const CONNECTION_STATUSES = ['active', 'degraded', 'needs_reauthorization'] as const;
+export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
+
+const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 time');
+
+const connectionSchema = z.object({
+  connectorId: z.string().min(1),
+  userId: z.string().min(1).nullable(),
+  tokenType: z.string().min(1),
+  scopes: z.array(z.string()),
+  expiresAt: isoTime.nullable(),
+  refreshTokenExpiresAt: isoTime.nullable(),
+  /** Raw provider fields (`instance_url`...); never a token. */
+  extra: z.record(z.string(), z.unknown()),
+  status: z.enum(CONNECTION_STATUSES),
+  lastRefreshAt: isoTime.nullable(),
+  /** Code of the last refresh failure (`invalid_grant`, `timeout`, `server_error`...). */
+  lastRefreshError: z.string().nullable(),
+  lastFailureAt: isoTime.nullable(),
+  /** No refresh is attempted before this time (degraded connections). */
+  backoffUntil: isoTime.nullable(),
+  /** Refresh failures in a row; sets the backoff. */
+  failureCount: z.number().int().nonnegative(),
+  /** Empty only for a client credentials connection that has not got its first token yet. */
+  accessToken: z.string(),
+  refreshToken: z.string().min(1).optional(),
+});
+
+export type ConnectionAttributes = z.infer<typeof connectionSchema>;
+
+/**
+ * A connection: the tokens of one connector (shared) or of one user of a connector (per user).
+ * Tokens are sealed; connector and user are bound into their AAD, so a token moved to another
+ * connection or user does not decrypt.
+ */
+export const CONNECTION_TYPE: ObjectTypeDefinition = {
+  name: 'connection',
+  versions: [
+    {
+      version: 1,
+      schema: connectionSchema,
+      attributesToEncrypt: ['accessToken', 'refreshToken'],
+      attributesToIncludeInAAD: ['connectorId', 'userId'],
+    },
+  ],
+};
+
+const CONNECTOR_ID = /^[^\s:]{1,200}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Refuses ids that cannot be part of a connection id; they come from requests, so `invalid_request`. */
+export function assertConnectionKey(connectorId: unknown, userId?: unknown): void {
+  if (typeof connectorId !== 'string' || !CONNECTOR_ID.test(connectorId)) {
+    throw new LatchkeyError('invalid_request', 'The connector id must be 1 to 200 characters without spaces or colons.');
+  }
+  if (userId === undefined || userId === null) return;
+  if (typeof userId !== 'string' || userId.length === 0 || userId.length > 255 || CONTROL.test(userId)) {
+    throw new LatchkeyError('invalid_request', 'The user id must be 1 to 255 characters without control characters.');
+  }
+}
+
+/**
+ * The id of a connection: `shared:<connectorId>`, or `per-user:<connectorId>:<userId>`. The prefix
+ * says which store a connection belongs to, so updates and deletes never guess.
+ *
+ * @example
+ * connectionId('conn_1');          // 'shared:conn_1'
+ * connectionId('conn_1', 'usr_7'); // 'per-user:conn_1:usr_7'
+ */
+export function connectionId(connectorId: string, userId?: string | null): string {
+  assertConnectionKey(connectorId, userId);
+  return userId === undefined || userId === null ? `shared:${connectorId}` : `per-user:${connectorId}:${userId}`;
+}
+
+/** Tokens as a token endpoint granted them. */
+export interface TokenSet {
+  accessToken: string;
+  /** Absent: the provider issued none (or, on a refresh, kept the old one). */
+  refreshToken?: string;
+  tokenType: string;
+  scopes?: string[];
+  /** UTC ISO-8601; null or absent when the provider sent no `expires_in` (valid until a 401). */
+  expiresAt?: string | null;
+  refreshTokenExpiresAt?: string | null;
+  /** Other response fields (`instance_url`...). Fields that look like credentials are dropped. */
+  extra?: Record<string, unknown>;
+}
+
+/** A connection as everyone but the token client sees it: never a token. */
+export interface ConnectionView {
+  id: string;
+  connectorId: string;
+  userId: string | null;
+  tokenType: string;
+  scopes: string[];
+  expiresAt: string | null;
+  refreshTokenExpiresAt: string | null;
+  status: ConnectionStatus;
+  lastRefreshAt: string | null;
+  lastRefreshError: string | null;
+  lastFailureAt: string | null;
+  backoffUntil: string | null;
+  extra: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ConnectionPage {
+  items: ConnectionView[];
+  /** Pass as `after` for the next page; absent on the last page. */
+  next?: string;
+}
+
+/** Shared and per-user connections of a tenant, told apart by their id prefix. */
+export interface ConnectionStore {
+  /**
+   * Stores the tokens of a (re)connection, replacing any earlier ones (a reconnect clears a
+   * `needs_reauthorization` or `degraded` status). `userId` null: the connector's shared connection.
+   */
+  save(tenantId: string, connectorId: string, userId: string | null, tokens: TokenSet): Promise<ConnectionView>;
+  /** Throws `not_connected` when there is none. */
+  get(tenantId: string, id: string): Promise<ConnectionView>;
+  find(tenantId: string, connectorId: string, userId?: string | null): Promise<ConnectionView | undefined>;
+  /** Connections of the tenant by id, optionally of one connector. */
+  list(tenantId: string, options?: { connectorId?: string; limit?: number; after?: string }): Promise<ConnectionPage>;
+  /** Deletes without revoking (the token client's `disconnect` revokes). False when there was none. */
+  delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+export interface ConnectionStoreOptions {
+  /** Its registry must know {@link CONNECTION_TYPE}. */
+  store: EncryptedObjectStore;
+}
+
+const CREDENTIAL_FIELD = /token|secret|password|assertion|code|key|signature/i;
+const MAX_EXTRA_BYTES = 16 * 1024;
+
+/** Provider fields worth keeping, minus anything that may be a credential (at any depth). */
+export function sanitizeExtra(value: unknown, depth = 0): unknown {
+  if (Array.isArray(value)) return depth > 4 ? [] : value.map((v) => sanitizeExtra(v, depth + 1));
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  if (depth > 4) return out;
+  for (const [name, v] of Object.entries(value)) {
+    if (CREDENTIAL_FIELD.test(name) || v === undefined) continue;
+    out[name] = sanitizeExtra(v, depth + 1);
+  }
+  return out;
+}
+
+/** `extra` as stored: credential-like fields dropped, at most 16 KiB of JSON (else nothing). */
+export function cleanExtra(extra: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (extra === undefined) return {};
+  const clean = sanitizeExtra(extra) as Record<string, unknown>;
+  // A provider answering megabytes of metadata does not get to grow every read.
+  return Buffer.byteLength(JSON.stringify(clean)) > MAX_EXTRA_BYTES ? {} : clean;
+}
+
+/** `Bearer` and `DPoP` as RFC 6750 and RFC 9449 spell them (oauth4webapi lower-cases token types). */
+export function normaliseTokenType(tokenType: string): string {
+  const lower = tokenType.toLowerCase();
+  if (lower === 'bearer') return 'Bearer';
+  if (lower === 'dpop') return 'DPoP';
+  return tokenType;
+}
+
+function assertTokenSet(tokens: TokenSet): void {
+  if (tokens === null || typeof tokens !== 'object') throw new TypeError('"tokens" must be a TokenSet.');
+  if (typeof tokens.accessToken !== 'string' || tokens.accessToken.length === 0) throw new TypeError('"tokens.accessToken" must be a non-empty string.');
+  if (tokens.refreshToken !== undefined && (typeof tokens.refreshToken !== 'string' || tokens.refreshToken.length === 0)) {
+    throw new TypeError('"tokens.refreshToken" must be a non-empty string when present.');
+  }
+  if (typeof tokens.tokenType !== 'string' || tokens.tokenType.length === 0) throw new TypeError('"tokens.tokenType" must be a non-empty string.');
+}
+
+/** The attributes of a fresh connection holding these tokens (status active, no failure). */
+export function connectedAttributes(connectorId: string, userId: string | null, tokens: TokenSet): ConnectionAttributes {
+  assertTokenSet(tokens);
+  return {
+    connectorId,
+    userId,
+    tokenType: normaliseTokenType(tokens.tokenType),
+    scopes: [...(tokens.scopes ?? [])],
+    expiresAt: tokens.expiresAt ?? null,
+    refreshTokenExpiresAt: tokens.refreshToken !== undefined ? (tokens.refreshTokenExpiresAt ?? null) : null,
+    extra: cleanExtra(tokens.extra),
+    status: 'active',
+    lastRefreshAt: null,
+    lastRefreshError: null,
+    lastFailureAt: null,
+    backoffUntil: null,
+    failureCount: 0,
+    accessToken: tokens.accessToken,
+    refreshToken: tokens.refreshToken,
+  };
+}
+
+export function toConnectionView(object: StoredObject): ConnectionView {
+  const a = object.attributes as ConnectionAttributes;
+  return {
+    id: object.id,
+    connectorId: a.connectorId,
+    userId: a.userId,
+    tokenType: a.tokenType,
+    scopes: [...a.scopes],
+    expiresAt: a.expiresAt,
+    refreshTokenExpiresAt: a.refreshTokenExpiresAt,
+    status: a.status,
+    lastRefreshAt: a.lastRefreshAt,
+    lastRefreshError: a.lastRefreshError,
+    lastFailureAt: a.lastFailureAt,
+    backoffUntil: a.backoffUntil,
+    extra: { ...a.extra },
+    createdAt: object.createdAt,
+    updatedAt: object.updatedAt,
+  };
+}
+
+/** A connection with its tokens: only the token client reads these. */
+export interface ConnectionRecord {
+  id: string;
+  revision: number;
+  attributes: ConnectionAttributes;
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof LatchkeyError && err.code === 'not_found';
+}
+
+/** The connection decrypted, or undefined when there is none. */
+export async function readConnection(store: EncryptedObjectStore, tenantId: string, id: string): Promise<ConnectionRecord | undefined> {
+  try {
+    const object = await store.getDecrypted(CONNECTION_TYPE.name, tenantId, id);
+    return { id: object.id, revision: object.revision, attributes: object.attributes as ConnectionAttributes };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+function notConnected(id: string) {
+  return connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
+}
+
+/**
+ * @example
+ * const connections = createConnectionStore({ store });
+ * await connections.save(tenantId, connectorId, null, { accessToken, refreshToken, tokenType: 'bearer', expiresAt });
+ * await connections.get(tenantId, connectionId(connectorId)); // status, scopes, expiry: never a token
+ */
+export function createConnectionStore(options: ConnectionStoreOptions): ConnectionStore {
+  const { store } = options;
+  const type = CONNECTION_TYPE.name;
+
+  async function get(tenantId: string, id: string): Promise<ConnectionView> {
+    try {
+      return toConnectionView(await store.get(type, tenantId, id));
+    } catch (err) {
+      if (isNotFound(err)) throw notConnected(id);
+      throw err;
+    }
+  }
+
+  return {
+    async save(tenantId, connectorId, userId, tokens) {
+      const id = connectionId(connectorId, userId);
+      const attributes = connectedAttributes(connectorId, userId, tokens);
+      try {
+        return toConnectionView(await store.create(type, tenantId, attributes, { id }));
+      } catch (err) {
+        if (!(err instanceof LatchkeyError && err.code === 'conflict')) throw err;
+      }
+      // A reconnect: every attribute is replaced (an absent refresh token included).
+      return toConnectionView(await store.update(type, tenantId, id, attributes));
+    },
+    get,
+    async find(tenantId, connectorId, userId) {
+      const id = connectionId(connectorId, userId);
+      try {
+        return await get(tenantId, id);
+      } catch (err) {
+        if (err instanceof LatchkeyError && (err.code as string) === 'not_connected') return undefined;
+        throw err;
+      }
+    },
+    async list(tenantId, listOptions = {}) {
+      const limit = Math.min(Math.max(listOptions.limit ?? 100, 1), 1000);
+      const wanted = listOptions.connectorId;
+      if (wanted !== undefined) assertConnectionKey(wanted);
+      const matches = (view: ConnectionView) => wanted === undefined || view.connectorId === wanted;
+      const items: ConnectionView[] = [];
+      let after = listOptions.after;
+      for (;;) {
+        const page = await store.list(type, tenantId, { limit, after });
+        for (const object of page.items) {
+          const view = toConnectionView(object);
+          if (!matches(view)) continue;
+          items.push(view);
+          if (items.length === limit) return { items, next: view.id };
+        }
+        if (page.next === undefined) return { items };
+        after = page.next;
+      }
+    },
+    async delete(tenantId, id) {
+      return store.delete(type, tenantId, id);
+    },
+  };
+}

@@ -1,0 +1,290 @@
+import type { Kysely } from 'kysely';
+import * as oauth from 'oauth4webapi';
+import type { ConnectorService, ResolvedConnector } from '../connectors/index.js';
+import { LatchkeyError, systemClock, type Clock, type Logger } from '../core/index.js';
+import type { Database } from '../db/index.js';
+import type { EncryptedObjectStore } from '../objects/index.js';
+import { providerErrorFailure, remoteFailure, type CallbackFailureCode, type Failure } from './flow-failures.js';
+import { checkReturnTo } from './flow-return-to.js';
+import { clientAuthentication, createServerResolver, requestOptions, type ServerMetadata } from './flow-server.js';
+import type { TokenSet } from './connections.js';
+import { toTokenSet } from './flow-tokens.js';
+import { createOAuthStateStore, type OAuthState } from './state.js';
+
+export const CALLBACK_PATH = '/api/v1/oauth/callback';
+
+export interface OAuthFlowOptions {
+  store: EncryptedObjectStore;
+  /** For the one-statement clean-up of expired states. */
+  db: Kysely<Database>;
+  connectors: ConnectorService;
+  /** `LATCHKEY_PUBLIC_URL`: the redirect URI is `${publicUrl}/api/v1/oauth/callback` unless a connector overrides it. */
+  publicUrl: string;
+  /** How long a user has to finish at the provider (default 10 minutes). */
+  stateTtlMs?: number;
+  /** Origins `returnTo` may point at for every connector (each connector may add its own). */
+  allowedReturnOrigins?: readonly string[];
+  /** Stores the tokens (the connection store's save); `userId` is null for shared connectors. */
+  onTokens(tenantId: string, connectorId: string, userId: string | null, tokens: TokenSet): Promise<void>;
+  fetch?: typeof fetch;
+  /** Per request to a provider (discovery, token exchange); default 10 seconds. */
+  timeoutMs?: number;
+  /** How long discovered issuer metadata is reused (default 1 hour). */
+  discoveryCacheMs?: number;
+  clock?: Clock;
+  logger?: Logger;
+  /** Tests only: allows plain http to 127.0.0.1, localhost and [::1] (never to another host). */
+  allowInsecureRequests?: boolean;
+}
+
+export interface AuthorizeSubject {
+  tenantId: string;
+  /** The user who starts the connection; per-user connectors store the tokens for them. */
+  userId: string;
+}
+
+export interface AuthorizeResult {
+  authorizationUrl: string;
+  /** UTC ISO-8601: the state is refused after this. */
+  expiresAt: string;
+}
+
+export type CallbackResult =
+  | { ok: true; tenantId: string; connectorId: string; userId: string; returnTo: string | null }
+  | { ok: false; code: CallbackFailureCode; message: string; providerError?: string; returnTo?: string };
+
+export interface OAuthFlow {
+  /** Starts a connection: stores a state and returns where to send the user's browser. */
+  authorize(subject: AuthorizeSubject, connectorId: string, options?: { returnTo?: string }): Promise<AuthorizeResult>;
+  /** Finishes one: consumes the state, exchanges the code, hands the tokens to `onTokens`. */
+  callback(params: URLSearchParams): Promise<CallbackResult>;
+  /** Deletes every expired state in one statement; returns how many. */
+  cleanupExpired(): Promise<number>;
+}
+
+const DEFAULT_STATE_TTL_MS = 10 * 60 * 1000;
+const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_DISCOVERY_CACHE_MS = 60 * 60 * 1000;
+const INVALID_STATE: Failure = {
+  code: 'invalid_state',
+  message: 'This sign-in link is invalid, expired or already used; start connecting again.',
+};
+
+function assertString(value: unknown, name: string): asserts value is string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 200) throw new TypeError(`"${name}" must be a non-empty string.`);
+}
+
+function normaliseOrigins(origins: readonly string[]): string[] {
+  return origins.map((origin) => {
+    const url = new URL(origin);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError(`"allowedReturnOrigins" holds ${origin}, which is not an http(s) origin.`);
+    return url.origin;
+  });
+}
+
+function scopeParam(resolved: ResolvedConnector): string | undefined {
+  const config = resolved.provider.oauth;
+  if (!config || config.scopes.length === 0) return undefined;
+  return config.scopes.join(config.scopeSeparator);
+}
+
+/**
+ * The OAuth 2.0 authorization code flow with PKCE (S256), done with oauth4webapi. Services only: the
+ * HTTP routes call `authorize` and `callback` and turn the results into JSON, a redirect or a page.
+ *
+ * @example
+ * const flow = createOAuthFlow({ store, db, connectors, publicUrl: settings.publicUrl,
+ *   onTokens: (tenantId, connectorId, userId, tokens) => connections.save(tenantId, connectorId, userId, tokens) });
+ * const { authorizationUrl } = await flow.authorize({ tenantId, userId }, connectorId, { returnTo: '/done' });
+ * // ...the provider redirects the browser to /api/v1/oauth/callback?code=...&state=...
+ * const result = await flow.callback(new URL(request.url, publicUrl).searchParams);
+ */
+export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
+  const clock = options.clock ?? systemClock;
+  const ttlMs = options.stateTtlMs ?? DEFAULT_STATE_TTL_MS;
+  if (!Number.isInteger(ttlMs) || ttlMs < 1000) throw new TypeError('"stateTtlMs" must be a whole number of milliseconds, at least 1000.');
+  const publicUrl = new URL(options.publicUrl).href.replace(/\/+$/, '');
+  const globalOrigins = normaliseOrigins(options.allowedReturnOrigins ?? []);
+  const http = {
+    fetch: options.fetch,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    allowInsecureRequests: options.allowInsecureRequests === true,
+  };
+  const servers = createServerResolver(http, options.discoveryCacheMs ?? DEFAULT_DISCOVERY_CACHE_MS, () => clock.now().getTime());
+  const states = createOAuthStateStore({ store: options.store, db: options.db });
+  const { connectors, logger } = options;
+
+  async function authorize(subject: AuthorizeSubject, connectorId: string, authorizeOptions: { returnTo?: string } = {}): Promise<AuthorizeResult> {
+    assertString(subject?.tenantId, 'tenantId');
+    assertString(subject.userId, 'userId');
+    assertString(connectorId, 'connectorId');
+    const resolved = await connectors.getResolved(subject.tenantId, connectorId);
+    const { connector } = resolved;
+    if (connector.authType !== 'oauth_authorization_code' || !resolved.provider.oauth) {
+      throw new LatchkeyError('invalid_request', `The connector ${connectorId} does not use the authorization code flow (its auth type is ${connector.authType}).`);
+    }
+    const returnTo =
+      authorizeOptions.returnTo === undefined
+        ? null
+        : checkReturnTo(authorizeOptions.returnTo, publicUrl, [...globalOrigins, ...connector.allowedReturnOrigins]);
+    let server: ServerMetadata;
+    try {
+      server = await servers.metadata(resolved);
+    } catch (err) {
+      if (!remoteFailure(resolved.template.name, err)) throw err;
+      throw new LatchkeyError('provider_unavailable', `The OpenID Connect metadata of ${resolved.template.name} could not be read.`, { cause: err });
+    }
+    const redirectUri = connector.redirectUri ?? `${publicUrl}${CALLBACK_PATH}`;
+    const state = oauth.generateRandomState();
+    const codeVerifier = oauth.generateRandomCodeVerifier();
+    const expiresAt = new Date(clock.now().getTime() + ttlMs).toISOString();
+    await states.save(subject.tenantId, state, { connectorId, userId: subject.userId, redirectUri, returnTo, expiresAt, codeVerifier });
+
+    const url = new URL(server.as.authorization_endpoint as string);
+    const config = resolved.provider.oauth;
+    for (const [name, value] of Object.entries(config.authorizationParams)) url.searchParams.set(name, value);
+    url.searchParams.set('response_type', 'code');
+    url.searchParams.set('client_id', resolved.clientId ?? '');
+    url.searchParams.set('redirect_uri', redirectUri);
+    const scope = scopeParam(resolved);
+    if (scope !== undefined) url.searchParams.set('scope', scope);
+    url.searchParams.set('state', state);
+    if (config.pkce) {
+      url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(codeVerifier));
+      url.searchParams.set('code_challenge_method', 'S256');
+    }
+    return { authorizationUrl: url.href, expiresAt };
+  }
+
+  /** Exchanges the code; a Failure for anything the provider or the network did wrong. */
+  async function exchange(pending: OAuthState, resolved: ResolvedConnector, params: URLSearchParams): Promise<TokenSet | Failure> {
+    const name = resolved.template.name;
+    const config = resolved.provider.oauth;
+    if (!config) return { code: 'connector_unavailable', message: 'The connector no longer uses OAuth; start connecting again.' };
+    try {
+      const { as, issuerKnown } = await servers.metadata(resolved);
+      const client: oauth.Client = { client_id: resolved.clientId ?? '' };
+      // Without issuer metadata there is no issuer to compare `iss` with (RFC 9207 needs one).
+      const received = new URLSearchParams(params);
+      if (!issuerKnown) received.delete('iss');
+      const validated = oauth.validateAuthResponse(as, client, received, received.get('state') ?? oauth.expectNoState);
+      const response = await oauth.authorizationCodeGrantRequest(
+        as,
+        client,
+        clientAuthentication(resolved),
+        validated,
+        pending.redirectUri,
+        config.pkce ? pending.codeVerifier : oauth.nopkce,
+        { ...requestOptions(http, as.token_endpoint), additionalParameters: config.tokenParams },
+      );
+      const body = issuerKnown ? response : await withoutIdToken(response);
+      const result = await oauth.processAuthorizationCodeResponse(as, client, body);
+      return toTokenSet(result, clock.now(), config.scopes);
+    } catch (err) {
+      const failure = remoteFailure(name, err);
+      if (!failure) throw err;
+      logger?.warn(
+        { connectorId: pending.connectorId, tenantId: pending.tenantId, code: failure.code, providerError: failure.providerError, reason: (err as Error).message },
+        'An OAuth callback failed at the provider.',
+      );
+      return failure;
+    }
+  }
+
+  async function callback(params: URLSearchParams): Promise<CallbackResult> {
+    if (!(params instanceof URLSearchParams)) throw new TypeError('"params" must be a URLSearchParams.');
+    // Consumed before anything else, whatever the outcome: a state is good for one attempt.
+    const pending = await states.consume(params.get('state') ?? '');
+    if (!pending) return { ok: false, ...INVALID_STATE };
+    if (Date.parse(pending.expiresAt) <= clock.now().getTime()) return { ok: false, ...INVALID_STATE };
+    const withReturn = (failure: Failure): CallbackResult => ({ ok: false, ...failure, ...(pending.returnTo ? { returnTo: pending.returnTo } : {}) });
+
+    let resolved: ResolvedConnector;
+    try {
+      resolved = await connectors.getResolved(pending.tenantId, pending.connectorId);
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.status < 500) {
+        return withReturn({ code: 'connector_unavailable', message: 'The connector was removed while connecting; start again.' });
+      }
+      throw err;
+    }
+    const { connector } = resolved;
+    if (connector.authType !== 'oauth_authorization_code') {
+      return withReturn({ code: 'connector_unavailable', message: 'The connector no longer uses the authorization code flow.' });
+    }
+    const error = params.get('error');
+    if (error !== null) return withReturn(providerErrorFailure(resolved.template.name, error, params.get('error_description') ?? undefined));
+
+    const tokens = await exchange(pending, resolved, params);
+    if (!('accessToken' in tokens)) return withReturn(tokens);
+    const owner = connector.tokenMode === 'per_user' ? pending.userId : null;
+    try {
+      await options.onTokens(pending.tenantId, pending.connectorId, owner, tokens);
+    } catch (err) {
+      logger?.error({ err, connectorId: pending.connectorId, tenantId: pending.tenantId }, 'Storing the tokens of an OAuth callback failed.');
+      return withReturn({ code: 'internal_error', message: 'The account was authorized but could not be saved; try connecting again.' });
+    }
+    return { ok: true, tenantId: pending.tenantId, connectorId: pending.connectorId, userId: pending.userId, returnTo: pending.returnTo };
+  }
+
+  return {
+    authorize,
+    callback,
+    async cleanupExpired() {
+      // Every state lives exactly ttlMs from its creation, so "created ttlMs ago" is "expired".
+      return states.deleteOlderThan(new Date(clock.now().getTime() - ttlMs));
+    },
+  };
+}
+
+/**
+ * Drops `id_token` from a token response, for providers whose issuer is unknown: oauth4webapi would
+ * check its `iss` against an issuer we do not have. Latchkey brokers access tokens and never uses
+ * the ID token, so nothing is lost. Anything that is not a JSON object passes through untouched and
+ * is judged by oauth4webapi.
+ */
+async function withoutIdToken(response: Response): Promise<Response> {
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  let out = text;
+  if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'id_token' in body) {
+    const { id_token: _dropped, ...rest } = body as Record<string, unknown>;
+    out = JSON.stringify(rest);
+  }
+  const headers = new Headers(response.headers);
+  // The body is decoded and may be shorter now.
+  headers.delete('content-length');
+  headers.delete('content-encoding');
+  return new Response(out, { status: response.status, statusText: response.statusText, headers });
+}
+
+/**
+ * Runs `flow.cleanupExpired()` every `intervalMs` (default 30 minutes) on an unref'd timer; the
+ * returned function stops it. Failures go to `onError` and the next run tries again.
+ *
+ * @example
+ * const stop = startStateCleanup(flow, 30 * 60 * 1000, (err) => logger.warn({ err }, 'OAuth state clean-up failed.'));
+ * // on shutdown
+ * stop();
+ */
+export function startStateCleanup(flow: Pick<OAuthFlow, 'cleanupExpired'>, intervalMs = 30 * 60 * 1000, onError?: (err: unknown) => void): () => void {
+  if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new TypeError('"intervalMs" must be a positive whole number of milliseconds.');
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    flow
+      .cleanupExpired()
+      .catch((err: unknown) => onError?.(err))
+      .finally(() => {
+        running = false;
+      });
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,16 @@
+// The OAuth module. Tokens and connections:
+export { CONNECTION_TYPE, CONNECTION_STATUSES, connectionId, createConnectionStore } from './connections.js';
+export type { ConnectionStore, ConnectionStoreOptions, ConnectionView, ConnectionPage, ConnectionStatus, TokenSet } from './connections.js';
+export { createTokenClient } from './token-client.js';
+export type { TokenClient, TokenClientOptions, ResolvedClient, AccessToken } from './token-client.js';
+export type { BackoffOptions } from './refresh.js';
+export type { ConnectionErrorCode } from './tokens-errors.js';
+// Authorization code flow (authorize + callback) and its state store:
+export { createOAuthFlow, startStateCleanup, CALLBACK_PATH } from './flow.js';
+export type { OAuthFlow, OAuthFlowOptions, AuthorizeSubject, AuthorizeResult, CallbackResult } from './flow.js';
+export { CALLBACK_FAILURE_CODES } from './flow-failures.js';
+export type { CallbackFailureCode } from './flow-failures.js';
+export { checkReturnTo } from './flow-return-to.js';
+export { toTokenSet } from './flow-tokens.js';
+export { OAUTH_STATE_TYPE, createOAuthStateStore, stateObjectId, isStateValue } from './state.js';
+export type { OAuthState, OAuthStateStore, OAuthStateStoreOptions } from './state.js';

@@ -1,0 +1,131 @@
+import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { DecryptionError, LatchkeyError } from '../core/index.js';
+import type { Database } from '../db/index.js';
+import type { EncryptedObjectStore, ObjectTypeDefinition } from '../objects/index.js';
+
+/**
+ * One pending authorization: created by authorize, consumed once by the callback. The PKCE verifier
+ * is encrypted; the AAD binds it to the connector, the initiating user and the redirect URI (the
+ * tenant and the object id, itself derived from the state value, are in every AAD already). These
+ * three never change while the state lives, so the AAD is minimal and stable.
+ */
+export const OAUTH_STATE_TYPE: ObjectTypeDefinition = {
+  name: 'oauth_state',
+  versions: [
+    {
+      version: 1,
+      schema: z.object({
+        connectorId: z.string(),
+        userId: z.string(),
+        redirectUri: z.string(),
+        returnTo: z.string().nullable(),
+        expiresAt: z.string(),
+        codeVerifier: z.string(),
+      }),
+      attributesToEncrypt: ['codeVerifier'],
+      attributesToIncludeInAAD: ['connectorId', 'userId', 'redirectUri'],
+    },
+  ],
+};
+
+/** A state as the callback gets it back. */
+export interface OAuthState {
+  tenantId: string;
+  connectorId: string;
+  userId: string;
+  redirectUri: string;
+  returnTo: string | null;
+  expiresAt: string;
+  readonly codeVerifier: string;
+}
+
+const UNUSABLE = new Set<string>(['decryption_failed', 'key_not_found', 'corrupt_object']);
+
+/** 256 random bits in base64url, as oauth4webapi's generateRandomState makes them. */
+const STATE_VALUE = /^[A-Za-z0-9_-]{43}$/;
+
+/** Whether `value` has the shape of a state this module issues (checked before any lookup). */
+export function isStateValue(value: unknown): value is string {
+  return typeof value === 'string' && STATE_VALUE.test(value);
+}
+
+/**
+ * The object id of a state: a hash of its value, so the database never holds the value itself and a
+ * database reader cannot complete someone's authorization.
+ *
+ * @example
+ * stateObjectId(generateRandomState()); // 'st_' + 43 base64url characters
+ */
+export function stateObjectId(state: string): string {
+  return `st_${createHash('sha256').update(state, 'utf8').digest('base64url')}`;
+}
+
+export interface OAuthStateStore {
+  save(tenantId: string, state: string, attributes: Omit<OAuthState, 'tenantId'>): Promise<void>;
+  /**
+   * Takes the state out of the store in one statement (`DELETE ... RETURNING`): of two callbacks
+   * with the same state exactly one gets it. Undefined when there is none or it cannot be
+   * decrypted (a row moved to another tenant, a tampered ciphertext or AAD attribute); it is
+   * deleted either way.
+   */
+  consume(state: string): Promise<OAuthState | undefined>;
+  /** Deletes, in one statement, every state created at or before `cutoff`. Returns how many. */
+  deleteOlderThan(cutoff: Date): Promise<number>;
+}
+
+export interface OAuthStateStoreOptions {
+  store: EncryptedObjectStore;
+  /** For the clean-up statement; the object store has no delete-by-age. */
+  db: Kysely<Database>;
+}
+
+/**
+ * @example
+ * const states = createOAuthStateStore({ store, db });
+ * await states.save(tenantId, state, { connectorId, userId, redirectUri, returnTo: null, expiresAt, codeVerifier });
+ * const pending = await states.consume(state); // once; undefined the second time
+ */
+export function createOAuthStateStore(options: OAuthStateStoreOptions): OAuthStateStore {
+  const { store, db } = options;
+  return {
+    async save(tenantId, state, attributes) {
+      if (!isStateValue(state)) throw new TypeError('"state" must be 43 base64url characters.');
+      await store.create(OAUTH_STATE_TYPE.name, tenantId, { ...attributes }, { id: stateObjectId(state) });
+    },
+
+    async consume(state) {
+      if (!isStateValue(state)) return undefined;
+      let object;
+      try {
+        object = await store.consume(OAUTH_STATE_TYPE.name, stateObjectId(state));
+      } catch (err) {
+        // The row is gone already (deleted before decryption): a bad state is never retried.
+        if (err instanceof DecryptionError || (err instanceof LatchkeyError && UNUSABLE.has(err.code))) return undefined;
+        throw err;
+      }
+      if (!object) return undefined;
+      const a = object.attributes as Omit<OAuthState, 'tenantId'>;
+      return {
+        tenantId: object.tenantId,
+        connectorId: a.connectorId,
+        userId: a.userId,
+        redirectUri: a.redirectUri,
+        returnTo: a.returnTo,
+        expiresAt: a.expiresAt,
+        codeVerifier: a.codeVerifier,
+      };
+    },
+
+    async deleteOlderThan(cutoff) {
+      // created_at is an ISO-8601 UTC string in both dialects, so text order is time order.
+      const result = await db
+        .deleteFrom('objects')
+        .where('type', '=', OAUTH_STATE_TYPE.name)
+        .where('created_at', '<=', cutoff.toISOString())
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+}

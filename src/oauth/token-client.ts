@@ -1,0 +1,328 @@
+import type { Kysely } from 'kysely';
+import { LatchkeyError, systemClock, type Clock, type Logger } from '../core/index.js';
+import { DataKeys, type Keyring } from '../crypto/index.js';
+import type { Database, DatabaseHandle } from '../db/index.js';
+import { EncryptedObjectStore } from '../objects/index.js';
+import {
+  CONNECTION_TYPE,
+  assertConnectionKey,
+  connectionId,
+  readConnection,
+  type ConnectionAttributes,
+  type ConnectionRecord,
+} from './connections.js';
+import { withConnectionLock } from './connections-lock.js';
+import { classifyRefreshError, requestTokens, revokeToken, type BackoffOptions, type TokenEndpointHttp } from './refresh.js';
+import { decide, failedAttributes, placeholderAttributes, refreshedAttributes, type Decision } from './tokens.js';
+import { connectionError } from './tokens-errors.js';
+import { toTokenSet } from './flow-tokens.js';
+import { AccessTokenCache } from './token-client-cache.js';
+
+/** What the token client needs to know of a connector: endpoints, credentials, how to send them. */
+export interface ResolvedClient {
+  connectorId: string;
+  tokenMode: 'shared' | 'per_user';
+  authType: 'oauth_authorization_code' | 'oauth_client_credentials';
+  tokenUrl: string;
+  /** RFC 7009 endpoint; without one, `disconnect` only deletes. */
+  revocationUrl?: string;
+  /** Needed when the provider returns an id_token on refresh (its `iss` is checked against it). */
+  issuer?: string;
+  clientId: string;
+  /** Absent for a public client. */
+  clientSecret?: string;
+  clientAuthentication: 'client_secret_basic' | 'client_secret_post';
+  /** Requested by the client credentials grant. */
+  scopes: string[];
+  scopeSeparator: string;
+  /** Extra parameters of every token request (the template's token parameters). */
+  tokenParams: Record<string, string>;
+  /** Loud opt-in for tests: plain http, and only to 127.0.0.1, localhost or [::1]. */
+  allowInsecureRequests?: boolean;
+}
+
+export interface TokenClientOptions {
+  /** Its registry must know {@link CONNECTION_TYPE}. */
+  store: EncryptedObjectStore;
+  handle: DatabaseHandle;
+  /**
+   * The master keyring. New tokens are sealed inside the transaction that holds the connection's
+   * lock, with data keys read through that same transaction: SQLite has one connection per
+   * process, so a data key read outside it would wait on the lock this process holds.
+   */
+  keyring: Keyring;
+  resolveClient(tenantId: string, connectorId: string): Promise<ResolvedClient>;
+  fetch?: typeof fetch;
+  clock?: Clock;
+  logger?: Logger;
+  /** Refresh when the token expires within this (default 5 minutes). */
+  refreshSkewMs?: number;
+  /** Per call to a token or revocation endpoint (default 10 s). */
+  timeoutMs?: number;
+  /** Backoff of degraded connections (default 1 s doubling up to 10 minutes). */
+  backoff?: BackoffOptions;
+  /**
+   * Keep handed-out tokens in this process for this long (default 0: every call reads the
+   * database). A hit skips `resolveClient` and the database. The price: a disconnect or reconnect
+   * through another process is seen here only after this long. Tokens expiring within the skew
+   * are never served from the cache.
+   */
+  cacheMs?: number;
+}
+
+export interface AccessToken {
+  accessToken: string;
+  /** `Bearer` for most providers: use as `Authorization: <tokenType> <accessToken>`. */
+  tokenType: string;
+  /** Null when the provider said nothing: the token is used until an API answers 401. */
+  expiresAt: string | null;
+}
+
+export interface TokenClient {
+  /**
+   * A valid access token, refreshing when it expires within the skew. Refresh happens exactly
+   * once however many callers and processes ask at once. Throws `not_connected`,
+   * `needs_reauthorization` or `connection_degraded` (with `details.retryAfter`).
+   */
+  getAccessToken(tenantId: string, connectorId: string, userId?: string | null): Promise<AccessToken>;
+  /**
+   * For a token an API refused (401) although it had not expired (or had no expiry): a new one,
+   * refreshed exactly once however many callers report the same token. A caller whose token was
+   * already replaced gets the replacement without a refresh.
+   */
+  refreshRejected(tenantId: string, connectorId: string, userId: string | null | undefined, rejectedAccessToken: string): Promise<AccessToken>;
+  /** Deletes the connection and revokes at the provider (RFC 7009) when it has a revocation endpoint. */
+  disconnect(tenantId: string, connectorId: string, userId?: string | null): Promise<{ revoked: boolean }>;
+}
+
+const DEFAULT_SKEW_MS = 5 * 60 * 1000;
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+type Outcome = { kind: 'token'; token: AccessToken } | { kind: 'error'; error: LatchkeyError };
+
+function assertTenant(tenantId: unknown): asserts tenantId is string {
+  if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 200) throw new TypeError('"tenantId" must be a non-empty string.');
+}
+
+function assertDuration(value: number | undefined, name: string, min: number): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < min)) throw new TypeError(`"${name}" must be a whole number of milliseconds, at least ${min}.`);
+}
+
+function tokenOf(a: ConnectionAttributes): AccessToken {
+  return { accessToken: a.accessToken, tokenType: a.tokenType, expiresAt: a.expiresAt };
+}
+
+/**
+ * Hands out access tokens of connections and keeps them fresh.
+ *
+ * Exactly once: inside a process, concurrent callers of one connection share one promise; across
+ * processes, the refresh runs under the connection's row lock (see `withConnectionLock`), re-reads
+ * the connection first and reuses a refresh another process committed meanwhile. New tokens are
+ * written with a compare-and-set on the object's revision and committed, rotated refresh token
+ * included, before the new access token is handed out. A response without a refresh token keeps
+ * the old one.
+ *
+ * Failures: `invalid_grant` / `invalid_client` set `needs_reauthorization` (no further calls to the
+ * provider until a reconnect); network errors, timeouts, 5xx and garbage set `degraded` with an
+ * exponential backoff, and the next success sets `active` again. While a degraded connection's
+ * token has not expired it is still handed out. A token without `expires_in` is handed out until
+ * an API refuses it: report that with {@link TokenClient.refreshRejected}.
+ *
+ * @example
+ * const tokens = createTokenClient({ store, handle, keyring, resolveClient: (tenantId, id) => connectors.resolveClient(tenantId, id) });
+ * const { accessToken, tokenType } = await tokens.getAccessToken(tenantId, connectorId, userId);
+ * await fetch(url, { headers: { authorization: `${tokenType} ${accessToken}` } });
+ */
+export function createTokenClient(options: TokenClientOptions): TokenClient {
+  const { store, handle, keyring, logger } = options;
+  const clock = options.clock ?? systemClock;
+  assertDuration(options.refreshSkewMs, 'refreshSkewMs', 0);
+  assertDuration(options.timeoutMs, 'timeoutMs', 1);
+  assertDuration(options.cacheMs, 'cacheMs', 0);
+  const cache = options.cacheMs ? new AccessTokenCache(options.cacheMs) : undefined;
+  const skewMs = options.refreshSkewMs ?? DEFAULT_SKEW_MS;
+  const http: TokenEndpointHttp = { fetch: options.fetch, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+  // Another process's refresh holds the lock for at most one token call plus a few writes.
+  const lockWaitMs = http.timeoutMs + 10_000;
+  const flights = new Map<string, Promise<AccessToken>>();
+  const type = CONNECTION_TYPE.name;
+
+  function idFor(client: ResolvedClient, connectorId: string, userId: string | null | undefined): string {
+    if (client.authType === 'oauth_client_credentials' || client.tokenMode === 'shared') return connectionId(connectorId);
+    if (userId === undefined || userId === null) {
+      throw new LatchkeyError('invalid_request', `The connector ${connectorId} keeps a connection per user; name the user.`);
+    }
+    return connectionId(connectorId, userId);
+  }
+
+  async function resolve(tenantId: string, connectorId: string, userId: string | null | undefined) {
+    assertTenant(tenantId);
+    assertConnectionKey(connectorId, userId);
+    const client = await options.resolveClient(tenantId, connectorId);
+    return { client, id: idFor(client, connectorId, userId) };
+  }
+
+  /** The store on the lock's transaction, data keys included (see `keyring`). */
+  function storeIn(trx: Kysely<Database>): EncryptedObjectStore {
+    return new EncryptedObjectStore({ db: trx, registry: store.registry, dataKeys: new DataKeys({ db: trx, keyring, clock }), clock });
+  }
+
+  function canRefresh(client: ResolvedClient, a: ConnectionAttributes): boolean {
+    return client.authType === 'oauth_client_credentials' || a.refreshToken !== undefined;
+  }
+
+  function settle(decision: Decision, a: ConnectionAttributes): Outcome | undefined {
+    if (decision.kind === 'use') return { kind: 'token', token: tokenOf(a) };
+    if (decision.kind === 'fail') return { kind: 'error', error: decision.error };
+    return undefined;
+  }
+
+  /** Under the lock: re-read, then reuse, refuse, or call the provider once and commit the result. */
+  async function refreshLocked(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined): Promise<AccessToken> {
+    const locked = await withConnectionLock(handle, tenantId, id, { waitMs: lockWaitMs }, async (trx): Promise<Outcome | undefined> => {
+      const txStore = storeIn(trx);
+      const current = await readConnection(txStore, tenantId, id);
+      if (!current) return undefined;
+      const a = current.attributes;
+      const decision = decide(id, a, { now: clock.now().getTime(), skewMs, canRefresh: canRefresh(client, a), rejected });
+      const settled = settle(decision, a);
+      if (settled) return settled;
+      const write = (patch: Partial<ConnectionAttributes>) => txStore.update(type, tenantId, id, patch, { expectedRevision: current.revision });
+      if (decision.kind === 'unrefreshable') {
+        const failed = failedAttributes(a, { outcome: 'needs_reauthorization', code: 'no_refresh_token' }, clock.now(), options.backoff);
+        await write(failed.patch);
+        return { kind: 'error', error: failed.error(id) };
+      }
+      return callProvider(tenantId, current, client, rejected, write);
+    });
+    if (!locked.found || locked.value === undefined) throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
+    if (locked.value.kind === 'error') throw locked.value.error;
+    return locked.value.token;
+  }
+
+  async function callProvider(
+    tenantId: string,
+    current: ConnectionRecord,
+    client: ResolvedClient,
+    rejected: string | undefined,
+    write: (patch: Partial<ConnectionAttributes>) => Promise<unknown>,
+  ): Promise<Outcome> {
+    const a = current.attributes;
+    const sentAt = clock.now();
+    let response;
+    try {
+      // canRefresh() let only client credentials connections through without a refresh token.
+      const grant =
+        client.authType === 'oauth_client_credentials' ? ({ type: 'client_credentials' } as const) : ({ type: 'refresh_token', refreshToken: a.refreshToken as string } as const);
+      response = await requestTokens(client, grant, http);
+    } catch (err) {
+      const failure = classifyRefreshError(err);
+      const failed = failedAttributes(a, failure, clock.now(), options.backoff);
+      logger?.warn(
+        { tenantId, connectionId: current.id, code: failure.code, status: failure.status, outcome: failure.outcome, backoffUntil: failed.patch.backoffUntil },
+        `Refreshing the connection ${current.id} failed (${failure.code}).`,
+      );
+      await write(failed.patch);
+      // A degraded connection whose token has not expired yet (nor been refused) still serves it.
+      const usable = a.accessToken !== '' && a.accessToken !== rejected;
+      if (failure.outcome === 'degraded' && usable && (a.expiresAt === null || Date.parse(a.expiresAt) > clock.now().getTime())) {
+        return { kind: 'token', token: tokenOf(a) };
+      }
+      return { kind: 'error', error: failed.error(current.id) };
+    }
+    const requested = client.authType === 'oauth_client_credentials' ? client.scopes : a.scopes;
+    const patch = refreshedAttributes(a, toTokenSet(response, sentAt, requested), sentAt);
+    try {
+      await write(patch);
+    } catch (err) {
+      // The provider may have rotated the refresh token already: losing this write loses the grant.
+      logger?.error({ err, tenantId, connectionId: current.id }, `The refreshed tokens of connection ${current.id} could not be stored.`);
+      throw err;
+    }
+    logger?.debug({ tenantId, connectionId: current.id, rotated: response.refresh_token !== undefined }, `Refreshed the connection ${current.id}.`);
+    return { kind: 'token', token: tokenOf(patch) };
+  }
+
+  /** One flight per connection in this process: concurrent callers share its promise. */
+  function flight(tenantId: string, id: string, run: () => Promise<AccessToken>): Promise<AccessToken> {
+    const key = `${tenantId}\n${id}`;
+    const running = flights.get(key);
+    if (running) return running;
+    const started = run().finally(() => {
+      if (flights.get(key) === started) flights.delete(key);
+    });
+    flights.set(key, started);
+    return started;
+  }
+
+  async function tokenFor(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined): Promise<AccessToken> {
+    const current = await readConnection(store, tenantId, id);
+    if (current) {
+      const a = current.attributes;
+      const settled = settle(decide(id, a, { now: clock.now().getTime(), skewMs, canRefresh: canRefresh(client, a), rejected }), a);
+      if (settled?.kind === 'token') return settled.token;
+      if (settled?.kind === 'error') throw settled.error;
+    } else if (client.authType === 'oauth_client_credentials') {
+      // The first token of a client credentials connector: a row to lock, then the usual refresh.
+      try {
+        await store.create(type, tenantId, placeholderAttributes(client), { id });
+      } catch (err) {
+        if (!(err instanceof LatchkeyError && err.code === 'conflict')) throw err;
+      }
+    } else {
+      throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
+    }
+    return flight(tenantId, id, () => refreshLocked(tenantId, id, client, rejected));
+  }
+
+  return {
+    async getAccessToken(tenantId, connectorId, userId) {
+      const hit = cache?.get(tenantId, connectorId, userId, clock.now().getTime(), skewMs);
+      if (hit) return hit;
+      const epoch = cache?.epoch ?? 0;
+      const { client, id } = await resolve(tenantId, connectorId, userId);
+      const token = await tokenFor(tenantId, id, client, undefined);
+      cache?.set(tenantId, connectorId, userId, token, clock.now().getTime(), epoch);
+      return token;
+    },
+
+    async refreshRejected(tenantId, connectorId, userId, rejectedAccessToken) {
+      if (typeof rejectedAccessToken !== 'string' || rejectedAccessToken.length === 0) throw new TypeError('"rejectedAccessToken" must be a non-empty string.');
+      const { client, id } = await resolve(tenantId, connectorId, userId);
+      cache?.forget(tenantId, connectorId);
+      const epoch = cache?.epoch ?? 0;
+      const token = await tokenFor(tenantId, id, client, rejectedAccessToken);
+      cache?.set(tenantId, connectorId, userId, token, clock.now().getTime(), epoch);
+      return token;
+    },
+
+    async disconnect(tenantId, connectorId, userId) {
+      const { client, id } = await resolve(tenantId, connectorId, userId);
+      cache?.forget(tenantId, connectorId);
+      let removed;
+      try {
+        // One statement deletes the row and returns its latest tokens (a refresh in flight commits first).
+        removed = await store.consume(type, id, { tenantId });
+      } catch (err) {
+        if (!(err instanceof LatchkeyError)) throw err;
+        // Deleted, but its tokens could not be read back: nothing to revoke with.
+        logger?.warn({ tenantId, connectionId: id, code: err.code }, `The connection ${id} was deleted but could not be decrypted to revoke its tokens.`);
+        return { revoked: false };
+      }
+      if (!removed) throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
+      if (client.revocationUrl === undefined) return { revoked: false };
+      const a = removed.attributes as ConnectionAttributes;
+      // Revoking the refresh token ends the grant (RFC 7009 2.1: its access tokens should go too).
+      const [token, hint] = a.refreshToken !== undefined ? [a.refreshToken, 'refresh_token' as const] : [a.accessToken, 'access_token' as const];
+      if (token === '') return { revoked: false };
+      try {
+        await revokeToken(client, token, hint, http);
+        return { revoked: true };
+      } catch (err) {
+        const failure = classifyRefreshError(err);
+        logger?.warn({ tenantId, connectionId: id, code: failure.code, status: failure.status }, `Revoking the tokens of connection ${id} failed; the connection is deleted.`);
+        return { revoked: false };
+      }
+    },
+  };
+}
