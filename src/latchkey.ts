@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { createLogger, createMetrics, LatchkeyError, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
 import { DataKeys, loadKeyring, type Keyring } from './crypto/index.js';
 import { createApiKeys, createUsageGate, API_KEY_PEPPER_TYPE, type ApiKeys } from './apikeys/index.js';
+import { CONNECTOR_TYPE, createConnectorService, loadCatalog, type ConnectorService, type ResolvedConnector } from './connectors/index.js';
 import {
   InvalidationBus,
   migrateToLatest,
@@ -12,11 +13,47 @@ import {
 } from './db/index.js';
 import { createIdentity, type BootstrapResult, type Identity } from './identity/index.js';
 import { apiRoutes, createHttpApp, listenWithShutdown, type RunningServer } from './http/index.js';
+import {
+  CONNECTION_TYPE,
+  OAUTH_STATE_TYPE,
+  createConnectionStore,
+  createOAuthFlow,
+  createServerResolver,
+  createTokenClient,
+  startStateCleanup,
+  type ConnectionStore,
+  type OAuthFlow,
+  type ResolvedClient,
+  type ServerResolver,
+  type TokenClient,
+} from './oauth/index.js';
 import { VERSION } from './version.js';
 import { EncryptedObjectStore, ObjectMaintenance, ObjectTypeRegistry, type ObjectTypeDefinition } from './objects/index.js';
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
-export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE];
+export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE];
+
+/** How often expired OAuth states are deleted (the task engine takes this over later). */
+const STATE_CLEANUP_INTERVAL_MS = 30 * 60 * 1000;
+
+/** OAuth knobs for embedders and tests; no setting or environment variable reaches them. */
+export interface LatchkeyOAuthOptions {
+  /** Origins `returnTo` may point at for every connector, besides the public URL's (each connector may add its own). */
+  allowedReturnOrigins?: readonly string[];
+  /** Per request to a provider: discovery, token exchange, refresh, revocation (default 10 s). */
+  timeoutMs?: number;
+  /** Refresh a token when it expires within this (default 5 minutes). */
+  refreshSkewMs?: number;
+  /** How long a user has to finish signing in at the provider (default 10 minutes). */
+  stateTtlMs?: number;
+  /** The fetch used for every provider request (default the global fetch). */
+  fetch?: typeof fetch;
+  /**
+   * UNSAFE, for tests against a local authorization server only: OAuth requests may use plain http
+   * to 127.0.0.1, localhost and [::1] (never to another host). Logged as a warning at start.
+   */
+  unsafeAllowInsecureLoopbackRequests?: boolean;
+}
 
 export interface LatchkeyOptions {
   settings: Settings;
@@ -36,6 +73,70 @@ export interface LatchkeyOptions {
    */
   bootstrap?: boolean;
   onBootstrap?: (result: Extract<BootstrapResult, { created: true }>) => void;
+  oauth?: LatchkeyOAuthOptions;
+}
+
+/** Endpoints of an OpenID Connect issuer, as last discovered. */
+interface DiscoveredEndpoints {
+  issuer: string;
+  tokenUrl: string;
+  revocationUrl: string | undefined;
+}
+
+/**
+ * The token client's view of a connector: endpoints from the template, or discovered from the
+ * issuer for `oidc`-style connectors (cached per issuer; when discovery fails, the endpoints last
+ * discovered in this process are used, so a fresh token is not refused for an outage of the
+ * metadata document). The client secret is non-enumerable: it never reaches a log line.
+ */
+function oauthClientResolver(deps: {
+  connectors: ConnectorService;
+  servers: ServerResolver;
+  allowInsecureRequests: boolean;
+}): (tenantId: string, connectorId: string) => Promise<ResolvedClient> {
+  const lastDiscovered = new Map<string, DiscoveredEndpoints>();
+
+  async function discovered(resolved: ResolvedConnector, issuer: string): Promise<DiscoveredEndpoints> {
+    try {
+      const { as } = await deps.servers.metadata(resolved);
+      const endpoints = { issuer: as.issuer, tokenUrl: as.token_endpoint as string, revocationUrl: as.revocation_endpoint };
+      lastDiscovered.set(issuer, endpoints);
+      return endpoints;
+    } catch (err) {
+      const known = lastDiscovered.get(issuer);
+      if (known) return known;
+      if (err instanceof LatchkeyError) throw err;
+      throw new LatchkeyError('provider_unavailable', `The OpenID Connect metadata of ${resolved.template.name} could not be read.`, { cause: err });
+    }
+  }
+
+  return async (tenantId, connectorId) => {
+    const resolved = await deps.connectors.getResolved(tenantId, connectorId);
+    const { connector } = resolved;
+    const config = resolved.provider.oauth;
+    const authType = connector.authType;
+    if ((authType !== 'oauth_authorization_code' && authType !== 'oauth_client_credentials') || config === undefined) {
+      throw new LatchkeyError('invalid_request', `The connector ${connectorId} does not use OAuth (its auth type is ${authType}); it has no tokens to hand out.`);
+    }
+    const endpoints: Partial<DiscoveredEndpoints> =
+      config.discovery === 'oidc' ? await discovered(resolved, config.issuer) : { tokenUrl: config.tokenUrl, revocationUrl: config.revocationUrl };
+    const client: ResolvedClient = {
+      connectorId,
+      tokenMode: connector.tokenMode,
+      authType,
+      tokenUrl: endpoints.tokenUrl as string,
+      ...(endpoints.revocationUrl !== undefined ? { revocationUrl: endpoints.revocationUrl } : {}),
+      ...(endpoints.issuer !== undefined ? { issuer: endpoints.issuer } : {}),
+      clientId: resolved.clientId ?? '',
+      clientAuthentication: config.clientAuthentication,
+      scopes: authType === 'oauth_client_credentials' ? [...config.clientCredentialsScopes] : [...config.scopes],
+      scopeSeparator: config.scopeSeparator,
+      tokenParams: { ...config.tokenParams },
+      allowInsecureRequests: deps.allowInsecureRequests,
+    };
+    if (resolved.clientSecret !== undefined) Object.defineProperty(client, 'clientSecret', { value: resolved.clientSecret, enumerable: false });
+    return client;
+  };
 }
 
 /** A registry of the built-in object types (plus extra ones). */
@@ -59,6 +160,9 @@ export interface Latchkey {
   bus: InvalidationBus;
   identity: Identity;
   apiKeys: ApiKeys;
+  connectors: ConnectorService;
+  /** The authorization code flow, the stored connections and the token client that keeps them fresh. */
+  oauth: { flow: OAuthFlow; connections: ConnectionStore; tokens: TokenClient };
   /** Undefined when built with `http: false`. */
   app: FastifyInstance | undefined;
   /** Listens on the configured host and port; shuts down gracefully on SIGTERM/SIGINT. */
@@ -122,6 +226,69 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     const first = await identity.bootstrap();
     if (first.created) options.onBootstrap?.(first);
   }
+
+  const connectors = createConnectorService({ store, catalog: loadCatalog(), audit: { log: identity.audit, db: database.db } });
+  const connections = createConnectionStore({ store });
+  const oauthOptions = options.oauth ?? {};
+  const insecure = oauthOptions.unsafeAllowInsecureLoopbackRequests === true;
+  if (insecure) {
+    logger.warn('UNSAFE: OAuth requests may use plain http to loopback hosts (unsafeAllowInsecureLoopbackRequests); for tests only.');
+  }
+  const providerHttp = {
+    ...(oauthOptions.fetch ? { fetch: oauthOptions.fetch } : {}),
+    ...(oauthOptions.timeoutMs !== undefined ? { timeoutMs: oauthOptions.timeoutMs } : {}),
+  };
+  const flow = createOAuthFlow({
+    store,
+    db: database.db,
+    connectors,
+    publicUrl: settings.publicUrl,
+    ...(oauthOptions.allowedReturnOrigins ? { allowedReturnOrigins: oauthOptions.allowedReturnOrigins } : {}),
+    ...(oauthOptions.stateTtlMs !== undefined ? { stateTtlMs: oauthOptions.stateTtlMs } : {}),
+    ...providerHttp,
+    onTokens: async (tenantId, connectorId, userId, tokens) => {
+      await connections.save(tenantId, connectorId, userId, tokens);
+    },
+    clock,
+    logger,
+    allowInsecureRequests: insecure,
+  });
+  const servers = createServerResolver(
+    { fetch: oauthOptions.fetch, timeoutMs: oauthOptions.timeoutMs ?? 10_000, allowInsecureRequests: insecure },
+    60 * 60 * 1000,
+    () => clock.now().getTime(),
+  );
+  const tokens = createTokenClient({
+    store,
+    handle: database,
+    keyring,
+    resolveClient: oauthClientResolver({ connectors, servers, allowInsecureRequests: insecure }),
+    ...providerHttp,
+    ...(oauthOptions.refreshSkewMs !== undefined ? { refreshSkewMs: oauthOptions.refreshSkewMs } : {}),
+    clock,
+    logger,
+  });
+  // Deleting a connector first disconnects every connection of it (revoking at the provider where
+  // it can), so no stored token outlives its connector.
+  const connectorsWithCascade: ConnectorService = {
+    ...connectors,
+    async delete(actor, tenantId, id) {
+      await connectors.get(tenantId, id);
+      let after: string | undefined;
+      for (;;) {
+        const page = await connections.list(tenantId, { connectorId: id, limit: 100, ...(after ? { after } : {}) });
+        after = page.next;
+        for (const connection of page.items) {
+          await tokens.disconnect(tenantId, id, connection.userId).catch((err: unknown) => {
+            logger.warn({ err, tenantId, connectorId: id }, 'Disconnecting a connection of a deleted connector failed.');
+          });
+        }
+        if (page.items.length === 0 || page.next === undefined) break;
+      }
+      return connectors.delete(actor, tenantId, id);
+    },
+  };
+  const stopStateCleanup = startStateCleanup(flow, STATE_CLEANUP_INTERVAL_MS, (err) => logger.warn({ err }, 'Deleting expired OAuth states failed.'));
   // Housekeeping a server owns (the task engine takes it over later).
   const housekeeping = setInterval(() => {
     void identity.sessions.purgeExpired().catch((err: unknown) => logger.warn({ err }, 'Purging expired sessions failed.'));
@@ -130,12 +297,15 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
   housekeeping.unref();
   const stopServices = async () => {
     clearInterval(housekeeping);
+    stopStateCleanup();
     await apiKeys.verifier.close();
     await usage.close();
     await bus.stop();
   };
 
-  const apiPlugins: FastifyPluginAsync[] = [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock })];
+  const apiPlugins: FastifyPluginAsync[] = [
+    apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors: connectorsWithCascade, oauth: { flow, connections, tokens } }),
+  ];
   const app =
     options.http === false
       ? undefined
@@ -185,6 +355,8 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     bus,
     identity,
     apiKeys,
+    connectors,
+    oauth: { flow, connections, tokens },
     app,
     async listen() {
       if (!app) throw new LatchkeyError('internal_error', 'This instance was built without its HTTP app.');

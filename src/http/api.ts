@@ -1,15 +1,21 @@
 import fastifyCookie from '@fastify/cookie';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiKeys } from '../apikeys/index.js';
+import type { ConnectorService } from '../connectors/index.js';
 import type { Clock } from '../core/index.js';
 import type { InvalidationBus } from '../db/index.js';
 import type { Identity } from '../identity/index.js';
+import type { ConnectionStore, OAuthFlow, TokenClient } from '../oauth/index.js';
 import { authPlugin } from './auth.js';
 import { DisplayCache } from './display-cache.js';
+import type { RateLimit } from './rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { auditRoutes } from './routes/audit.js';
+import { connectionRoutes } from './routes/connections.js';
+import { connectorRoutes } from './routes/connectors.js';
 import { groupRoutes } from './routes/groups.js';
 import { meRoutes } from './routes/me.js';
+import { oauthCallbackRoutes } from './routes/oauth-callback.js';
 import { roleRoutes } from './routes/roles.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -24,20 +30,33 @@ export interface ApiRoutesOptions {
   publicUrl: string;
   /** Failed authentications allowed per client address within the window (default 30 a minute). */
   authFailureLimit?: { limit: number; windowMs: number };
+  /** Connectors and connections; without them the connector routes are left out. */
+  connectors?: ConnectorService;
+  oauth?: {
+    flow: OAuthFlow;
+    connections: ConnectionStore;
+    tokens: TokenClient;
+    /** Authorization starts per user within the window (default 20 a minute). */
+    authorizeLimit?: RateLimit;
+    /** OAuth callbacks per client address within the window (default 60 a minute). */
+    callbackLimit?: RateLimit;
+  };
   clock?: Clock;
 }
 
 /**
- * The identity and API key routes, to register under `/api/v1` (pass to `createHttpApp` in
- * `apiPlugins`). Login and logout sit in a public scope; everything else in a sibling scope
- * behind {@link authPlugin}, each route declaring the permission it needs.
+ * The identity, API key, connector and connection routes, to register under `/api/v1` (pass to
+ * `createHttpApp` in `apiPlugins`). Login, logout and the OAuth callback sit in a public scope;
+ * everything else in a sibling scope behind {@link authPlugin}, each route declaring the
+ * permission it needs.
  *
  * @example
  * const app = await createHttpApp({ logger, metrics, readiness: [],
- *   apiPlugins: [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl })] });
+ *   apiPlugins: [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, connectors, oauth: { flow, connections, tokens } })] });
  */
 export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
-  const { identity, apiKeys, bus } = options;
+  const { identity, apiKeys, bus, connectors, oauth } = options;
+  const clock = options.clock ? { clock: options.clock } : {};
   return async (api) => {
     const display = new DisplayCache({ identity, apiKeys, bus });
     api.addHook('onClose', async () => display.close());
@@ -45,6 +64,9 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
     await api.register(fastifyCookie, { hook: false });
 
     await api.register(sessionRoutes, { identity, secureCookie: new URL(options.publicUrl).protocol === 'https:' });
+    if (oauth) {
+      await api.register(oauthCallbackRoutes, { flow: oauth.flow, ...(oauth.callbackLimit ? { callbackLimit: oauth.callbackLimit } : {}), ...clock });
+    }
 
     await api.register(async (secured) => {
       await secured.register(authPlugin, {
@@ -52,7 +74,7 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
         apiKeys,
         display,
         ...(options.authFailureLimit ? { failureLimit: options.authFailureLimit } : {}),
-        ...(options.clock ? { clock: options.clock } : {}),
+        ...clock,
       });
       await secured.register(meRoutes, { display });
       await secured.register(tenantRoutes, { identity, display });
@@ -61,6 +83,18 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
       await secured.register(roleRoutes, { identity });
       await secured.register(apiKeyRoutes, { identity, apiKeys });
       await secured.register(auditRoutes, { identity });
+      if (connectors) await secured.register(connectorRoutes, { connectors });
+      if (connectors && oauth) {
+        const { flow, connections, tokens } = oauth;
+        await secured.register(connectionRoutes, {
+          connectors,
+          flow,
+          connections,
+          tokens,
+          ...(oauth.authorizeLimit ? { authorizeLimit: oauth.authorizeLimit } : {}),
+          ...clock,
+        });
+      }
     });
   };
 }

@@ -108,9 +108,9 @@ export async function createHttpApp(options: HttpAppOptions): Promise<FastifyIns
 /** Answers any thrown value with the error body; unexpected errors are logged, never shown. */
 function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const { status, body, internal } = mapError(error, request.id);
-  // A 429 says when to come back: the error carries it as details.retryAfterSeconds.
+  // A 429 or 503 says when to come back: the error carries it as details.retryAfterSeconds.
   const retryAfter = body.error.details?.retryAfterSeconds;
-  if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+  if ((status === 429 || status === 503) && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
   if (internal) {
     request.log.error({ err: error, headers: headersForLog(request.headers) }, 'request failed');
   } else if (status >= 500) {

@@ -21,3 +21,6 @@ export type { Principal, Access, AuthOptions } from './auth.js';
 export { DisplayCache } from './display-cache.js';
 export type { DisplayCacheOptions, KeyLabel } from './display-cache.js';
 export { scrubSecrets } from './secrets.js';
+export { RequestLimiter } from './rate-limit.js';
+export type { RateLimit } from './rate-limit.js';
+export { escapeHtml, resultPage } from './result-page.js';

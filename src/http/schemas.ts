@@ -138,9 +138,15 @@ const ERROR_DESCRIPTIONS = {
   400: 'The request is invalid (`validation_failed` with the fields, or `invalid_request`).',
   401: 'Authentication failed (`unauthorized`): one message for every cause.',
   403: 'The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`).',
-  404: 'No such object in the caller\'s tenant (`not_found`); another tenant\'s id answers the same.',
-  409: 'The change conflicts with the current state (`conflict`).',
+  404:
+    'No such object in the caller\'s tenant (`not_found`; another tenant\'s id answers the same), or no connection to ' +
+    'take a token from (`not_connected`).',
+  409:
+    'The change conflicts with the current state (`conflict`), or the connection must be reconnected before it ' +
+    'can issue tokens again (`needs_reauthorization`).',
   429: 'Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known.',
+  502: 'The provider could not be reached or answered badly (`provider_unavailable`).',
+  503: 'The provider cannot issue a token right now (`connection_degraded`); `Retry-After` says when to try again.',
 } as const;
 
 type ErrorStatus = keyof typeof ERROR_DESCRIPTIONS;

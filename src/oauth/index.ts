@@ -11,6 +11,8 @@ export type { OAuthFlow, OAuthFlowOptions, AuthorizeSubject, AuthorizeResult, Ca
 export { CALLBACK_FAILURE_CODES } from './flow-failures.js';
 export type { CallbackFailureCode } from './flow-failures.js';
 export { checkReturnTo } from './flow-return-to.js';
+export { createServerResolver } from './flow-server.js';
+export type { FlowHttp, ServerMetadata, ServerResolver } from './flow-server.js';
 export { toTokenSet } from './flow-tokens.js';
 export { OAUTH_STATE_TYPE, createOAuthStateStore, stateObjectId, isStateValue } from './state.js';
 export type { OAuthState, OAuthStateStore, OAuthStateStoreOptions } from './state.js';

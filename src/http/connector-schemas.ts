@@ -1,0 +1,159 @@
+import { z } from 'zod';
+import { AUTH_TYPES, SECRET_NAMES, TOKEN_MODES, type SecretName } from '../connectors/index.js';
+import { CONNECTION_STATUSES } from '../oauth/index.js';
+
+// Request and response schemas of the connector and connection routes. Request schemas check
+// shapes only; the connector service checks meaning (provider, auth type, config per provider) and
+// reports every bad field at once. No message echoes a value: a secret in the wrong place stays out.
+
+/** Connector ids as the object store makes them. */
+export const connectorIdSchema = z
+  .string({ error: 'must be a string' })
+  .regex(/^connector_[0-9A-Za-z]{1,32}$/, { error: 'is not a connector id' });
+
+export const connectorParams = z.object({ id: connectorIdSchema });
+
+const secretValue = z.string({ error: 'must be a string' }).max(8192, { error: 'must be at most 8192 characters' });
+const configValue = z.string({ error: 'must be a string' }).max(2048, { error: 'must be at most 2048 characters' });
+const origins = z
+  .array(z.string({ error: 'must be a string' }).max(300, { error: 'is too long' }), { error: 'must be a list of origins' })
+  .max(20, { error: 'must hold at most 20 origins' })
+  .describe('Origins (`https://app.example.com`) that `returnTo` may point at, besides Latchkey\'s own.');
+const redirectUri = z
+  .string({ error: 'must be a string' })
+  .max(2048, { error: 'must be at most 2048 characters' })
+  .nullable()
+  .describe('Overrides the redirect URI `<publicUrl>/api/v1/oauth/callback`; null: the default.');
+
+function bySecret<T extends z.ZodType>(value: T): Record<SecretName, z.ZodOptional<T>> {
+  return Object.fromEntries(SECRET_NAMES.map((name) => [name, value.optional()])) as Record<SecretName, z.ZodOptional<T>>;
+}
+
+export const createConnectorBody = z.strictObject({
+  name: z.string({ error: 'must be a string' }).describe('1 to 100 characters.'),
+  provider: z.string({ error: 'must be a string' }).max(64, { error: 'is too long' }).describe('A provider id of the catalog (`microsoft`, `oidc`, `oauth2`...).'),
+  authType: z.enum(AUTH_TYPES, { error: `must be one of ${AUTH_TYPES.join(', ')}` }),
+  tokenMode: z
+    .enum(TOKEN_MODES, { error: `must be one of ${TOKEN_MODES.join(', ')}` })
+    .optional()
+    .describe('`shared` (default): one connection for the connector; `per_user`: one per user (authorization code only).'),
+  config: z
+    .record(z.string(), configValue, { error: 'must be an object of strings' })
+    .optional()
+    .describe('Per provider and auth type (`clientId`, `tenantId`, `issuer`, `scopes`...); never a secret.'),
+  secrets: z
+    .strictObject(bySecret(secretValue), { error: 'must be an object' })
+    .optional()
+    .describe('The auth type\'s secrets (`clientSecret` for OAuth); stored encrypted, never shown again.'),
+  redirectUri: redirectUri.optional(),
+  allowedReturnOrigins: origins.optional(),
+});
+
+export const updateConnectorBody = z.strictObject({
+  name: z.string({ error: 'must be a string' }).optional(),
+  // Immutable; accepted only unchanged so a client may send back what it read.
+  provider: z.string({ error: 'must be a string' }).max(64, { error: 'is too long' }).optional().describe('Cannot change.'),
+  authType: z.enum(AUTH_TYPES, { error: `must be one of ${AUTH_TYPES.join(', ')}` }).optional().describe('Cannot change.'),
+  tokenMode: z.enum(TOKEN_MODES, { error: `must be one of ${TOKEN_MODES.join(', ')}` }).optional().describe('Cannot change.'),
+  config: z
+    .record(z.string(), configValue.nullable(), { error: 'must be an object of strings or nulls' })
+    .optional()
+    .describe('A merge patch: a value sets a field, null removes it, an absent field is kept.'),
+  secrets: z
+    .strictObject(bySecret(secretValue.nullable()), { error: 'must be an object' })
+    .optional()
+    .describe('A merge patch of secrets: a value replaces one, null removes it, an absent one is kept.'),
+  redirectUri: redirectUri.optional(),
+  allowedReturnOrigins: origins.optional(),
+});
+
+const secretFlag = z.object({ set: z.boolean() });
+
+export const connectorSchema = z
+  .object({
+    id: z.string(),
+    tenantId: z.string(),
+    name: z.string(),
+    provider: z.string(),
+    authType: z.enum(AUTH_TYPES),
+    tokenMode: z.enum(TOKEN_MODES),
+    config: z.record(z.string(), z.string()),
+    redirectUri: z.string().nullable(),
+    allowedReturnOrigins: z.array(z.string()),
+    secrets: z.object(bySecret(secretFlag)).describe('One flag per secret of the auth type, e.g. `{"clientSecret":{"set":true}}`; never a value.'),
+    revision: z.number().int(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'Connector' });
+
+export const connectorListQuery = z.strictObject({
+  limit: z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(1, { error: 'must be at least 1' })
+    .max(500, { error: 'must be at most 500' })
+    .optional(),
+  after: connectorIdSchema.optional().describe('The `next` of the previous page.'),
+});
+
+/** `?user=` of the connection routes: whose per-user connection (default: the caller's). */
+export const connectionQuery = z.strictObject({
+  user: z
+    .string({ error: 'must be a string' })
+    .min(1, { error: 'must not be empty' })
+    .max(255, { error: 'must be at most 255 characters' })
+    // eslint-disable-next-line no-control-regex
+    .regex(/^[^\u0000-\u001f\u007f:]+$/, { error: 'must not contain control characters or colons' })
+    .optional()
+    .describe('Per-user connectors only: the user whose connection (default the caller; another user needs identity:admin).'),
+});
+
+export const authorizeBody = z
+  .strictObject({
+    returnTo: z
+      .string({ error: 'must be a string' })
+      .max(2048, { error: 'must be at most 2048 characters' })
+      .optional()
+      .describe('Where the browser goes after the callback: a path on Latchkey, or a URL on an allowed origin.'),
+  })
+  .nullish();
+
+export const authorizationSchema = z
+  .object({
+    authorizationUrl: z.string().describe('Send the user\'s browser here.'),
+    expiresAt: z.string().describe('The sign-in must finish before this.'),
+  })
+  .meta({ id: 'Authorization' });
+
+export const accessTokenSchema = z
+  .object({
+    accessToken: z.string(),
+    tokenType: z.string().describe('Use as `Authorization: <tokenType> <accessToken>`.'),
+    expiresAt: z.string().nullable().describe('Null when the provider did not say.'),
+  })
+  .meta({ id: 'AccessToken' });
+
+export const connectionSchema = z
+  .object({
+    id: z.string().describe('`shared:<connectorId>` or `per-user:<connectorId>:<userId>`.'),
+    connectorId: z.string(),
+    userId: z.string().nullable(),
+    tokenType: z.string(),
+    scopes: z.array(z.string()),
+    expiresAt: z.string().nullable(),
+    refreshTokenExpiresAt: z.string().nullable(),
+    status: z.enum(CONNECTION_STATUSES),
+    lastRefreshAt: z.string().nullable(),
+    lastRefreshError: z.string().nullable(),
+    lastFailureAt: z.string().nullable(),
+    backoffUntil: z.string().nullable(),
+    extra: z.record(z.string(), z.unknown()).describe('Other fields the provider returned (`instance_url`...); never a token.'),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'Connection' });
+
+export const disconnectedSchema = z
+  .object({ revoked: z.boolean().describe('Whether the provider confirmed the revocation (RFC 7009); the connection is deleted either way.') })
+  .meta({ id: 'Disconnected' });

@@ -1,0 +1,188 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { ConnectorService, ConnectorView } from '../../connectors/index.js';
+import { LatchkeyError, systemClock, type Clock } from '../../core/index.js';
+import { connectionId, type ConnectionStore, type OAuthFlow, type TokenClient } from '../../oauth/index.js';
+import { forbidden, isAdmin, principalOf, SECURITY, type Principal } from '../auth.js';
+import {
+  accessTokenSchema,
+  authorizationSchema,
+  authorizeBody,
+  connectionQuery,
+  connectionSchema,
+  connectorParams,
+  disconnectedSchema,
+} from '../connector-schemas.js';
+import { RequestLimiter, type RateLimit } from '../rate-limit.js';
+import { errorResponses } from '../schemas.js';
+
+export interface ConnectionRoutesOptions {
+  connectors: ConnectorService;
+  flow: OAuthFlow;
+  connections: ConnectionStore;
+  tokens: TokenClient;
+  /** Authorization starts allowed per user within the window (default 20 a minute). */
+  authorizeLimit?: RateLimit;
+  clock?: Clock;
+}
+
+/**
+ * Whose connection a request is about: null for a shared connector; for a per-user one, `?user=`
+ * or the caller. Acting for another user needs identity:admin.
+ */
+function ownerOf(principal: Principal, connector: ConnectorView, user: string | undefined): string | null {
+  if (connector.tokenMode === 'shared') {
+    if (user !== undefined) {
+      throw new LatchkeyError('invalid_request', `The connector ${connector.id} is shared: it has one connection, not one per user; leave out "user".`);
+    }
+    return null;
+  }
+  const userId = user ?? principal.userId;
+  if (userId !== principal.userId && !isAdmin(principal)) throw forbidden('identity:admin', ' to act for another user');
+  return userId;
+}
+
+/** The 503 of a degraded connection, with its backoff as `Retry-After` seconds. */
+function withRetryAfter(err: unknown, now: number): unknown {
+  if (!(err instanceof LatchkeyError) || err.code !== 'connection_degraded') return err;
+  const until = typeof err.details?.retryAfter === 'string' ? Date.parse(err.details.retryAfter) : Number.NaN;
+  const retryAfterSeconds = Number.isFinite(until) ? Math.max(1, Math.ceil((until - now) / 1000)) : 1;
+  return new LatchkeyError(err.code, err.message, { cause: err, details: { ...err.details, retryAfterSeconds } });
+}
+
+/**
+ * Connecting accounts and using their tokens: start the authorization code flow, take a token,
+ * read or end a connection. Per-user connectors name the user with `?user=` (default the caller;
+ * another user needs identity:admin). Tokens appear only in the answer of `POST .../token`.
+ *
+ * @example
+ * await secured.register(connectionRoutes, { connectors, flow, connections, tokens });
+ */
+export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = async (fastify, options) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { connectors, flow, connections, tokens } = options;
+  const clock = options.clock ?? systemClock;
+  const authorizeLimit = new RequestLimiter(
+    options.authorizeLimit ?? { limit: 20, windowMs: 60_000 },
+    'Too many connection attempts by this user; try again later.',
+    clock,
+  );
+
+  app.post(
+    '/connectors/:id/oauth/authorize',
+    {
+      config: { permission: 'connectors:use' },
+      schema: {
+        tags: ['connections'],
+        summary: 'Start connecting an account (OAuth authorization code + PKCE)',
+        description:
+          'Needs connectors:use; connecting the one account of a shared connector also needs connectors:write. Returns the ' +
+          'provider URL to send the user\'s browser to; the sign-in must finish before `expiresAt`. Per-user connectors store ' +
+          'the tokens for the caller. `returnTo` must be a path on Latchkey or a URL on an allowed origin. Limited per user ' +
+          '(20 a minute by default).',
+        security: SECURITY,
+        params: connectorParams,
+        body: authorizeBody,
+        response: { 200: authorizationSchema, ...errorResponses(400, 403, 404, 502) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      authorizeLimit.take(`${principal.tenantId}\n${principal.userId}`);
+      const connector = await connectors.get(principal.tenantId, request.params.id);
+      if (connector.tokenMode === 'shared' && !principal.permissions.has('connectors:write')) {
+        throw forbidden('connectors:write', ' to connect the account of a shared connector');
+      }
+      const returnTo = request.body?.returnTo;
+      const started = await flow.authorize(
+        { tenantId: principal.tenantId, userId: principal.userId },
+        connector.id,
+        returnTo === undefined ? {} : { returnTo },
+      );
+      return reply.header('cache-control', 'no-store').send(started);
+    },
+  );
+
+  app.post(
+    '/connectors/:id/token',
+    {
+      config: { permission: 'connectors:token' },
+      schema: {
+        tags: ['connections'],
+        summary: 'Take a valid access token of a connection',
+        description:
+          'Needs connectors:token. Refreshes the token when it expires within the skew (exactly once, however many callers ' +
+          'ask). 404 `not_connected`: connect first; 409 `needs_reauthorization`: the provider refused the grant, reconnect; ' +
+          '503 `connection_degraded`: the provider is failing, retry after `Retry-After` seconds.',
+        security: SECURITY,
+        params: connectorParams,
+        querystring: connectionQuery,
+        response: { 200: accessTokenSchema, ...errorResponses(400, 403, 404, 409, 502, 503) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const connector = await connectors.get(principal.tenantId, request.params.id);
+      const owner = ownerOf(principal, connector, request.query.user);
+      try {
+        const token = await tokens.getAccessToken(principal.tenantId, connector.id, owner);
+        return reply.header('cache-control', 'no-store').send(token);
+      } catch (err) {
+        throw withRetryAfter(err, clock.now().getTime());
+      }
+    },
+  );
+
+  app.get(
+    '/connectors/:id/connection',
+    {
+      config: { permission: 'connectors:read' },
+      schema: {
+        tags: ['connections'],
+        summary: 'Get the status of a connection (never its tokens)',
+        description: 'Needs connectors:read; another user\'s connection also needs identity:admin. 404 `not_connected` when there is none.',
+        security: SECURITY,
+        params: connectorParams,
+        querystring: connectionQuery,
+        response: { 200: connectionSchema, ...errorResponses(400, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const connector = await connectors.get(principal.tenantId, request.params.id);
+      const owner = ownerOf(principal, connector, request.query.user);
+      return connections.get(principal.tenantId, connectionId(connector.id, owner));
+    },
+  );
+
+  app.delete(
+    '/connectors/:id/connection',
+    {
+      // The permission depends on whose connection it is: checked below.
+      config: { permission: 'authenticated' },
+      schema: {
+        tags: ['connections'],
+        summary: 'Disconnect: delete a connection and revoke its tokens at the provider',
+        description:
+          'Needs connectors:use for the caller\'s own per-user connection, connectors:write for a shared connection or another ' +
+          'user\'s (which also needs identity:admin). Revokes at the provider (RFC 7009) when it has a revocation endpoint; ' +
+          '`revoked` says whether it confirmed. The connection is deleted either way.',
+        security: SECURITY,
+        params: connectorParams,
+        querystring: connectionQuery,
+        response: { 200: disconnectedSchema, ...errorResponses(400, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const { permissions } = principal;
+      if (!permissions.has('connectors:use') && !permissions.has('connectors:write')) throw forbidden('connectors:use');
+      const connector = await connectors.get(principal.tenantId, request.params.id);
+      const owner = ownerOf(principal, connector, request.query.user);
+      if (owner !== principal.userId && !permissions.has('connectors:write')) {
+        throw forbidden('connectors:write', owner === null ? ' to disconnect a shared connection' : ' to disconnect another user\'s connection');
+      }
+      return tokens.disconnect(principal.tenantId, connector.id, owner);
+    },
+  );
+};

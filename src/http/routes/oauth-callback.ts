@@ -1,0 +1,113 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { systemClock, type Clock } from '../../core/index.js';
+import { CALLBACK_PATH, type CallbackFailureCode, type OAuthFlow } from '../../oauth/index.js';
+import { API_PREFIX } from '../app.js';
+import { errorBodySchema } from '../errors.js';
+import { RequestLimiter, type RateLimit } from '../rate-limit.js';
+import { callbackHeaders, resultPage } from '../result-page.js';
+
+export interface OAuthCallbackRoutesOptions {
+  flow: OAuthFlow;
+  /** Callbacks allowed per client address within the window (default 60 a minute). */
+  callbackLimit?: RateLimit;
+  clock?: Clock;
+}
+
+/** The status of the result page for each way a callback can fail. */
+const FAILURE_STATUS: Readonly<Record<CallbackFailureCode, 400 | 500 | 502>> = {
+  invalid_state: 400,
+  provider_error: 400,
+  connector_unavailable: 400,
+  token_exchange_failed: 502,
+  provider_unavailable: 502,
+  invalid_provider_response: 502,
+  internal_error: 500,
+};
+
+const param = (description: string) => z.string().optional().describe(description);
+
+const callbackQuery = z.looseObject({
+  state: param('The state Latchkey issued at authorize; good for one callback.'),
+  code: param('The authorization code.'),
+  iss: param('The issuer (RFC 9207), checked when the issuer is known.'),
+  error: param('The provider\'s error code, when it did not authorize.'),
+  error_description: param('The provider\'s explanation (shown HTML-escaped).'),
+});
+
+const html = (description: string) => ({ description, content: { 'text/html': { schema: z.string() } } });
+
+/**
+ * `GET /api/v1/oauth/callback`, the redirect URI of every connector (unless one overrides it):
+ * public, since the browser comes back from the provider without Latchkey credentials. The state
+ * (consumed in one statement) says who started the flow. Success: 302 to `returnTo` (checked at
+ * authorize: no open redirect), else a plain page. Failure: 302 to `returnTo?error=<code>` when the
+ * state named one, else a plain page whose text is HTML-escaped (provider text included).
+ * Limited per client address.
+ *
+ * @example
+ * await api.register(oauthCallbackRoutes, { flow });
+ */
+export const oauthCallbackRoutes: FastifyPluginAsync<OAuthCallbackRoutesOptions> = async (fastify, options) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { flow } = options;
+  const limiter = new RequestLimiter(
+    options.callbackLimit ?? { limit: 60, windowMs: 60_000 },
+    'Too many sign-in callbacks from this address; try again later.',
+    options.clock ?? systemClock,
+  );
+  // Registered under /api/v1: the path the flow builds redirect URIs with, minus the prefix.
+  const path = CALLBACK_PATH.startsWith(API_PREFIX) ? CALLBACK_PATH.slice(API_PREFIX.length) : CALLBACK_PATH;
+
+  app.get(
+    path,
+    {
+      schema: {
+        tags: ['connections'],
+        summary: 'OAuth redirect URI: finishes connecting an account',
+        description:
+          'Public: the provider sends the user\'s browser here. Register `<LATCHKEY_PUBLIC_URL>/api/v1/oauth/callback` as the ' +
+          'redirect URI at the provider. Answers with a redirect to `returnTo` (with `?error=<code>` on failure) or a plain ' +
+          'HTML page. Limited per client address.',
+        security: [],
+        querystring: callbackQuery,
+        response: {
+          200: html('Connected; no `returnTo` was given.'),
+          302: z.null().describe('To `returnTo`; on failure with `error` set to the failure code (invalid_state, provider_error...).'),
+          400: {
+            description: 'The state is unknown, expired or used, the provider refused, or the connector is gone (HTML); or a malformed query (JSON).',
+            content: { 'text/html': { schema: z.string() }, 'application/json': { schema: errorBodySchema } },
+          },
+          429: errorBodySchema.describe('Too many callbacks from this address (`rate_limited`); `Retry-After` says when to come back.'),
+          500: html('The tokens could not be stored.'),
+          502: html('The provider could not be reached, refused the code or answered badly.'),
+        },
+      },
+    },
+    async (request, reply) => {
+      limiter.take(request.ip);
+      const params = new URL(request.url, 'http://callback.invalid').searchParams;
+      const result = await flow.callback(params);
+      callbackHeaders(reply);
+      if (result.ok) {
+        request.log.info({ tenantId: result.tenantId, connectorId: result.connectorId, userId: result.userId }, 'An account was connected.');
+        if (result.returnTo) return reply.redirect(result.returnTo, 302);
+        return reply
+          .code(200)
+          .type('text/html; charset=utf-8')
+          .send(resultPage('Account connected', 'The account is connected. You can close this window.'));
+      }
+      request.log.info({ code: result.code, providerError: result.providerError }, 'An OAuth callback did not connect an account.');
+      if (result.returnTo) {
+        const target = new URL(result.returnTo);
+        target.searchParams.set('error', result.code);
+        return reply.redirect(target.href, 302);
+      }
+      return reply
+        .code(FAILURE_STATUS[result.code])
+        .type('text/html; charset=utf-8')
+        .send(resultPage('Connecting failed', result.message));
+    },
+  );
+};
