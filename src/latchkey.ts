@@ -265,6 +265,9 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     resolveClient: oauthClientResolver({ connectors, servers, allowInsecureRequests: insecure }),
     ...providerHttp,
     ...(oauthOptions.refreshSkewMs !== undefined ? { refreshSkewMs: oauthOptions.refreshSkewMs } : {}),
+    // Tokens this process handed out are kept (sealed under a process-local key) for the cache
+    // bound: a disconnect made by another process is seen within it, like a revoked API key.
+    cacheMs: settings.cacheBoundMs,
     clock,
     logger,
   });
