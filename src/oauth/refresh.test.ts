@@ -77,3 +77,44 @@ describe('refresh backoff', () => {
     assert.equal(backoffDelayMs(3, { initialMs: 100, maxMs: 250 }, top), 250);
   });
 });
+
+describe('refresh with an id_token from a provider whose issuer is unknown', () => {
+  it('drops the id_token instead of failing on its issuer, and still checks it when the issuer is known', async () => {
+    const { createServer } = await import('node:http');
+    const { randomBytes } = await import('node:crypto');
+    const { requestTokens } = await import('./refresh.js');
+    const accessToken = randomBytes(24).toString('base64url');
+    // An unsigned id_token whose iss is another host, as Google or Microsoft "common" would send.
+    const idToken = [{ alg: 'none' }, { iss: 'https://accounts.other.example', sub: 'u', aud: 'latchkey' }]
+      .map((part) => Buffer.from(JSON.stringify(part)).toString('base64url'))
+      .join('.') + '.';
+    const server = createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ access_token: accessToken, token_type: 'Bearer', expires_in: 3600, id_token: idToken }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    const base = {
+      connectorId: 'con_x',
+      tokenMode: 'shared' as const,
+      authType: 'oauth_authorization_code' as const,
+      tokenUrl: `http://127.0.0.1:${port}/token`,
+      clientId: 'latchkey',
+      clientSecret: randomBytes(16).toString('hex'),
+      clientAuthentication: 'client_secret_basic' as const,
+      scopes: [],
+      scopeSeparator: ' ',
+      tokenParams: {},
+      allowInsecureRequests: true,
+    };
+    try {
+      const http = { fetch: undefined, timeoutMs: 5000 };
+      const tokens = await requestTokens(base, { type: 'refresh_token', refreshToken: 'rt' }, http);
+      assert.equal(tokens.access_token, accessToken);
+      assert.equal(tokens.id_token, undefined);
+      await assert.rejects(requestTokens({ ...base, issuer: `http://127.0.0.1:${port}` }, { type: 'refresh_token', refreshToken: 'rt' }, http));
+    } finally {
+      server.close();
+    }
+  });
+});

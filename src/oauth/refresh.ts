@@ -1,4 +1,5 @@
 import * as oauth from 'oauth4webapi';
+import { withoutIdToken } from './id-token.js';
 import type { ResolvedClient } from './token-client.js';
 
 /** How the token client talks to token and revocation endpoints. */
@@ -49,10 +50,13 @@ export async function requestTokens(client: ResolvedClient, grant: TokenGrant, h
   const metadata: oauth.Client = { client_id: client.clientId };
   const options = requestOptions(client, client.tokenUrl, http);
   if (grant.type === 'refresh_token') {
-    const response = await oauth.refreshTokenGrantRequest(as, metadata, clientAuthentication(client), grant.refreshToken, {
+    let response = await oauth.refreshTokenGrantRequest(as, metadata, clientAuthentication(client), grant.refreshToken, {
       ...options,
       additionalParameters: client.tokenParams,
     });
+    // Without a known issuer an id_token (Google, Microsoft with "common") cannot be checked; it is
+    // dropped, as the authorization code exchange does (Latchkey never uses it).
+    if (client.issuer === undefined) response = await withoutIdToken(response);
     return oauth.processRefreshTokenResponse(as, metadata, response);
   }
   const parameters = new URLSearchParams(client.tokenParams);
