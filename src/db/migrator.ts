@@ -25,12 +25,16 @@ async function migrator(handle: DatabaseHandle): Promise<Migrator> {
 }
 
 /**
- * Kysely checks for its tables with a catalog query over every schema of the database; when some
- * other schema is dropped while that query runs, PostgreSQL fails it with invalid_schema_name
- * (3F000), though nothing is wrong with ours. Such a failure is retried.
+ * Kysely checks for its tables with a catalog query over every table of every schema; when another
+ * schema or table is dropped while that query runs, PostgreSQL fails it (invalid_schema_name 3F000,
+ * undefined_table 42P01, undefined_column 42703 from pg_get_serial_sequence), though nothing is
+ * wrong with ours. Such a failure is retried; migrations are idempotent under their lock.
  */
+const CATALOG_RACE_CODES = new Set(['3F000', '42P01', '42703']);
+
 function isForeignSchemaRace(err: unknown): boolean {
-  return (err as { code?: unknown } | undefined)?.code === '3F000';
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && CATALOG_RACE_CODES.has(code);
 }
 
 async function withSchemaRaceRetry<T>(fn: () => Promise<T>, failed: (result: T) => unknown = () => undefined): Promise<T> {
