@@ -159,6 +159,11 @@ export class ApiKeyVerifier {
     }
 
     if (this.#usage === undefined || options?.consume === false) return { valid: true, code: 'valid', ...base };
+    if (entry.policy.rateLimit === null && entry.policy.credits === null) {
+      // Nothing to count: no awaited trip through the gate, only the batched last-used note.
+      this.#usage.touch(entry.id);
+      return { valid: true, code: 'valid', ...base };
+    }
     const decision = await this.#usage.admit({ id: entry.id, tenantId: entry.tenantId, policy: entry.policy });
     const result: VerifyResult = decision.ok ? { valid: true, code: 'valid', ...base } : { valid: false, code: decision.code ?? 'rate_limited', ...base };
     if (decision.remaining !== undefined) result.remaining = decision.remaining;
