@@ -9,7 +9,8 @@ import { returnCredits, returnRateSlots, writeLastUsed } from './usage-store.js'
  */
 export class UsageWriteBack {
   readonly #db: Kysely<Database>;
-  readonly #lastUsed = new Map<string, string>();
+  /** Epoch milliseconds: formatted once per flush, not once per request. */
+  readonly #lastUsed = new Map<string, number>();
   readonly #credits = new Map<string, number>();
   readonly #slots = new Map<string, { keyId: string; windowStart: string; count: number }>();
 
@@ -21,8 +22,8 @@ export class UsageWriteBack {
     return this.#credits.size > 0 || this.#slots.size > 0;
   }
 
-  /** Keeps the later of the two times (ISO-8601 strings compare in time order). */
-  touch(keyId: string, at: string): void {
+  /** Keeps the later of the two times. */
+  touch(keyId: string, at: number): void {
     const known = this.#lastUsed.get(keyId);
     if (known === undefined || known < at) this.#lastUsed.set(keyId, at);
   }
@@ -65,7 +66,7 @@ export class UsageWriteBack {
     const entries = [...this.#lastUsed].map(([keyId, at]) => ({ keyId, at }));
     this.#lastUsed.clear();
     try {
-      await writeLastUsed(this.#db, entries);
+      await writeLastUsed(this.#db, entries.map((e) => ({ keyId: e.keyId, at: new Date(e.at).toISOString() })));
     } catch (err) {
       for (const e of entries) this.touch(e.keyId, e.at);
       throw err;

@@ -347,7 +347,7 @@ export function createUsageGate(options: UsageGateOptions): UsageGate & { flush(
   function touch(keyId: string): void {
     if (typeof keyId !== 'string' || keyId === '') throw invalid('"keyId" must be a non-empty string');
     if (closed) return;
-    owed.touch(keyId, clock.now().toISOString());
+    owed.touch(keyId, clock.now().getTime());
   }
 
   function forget(keyId: string): void {
