@@ -508,8 +508,8 @@ function analysis(c: CipherResult, rekeys: readonly RekeyResult[], v: readonly V
       ` + seal/open framing ${formatMs(framingMs)} + two canonical AADs ${formatMs(aadMs)}` +
       ` (buildAad of ${c.aadBytes} bytes: ${formatMs(perOp(aadCall))} a call).` +
       ` The framing is the header and key-id checks, Buffer copies, base64 of the ${formatCount(c.sealedChars)}-character` +
-      ` sealed value, and open's parse of it (${formatMs(perOp(parseCall))} a call: a regular-expression base64 check` +
-      ' over the whole string, decode, canonical re-encode check).' +
+      ` sealed value, and open's parse of it (${formatMs(perOp(parseCall))} a call: base64 decode, then a canonical` +
+      ' re-encode check).' +
       (v[0]?.met
         ? ''
         : ` The target is missed: AAD canonicalisation and the framing, not AES, limit it; with the AAD prebuilt` +

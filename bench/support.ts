@@ -114,6 +114,18 @@ export function runFor(r: Runner | undefined, op: () => void, ms: number): void 
   }
 }
 
+/** Runs the asynchronous `op` back to back (one at a time) for `ms`, timing each call into `r` (none: a warm-up). */
+export async function runForAsync(r: Runner | undefined, op: () => Promise<void>, ms: number): Promise<void> {
+  let t = performance.now();
+  const end = t + ms;
+  while (t < end) {
+    await op();
+    const next = performance.now();
+    record(r, next - t);
+    t = next;
+  }
+}
+
 /** Runs the asynchronous `op` `count` times, one at a time, timing each call into `r`. */
 export async function runCount(r: Runner | undefined, op: () => Promise<void>, count: number): Promise<void> {
   let t = performance.now();
