@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { LatchkeyError } from '../core/index.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 const MAX_META_CHARS = 4096;
@@ -62,19 +61,4 @@ export const listApiKeysInput = z.strictObject({
 
 export type ListApiKeysInput = z.input<typeof listApiKeysInput>;
 
-/** Parses `input` or throws `validation_failed` naming the first bad field; every bad field is in `details.fields`. */
-export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const fields = result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
-  const first = fields[0];
-  const where = first?.path ? `"${first.path}" ${first.message}` : (first?.message ?? 'invalid');
-  throw new LatchkeyError('validation_failed', `The ${what} is invalid: ${where}.`, { details: { fields } });
-}
-
-/** A caller passed something that is not an id at all: a programming error, not a lookup miss. */
-export function assertId(value: unknown, argument: string): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 200) {
-    throw new TypeError(`"${argument}" must be a non-empty string.`);
-  }
-}
+export { parseInput, assertId } from '../core/index.js';

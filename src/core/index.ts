@@ -18,3 +18,4 @@ export { createLogger, REDACT_PATHS, SECRET_FIELDS } from './logger.js';
 export type { Logger, LoggerOptions } from './logger.js';
 export { createMetrics } from './metrics.js';
 export type { Metrics } from './metrics.js';
+export { parseInput, assertId } from './validation.js';
