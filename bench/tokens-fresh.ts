@@ -6,6 +6,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { DialectName } from '../src/db/index.js';
+import { resolvedClientFor as sharedClientFor } from '../test/support/token-children.js';
 import { CONNECTION_TYPE, connectionId, createConnectionStore, createTokenClient, type ResolvedClient, type TokenClient } from '../src/oauth/index.js';
 import type { TestProvider } from '../test/support/oidc-provider.js';
 import { createStoreFixture, type StoreFixture } from '../test/support/store.js';
@@ -60,23 +61,9 @@ interface DialectBench {
 const dialectLabel = (d: DialectName) => (d === 'sqlite' ? 'SQLite' : 'PostgreSQL');
 const random = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;
 
+/** The test provider's client for a shared connector, asking for `api:read`. */
 export function resolvedClientFor(op: TestProvider, connectorId: string): ResolvedClient {
-  const client = op.clients.basic;
-  return {
-    connectorId,
-    tokenMode: 'shared',
-    authType: 'oauth_authorization_code',
-    tokenUrl: op.tokenUrl,
-    revocationUrl: op.revocationUrl,
-    issuer: op.issuer,
-    clientId: client.clientId,
-    clientSecret: client.clientSecret,
-    clientAuthentication: client.authMethod,
-    scopes: ['api:read'],
-    scopeSeparator: ' ',
-    tokenParams: {},
-    allowInsecureRequests: true,
-  };
+  return sharedClientFor(op, connectorId, ['api:read']);
 }
 
 /** A connection whose access token (minted at the provider, valid for an hour) is fresh, and token clients on it. */

@@ -2,12 +2,9 @@
 // in one process (SQLite and PostgreSQL) and from several processes on one PostgreSQL, counted at
 // the authorization server (oidc-provider with refresh-token rotation: a second refresh with a
 // consumed refresh token would revoke the grant). The processes are the children of
-// test/oauth-processes.test.ts, started the way that test starts them.
-import { spawn } from 'node:child_process';
+// test/support/token-children.ts, the same children test/oauth-processes.test.ts runs.
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { LatchkeyError } from '../src/core/index.js';
 import type { DialectName } from '../src/db/index.js';
 import { CONNECTION_TYPE, createConnectionStore, createTokenClient, type ResolvedClient, type TokenClient } from '../src/oauth/index.js';
@@ -15,9 +12,9 @@ import type { TestProvider } from '../test/support/oidc-provider.js';
 import { createStoreFixture, type StoreFixture } from '../test/support/store.js';
 import { percentile, sortedCopy } from './support.js';
 import { resolvedClientFor } from './tokens-fresh.js';
+import { startChild, type ChildConfig } from '../test/support/token-children.js';
 
 /** The child side of the 4-process test: this file run with LATCHKEY_OAUTH_CHILD set. */
-const PROCESS_CHILD = fileURLToPath(new URL('../test/oauth-processes.test.ts', import.meta.url));
 
 export interface StampedeSettings {
   callers: number;
@@ -198,67 +195,6 @@ export async function benchInProcess(op: TestProvider, dialect: DialectName, set
 
 // ---------------------------------------------------------------------------------------------
 // Several processes
-
-/** What the child of test/oauth-processes.test.ts reads from LATCHKEY_OAUTH_CHILD (its ChildConfig). */
-interface ChildConfig {
-  url: string | undefined;
-  dataDir: string;
-  masterKey: string;
-  tenantId: string;
-  connectorId: string;
-  resolved: ResolvedClient;
-  callers: number;
-}
-
-/** What it prints when its callers are done (its ChildReport): distinct tokens, error codes. */
-interface ChildReport {
-  tokens: string[];
-  errors: string[];
-}
-
-interface Child {
-  ready: Promise<void>;
-  go(): void;
-  report: Promise<ChildReport>;
-  kill(): void;
-}
-
-/** Starts one child as the test does: `node --import tsx`, "ready" on stdout, "go" on stdin, then one JSON line. */
-function startChild(config: ChildConfig, timeoutMs: number): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', PROCESS_CHILD], {
-    env: { ...process.env, LATCHKEY_OAUTH_CHILD: JSON.stringify(config) },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const timer = setTimeout(() => child.kill(), timeoutMs);
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const lines = createInterface({ input: child.stdout });
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((resolve) => {
-    onReady = resolve;
-  });
-  const report = new Promise<ChildReport>((resolve, reject) => {
-    lines.on('line', (line) => {
-      if (line === 'ready') onReady();
-      else if (line.startsWith('{')) resolve(JSON.parse(line) as ChildReport);
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`a child process exited with ${code}: ${stderr.slice(-2000)}`));
-    });
-  });
-  report.catch(() => {});
-  return {
-    ready: Promise.race([ready, report.then(() => undefined)]),
-    go: () => child.stdin.end('go\n'),
-    report,
-    kill: () => {
-      if (child.exitCode === null) child.kill();
-    },
-  };
-}
 
 /**
  * `processes` children, each with its own handle, store and token client on one PostgreSQL schema,
