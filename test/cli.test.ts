@@ -1,13 +1,18 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { loadSettings } from '../src/core/index.js';
 import { generateMasterKey } from '../src/crypto/index.js';
+import { SYSTEM_ACTOR } from '../src/identity/index.js';
+import { createLatchkey } from '../src/latchkey.js';
 import { createTestDatabase, eachDialect } from './support/databases.js';
-import { ROOT, runCli, startServer } from './support/cli.js';
+import { ROOT, cliEnv, freePort, runCli, startServer } from './support/cli.js';
 
 const exec = promisify(execFile);
 
@@ -85,6 +90,28 @@ describe('latchkey CLI', () => {
     }
   });
 
+  it('first admin password is printed once on a terminal, and no file is written', async () => {
+    const dir = tempDir();
+    try {
+      const port = String(await freePort());
+      // `script` gives the server a pseudo-terminal as stdout, as a person running it sees.
+      const child = spawn('script', ['-qefc', `${process.execPath} --import ${import.meta.resolve('tsx')} ${ROOT}src/cli/main.ts serve --port ${port}`, '/dev/null'], {
+        cwd: dir,
+        env: cliEnv(),
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      for (let i = 0; i < 400 && !output.includes('Latchkey is serving on'); i++) await new Promise((r) => setTimeout(r, 50));
+      child.kill('SIGTERM');
+      await once(child, 'close');
+      assert.match(output, /Initial admin password \(shown only this once; store it now\): [0-9A-Za-z]{20,}/);
+      assert.equal(existsSync(join(dir, 'data', 'initial-admin-password')), false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('doctor on a fresh directory says what will happen, and fails plainly on an unreachable database', async () => {
     const dir = tempDir();
     try {
@@ -138,6 +165,90 @@ await eachDialect('latchkey CLI on the database', (dialect) => {
       assert.match(doctor.stdout, /✔ database: reachable/);
       assert.match(doctor.stdout, /✔ migrations: all applied/);
       assert.match(doctor.stdout, /✔ scan: all 0 objects decrypt/);
+    } finally {
+      await tdb.dispose();
+    }
+  });
+});
+
+await eachDialect('latchkey serve: the first admin password', (dialect) => {
+  it('first admin password never reaches a log file: written to a 0600 file that is deleted once the password changes', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const keyFile = join(tdb.dataDir, 'key');
+      writeFileSync(keyFile, `${generateMasterKey()}\n`, { mode: 0o600 });
+      const env = { LATCHKEY_DATABASE_URL: tdb.url, LATCHKEY_DATA_DIR: tdb.dataDir, LATCHKEY_KEY_FILE: keyFile };
+      const server = await startServer([], { env });
+      const passwordFile = join(tdb.dataDir, 'initial-admin-password');
+      try {
+        assert.equal(statSync(passwordFile).mode & 0o777, 0o600);
+        const password = readFileSync(passwordFile, 'utf8').trim();
+        assert.ok(password.length >= 20);
+        assert.ok(!server.output().includes(password), 'the password is not in stdout or stderr');
+        assert.ok(server.output().includes(passwordFile), 'the log names the file');
+
+        const login = await fetch(`${server.url}/api/v1/sessions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ tenant: 'default', username: 'admin', password }),
+        });
+        assert.equal(login.status, 201);
+        const { userId } = (await login.json()) as { userId: string };
+        const cookie = login.headers.get('set-cookie')?.split(';')[0] ?? '';
+
+        // A restart with the password unchanged keeps the file.
+        assert.equal(await server.stop(), 0);
+        const again = await startServer([], { env });
+        try {
+          assert.equal(readFileSync(passwordFile, 'utf8').trim(), password);
+          const changed = await fetch(`${again.url}/api/v1/users/${userId}`, {
+            method: 'PATCH',
+            headers: { 'content-type': 'application/json', cookie },
+            body: JSON.stringify({ password: randomBytes(18).toString('base64url') }),
+          });
+          assert.equal(changed.status, 200, await changed.text());
+          // Generous ceiling: the deletion follows the change at once; only a real hang trips this.
+          for (let i = 0; i < 200 && existsSync(passwordFile); i++) await new Promise((r) => setTimeout(r, 50));
+          assert.equal(existsSync(passwordFile), false, 'the file is deleted once the password changed');
+          assert.match(again.output(), /The initial admin password was changed; deleted the file that held it\./);
+        } finally {
+          await again.stop();
+        }
+      } finally {
+        if (server.child.exitCode === null) await server.stop();
+      }
+    } finally {
+      await tdb.dispose();
+    }
+  });
+
+  it('first admin password file left by an earlier start is deleted at the next start once the password was changed elsewhere', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const keyFile = join(tdb.dataDir, 'key');
+      writeFileSync(keyFile, `${generateMasterKey()}\n`, { mode: 0o600 });
+      const env = { LATCHKEY_DATABASE_URL: tdb.url, LATCHKEY_DATA_DIR: tdb.dataDir, LATCHKEY_KEY_FILE: keyFile };
+      const first = await startServer([], { env });
+      assert.equal(await first.stop(), 0);
+      const passwordFile = join(tdb.dataDir, 'initial-admin-password');
+      assert.ok(existsSync(passwordFile));
+      // The password is changed while no server watches the file (through the library).
+      const latchkey = await createLatchkey({ settings: loadSettings({ env }), http: false, bootstrap: false });
+      try {
+        const tenant = await latchkey.identity.tenants.getByName('default');
+        const admin = await latchkey.identity.users.getByUsername(tenant.id, 'admin');
+        await latchkey.identity.users.update(SYSTEM_ACTOR, tenant.id, admin.id, { password: randomBytes(18).toString('base64url') });
+      } finally {
+        await latchkey.close();
+      }
+      assert.ok(existsSync(passwordFile));
+      const later = await startServer([], { env });
+      try {
+        for (let i = 0; i < 200 && existsSync(passwordFile); i++) await new Promise((r) => setTimeout(r, 50));
+        assert.equal(existsSync(passwordFile), false);
+      } finally {
+        await later.stop();
+      }
     } finally {
       await tdb.dispose();
     }

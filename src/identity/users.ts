@@ -4,7 +4,7 @@ import { LatchkeyError, newId } from '../core/index.js';
 import type { Database, UsersTable } from '../db/index.js';
 import type { Actor } from './actor.js';
 import type { IdentityDeps } from './deps.js';
-import { hashPassword } from './passwords.js';
+import { hashPassword, verifyPassword } from './passwords.js';
 import { isBuiltinRole } from './permissions.js';
 import { keepingAnAdmin } from './role-queries.js';
 import { changeTenant } from './tenant-change.js';
@@ -47,6 +47,8 @@ export interface UserService {
   /** The tenant's users, by username. */
   list(tenantId: string): Promise<User[]>;
   update(actor: Actor, tenantId: string, id: string, input: UpdateUserInput): Promise<User>;
+  /** Whether `password` is the user's current password (false for an unknown user or one without a password). */
+  passwordMatches(tenantId: string, id: string, password: string): Promise<boolean>;
   /** Deletes the user, their role bindings, memberships, sessions and API keys. */
   delete(actor: Actor, tenantId: string, id: string): Promise<void>;
 }
@@ -211,7 +213,9 @@ export function createUserService(deps: IdentityDeps): UserService {
         else await write();
         // A disabled user, or one whose password changed, keeps no open session.
         if (disabling || passwordHash !== undefined) await trx.deleteFrom('sessions').where('user_id', '=', id).execute();
-        if (disabling || enabling) await change.invalidate('user', id);
+        // A password change is announced too, so a process holding the old one (the first-start
+        // password file) learns of it.
+        if (disabling || enabling || passwordHash !== undefined) await change.invalidate('user', id);
         await change.audit({
           action: disabling ? 'user.disabled' : 'user.updated',
           target: id,
@@ -219,6 +223,14 @@ export function createUserService(deps: IdentityDeps): UserService {
         });
         return userView({ ...current, ...patch });
       });
+    },
+
+    async passwordMatches(tenantId, id, candidate) {
+      assertId(tenantId, 'tenantId');
+      assertId(id, 'id');
+      if (typeof candidate !== 'string') throw new TypeError('"password" must be a string.');
+      const row = await db.selectFrom('users').select('password_hash').where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+      return row?.password_hash ? verifyPassword(candidate, row.password_hash) : false;
     },
 
     async delete(actor, tenantId, id) {
