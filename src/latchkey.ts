@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { createLogger, createMetrics, LatchkeyError, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
+import { counted, createLogger, createMetrics, LatchkeyError, verb, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
 import { DataKeys, loadKeyring, type Keyring } from './crypto/index.js';
 import { createApiKeys, createUsageGate, API_KEY_PEPPER_TYPE, type ApiKeys } from './apikeys/index.js';
 import { CONNECTOR_TYPE, createConnectorService, loadCatalog, type ConnectorService, type ResolvedConnector } from './connectors/index.js';
@@ -199,7 +199,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     } else {
       const pending = await pendingMigrations(database);
       if (pending.length > 0) {
-        throw new LatchkeyError('invalid_request', `The database has ${pending.length} pending migrations; run \`latchkey migrate\` first.`);
+        throw new LatchkeyError('invalid_request', `The database has ${counted(pending.length, 'pending migration')}; run \`latchkey migrate\` first.`);
       }
     }
   } catch (err) {
@@ -323,7 +323,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
               name: 'migrations',
               check: async () => {
                 const pending = await pendingMigrations(database);
-                if (pending.length > 0) throw new LatchkeyError('not_ready', `${pending.length} migrations are pending.`);
+                if (pending.length > 0) throw new LatchkeyError('not_ready', `${counted(pending.length, 'migration')} ${verb(pending.length, 'is', 'are')} pending.`);
               },
             },
             {

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,6 +56,22 @@ describe('latchkey CLI', () => {
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^latchkey: LATCHKEY_ENCRYPTION_KEY must be 32 bytes encoded as base64/);
     assert.ok(!result.stderr.includes(bad));
+  });
+
+  it('a port already in use names the setting that changes it, and exits 2', async () => {
+    const dir = tempDir();
+    const blocker = createServer();
+    try {
+      blocker.listen(0, '127.0.0.1');
+      await once(blocker, 'listening');
+      const { port } = blocker.address() as AddressInfo;
+      const result = await runCli(['serve', '--port', String(port)], { cwd: dir });
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, new RegExp(`^latchkey: Port ${port} on 127\\.0\\.0\\.1 is already in use; choose another with --port or LATCHKEY_PORT\\.\n$`));
+    } finally {
+      blocker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('keygen prints a fresh 32-byte base64 key each time', async () => {

@@ -87,6 +87,27 @@ await eachDialect('latchkey rekey', (dialect) => {
     }
   });
 
+  it('counts of one are singular in rekey and doctor ("1 data key", "1 object")', async () => {
+    const f = await createStoreFixture(dialect, [note]);
+    try {
+      const oldKey = f.keyring.primary.key;
+      const newKey = randomKey();
+      await f.store.create('note', 't_only', { title: 't', owner: 'o', body: secret() });
+      const keyFile = join(f.tdb.dataDir, 'keys');
+      const env = { LATCHKEY_DATABASE_URL: f.tdb.url, LATCHKEY_DATA_DIR: f.tdb.dataDir, LATCHKEY_KEY_FILE: keyFile };
+      writeFileSync(keyFile, `${newKey.toString('base64')}\n${oldKey.toString('base64')}\n`, { mode: 0o600 });
+      const warn = await runCli(['doctor'], { env });
+      assert.match(warn.stdout, /! data keys: 1 of 1 data key is wrapped by an older master key/);
+      const rekey = await runCli(['rekey'], { env });
+      assert.match(rekey.stdout, /Rewrapped 1 data key under master key mk_/);
+      const ok = await runCli(['doctor', '--scan'], { env });
+      assert.match(ok.stdout, /✔ data keys: 1 data key, wrapped by the primary master key/);
+      assert.match(ok.stdout, /✔ scan: the 1 object decrypts/);
+    } finally {
+      await f.dispose();
+    }
+  });
+
   it('rotates the master key, and doctor --scan names objects whose key is gone', async () => {
     const f = await createStoreFixture(dialect, [note]);
     try {

@@ -19,3 +19,4 @@ export type { Logger, LoggerOptions } from './logger.js';
 export { createMetrics } from './metrics.js';
 export type { Metrics } from './metrics.js';
 export { parseInput, assertId } from './validation.js';
+export { counted, verb } from './plural.js';

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from '../core/index.js';
+import { ConfigError, type Logger } from '../core/index.js';
 
 export interface ListenOptions {
   host: string;
@@ -38,7 +38,12 @@ const AFTER_FORCE_MS = 1000;
 export async function listenWithShutdown(app: FastifyInstance, opts: ListenOptions): Promise<RunningServer> {
   const { logger } = opts;
   const signals = opts.signals ?? ['SIGTERM', 'SIGINT'];
-  const address = await app.listen({ host: opts.host, port: opts.port });
+  let address: string;
+  try {
+    address = await app.listen({ host: opts.host, port: opts.port });
+  } catch (err) {
+    throw listenError(err, opts);
+  }
 
   let shutdown: Promise<void> | undefined;
   let settle!: { resolve: () => void; reject: (error: unknown) => void };
@@ -85,5 +90,20 @@ async function closeServer(app: FastifyInstance, timeoutMs: number, logger: Logg
   } finally {
     clearTimeout(forced);
     clearTimeout(giveUp);
+  }
+}
+
+/** A socket that cannot be bound is a setting to change: the error names it. */
+function listenError(err: unknown, opts: { host: string; port: number }): unknown {
+  switch ((err as NodeJS.ErrnoException | undefined)?.code) {
+    case 'EADDRINUSE':
+      return new ConfigError(`Port ${opts.port} on ${opts.host} is already in use; choose another with --port or LATCHKEY_PORT.`, { cause: err });
+    case 'EACCES':
+      return new ConfigError(`This process may not listen on port ${opts.port}; choose a port above 1023 with --port or LATCHKEY_PORT.`, { cause: err });
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return new ConfigError(`${opts.host} is not an address of this machine; choose another with --host or LATCHKEY_HOST.`, { cause: err });
+    default:
+      return err;
   }
 }

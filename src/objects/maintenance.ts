@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { LatchkeyError, newId, systemClock, type Clock, type Metrics } from '../core/index.js';
+import { counted, LatchkeyError, newId, systemClock, type Clock, type Metrics } from '../core/index.js';
 import type { DataKeys } from '../crypto/index.js';
 import type { Database } from '../db/index.js';
 import type { ObjectTypeRegistry } from './registry.js';
@@ -172,7 +172,7 @@ export class ObjectMaintenance {
       await db.insertInto('maintenance_runs').values(run).execute();
     }
     const tenants = await this.#dataKeys.tenants();
-    options.onPhase?.('rotating', `${tenants.length} tenants`);
+    options.onPhase?.('rotating', counted(tenants.length, 'tenant'));
     let rotatedTenants = 0;
     for (const tenant of tenants) {
       if (await this.#dataKeys.rotateIfOlderThan(tenant, run.started_at)) rotatedTenants++;
@@ -182,7 +182,7 @@ export class ObjectMaintenance {
       options.onPhase?.('settling', `${settleMs} ms`);
       await new Promise((resolve) => setTimeout(resolve, settleMs));
     }
-    options.onPhase?.('reencrypting', `${await this.countUnderRetiredKeys()} objects`);
+    options.onPhase?.('reencrypting', counted(await this.countUnderRetiredKeys(), 'object'));
     const report = await this.reencryptUnderRetiredKeys({ batchSize: options.batchSize, onProgress: options.onProgress });
     options.onPhase?.('pruning', 'retired data keys');
     const prunedDataKeys = await this.#dataKeys.pruneRetired();

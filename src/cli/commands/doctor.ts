@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
-import { isLatchkeyError, type Settings } from '../../core/index.js';
+import { counted, isLatchkeyError, verb, type Settings } from '../../core/index.js';
 import { DataKeys, loadKeyring, type Keyring } from '../../crypto/index.js';
 import { openDatabase, pendingMigrations, sqlitePath, type DatabaseHandle } from '../../db/index.js';
 import { builtinRegistry } from '../../latchkey.js';
@@ -110,23 +110,24 @@ async function diagnose(settings: Settings, scan: boolean): Promise<Finding[]> {
       .execute();
     const missing = rows.filter((r) => !keyring.get(r.master_key_id));
     const old = rows.filter((r) => r.master_key_id !== keyring.primary.id && keyring.get(r.master_key_id));
-    const total = rows.reduce((a, r) => a + Number(r.n), 0);
+    const sum = (of: typeof rows) => of.reduce((a, r) => a + Number(r.n), 0);
+    const total = sum(rows);
     if (missing.length > 0) {
       add({
         status: 'fail',
         check: 'data keys',
-        message: `${missing.reduce((a, r) => a + Number(r.n), 0)} data keys are wrapped by master keys that are not configured (${missing.map((r) => r.master_key_id).join(', ')}); their secrets cannot be decrypted`,
+        message: `${counted(sum(missing), 'data key')} ${verb(sum(missing), 'is', 'are')} wrapped by master keys that are not configured (${missing.map((r) => r.master_key_id).join(', ')}); their secrets cannot be decrypted`,
         fix: 'add those keys as decryption-only keys (LATCHKEY_DECRYPTION_KEYS or later lines of the key file).',
       });
     } else if (old.length > 0) {
       add({
         status: 'warn',
         check: 'data keys',
-        message: `${old.reduce((a, r) => a + Number(r.n), 0)} of ${total} data keys are wrapped by an older master key`,
+        message: `${sum(old)} of ${counted(total, 'data key')} ${verb(sum(old), 'is', 'are')} wrapped by an older master key`,
         fix: 'run `latchkey rekey` to rewrap them, then the old key can be removed.',
       });
     } else {
-      add({ status: 'ok', check: 'data keys', message: `${total} data keys, all wrapped by the primary master key` });
+      add({ status: 'ok', check: 'data keys', message: `${counted(total, 'data key')}, ${verb(total, '', 'all ')}wrapped by the primary master key` });
     }
 
     const registry = builtinRegistry();
@@ -138,7 +139,7 @@ async function diagnose(settings: Settings, scan: boolean): Promise<Finding[]> {
       add({
         status: 'warn',
         check: 'rekey',
-        message: `${underRetired} objects are still sealed with retired data keys`,
+        message: `${counted(underRetired, 'object')} ${verb(underRetired, 'is', 'are')} still sealed with retired data keys`,
         fix: 'run `latchkey rekey --data-keys` to finish the interrupted rekey.',
       });
     }
@@ -148,7 +149,7 @@ async function diagnose(settings: Settings, scan: boolean): Promise<Finding[]> {
       add({
         status: 'warn',
         check: 'model versions',
-        message: `${outdatedTotal} objects are at an older model version (they are upgraded on read)`,
+        message: `${counted(outdatedTotal, 'object')} ${verb(outdatedTotal, 'is', 'are')} at an older model version (they are upgraded on read)`,
         fix: 'run `latchkey migrate` to upgrade them all.',
       });
     }
@@ -158,12 +159,12 @@ async function diagnose(settings: Settings, scan: boolean): Promise<Finding[]> {
       const result = await maintenance.scan({ onProgress: (d, t) => progress.update(d, t) });
       progress.stop();
       if (result.failures.length === 0) {
-        add({ status: 'ok', check: 'scan', message: `all ${result.checked} objects decrypt` });
+        add({ status: 'ok', check: 'scan', message: result.checked === 1 ? 'the 1 object decrypts' : `all ${result.checked} objects decrypt` });
       } else {
         add({
           status: 'fail',
           check: 'scan',
-          message: `${result.failures.length} of ${result.checked} objects cannot be decrypted:\n${result.failures
+          message: `${result.failures.length} of ${counted(result.checked, 'object')} cannot be decrypted:\n${result.failures
             .map((f) => `    ${f.type} ${f.id}: ${f.code}`)
             .join('\n')}`,
           fix: 'restore the missing master key, or delete or re-create those objects.',

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { createLogger } from '../../core/index.js';
+import { counted, createLogger } from '../../core/index.js';
 import { migrateToLatest, openDatabase } from '../../db/index.js';
 import { builtinRegistry, createLatchkey } from '../../latchkey.js';
 import { countOutdatedObjects } from '../../objects/index.js';
@@ -31,7 +31,7 @@ export function migrateCommand(): Command {
         const progress = createProgress('Upgrading objects');
         const report = await latchkey.maintenance.upgradeModelVersions({ onProgress: (d, t) => progress.update(d, t) });
         progress.stop();
-        for (const [type, count] of Object.entries(report.byType)) out.write(`Upgraded ${count} ${type} objects.\n`);
+        for (const [type, count] of Object.entries(report.byType)) out.write(`Upgraded ${counted(count, `${type} object`)}.\n`);
         for (const f of report.failures) out.write(`Failed: ${f.type} ${f.id}: ${f.code}\n`);
         if (report.failures.length > 0) process.exitCode = 1;
       } finally {

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { createLogger, LatchkeyError } from '../../core/index.js';
+import { counted, createLogger, LatchkeyError } from '../../core/index.js';
 import { createLatchkey } from '../../latchkey.js';
 import type { ObjectFailure } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
@@ -48,7 +48,7 @@ export function rekeyCommand(): Command {
         const rewrapProgress = createProgress('Rewrapping data keys');
         const rewrap = await latchkey.dataKeys.rewrapAll((d, t) => rewrapProgress.update(d, t));
         rewrapProgress.stop();
-        log(`Rewrapped ${rewrap.rewrapped} data keys under master key ${latchkey.keyring.primary.id}.`);
+        log(`Rewrapped ${counted(rewrap.rewrapped, 'data key')} under master key ${latchkey.keyring.primary.id}.`);
         const report: RekeyReport = {
           dataKeysRewrapped: rewrap.rewrapped,
           dataKeyFailures: rewrap.failures,
@@ -67,9 +67,9 @@ export function rekeyCommand(): Command {
           });
           progress.stop();
           if (result.resumed) log('Resumed an interrupted rekey run.');
-          log(`Rotated the data keys of ${result.rotatedTenants} tenants.`);
-          for (const [type, count] of Object.entries(result.byType)) log(`Re-encrypted ${count} ${type} objects.`);
-          log(`Deleted ${result.prunedDataKeys} retired data keys.`);
+          log(`Rotated the data keys of ${counted(result.rotatedTenants, 'tenant')}.`);
+          for (const [type, count] of Object.entries(result.byType)) log(`Re-encrypted ${counted(count, `${type} object`)}.`);
+          log(`Deleted ${counted(result.prunedDataKeys, 'retired data key')}.`);
           report.dataKeys = {
             resumed: result.resumed,
             rotatedTenants: result.rotatedTenants,

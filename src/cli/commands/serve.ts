@@ -46,7 +46,14 @@ export function serveCommand(): Command {
       }
       const account = created ?? (existsSync(passwordFile) ? await bootstrapAccount(latchkey) : undefined);
       const stopWatching = account ? watchInitialPassword(latchkey, passwordFile, account) : () => {};
-      const server = await latchkey.listen();
+      let server: Awaited<ReturnType<Latchkey['listen']>>;
+      try {
+        server = await latchkey.listen();
+      } catch (err) {
+        stopWatching();
+        await latchkey.close();
+        throw err;
+      }
       latchkey.logger.info(
         { database: latchkey.database.dialect, location: latchkey.database.location, masterKeyId: latchkey.keyring.primary.id },
         `Latchkey is serving on ${server.address}.`,
