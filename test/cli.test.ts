@@ -38,6 +38,20 @@ describe('latchkey CLI', () => {
     }
   });
 
+  it('each command --help lists only the settings it uses', async () => {
+    const serverOnly = ['--host', '--port', '--public-url', '--shutdown-timeout', '--cache-bound'];
+    for (const command of ['migrate', 'rekey', 'admin create-key']) {
+      const help = await runCli([...command.split(' '), '--help']);
+      assert.equal(help.code, 0);
+      for (const flag of ['--data-dir', '--database-url', '--key-file', '--log-level']) assert.ok(help.stdout.includes(flag), `${command} lists ${flag}`);
+      for (const flag of serverOnly) assert.ok(!help.stdout.includes(flag), `${command} does not list ${flag}`);
+    }
+    const serve = await runCli(['serve', '--help']);
+    for (const flag of serverOnly) assert.ok(serve.stdout.includes(flag), `serve lists ${flag}`);
+    const keygen = await runCli(['keygen', '--help']);
+    assert.ok(!keygen.stdout.includes('--database-url'), 'keygen reads no setting');
+  });
+
   it('stops with exit code 2 and one sentence naming the setting for a bad value', async () => {
     const result = await runCli(['serve'], { env: { LATCHKEY_PORT: 'notaport' } });
     assert.equal(result.code, 2);

@@ -1,30 +1,44 @@
 import { Option, type Command } from 'commander';
 import { loadSettings, type Settings } from '../core/index.js';
 
-/** Adds the settings flags to a command. Flags win over the environment and the config file. */
-export function withSettingsOptions(command: Command): Command {
-  return command
-    .addOption(new Option('--config <file>', 'JSON config file (env: LATCHKEY_CONFIG)'))
-    .addOption(new Option('--host <host>', 'address to listen on (env: LATCHKEY_HOST, default 127.0.0.1)'))
-    .addOption(new Option('--port <port>', 'port to listen on (env: LATCHKEY_PORT, default 4400)'))
-    .addOption(new Option('--data-dir <dir>', 'data directory (env: LATCHKEY_DATA_DIR, default ./data)'))
-    .addOption(
-      new Option('--database-url <url>', 'postgres:// URL; unset: SQLite in the data dir (env: LATCHKEY_DATABASE_URL)'),
-    )
-    .addOption(new Option('--key-file <file>', 'master key file (env: LATCHKEY_KEY_FILE)'))
-    .addOption(new Option('--public-url <url>', 'URL users reach this server at (env: LATCHKEY_PUBLIC_URL)'))
-    .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env: LATCHKEY_LOG_LEVEL)'))
-    .addOption(new Option('--shutdown-timeout <duration>', 'bound on draining requests at shutdown (env: LATCHKEY_SHUTDOWN_TIMEOUT)'))
-    .addOption(new Option('--cache-bound <duration>', 'most time a change made elsewhere may go unseen (env: LATCHKEY_CACHE_BOUND, default 5s)'));
+/** Every settings flag, by the setting it sets. */
+const SETTING_FLAGS = {
+  config: () => new Option('--config <file>', 'JSON config file (env: LATCHKEY_CONFIG)'),
+  host: () => new Option('--host <host>', 'address to listen on (env: LATCHKEY_HOST, default 127.0.0.1)'),
+  port: () => new Option('--port <port>', 'port to listen on (env: LATCHKEY_PORT, default 4400)'),
+  dataDir: () => new Option('--data-dir <dir>', 'data directory (env: LATCHKEY_DATA_DIR, default ./data)'),
+  databaseUrl: () => new Option('--database-url <url>', 'postgres:// URL; unset: SQLite in the data dir (env: LATCHKEY_DATABASE_URL)'),
+  keyFile: () => new Option('--key-file <file>', 'master key file (env: LATCHKEY_KEY_FILE)'),
+  publicUrl: () => new Option('--public-url <url>', 'URL users reach this server at (env: LATCHKEY_PUBLIC_URL)'),
+  logLevel: () => new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env: LATCHKEY_LOG_LEVEL)'),
+  shutdownTimeout: () => new Option('--shutdown-timeout <duration>', 'bound on draining requests at shutdown (env: LATCHKEY_SHUTDOWN_TIMEOUT)'),
+  cacheBound: () => new Option('--cache-bound <duration>', 'most time a change made elsewhere may go unseen (env: LATCHKEY_CACHE_BOUND, default 5s)'),
+} as const;
+
+export type SettingFlag = keyof typeof SETTING_FLAGS;
+
+/** What every command that opens the database reads. */
+export const DATABASE_SETTINGS: readonly SettingFlag[] = ['config', 'dataDir', 'databaseUrl', 'keyFile', 'logLevel'];
+/** What `serve` reads besides. */
+export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound'];
+
+/**
+ * Adds the flags of the settings a command uses, and only those, so its `--help` lists what
+ * changes its behaviour. Flags win over the environment and the config file.
+ */
+export function withSettingsOptions(command: Command, uses: readonly SettingFlag[]): Command {
+  for (const name of uses) command.addOption(SETTING_FLAGS[name]());
+  return command;
 }
 
 /** Settings from this command's flags, the environment and the config file. */
 export function settingsFrom(command: Command): Settings {
   const opts = command.opts<Record<string, unknown>>();
-  const flags: Record<string, unknown> = { ...opts };
-  if (opts['shutdownTimeout'] !== undefined) flags['shutdownTimeoutMs'] = opts['shutdownTimeout'];
-  delete flags['shutdownTimeout'];
-  if (opts['cacheBound'] !== undefined) flags['cacheBoundMs'] = opts['cacheBound'];
-  delete flags['cacheBound'];
+  const flags: Record<string, unknown> = {};
+  for (const name of Object.keys(SETTING_FLAGS)) {
+    if (opts[name] === undefined) continue;
+    // Durations are settings in milliseconds.
+    flags[name === 'shutdownTimeout' || name === 'cacheBound' ? `${name}Ms` : name] = opts[name];
+  }
   return loadSettings({ flags, env: process.env });
 }

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { createLogger, isLatchkeyError, LatchkeyError, parseDuration } from '../../core/index.js';
 import { SYSTEM_ACTOR } from '../../identity/index.js';
 import { createLatchkey } from '../../latchkey.js';
-import { settingsFrom, withSettingsOptions } from '../settings-options.js';
+import { DATABASE_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
 
 /** The value, or undefined when the lookup answered not_found (any other failure propagates). */
 async function unlessNotFound<T>(lookup: Promise<T>): Promise<T | undefined> {
@@ -19,7 +19,7 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 function createKeyCommand(): Command {
-  return withSettingsOptions(new Command('create-key'))
+  return withSettingsOptions(new Command('create-key'), DATABASE_SETTINGS)
     .description('Mint an API key for a user, for automation and recovery. Works against the configured database while servers run.')
     .requiredOption('--tenant <name>', 'tenant name')
     .requiredOption('--user <username>', 'the user the key belongs to')

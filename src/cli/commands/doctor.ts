@@ -6,7 +6,7 @@ import { openDatabase, pendingMigrations, sqlitePath, type DatabaseHandle } from
 import { builtinRegistry } from '../../latchkey.js';
 import { EncryptedObjectStore, ObjectMaintenance } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
-import { settingsFrom, withSettingsOptions } from '../settings-options.js';
+import { SERVER_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
 
 type Status = 'ok' | 'warn' | 'fail';
 
@@ -178,7 +178,7 @@ async function diagnose(settings: Settings, scan: boolean): Promise<Finding[]> {
 }
 
 export function doctorCommand(): Command {
-  return withSettingsOptions(new Command('doctor'))
+  return withSettingsOptions(new Command('doctor'), SERVER_SETTINGS)
     .description('Check the configuration, the master key, the database and pending migrations, and say how to fix what is wrong.')
     .option('--scan', 'also try to decrypt every stored object and list those that fail, by type and id', false)
     .action(async (opts: { scan: boolean }, command: Command) => {
@@ -197,7 +197,7 @@ export function doctorCommand(): Command {
       }
       const failed = findings.filter((f) => f.status === 'fail').length;
       const warned = findings.filter((f) => f.status === 'warn').length;
-      process.stdout.write(failed > 0 ? `${failed} problems found.\n` : warned > 0 ? `No problems; ${warned} warnings.\n` : 'Everything looks right.\n');
+      process.stdout.write(failed > 0 ? `${counted(failed, 'problem')} found.\n` : warned > 0 ? `No problems; ${counted(warned, 'warning')}.\n` : 'Everything looks right.\n');
       if (failed > 0) process.exitCode = 1;
     });
 }

@@ -4,10 +4,10 @@ import { migrateToLatest, openDatabase } from '../../db/index.js';
 import { builtinRegistry, createLatchkey } from '../../latchkey.js';
 import { countOutdatedObjects } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
-import { settingsFrom, withSettingsOptions } from '../settings-options.js';
+import { DATABASE_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
 
 export function migrateCommand(): Command {
-  return withSettingsOptions(new Command('migrate'))
+  return withSettingsOptions(new Command('migrate'), DATABASE_SETTINGS)
     .description('Apply pending database migrations, then upgrade stored objects to the latest model versions.')
     .action(async (_opts, command: Command) => {
       const settings = settingsFrom(command);

@@ -3,7 +3,7 @@ import { counted, createLogger, LatchkeyError } from '../../core/index.js';
 import { createLatchkey } from '../../latchkey.js';
 import type { ObjectFailure } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
-import { settingsFrom, withSettingsOptions } from '../settings-options.js';
+import { DATABASE_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
 
 interface RekeyReport {
   dataKeysRewrapped: number;
@@ -19,7 +19,7 @@ interface RekeyReport {
 }
 
 export function rekeyCommand(): Command {
-  return withSettingsOptions(new Command('rekey'))
+  return withSettingsOptions(new Command('rekey'), DATABASE_SETTINGS)
     .description(
       'Rewrap every tenant data key under the primary master key; with --data-keys, also give every tenant a fresh data key and re-encrypt every object. Resumable and safe while servers run.',
     )

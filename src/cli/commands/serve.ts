@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { BOOTSTRAP_TENANT, BOOTSTRAP_USERNAME } from '../../identity/index.js';
 import { createLatchkey, type Latchkey } from '../../latchkey.js';
 import { initialPasswordPath, watchInitialPassword, writeInitialPassword } from '../initial-password.js';
-import { settingsFrom, withSettingsOptions } from '../settings-options.js';
+import { SERVER_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
 
 /** The first admin account, when the password file of an earlier start is still there. */
 async function bootstrapAccount(latchkey: Latchkey): Promise<{ tenantId: string; userId: string } | undefined> {
@@ -17,7 +17,7 @@ async function bootstrapAccount(latchkey: Latchkey): Promise<{ tenantId: string;
 }
 
 export function serveCommand(): Command {
-  return withSettingsOptions(new Command('serve'))
+  return withSettingsOptions(new Command('serve'), SERVER_SETTINGS)
     .description('Start the Latchkey server (migrates the database first).')
     .action(async (_opts, command: Command) => {
       const settings = settingsFrom(command);
