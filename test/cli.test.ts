@@ -285,3 +285,55 @@ await eachDialect('latchkey serve: the first admin password', (dialect) => {
     }
   });
 });
+
+await eachDialect('latchkey admin create-user', (dialect) => {
+  it('a new tenant gets its first user from the CLI: --json prints exactly {id, username, password}, and the user logs in', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const keyFile = join(tdb.dataDir, 'key');
+      writeFileSync(keyFile, `${generateMasterKey()}\n`, { mode: 0o600 });
+      const env = { LATCHKEY_DATABASE_URL: tdb.url, LATCHKEY_DATA_DIR: tdb.dataDir, LATCHKEY_KEY_FILE: keyFile };
+      const latchkey = await createLatchkey({ settings: loadSettings({ env }), http: false, bootstrap: false });
+      const tenant = `acme-${randomBytes(4).toString('hex')}`;
+      try {
+        await latchkey.identity.tenants.create({ name: tenant });
+      } finally {
+        await latchkey.close();
+      }
+      const created = await runCli(['admin', 'create-user', '--tenant', tenant, '--username', 'owner', '--role', 'admin', '--json'], { env });
+      assert.equal(created.code, 0, created.stderr);
+      const printed = JSON.parse(created.stdout) as { id: string; username: string; password: string };
+      assert.deepEqual(Object.keys(printed), ['id', 'username', 'password']);
+      assert.equal(printed.username, 'owner');
+      assert.match(printed.password, /^[0-9A-Za-z]{24}$/);
+
+      const keyOnly = await runCli(['admin', 'create-user', '--tenant', tenant, '--username', 'robot', '--no-password', '--json'], { env });
+      assert.equal(keyOnly.code, 0, keyOnly.stderr);
+      assert.deepEqual(Object.keys(JSON.parse(keyOnly.stdout) as object), ['id', 'username']);
+
+      const again = await runCli(['admin', 'create-user', '--tenant', tenant, '--username', 'owner'], { env });
+      assert.equal(again.code, 1);
+      assert.equal(again.stderr, 'latchkey: A user named "owner" already exists in this tenant.\n');
+      const noTenant = await runCli(['admin', 'create-user', '--tenant', 'nope', '--username', 'x'], { env });
+      assert.match(noTenant.stderr, /^latchkey: No tenant named "nope" exists\.\n$/);
+      const badRole = await runCli(['admin', 'create-user', '--tenant', tenant, '--username', 'y', '--role', 'nosuch'], { env });
+      assert.equal(badRole.code, 2);
+      assert.match(badRole.stderr, /is not a role of this tenant/);
+
+      const server = await startServer([], { env });
+      try {
+        const login = await fetch(`${server.url}/api/v1/sessions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ tenant, username: 'owner', password: printed.password }),
+        });
+        assert.equal(login.status, 201);
+        assert.ok(!server.output().includes(printed.password));
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      await tdb.dispose();
+    }
+  });
+});

@@ -291,6 +291,42 @@ await eachDialect('HTTP identity', (dialect) => {
     assertError(await h.call({ method: 'GET', url: `/api/v1/tenants/${id}`, cookie }), 404, 'not_found');
   });
 
+  it('a new tenant gets its first user: initialAdmin with a generated password shown once, or a given one', async () => {
+    const cookie = await h.login('default', 'admin', h.adminPassword);
+    const name = randomName('fresh');
+    const created = await h.call({ method: 'POST', url: '/api/v1/tenants', cookie, body: { name, initialAdmin: { username: 'owner' } } });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(created.headers['cache-control'], 'no-store');
+    const admin = created.json.initialAdmin as { id: string; username: string; password: string };
+    assert.equal(admin.username, 'owner');
+    assert.match(admin.password, /^[0-9A-Za-z]{24}$/);
+    // The generated password logs in as an admin of the new tenant, and is never shown again.
+    const ownerCookie = await h.login(name, 'owner', admin.password);
+    const me = await h.call({ method: 'GET', url: '/api/v1/me', cookie: ownerCookie });
+    assert.equal(me.json.tenant.name, name);
+    assert.ok((me.json.permissions as string[]).includes('identity:admin'));
+    const user = await h.call({ method: 'GET', url: `/api/v1/users/${admin.id}`, cookie: ownerCookie });
+    assert.ok(!user.text.includes(admin.password));
+    const tenants = await h.call({ method: 'GET', url: '/api/v1/tenants', cookie });
+    assert.ok(!tenants.text.includes(admin.password));
+
+    const given = randomPassword();
+    const second = await h.call({ method: 'POST', url: '/api/v1/tenants', cookie, body: { name: randomName('given'), initialAdmin: { username: 'ops', password: given } } });
+    assert.equal(second.status, 201, second.text);
+    assert.equal(second.json.initialAdmin.password, undefined, 'a given password is not echoed');
+    assert.ok(!second.text.includes(given));
+
+    // Bad input creates nothing: neither the tenant nor its user.
+    const badName = randomName('bad');
+    const bad = await h.call({ method: 'POST', url: '/api/v1/tenants', cookie, body: { name: badName, initialAdmin: { username: 'ops', password: 'short' } } });
+    assertError(bad, 400, 'validation_failed');
+    const names = ((await h.call({ method: 'GET', url: '/api/v1/tenants', cookie })).json.items as { name: string }[]).map((x) => x.name);
+    assert.ok(!names.includes(badName));
+    // A tenant admin of another tenant cannot create tenants at all.
+    const t = await h.tenant();
+    assertError(await h.call({ method: 'POST', url: '/api/v1/tenants', key: t.adminKey, body: { name: randomName('x'), initialAdmin: { username: 'me' } } }), 403, 'forbidden');
+  });
+
   it('lists the audit log for audit:read, newest first, filtered by action and paged', async () => {
     const t = await h.tenant();
     const user = await t.user(['viewer']);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../core/index.js';
-import { NAME_PATTERN, PERMISSIONS } from '../identity/index.js';
+import { MIN_PASSWORD_LENGTH, NAME_PATTERN, PERMISSIONS, USERNAME_PATTERN } from '../identity/index.js';
 import { errorBodySchema } from './errors.js';
 
 // Request and response schemas shared by the route plugins. Request schemas never echo a value
@@ -20,6 +20,15 @@ export const keyIdSchema = z.string({ error: 'must be a string' }).regex(/^k[0-9
 export const nameSchema = z.string({ error: 'must be a string' }).regex(NAME_PATTERN, {
   error: 'must be 1 to 63 letters, digits or ._:- characters, starting with a letter or digit',
 });
+
+export const usernameSchema = z.string({ error: 'must be a string' }).regex(USERNAME_PATTERN, {
+  error: 'must be 1 to 128 letters, digits or ._@+- characters, starting with a letter or digit',
+});
+
+export const passwordSchema = z
+  .string({ error: 'must be a string' })
+  .min(MIN_PASSWORD_LENGTH, { error: `must be at least ${MIN_PASSWORD_LENGTH} characters` })
+  .max(1024, { error: 'must be at most 1024 characters' });
 
 export const idParams = z.object({ id: idSchema });
 

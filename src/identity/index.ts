@@ -9,7 +9,7 @@ export { createAuthorizer } from './authorizer.js';
 export type { Authorizer, AuthorizerOptions, UserPermissions } from './authorizer.js';
 export { createAuditLog } from './audit-log.js';
 export type { AuditLog, AuditEvent, AuditRecord, AuditListOptions, AuditLogOptions } from './audit-log.js';
-export type { Tenant, TenantService } from './tenants.js';
+export type { Tenant, TenantService, CreateTenantInput, CreatedTenant } from './tenants.js';
 export type { User, UserService, CreateUserInput, UpdateUserInput } from './users.js';
 export type { Group, GroupService } from './groups.js';
 export type { Role, RoleService, RoleBinding, PrincipalRef, CreateRoleInput, UpdateRoleInput } from './roles.js';

@@ -33,6 +33,28 @@ await eachDialect('identity: tenants', (dialect) => {
     }
   });
 
+  it('a new tenant can get its first user: initialAdmin is created with the tenant, or neither is', async () => {
+    const f = await createIdentityFixture(dialect, { empty: true });
+    try {
+      const { tenants, users, authorizer } = f.identity;
+      const name = randomName('first');
+      const created = await tenants.create({ name, initialAdmin: { username: 'owner' } });
+      const admin = created.initialAdmin;
+      assert.ok(admin?.password && admin.password.length >= 20, 'a generated password is returned once');
+      assert.equal(await users.passwordMatches(created.id, admin.id, admin.password), true);
+      assert.ok((await authorizer.userPermissions(created.id, admin.id)).permissions.has('identity:admin'));
+      assert.deepEqual(await tenants.get(created.id), { id: created.id, name, createdAt: created.createdAt, updatedAt: created.updatedAt });
+
+      // A bad first user refuses the whole creation: no tenant without its admin.
+      const refused = randomName('refused');
+      await rejectsWith(tenants.create({ name: refused, initialAdmin: { username: 'bad name!' } }), 'validation_failed');
+      await rejectsWith(tenants.create({ name: refused, initialAdmin: { username: 'ok', password: 'short' } }), 'validation_failed');
+      await rejectsWith(tenants.getByName(refused), 'not_found');
+    } finally {
+      await f.dispose();
+    }
+  });
+
   it('refuses a taken name, also when two creators race', async () => {
     const f = await createIdentityFixture(dialect, { empty: true });
     try {

@@ -4,7 +4,10 @@ import type { TenantsTable } from '../db/index.js';
 import { SYSTEM_ACTOR, type Actor } from './actor.js';
 import type { IdentityDeps } from './deps.js';
 import { changeTenant } from './tenant-change.js';
-import { assertId, notFound, parseInput, tenantName } from './validation.js';
+import { generatePassword, hashPassword } from './passwords.js';
+import { ADMIN_ROLE } from './permissions.js';
+import { insertUser } from './users.js';
+import { assertId, notFound, parseInput, password, tenantName, username } from './validation.js';
 
 export interface Tenant {
   id: string;
@@ -13,10 +16,27 @@ export interface Tenant {
   updatedAt: string;
 }
 
+export interface CreateTenantInput {
+  name: string;
+  /**
+   * The tenant's first user, with role admin, created in the same transaction. Without a
+   * password one is generated and returned once, in `initialAdmin.password`.
+   */
+  initialAdmin?: { username: string; password?: string };
+}
+
+/** A created tenant; `initialAdmin` when one was asked for (`password` only when it was generated). */
+export interface CreatedTenant extends Tenant {
+  initialAdmin?: { id: string; username: string; password?: string };
+}
+
 /** Tenants: every user, group, role, key and object belongs to exactly one. */
 export interface TenantService {
-  /** Creates a tenant with no users (name: see TENANT_NAME_PATTERN). Conflict when the name is taken. */
-  create(input: { name: string }, actor?: Actor): Promise<Tenant>;
+  /**
+   * Creates a tenant (name: see TENANT_NAME_PATTERN), with its first admin when `initialAdmin` is
+   * given; without one the tenant has no users. Conflict when the name is taken.
+   */
+  create(input: CreateTenantInput, actor?: Actor): Promise<CreatedTenant>;
   get(id: string): Promise<Tenant>;
   getByName(name: string): Promise<Tenant>;
   /** Every tenant, by name. */
@@ -28,6 +48,13 @@ export interface TenantService {
 }
 
 const tenantInput = z.strictObject({ name: tenantName });
+const createInput = z.strictObject({
+  name: tenantName,
+  initialAdmin: z.strictObject({ username, password: password.optional() }).optional(),
+});
+
+/** Generated first-admin passwords: 24 base62 characters (about 143 bits). */
+const GENERATED_PASSWORD_LENGTH = 24;
 
 function view(row: TenantsTable): Tenant {
   return { id: row.id, name: row.name, createdAt: row.created_at, updatedAt: row.updated_at };
@@ -48,20 +75,35 @@ export function createTenantService(deps: IdentityDeps): TenantService {
 
   return {
     async create(input, actor = SYSTEM_ACTOR) {
-      const { name } = parseInput(tenantInput, input, 'tenant');
+      const { name, initialAdmin } = parseInput(createInput, input, 'tenant');
+      const generated = initialAdmin && initialAdmin.password === undefined ? generatePassword(GENERATED_PASSWORD_LENGTH) : undefined;
+      // Hashing takes tens of milliseconds: before the transaction.
+      const passwordHash = initialAdmin ? await hashPassword(initialAdmin.password ?? (generated as string)) : null;
       const now = deps.clock.now().toISOString();
       const row: TenantsTable = { id: newId('ten'), name, created_at: now, updated_at: now };
+      let admin: CreatedTenant['initialAdmin'];
       try {
         await db.transaction().execute(async (trx) => {
           await trx.insertInto('tenants').values(row).execute();
           await deps.audit.record(trx, { tenantId: row.id, actor, action: 'tenant.created', target: row.id, details: { name } });
+          if (initialAdmin) {
+            const user = await insertUser(trx, row.id, { username: initialAdmin.username, displayName: null, passwordHash, roles: [ADMIN_ROLE] }, now);
+            await deps.audit.record(trx, {
+              tenantId: row.id,
+              actor,
+              action: 'user.created',
+              target: user.id,
+              details: { username: user.username, roles: [ADMIN_ROLE] },
+            });
+            admin = { id: user.id, username: user.username, ...(generated !== undefined ? { password: generated } : {}) };
+          }
         });
       } catch (err) {
         // The unique index on the name decides between concurrent creators.
         if (await byName(name)) throw nameTaken(name, err);
         throw err;
       }
-      return view(row);
+      return admin ? { ...view(row), initialAdmin: admin } : view(row);
     },
 
     async get(id) {

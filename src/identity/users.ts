@@ -80,6 +80,33 @@ export function userView(row: Selectable<UsersTable>): User {
   };
 }
 
+/** Inserts a user and its direct role bindings in the caller's transaction (roles already checked). */
+export async function insertUser(
+  trx: Transaction<Database>,
+  tenantId: string,
+  user: { username: string; displayName: string | null; passwordHash: string | null; roles: readonly string[] },
+  now: string,
+): Promise<Selectable<UsersTable>> {
+  const row = {
+    id: newId('usr'),
+    tenant_id: tenantId,
+    username: user.username,
+    display_name: user.displayName,
+    password_hash: user.passwordHash,
+    disabled: 0,
+    created_at: now,
+    updated_at: now,
+  };
+  await trx.insertInto('users').values(row).execute();
+  if (user.roles.length > 0) {
+    await trx
+      .insertInto('role_bindings')
+      .values(user.roles.map((role) => ({ tenant_id: tenantId, role_name: role, principal_type: 'user' as const, principal_id: row.id, created_at: now })))
+      .execute();
+  }
+  return row;
+}
+
 /** The user's row, or not_found: another tenant's user answers exactly like an unknown id. */
 export async function findUser(db: Db, tenantId: string, id: string): Promise<Selectable<UsersTable>> {
   const row = await db.selectFrom('users').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
@@ -134,23 +161,7 @@ export function createUserService(deps: IdentityDeps): UserService {
           .executeTakeFirst();
         if (taken) throw new LatchkeyError('conflict', `A user named "${valid.username}" already exists in this tenant.`);
         await assertRolesExist(trx, tenantId, roles, 'roles');
-        const row = {
-          id: newId('usr'),
-          tenant_id: tenantId,
-          username: valid.username,
-          display_name: valid.displayName ?? null,
-          password_hash: passwordHash,
-          disabled: 0,
-          created_at: now,
-          updated_at: now,
-        };
-        await trx.insertInto('users').values(row).execute();
-        if (roles.length > 0) {
-          await trx
-            .insertInto('role_bindings')
-            .values(roles.map((role) => ({ tenant_id: tenantId, role_name: role, principal_type: 'user' as const, principal_id: row.id, created_at: now })))
-            .execute();
-        }
+        const row = await insertUser(trx, tenantId, { username: valid.username, displayName: valid.displayName ?? null, passwordHash, roles }, now);
         await change.audit({ action: 'user.created', target: row.id, details: { username: row.username, roles } });
         return userView(row);
       });

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { createLogger, isLatchkeyError, LatchkeyError, parseDuration } from '../../core/index.js';
-import { SYSTEM_ACTOR } from '../../identity/index.js';
-import { createLatchkey } from '../../latchkey.js';
+import { generatePassword, SYSTEM_ACTOR } from '../../identity/index.js';
+import { createLatchkey, type Latchkey } from '../../latchkey.js';
+import type { Settings } from '../../core/index.js';
 import { DATABASE_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
 
 /** The value, or undefined when the lookup answered not_found (any other failure propagates). */
@@ -17,6 +18,32 @@ async function unlessNotFound<T>(lookup: Promise<T>): Promise<T | undefined> {
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
+
+/** Latchkey on the configured database, for one administrative change: no migration, no HTTP. */
+async function withDatabase<T>(settings: Settings, work: (latchkey: Latchkey) => Promise<T>): Promise<T> {
+  const latchkey = await createLatchkey({
+    settings,
+    logger: createLogger({ level: 'warn' }),
+    migrate: false,
+    http: false,
+    bootstrap: false,
+    allowKeyCreation: false,
+  });
+  try {
+    return await work(latchkey);
+  } finally {
+    await latchkey.close();
+  }
+}
+
+async function tenantNamed(latchkey: Latchkey, name: string) {
+  const tenant = await unlessNotFound(latchkey.identity.tenants.getByName(name));
+  if (!tenant) throw new LatchkeyError('not_found', `No tenant named "${name}" exists.`);
+  return tenant;
+}
+
+/** Generated passwords: 24 base62 characters (about 143 bits). */
+const GENERATED_PASSWORD_LENGTH = 24;
 
 function createKeyCommand(): Command {
   return withSettingsOptions(new Command('create-key'), DATABASE_SETTINGS)
@@ -36,17 +63,8 @@ function createKeyCommand(): Command {
           throw new LatchkeyError('invalid_request', `--expires-in must be a duration such as "30d" or "12h", got "${opts.expiresIn}".`);
         }
       }
-      const latchkey = await createLatchkey({
-        settings,
-        logger: createLogger({ level: 'warn' }),
-        migrate: false,
-        http: false,
-        bootstrap: false,
-        allowKeyCreation: false,
-      });
-      try {
-        const tenant = await unlessNotFound(latchkey.identity.tenants.getByName(opts.tenant));
-        if (!tenant) throw new LatchkeyError('not_found', `No tenant named "${opts.tenant}" exists.`);
+      await withDatabase(settings, async (latchkey) => {
+        const tenant = await tenantNamed(latchkey, opts.tenant);
         const user = await unlessNotFound(latchkey.identity.users.getByUsername(tenant.id, opts.user));
         if (!user) throw new LatchkeyError('not_found', `No user named "${opts.user}" exists in tenant "${opts.tenant}".`);
         const issued = await latchkey.apiKeys.service.create(SYSTEM_ACTOR, tenant.id, user.id, {
@@ -62,12 +80,42 @@ function createKeyCommand(): Command {
               `Key (shown only this once): ${issued.key}\n`,
           );
         }
-      } finally {
-        await latchkey.close();
-      }
+      });
+    });
+}
+
+function createUserCommand(): Command {
+  return withSettingsOptions(new Command('create-user'), DATABASE_SETTINGS)
+    .description('Create a user in a tenant (a new tenant\'s first administrator, or recovery). Works against the configured database while servers run.')
+    .requiredOption('--tenant <name>', 'tenant name')
+    .requiredOption('--username <username>', 'the new user\'s name')
+    .addOption(new Option('--role <role>', 'grant this role (repeatable), e.g. admin').argParser(collect).default([]))
+    .option('--no-password', 'create a user without a password (API keys only); default: a generated password, printed once')
+    .option('--json', 'print exactly {"id":"...","username":"...","password":"..."} (no "password" with --no-password)', false)
+    .action(async (opts: { tenant: string; username: string; role: string[]; password: boolean; json: boolean }, command: Command) => {
+      const settings = settingsFrom(command);
+      await withDatabase(settings, async (latchkey) => {
+        const tenant = await tenantNamed(latchkey, opts.tenant);
+        const password = opts.password ? generatePassword(GENERATED_PASSWORD_LENGTH) : undefined;
+        const user = await latchkey.identity.users.create(SYSTEM_ACTOR, tenant.id, {
+          username: opts.username,
+          roles: opts.role,
+          ...(password !== undefined ? { password } : {}),
+        });
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ id: user.id, username: user.username, ...(password !== undefined ? { password } : {}) })}\n`);
+        } else {
+          const roles = opts.role.length > 0 ? ` with ${opts.role.length === 1 ? 'role' : 'roles'} ${opts.role.join(', ')}` : '';
+          process.stdout.write(
+            `Created user ${user.username} (${user.id}) in tenant ${tenant.name}${roles}.\n` +
+              (password !== undefined ? `Password (shown only this once): ${password}\n` : 'The user has no password: mint an API key with `latchkey admin create-key`.\n'),
+          );
+        }
+      });
     });
 }
 
 export function adminCommand(): Command {
-  return new Command('admin').description('Administration that works directly on the database.').addCommand(createKeyCommand().exitOverride());
+  return new Command('admin').description('Administration that works directly on the database.').addCommand(createKeyCommand().exitOverride())
+    .addCommand(createUserCommand().exitOverride());
 }

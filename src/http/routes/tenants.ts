@@ -5,7 +5,7 @@ import { LatchkeyError } from '../../core/index.js';
 import { BOOTSTRAP_TENANT, TENANT_NAME_PATTERN, type Identity } from '../../identity/index.js';
 import { principalOf, SECURITY } from '../auth.js';
 import type { DisplayCache } from '../display-cache.js';
-import { errorResponses, idParams, noContent, tenantSchema } from '../schemas.js';
+import { errorResponses, idParams, noContent, passwordSchema, tenantSchema, usernameSchema } from '../schemas.js';
 
 export interface TenantRoutesOptions {
   identity: Identity;
@@ -16,6 +16,26 @@ const tenantBody = z.strictObject({
   name: z.string({ error: 'must be a string' }).regex(TENANT_NAME_PATTERN, {
     error: 'must be 1 to 63 lower-case letters, digits or dashes, starting with a letter or digit',
   }),
+});
+
+const createBody = tenantBody.extend({
+  initialAdmin: z
+    .strictObject({
+      username: usernameSchema,
+      password: passwordSchema.optional().describe('Without one a password is generated and returned once.'),
+    })
+    .optional()
+    .describe('The tenant\'s first user, with role admin, created with the tenant.'),
+});
+
+const createdTenantSchema = tenantSchema.extend({
+  initialAdmin: z
+    .object({
+      id: z.string(),
+      username: z.string(),
+      password: z.string().optional().describe('Only when it was generated; shown this once.'),
+    })
+    .optional(),
 });
 
 const SYSTEM_ONLY = `Needs identity:admin in the system tenant "${BOOTSTRAP_TENANT}" (the tenant Latchkey creates on first start).`;
@@ -75,15 +95,17 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
       config: systemAdmin,
       schema: {
         tags: ['tenants'],
-        summary: 'Create a tenant (with no users)',
+        summary: 'Create a tenant, with its first admin when `initialAdmin` is given',
         description: SYSTEM_ONLY,
         security: SECURITY,
-        body: tenantBody,
-        response: { 201: tenantSchema, ...errorResponses(400, 403, 409) },
+        body: createBody,
+        response: { 201: createdTenantSchema, ...errorResponses(400, 403, 409) },
       },
     },
     async (request, reply) => {
       const tenant = await identity.tenants.create(request.body, principalOf(request).actor);
+      // A generated password is in this body: never cached anywhere.
+      reply.header('cache-control', 'no-store');
       return reply.code(201).send(tenant);
     },
   );

@@ -1,33 +1,27 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { MIN_PASSWORD_LENGTH, USERNAME_PATTERN, type Identity } from '../../identity/index.js';
+import type { Identity } from '../../identity/index.js';
 import { forbidden, isAdmin, principalOf, SECURITY } from '../auth.js';
-import { errorResponses, idParams, nameSchema, noContent, userSchema } from '../schemas.js';
+import { errorResponses, idParams, nameSchema, noContent, passwordSchema, userSchema, usernameSchema } from '../schemas.js';
 
 export interface UserRoutesOptions {
   identity: Identity;
 }
 
-const password = z
-  .string({ error: 'must be a string' })
-  .min(MIN_PASSWORD_LENGTH, { error: `must be at least ${MIN_PASSWORD_LENGTH} characters` })
-  .max(1024, { error: 'must be at most 1024 characters' });
 const displayName = z.string({ error: 'must be a string' }).max(200, { error: 'must be at most 200 characters' }).nullable();
 
 const createBody = z.strictObject({
-  username: z.string({ error: 'must be a string' }).regex(USERNAME_PATTERN, {
-    error: 'must be 1 to 128 letters, digits or ._@+- characters, starting with a letter or digit',
-  }),
+  username: usernameSchema,
   displayName: displayName.optional(),
-  password: password.optional().describe('Without one the user cannot log in (API keys only).'),
+  password: passwordSchema.optional().describe('Without one the user cannot log in (API keys only).'),
   roles: z.array(nameSchema, { error: 'must be a list of role names' }).max(100).optional().describe('Roles granted directly.'),
 });
 
 const updateBody = z.strictObject({
   displayName: displayName.optional(),
   disabled: z.boolean({ error: 'must be true or false' }).optional().describe('Disabling ends the user\'s sessions and refuses their API keys at once.'),
-  password: password.optional().describe('A new password; ends the user\'s sessions.'),
+  password: passwordSchema.optional().describe('A new password; ends the user\'s sessions.'),
 });
 
 const ADMIN = 'Needs identity:admin.';
