@@ -10,6 +10,7 @@ import { BUNDLED_PROVIDERS, CONNECTOR_TYPE, createConnectorService, loadCatalog,
 import { LatchkeyError, manualClock } from '../src/core/index.js';
 import type { Actor } from '../src/identity/index.js';
 import { EncryptedObjectStore } from '../src/objects/index.js';
+import { createOutbound } from '../src/outbound/index.js';
 import {
   createOAuthFlow,
   OAUTH_STATE_TYPE,
@@ -144,7 +145,7 @@ async function fixture(dialect: 'sqlite' | 'postgres'): Promise<Fixture> {
   const clock = manualClock(new Date('2031-05-01T12:00:00.000Z'));
   // The flow and the store share one clock, as they do in a server.
   const store = new EncryptedObjectStore({ db: f.handle.db, registry: f.registry, dataKeys: f.dataKeys, clock });
-  const connectors = createConnectorService({ store, catalog });
+  const connectors = createConnectorService({ store, catalog, allowInsecureLoopback: true });
   const token = await startTokenServer();
   const saved: Saved[] = [];
   const clientSecret = `cs-${randomBytes(24).toString('base64url')}`;
@@ -155,9 +156,8 @@ async function fixture(dialect: 'sqlite' | 'postgres'): Promise<Fixture> {
       connectors,
       publicUrl: PUBLIC_URL,
       allowedReturnOrigins: ['https://app.example.com'],
-      timeoutMs: TIMEOUT_MS,
       clock,
-      allowInsecureRequests: true,
+      outbound: createOutbound({ timeoutMs: TIMEOUT_MS, allowInsecureLoopback: true, clock }),
       onTokens: async (tenantId, connectorId, userId, tokens) => {
         saved.push({ tenantId, connectorId, userId, tokens });
       },

@@ -15,7 +15,10 @@ export function withSettingsOptions(command: Command): Command {
     .addOption(new Option('--public-url <url>', 'URL users reach this server at (env: LATCHKEY_PUBLIC_URL)'))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env: LATCHKEY_LOG_LEVEL)'))
     .addOption(new Option('--shutdown-timeout <duration>', 'bound on draining requests at shutdown (env: LATCHKEY_SHUTDOWN_TIMEOUT)'))
-    .addOption(new Option('--cache-bound <duration>', 'most time a change made elsewhere may go unseen (env: LATCHKEY_CACHE_BOUND, default 5s)'));
+    .addOption(new Option('--cache-bound <duration>', 'most time a change made elsewhere may go unseen (env: LATCHKEY_CACHE_BOUND, default 5s)'))
+    .addOption(
+      new Option('--allow-insecure-loopback', 'UNSAFE, development only: plain http to OAuth servers on 127.0.0.0/8, localhost, [::1] (env: LATCHKEY_ALLOW_INSECURE_LOOPBACK)'),
+    );
 }
 
 /** Settings from this command's flags, the environment and the config file. */
