@@ -566,4 +566,19 @@ await eachDialect('OAuth flow against a stand-in token endpoint', (dialect) => {
       await x.dispose();
     }
   });
+  it('a plain-http OAuth server without the insecure-loopback opt-in: authorize refuses (insecure_endpoint) and a pending callback fails plainly', async () => {
+    const x = await fixture(dialect);
+    try {
+      // Started while the opt-in was on; the server then restarted without it.
+      const started = await x.flow.authorize({ tenantId: x.tenantA, userId: 'u' }, x.connector.id);
+      const strict = x.newFlow({ outbound: createOutbound({ clock: x.clock }) });
+      const err = await rejectsWith(strict.authorize({ tenantId: x.tenantA, userId: 'u' }, x.connector.id), 'insecure_endpoint');
+      assert.match(err.message, /authorization endpoint http:\/\/127\.0\.0\.1:\d+\/authorize uses plain http.*--allow-insecure-loopback/);
+      const result = refused(await strict.callback(callbackParams(started.authorizationUrl)), 'connector_unavailable');
+      assert.match(result.message, /token endpoint .* uses plain http/);
+      assert.equal(x.saved.length, 0);
+    } finally {
+      await x.dispose();
+    }
+  });
 });
