@@ -4,10 +4,9 @@
 // (400 naming the field) and answers a token request for an existing one with the permanent
 // insecure_endpoint, never 503 "retry later".
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, it } from 'node:test';
 import { runCli, startServer, type ServerProcess } from './support/cli.js';
-import { createTestDatabase, eachDialect } from './support/databases.js';
+import { createTestDatabase, eachDialect, latchkeyEnv } from './support/databases.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
 
 interface Reply {
@@ -35,12 +34,7 @@ after(async () => {
 await eachDialect('serve with a plain-http OAuth server on loopback', (dialect) => {
   it('a plain-http OAuth server on loopback works with LATCHKEY_ALLOW_INSECURE_LOOPBACK=1, and is refused plainly without it', async () => {
     const tdb = await createTestDatabase(dialect);
-    const env = {
-      LATCHKEY_DATA_DIR: tdb.dataDir,
-      ...(tdb.url ? { LATCHKEY_DATABASE_URL: tdb.url } : {}),
-      LATCHKEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      LATCHKEY_LOG_LEVEL: 'info',
-    };
+    const env = latchkeyEnv(tdb, { LATCHKEY_LOG_LEVEL: 'info' });
     const servers: ServerProcess[] = [];
     try {
       const insecure = await startServer([], { env: { ...env, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1' } });
