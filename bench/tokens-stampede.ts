@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { LatchkeyError } from '../src/core/index.js';
 import type { DialectName } from '../src/db/index.js';
+import { createOutbound } from '../src/outbound/index.js';
 import { CONNECTION_TYPE, createConnectionStore, createTokenClient, type ResolvedClient, type TokenClient } from '../src/oauth/index.js';
 import type { TestProvider } from '../test/support/oidc-provider.js';
 import { createStoreFixture, type StoreFixture } from '../test/support/store.js';
@@ -151,7 +152,7 @@ export async function benchInProcess(op: TestProvider, dialect: DialectName, set
       const connectorId = random('conn');
       const resolved: ResolvedClient = resolvedClientFor(op, connectorId);
       await connectExpired(op, f, tenantId, connectorId);
-      const tokens = createTokenClient({ store: f.store, handle: f.handle, keyring: f.keyring, fetch: timedFetch, resolveClient: async () => resolved });
+      const tokens = createTokenClient({ store: f.store, handle: f.handle, keyring: f.keyring, outbound: createOutbound({ fetch: timedFetch, allowInsecureLoopback: true }), resolveClient: async () => resolved });
       return { run: await stampede(tokens, connectorId, callers, latencies), tokens, connectorId };
     };
 

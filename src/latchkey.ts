@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { counted, createLogger, createMetrics, LatchkeyError, verb, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
 import { DataKeys, loadKeyring, type Keyring } from './crypto/index.js';
 import { createApiKeys, createUsageGate, API_KEY_PEPPER_TYPE, type ApiKeys } from './apikeys/index.js';
-import { CONNECTOR_TYPE, createConnectorService, loadCatalog, type ConnectorService, type ResolvedConnector } from './connectors/index.js';
+import { CONNECTOR_TYPE, createConnectorService, loadCatalog, type ConnectorService } from './connectors/index.js';
 import {
   InvalidationBus,
   migrateToLatest,
@@ -16,17 +16,14 @@ import { apiRoutes, createHttpApp, listenWithShutdown, type RunningServer } from
 import {
   CONNECTION_TYPE,
   OAUTH_STATE_TYPE,
-  createConnectionStore,
-  createOAuthFlow,
-  createServerResolver,
-  createTokenClient,
+  assembleOAuth,
   startStateCleanup,
+  type AssembledOAuth,
   type ConnectionStore,
   type OAuthFlow,
-  type ResolvedClient,
-  type ServerResolver,
   type TokenClient,
 } from './oauth/index.js';
+import { createOutbound } from './outbound/index.js';
 import { VERSION } from './version.js';
 import { EncryptedObjectStore, ObjectMaintenance, ObjectTypeRegistry, type ObjectTypeDefinition } from './objects/index.js';
 
@@ -49,8 +46,9 @@ export interface LatchkeyOAuthOptions {
   /** The fetch used for every provider request (default the global fetch). */
   fetch?: typeof fetch;
   /**
-   * UNSAFE, for tests against a local authorization server only: OAuth requests may use plain http
-   * to 127.0.0.1, localhost and [::1] (never to another host). Logged as a warning at start.
+   * The same as the `allowInsecureLoopback` setting (`--allow-insecure-loopback`), which it turns
+   * on: plain http to loopback addresses only, for a local authorization server. Logged as a
+   * warning at start.
    */
   unsafeAllowInsecureLoopbackRequests?: boolean;
 }
@@ -74,69 +72,6 @@ export interface LatchkeyOptions {
   bootstrap?: boolean;
   onBootstrap?: (result: Extract<BootstrapResult, { created: true }>) => void;
   oauth?: LatchkeyOAuthOptions;
-}
-
-/** Endpoints of an OpenID Connect issuer, as last discovered. */
-interface DiscoveredEndpoints {
-  issuer: string;
-  tokenUrl: string;
-  revocationUrl: string | undefined;
-}
-
-/**
- * The token client's view of a connector: endpoints from the template, or discovered from the
- * issuer for `oidc`-style connectors (cached per issuer; when discovery fails, the endpoints last
- * discovered in this process are used, so a fresh token is not refused for an outage of the
- * metadata document). The client secret is non-enumerable: it never reaches a log line.
- */
-function oauthClientResolver(deps: {
-  connectors: ConnectorService;
-  servers: ServerResolver;
-  allowInsecureRequests: boolean;
-}): (tenantId: string, connectorId: string) => Promise<ResolvedClient> {
-  const lastDiscovered = new Map<string, DiscoveredEndpoints>();
-
-  async function discovered(resolved: ResolvedConnector, issuer: string): Promise<DiscoveredEndpoints> {
-    try {
-      const { as } = await deps.servers.metadata(resolved);
-      const endpoints = { issuer: as.issuer, tokenUrl: as.token_endpoint as string, revocationUrl: as.revocation_endpoint };
-      lastDiscovered.set(issuer, endpoints);
-      return endpoints;
-    } catch (err) {
-      const known = lastDiscovered.get(issuer);
-      if (known) return known;
-      if (err instanceof LatchkeyError) throw err;
-      throw new LatchkeyError('provider_unavailable', `The OpenID Connect metadata of ${resolved.template.name} could not be read.`, { cause: err });
-    }
-  }
-
-  return async (tenantId, connectorId) => {
-    const resolved = await deps.connectors.getResolved(tenantId, connectorId);
-    const { connector } = resolved;
-    const config = resolved.provider.oauth;
-    const authType = connector.authType;
-    if ((authType !== 'oauth_authorization_code' && authType !== 'oauth_client_credentials') || config === undefined) {
-      throw new LatchkeyError('invalid_request', `The connector ${connectorId} does not use OAuth (its auth type is ${authType}); it has no tokens to hand out.`);
-    }
-    const endpoints: Partial<DiscoveredEndpoints> =
-      config.discovery === 'oidc' ? await discovered(resolved, config.issuer) : { tokenUrl: config.tokenUrl, revocationUrl: config.revocationUrl };
-    const client: ResolvedClient = {
-      connectorId,
-      tokenMode: connector.tokenMode,
-      authType,
-      tokenUrl: endpoints.tokenUrl as string,
-      ...(endpoints.revocationUrl !== undefined ? { revocationUrl: endpoints.revocationUrl } : {}),
-      ...(endpoints.issuer !== undefined ? { issuer: endpoints.issuer } : {}),
-      clientId: resolved.clientId ?? '',
-      clientAuthentication: config.clientAuthentication,
-      scopes: authType === 'oauth_client_credentials' ? [...config.clientCredentialsScopes] : [...config.scopes],
-      scopeSeparator: config.scopeSeparator,
-      tokenParams: { ...config.tokenParams },
-      allowInsecureRequests: deps.allowInsecureRequests,
-    };
-    if (resolved.clientSecret !== undefined) Object.defineProperty(client, 'clientSecret', { value: resolved.clientSecret, enumerable: false });
-    return client;
-  };
 }
 
 /** A registry of the built-in object types (plus extra ones). */
@@ -227,70 +162,38 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     if (first.created) options.onBootstrap?.(first);
   }
 
-  const connectors = createConnectorService({ store, catalog: loadCatalog(), audit: { log: identity.audit, db: database.db } });
-  const connections = createConnectionStore({ store });
   const oauthOptions = options.oauth ?? {};
-  const insecure = oauthOptions.unsafeAllowInsecureLoopbackRequests === true;
-  if (insecure) {
-    logger.warn('UNSAFE: OAuth requests may use plain http to loopback hosts (unsafeAllowInsecureLoopbackRequests); for tests only.');
-  }
-  const providerHttp = {
+  const outbound = createOutbound({
     ...(oauthOptions.fetch ? { fetch: oauthOptions.fetch } : {}),
     ...(oauthOptions.timeoutMs !== undefined ? { timeoutMs: oauthOptions.timeoutMs } : {}),
-  };
-  const flow = createOAuthFlow({
-    store,
-    db: database.db,
-    connectors,
-    publicUrl: settings.publicUrl,
-    ...(oauthOptions.allowedReturnOrigins ? { allowedReturnOrigins: oauthOptions.allowedReturnOrigins } : {}),
-    ...(oauthOptions.stateTtlMs !== undefined ? { stateTtlMs: oauthOptions.stateTtlMs } : {}),
-    ...providerHttp,
-    onTokens: async (tenantId, connectorId, userId, tokens) => {
-      await connections.save(tenantId, connectorId, userId, tokens);
-    },
+    allowInsecureLoopback: settings.allowInsecureLoopback || oauthOptions.unsafeAllowInsecureLoopbackRequests === true,
     clock,
     logger,
-    allowInsecureRequests: insecure,
   });
-  const servers = createServerResolver(
-    { fetch: oauthOptions.fetch, timeoutMs: oauthOptions.timeoutMs ?? 10_000, allowInsecureRequests: insecure },
-    60 * 60 * 1000,
-    () => clock.now().getTime(),
-  );
-  const tokens = createTokenClient({
+  // The connector service cascades a delete through the OAuth module, which is built on it (the
+  // hook runs only on a delete, long after both exist).
+  const connectors = createConnectorService({
+    store,
+    catalog: loadCatalog(),
+    audit: { log: identity.audit, db: database.db },
+    allowInsecureLoopback: outbound.allowInsecureLoopback,
+    beforeDelete: (tenantId, connectorId) => oauth.disconnectConnector(tenantId, connectorId),
+  });
+  const oauth: AssembledOAuth = assembleOAuth({
     store,
     handle: database,
     keyring,
-    resolveClient: oauthClientResolver({ connectors, servers, allowInsecureRequests: insecure }),
-    ...providerHttp,
+    connectors,
+    outbound,
+    publicUrl: settings.publicUrl,
+    ...(oauthOptions.allowedReturnOrigins ? { allowedReturnOrigins: oauthOptions.allowedReturnOrigins } : {}),
+    ...(oauthOptions.stateTtlMs !== undefined ? { stateTtlMs: oauthOptions.stateTtlMs } : {}),
     ...(oauthOptions.refreshSkewMs !== undefined ? { refreshSkewMs: oauthOptions.refreshSkewMs } : {}),
-    // Tokens this process handed out are kept (sealed under a process-local key) for the cache
-    // bound: a disconnect made by another process is seen within it, like a revoked API key.
     cacheMs: settings.cacheBoundMs,
     clock,
     logger,
   });
-  // Deleting a connector first disconnects every connection of it (revoking at the provider where
-  // it can), so no stored token outlives its connector.
-  const connectorsWithCascade: ConnectorService = {
-    ...connectors,
-    async delete(actor, tenantId, id) {
-      await connectors.get(tenantId, id);
-      let after: string | undefined;
-      for (;;) {
-        const page = await connections.list(tenantId, { connectorId: id, limit: 100, ...(after ? { after } : {}) });
-        after = page.next;
-        for (const connection of page.items) {
-          await tokens.disconnect(tenantId, id, connection.userId).catch((err: unknown) => {
-            logger.warn({ err, tenantId, connectorId: id }, 'Disconnecting a connection of a deleted connector failed.');
-          });
-        }
-        if (page.items.length === 0 || page.next === undefined) break;
-      }
-      return connectors.delete(actor, tenantId, id);
-    },
-  };
+  const { flow, connections, tokens } = oauth;
   const stopStateCleanup = startStateCleanup(flow, STATE_CLEANUP_INTERVAL_MS, (err) => logger.warn({ err }, 'Deleting expired OAuth states failed.'));
   // Housekeeping a server owns (the task engine takes it over later).
   const housekeeping = setInterval(() => {
@@ -307,7 +210,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
   };
 
   const apiPlugins: FastifyPluginAsync[] = [
-    apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors: connectorsWithCascade, oauth: { flow, connections, tokens } }),
+    apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens } }),
   ];
   const app =
     options.http === false

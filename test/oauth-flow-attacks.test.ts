@@ -10,6 +10,7 @@ import { BUNDLED_PROVIDERS, CONNECTOR_TYPE, createConnectorService, loadCatalog,
 import { LatchkeyError, manualClock } from '../src/core/index.js';
 import type { Actor } from '../src/identity/index.js';
 import { EncryptedObjectStore } from '../src/objects/index.js';
+import { createOutbound } from '../src/outbound/index.js';
 import {
   createOAuthFlow,
   OAUTH_STATE_TYPE,
@@ -144,7 +145,7 @@ async function fixture(dialect: 'sqlite' | 'postgres'): Promise<Fixture> {
   const clock = manualClock(new Date('2031-05-01T12:00:00.000Z'));
   // The flow and the store share one clock, as they do in a server.
   const store = new EncryptedObjectStore({ db: f.handle.db, registry: f.registry, dataKeys: f.dataKeys, clock });
-  const connectors = createConnectorService({ store, catalog });
+  const connectors = createConnectorService({ store, catalog, allowInsecureLoopback: true });
   const token = await startTokenServer();
   const saved: Saved[] = [];
   const clientSecret = `cs-${randomBytes(24).toString('base64url')}`;
@@ -155,9 +156,8 @@ async function fixture(dialect: 'sqlite' | 'postgres'): Promise<Fixture> {
       connectors,
       publicUrl: PUBLIC_URL,
       allowedReturnOrigins: ['https://app.example.com'],
-      timeoutMs: TIMEOUT_MS,
       clock,
-      allowInsecureRequests: true,
+      outbound: createOutbound({ timeoutMs: TIMEOUT_MS, allowInsecureLoopback: true, clock }),
       onTokens: async (tenantId, connectorId, userId, tokens) => {
         saved.push({ tenantId, connectorId, userId, tokens });
       },
@@ -562,6 +562,21 @@ await eachDialect('OAuth flow against a stand-in token endpoint', (dialect) => {
       const started = await x.flow.authorize({ tenantId: x.tenantA, userId: 'u' }, x.connector.id);
       await x.connectors.delete(ACTOR, x.tenantA, x.connector.id);
       refused(await x.flow.callback(callbackParams(started.authorizationUrl)), 'connector_unavailable');
+    } finally {
+      await x.dispose();
+    }
+  });
+  it('a plain-http OAuth server without the insecure-loopback opt-in: authorize refuses (insecure_endpoint) and a pending callback fails plainly', async () => {
+    const x = await fixture(dialect);
+    try {
+      // Started while the opt-in was on; the server then restarted without it.
+      const started = await x.flow.authorize({ tenantId: x.tenantA, userId: 'u' }, x.connector.id);
+      const strict = x.newFlow({ outbound: createOutbound({ clock: x.clock }) });
+      const err = await rejectsWith(strict.authorize({ tenantId: x.tenantA, userId: 'u' }, x.connector.id), 'insecure_endpoint');
+      assert.match(err.message, /authorization endpoint http:\/\/127\.0\.0\.1:\d+\/authorize uses plain http.*--allow-insecure-loopback/);
+      const result = refused(await strict.callback(callbackParams(started.authorizationUrl)), 'connector_unavailable');
+      assert.match(result.message, /token endpoint .* uses plain http/);
+      assert.equal(x.saved.length, 0);
     } finally {
       await x.dispose();
     }

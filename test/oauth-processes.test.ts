@@ -7,6 +7,7 @@ import { after, before, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { manualClock } from '../src/core/index.js';
 import { CONNECTION_TYPE, connectionId, createConnectionStore, createTokenClient } from '../src/oauth/index.js';
+import { createOutbound } from '../src/outbound/index.js';
 import { eachDialect } from './support/databases.js';
 import { startOidcProvider } from './support/oidc-provider.js';
 import { createStoreFixture } from './support/store.js';
@@ -65,7 +66,7 @@ await eachDialect('token refresh across processes', (dialect) => {
 
       // The grant still works: the next refresh (from this process) succeeds.
       const clock = manualClock(new Date(Date.now() + 2 * 60 * 60_000));
-      const parent = createTokenClient({ store: f.store, handle: f.handle, keyring: f.keyring, clock, resolveClient: async () => resolved });
+      const parent = createTokenClient({ store: f.store, handle: f.handle, keyring: f.keyring, clock, outbound: createOutbound({ allowInsecureLoopback: true }), resolveClient: async () => resolved });
       const next = await parent.getAccessToken(tenantId, connectorId);
       assert.notEqual(next.accessToken, token);
       assert.equal(op.counters.refresh, 2);

@@ -12,8 +12,8 @@ let as: oauth.AuthorizationServer;
 const auth = (client: TestClient) =>
   client.authMethod === 'client_secret_post' ? oauth.ClientSecretPost(client.clientSecret) : oauth.ClientSecretBasic(client.clientSecret);
 
-async function refresh(client: TestClient, refreshToken: string) {
-  const response = await oauth.refreshTokenGrantRequest(as, { client_id: client.clientId }, auth(client), refreshToken, insecure);
+async function refresh(client: TestClient, refreshToken: string, signal?: AbortSignal) {
+  const response = await oauth.refreshTokenGrantRequest(as, { client_id: client.clientId }, auth(client), refreshToken, { ...insecure, ...(signal ? { signal } : {}) });
   return oauth.processRefreshTokenResponse(as, { client_id: client.clientId }, response);
 }
 
@@ -95,11 +95,14 @@ describe('test authorization server', () => {
     op.setGarbage(true);
     await assert.rejects(refresh(op.clients.basic, minted.refreshToken), (err: unknown) => err instanceof oauth.OperationProcessingError && err.code === oauth.RESPONSE_IS_NOT_JSON);
     op.setGarbage(false);
-    op.setSlow(300);
-    const started = performance.now();
-    const tokens = await refresh(op.clients.basic, minted.refreshToken);
+    // Slow: held for minutes, so a client that waits 100 ms gives up (no wall-clock measurement);
+    // the abandoned request is dropped unprocessed.
+    op.setSlow(5 * 60_000);
+    const refreshesBefore = op.counters.refresh;
+    await assert.rejects(refresh(op.clients.basic, minted.refreshToken, AbortSignal.timeout(100)), (err: unknown) => (err as Error).name === 'TimeoutError');
+    assert.equal(op.counters.refresh, refreshesBefore, 'the held request never reached the grant logic');
     op.setSlow(0);
-    assert.ok(performance.now() - started >= 290);
+    const tokens = await refresh(op.clients.basic, minted.refreshToken);
     assert.ok(tokens.access_token, 'the refresh token survived the refused calls');
   });
 });

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, it } from 'node:test';
 import { LatchkeyError, manualClock } from '../src/core/index.js';
 import type { DialectName } from '../src/db/index.js';
+import { createOutbound } from '../src/outbound/index.js';
 import {
   CONNECTION_TYPE,
   connectionId,
@@ -19,17 +20,25 @@ import { startOidcProvider, type TestClient, type TestProvider } from './support
 import { createStoreFixture, type StoreFixture } from './support/store.js';
 
 const MINUTE = 60_000;
+/** How long a "hung" provider holds a request (it lets go as soon as the client disconnects). */
+const HANG_MS = 5 * MINUTE;
 let op: TestProvider;
+/** Providers whose access tokens live 300 s and 2 s. */
+let fiveMinutes: TestProvider;
+let twoSeconds: TestProvider;
 
 before(async () => {
   op = await startOidcProvider();
+  fiveMinutes = await startOidcProvider({ accessTokenTtl: 300 });
+  twoSeconds = await startOidcProvider({ accessTokenTtl: 2 });
 });
 after(async () => {
-  await op.stop();
+  await Promise.all([op.stop(), fiveMinutes.stop(), twoSeconds.stop()]);
 });
 
 interface Setup {
   f: StoreFixture;
+  op: TestProvider;
   clock: ReturnType<typeof manualClock>;
   tenantId: string;
   connectorId: string;
@@ -65,49 +74,51 @@ async function setup(
     revocation?: boolean;
     clientSecret?: string;
     cacheMs?: number;
+    provider?: TestProvider;
+    allowInsecureLoopback?: boolean;
   } = {},
 ): Promise<Setup> {
   const f = await createStoreFixture(dialect, [CONNECTION_TYPE]);
   const clock = manualClock(new Date());
-  const client = options.client ?? op.clients.basic;
+  const provider = options.provider ?? op;
+  const client = options.client ?? provider.clients.basic;
   const connectorId = random('conn');
   const resolved: ResolvedClient = {
     connectorId,
     tokenMode: options.tokenMode ?? 'shared',
     authType: options.authType ?? 'oauth_authorization_code',
-    tokenUrl: op.tokenUrl,
-    ...(options.revocation === false ? {} : { revocationUrl: op.revocationUrl }),
-    issuer: op.issuer,
+    tokenUrl: provider.tokenUrl,
+    ...(options.revocation === false ? {} : { revocationUrl: provider.revocationUrl }),
+    issuer: provider.issuer,
     clientId: client.clientId,
     clientSecret: options.clientSecret ?? client.clientSecret,
     clientAuthentication: client.authMethod,
     scopes: ['api:read'],
     scopeSeparator: ' ',
     tokenParams: {},
-    allowInsecureRequests: true,
   };
   const tokens = createTokenClient({
     store: f.store,
     handle: f.handle,
     keyring: f.keyring,
     clock,
-    timeoutMs: options.timeoutMs ?? 5000,
+    outbound: createOutbound({ timeoutMs: options.timeoutMs ?? 5000, allowInsecureLoopback: options.allowInsecureLoopback ?? true }),
     ...(options.cacheMs !== undefined ? { cacheMs: options.cacheMs } : {}),
     resolveClient: async (_tenantId, id) => {
       assert.equal(id, connectorId);
       return resolved;
     },
   });
-  op.resetCounters();
-  op.setDown(false);
-  op.setSlow(0);
-  op.setGarbage(false);
-  return { f, clock, tenantId: random('t'), connectorId, resolved, connections: createConnectionStore({ store: f.store }), tokens, dispose: () => f.dispose() };
+  provider.resetCounters();
+  provider.setDown(false);
+  provider.setSlow(0);
+  provider.setGarbage(false);
+  return { f, op: provider, clock, tenantId: random('t'), connectorId, resolved, connections: createConnectionStore({ store: f.store }), tokens, dispose: () => f.dispose() };
 }
 
 /** A grant at the provider, stored as a connection whose access token expired a minute ago. */
 async function connectExpired(s: Setup, options: { userId?: string | null; client?: TestClient; withRefreshToken?: boolean } = {}) {
-  const minted = await op.mintGrant({ accountId: random('acct'), scope: 'offline_access api:read', client: options.client ?? op.clients.basic });
+  const minted = await s.op.mintGrant({ accountId: random('acct'), scope: 'offline_access api:read', client: options.client ?? s.op.clients.basic });
   await s.connections.save(s.tenantId, s.connectorId, options.userId ?? null, {
     accessToken: minted.accessToken,
     ...(options.withRefreshToken === false ? {} : { refreshToken: minted.refreshToken }),
@@ -321,15 +332,16 @@ await eachDialect('token client', (dialect) => {
     const s = await setup(dialect, { timeoutMs: 200 });
     try {
       await connectExpired(s);
-      op.setSlow(700);
+      // The provider holds the request for minutes (until the client gives up): a hang.
+      op.setSlow(HANG_MS);
       const started = performance.now();
       await rejectsWith(s.tokens.getAccessToken(s.tenantId, s.connectorId), 'connection_degraded');
-      assert.ok(performance.now() - started < 650, 'the call gave up at the timeout');
+      // A ceiling only a hang trips: the call ended at its timeout, not when the provider answered.
+      assert.ok(performance.now() - started < HANG_MS / 5, 'the call gave up at the timeout');
       const view = await s.connections.get(s.tenantId, connectionId(s.connectorId));
       assert.equal(view.status, 'degraded');
       assert.equal(view.lastRefreshError, 'timeout');
       // The abandoned request never reached the provider's grant logic, so the refresh token is intact.
-      await new Promise((r) => setTimeout(r, 600));
       op.setSlow(0);
       s.clock.advance(MINUTE);
       await s.tokens.getAccessToken(s.tenantId, s.connectorId);
@@ -537,6 +549,93 @@ await eachDialect('token client', (dialect) => {
         assert.ok(!/"(accessToken|refreshToken)"/.test(text) || text === JSON.stringify(row), `a token attribute in ${text}`);
       }
       assert.ok(!('accessToken' in view) && !('refreshToken' in view));
+    } finally {
+      await s.dispose();
+    }
+  });
+  it('short-lived access tokens are not refreshed on every request: 20 requests on a token issued for 300 s cause 0 refreshes', async () => {
+    const s = await setup(dialect, { provider: fiveMinutes });
+    try {
+      await connectExpired(s);
+      const first = await s.tokens.getAccessToken(s.tenantId, s.connectorId);
+      assert.equal(s.op.counters.refresh, 1);
+      assert.equal(Date.parse(first.expiresAt as string) - s.clock.now().getTime(), 300_000, 'the provider issued it for 300 s');
+      s.op.resetCounters();
+      // Shorter than the 5-minute skew: the margin is half the lifetime, so 100 s later it is still handed out.
+      for (let i = 0; i < 20; i++) {
+        s.clock.advance(5_000);
+        assert.equal((await s.tokens.getAccessToken(s.tenantId, s.connectorId)).accessToken, first.accessToken);
+      }
+      assert.equal(s.op.counters.refresh, 0);
+      // Past half its lifetime it is refreshed, once.
+      s.clock.advance(60_000);
+      const next = await s.tokens.getAccessToken(s.tenantId, s.connectorId);
+      assert.notEqual(next.accessToken, first.accessToken);
+      assert.deepEqual(await s.tokens.getAccessToken(s.tenantId, s.connectorId), next);
+      assert.equal(s.op.counters.refresh, 1);
+      assert.equal(s.op.counters.grantsRevoked, 0);
+    } finally {
+      await s.dispose();
+    }
+  });
+
+  it('a connection stored without the issue time keeps the plain skew', async () => {
+    const s = await setup(dialect, { provider: fiveMinutes });
+    try {
+      const minted = await fiveMinutes.mintGrant({ accountId: random('acct'), scope: 'offline_access api:read', expiresIn: 300 });
+      // As stored before the issue time was recorded: an expiry 4 minutes away, within the 5-minute skew.
+      await s.connections.save(s.tenantId, s.connectorId, null, {
+        accessToken: minted.accessToken,
+        refreshToken: minted.refreshToken,
+        tokenType: 'bearer',
+        expiresAt: new Date(s.clock.now().getTime() + 4 * MINUTE).toISOString(),
+      });
+      assert.notEqual((await s.tokens.getAccessToken(s.tenantId, s.connectorId)).accessToken, minted.accessToken);
+      assert.equal(s.op.counters.refresh, 1);
+    } finally {
+      await s.dispose();
+    }
+  });
+
+  it('1,000 concurrent callers on an expired token whose replacement lives 2 s: exactly 1 refresh', async () => {
+    const s = await setup(dialect, { provider: twoSeconds });
+    try {
+      await connectExpired(s);
+      const get = () => s.tokens.getAccessToken(s.tenantId, s.connectorId);
+      // Half the callers find the token expired; the other half arrive while those are still being
+      // answered, just after the refresh, and find a 2-second token: within the 5-minute skew, but
+      // not within half its lifetime.
+      const early = Array.from({ length: 500 }, get);
+      await Promise.race(early);
+      const late = Array.from({ length: 500 }, get);
+      const results = await Promise.all([...early, ...late]);
+      assert.equal(s.op.counters.refresh, 1);
+      assert.equal(new Set(results.map((r) => r.accessToken)).size, 1);
+      const [token] = results;
+      assert.equal(Date.parse(token?.expiresAt as string) - s.clock.now().getTime(), 2000, 'the replacement lives 2 s');
+      assert.equal(token?.accessToken, (await stored(s)).accessToken);
+      assert.equal(s.op.counters.grantsRevoked, 0);
+    } finally {
+      await s.dispose();
+    }
+  });
+
+  it('a plain-http token endpoint without the insecure-loopback opt-in: insecure_endpoint, never "retry later"', async () => {
+    const s = await setup(dialect, { allowInsecureLoopback: false });
+    try {
+      await connectExpired(s);
+      const err = await rejectsWith(s.tokens.getAccessToken(s.tenantId, s.connectorId), 'insecure_endpoint');
+      assert.equal(err.status, 409);
+      assert.match(err.message, /token endpoint http:\/\/127\.0\.0\.1:\d+\/token uses plain http.*--allow-insecure-loopback/);
+      assert.doesNotMatch(err.message, /retry later/);
+      assert.equal(s.op.counters.token, 0, 'no request was sent');
+      const view = await s.connections.get(s.tenantId, connectionId(s.connectorId));
+      assert.equal(view.status, 'active', 'no backoff, no degraded status');
+      assert.equal(view.backoffUntil, null);
+      await rejectsWith(s.tokens.getAccessToken(s.tenantId, s.connectorId), 'insecure_endpoint');
+      // Disconnecting still deletes (revocation is not attempted over plain http).
+      assert.deepEqual(await s.tokens.disconnect(s.tenantId, s.connectorId), { revoked: false });
+      assert.equal(s.op.counters.revocation, 0);
     } finally {
       await s.dispose();
     }

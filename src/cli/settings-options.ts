@@ -13,6 +13,8 @@ const SETTING_FLAGS = {
   logLevel: () => new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env: LATCHKEY_LOG_LEVEL)'),
   shutdownTimeout: () => new Option('--shutdown-timeout <duration>', 'bound on draining requests at shutdown (env: LATCHKEY_SHUTDOWN_TIMEOUT)'),
   cacheBound: () => new Option('--cache-bound <duration>', 'most time a change made elsewhere may go unseen (env: LATCHKEY_CACHE_BOUND, default 5s)'),
+  allowInsecureLoopback: () =>
+    new Option('--allow-insecure-loopback', 'UNSAFE, development only: plain http to OAuth servers on 127.0.0.0/8, localhost, [::1] (env: LATCHKEY_ALLOW_INSECURE_LOOPBACK)'),
 } as const;
 
 export type SettingFlag = keyof typeof SETTING_FLAGS;
@@ -20,7 +22,7 @@ export type SettingFlag = keyof typeof SETTING_FLAGS;
 /** What every command that opens the database reads. */
 export const DATABASE_SETTINGS: readonly SettingFlag[] = ['config', 'dataDir', 'databaseUrl', 'keyFile', 'logLevel'];
 /** What `serve` reads besides. */
-export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound'];
+export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound', 'allowInsecureLoopback'];
 
 /**
  * Adds the flags of the settings a command uses, and only those, so its `--help` lists what

@@ -264,7 +264,7 @@ describe('provider schema refinements', () => {
       }
       for (const url of ['http://idp.example/authorize', 'http://10.0.0.1/authorize', 'http://127.0.0.1.nip.io/authorize', 'file:///etc/passwd']) {
         const fields = configErrors(oauth2, 'oauth_authorization_code', { authorizationUrl: url, tokenUrl: 'https://idp.example/token', clientId: 'c' });
-        assert.deepEqual(fields, [{ path: 'config.authorizationUrl', message: 'must be an https URL (http only for localhost, 127.0.0.1 or [::1])' }], url);
+        assert.deepEqual(fields, [{ path: 'config.authorizationUrl', message: 'must be an https URL (http only for localhost, 127.0.0.0/8 or [::1])' }], url);
       }
     });
 

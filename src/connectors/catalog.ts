@@ -195,8 +195,10 @@ export function loadCatalog(sources: readonly ProviderSource[] = BUNDLED_PROVIDE
 /**
  * Checks a connector's `authType` and `config` against its provider: the auth type must be one the
  * provider supports; every field must be declared and apply to that auth type; required fields must be
- * present; values must be non-empty strings matching the field's type and pattern. Secrets are refused
- * with a pointer to `secrets`. On success, `config` holds the given values plus defaults.
+ * present; values must be non-empty strings matching the field's type and pattern (`scopes` may also
+ * be a list of scopes, stored space-separated). Secrets are refused with a pointer to `secrets`. With
+ * `allowInsecureLoopback: false`, plain http URLs are refused even where the template allows loopback
+ * http. On success, `config` holds the given values plus defaults.
  *
  * @example
  * const result = validateConnectorConfig(catalog.get('microsoft')!, 'oauth_authorization_code', {
@@ -205,7 +207,12 @@ export function loadCatalog(sources: readonly ProviderSource[] = BUNDLED_PROVIDE
  * });
  * if (!result.ok) throw new LatchkeyError('validation_failed', 'bad config', { details: { fields: result.fields } });
  */
-export function validateConnectorConfig(template: ProviderTemplate, authType: string, config: unknown): ConfigValidation {
+export function validateConnectorConfig(
+  template: ProviderTemplate,
+  authType: string,
+  config: unknown,
+  options: { allowInsecureLoopback?: boolean } = {},
+): ConfigValidation {
   assertTemplate(template);
   const fields: ConfigFieldError[] = [];
   const supported = (template.authTypes as readonly string[]).includes(authType);
@@ -226,9 +233,10 @@ export function validateConnectorConfig(template: ProviderTemplate, authType: st
     } else if (!applies(field)) {
       fields.push({ path, message: `does not apply to auth type ${authType}` });
     } else {
-      const problem = valueProblem(template, name, field, value);
+      const given = name === 'scopes' ? scopesValue(value) : value;
+      const problem = insecureProblem(template, field, given, options) ?? valueProblem(template, name, field, given);
       if (problem) fields.push({ path, message: problem });
-      else out[name] = value as string;
+      else out[name] = given as string;
     }
   }
   for (const [name, field] of Object.entries(template.config)) {
@@ -386,7 +394,7 @@ function lookup(context: FillContext, name: string): PlaceholderSource {
 }
 
 function valueProblem(template: ProviderTemplate, name: string, field: ConfigField, value: unknown): string | undefined {
-  if (typeof value !== 'string') return 'must be a string';
+  if (typeof value !== 'string') return name === 'scopes' ? 'must be a space-separated string or a list of scopes' : 'must be a string';
   if (value.length === 0) return 'must not be empty';
   if (value.length > MAX_VALUE_LENGTH) return `must be at most ${MAX_VALUE_LENGTH} characters`;
   if (/\p{Cc}/u.test(value)) return 'must not contain control characters';
@@ -400,6 +408,22 @@ function valueProblem(template: ProviderTemplate, name: string, field: ConfigFie
     if (scopes.length === 0 || !scopes.every((scope) => SCOPE_TOKEN.test(scope))) return 'must be scopes separated by spaces';
   }
   return undefined;
+}
+
+/** `scopes` given as a list of scope tokens: stored as the space-separated string (a bad list stays as it is and is refused). */
+function scopesValue(value: unknown): unknown {
+  if (!Array.isArray(value) || value.length === 0) return value;
+  return value.every((scope) => typeof scope === 'string' && SCOPE_TOKEN.test(scope)) ? value.join(' ') : value;
+}
+
+/**
+ * With `allowInsecureLoopback: false`, a plain http URL is refused even where the template allows
+ * loopback http: the server would never send a request there. Undefined: the template's rule alone.
+ */
+function insecureProblem(template: ProviderTemplate, field: ConfigField, value: unknown, options: { allowInsecureLoopback?: boolean }): string | undefined {
+  if (options.allowInsecureLoopback !== false || field.type !== 'url' || template.allowLoopbackHttp !== true) return undefined;
+  if (typeof value !== 'string' || !/^http:/i.test(value)) return undefined;
+  return 'uses plain http, which this server refuses: use https (for a local test server on a loopback address, start Latchkey with --allow-insecure-loopback)';
 }
 
 /** Scopes in config are separated by spaces; the provider's own separator is accepted too. */

@@ -38,7 +38,8 @@ export interface CreateConnectorInput {
   authType: AuthType;
   /** Default `shared`. `per_user` only with `oauth_authorization_code`. */
   tokenMode?: TokenMode;
-  config?: Record<string, string>;
+  /** `scopes` may be a list as well as a space-separated string. */
+  config?: Record<string, string | readonly string[]>;
   secrets?: ConnectorSecrets;
   /** Overrides the redirect URI built from the public URL (an https URL, or http on a loopback host). */
   redirectUri?: string | null;
@@ -53,7 +54,7 @@ export interface CreateConnectorInput {
  */
 export interface UpdateConnectorInput {
   name?: string;
-  config?: Record<string, string | null>;
+  config?: Record<string, string | readonly string[] | null>;
   secrets?: Partial<Record<SecretName, string | null>>;
   redirectUri?: string | null;
   allowedReturnOrigins?: string[];
@@ -118,8 +119,17 @@ function checkReturnOrigins(value: unknown, fields: Fields): string[] {
   return out;
 }
 
-/** Checks the secrets against the auth type: each required one set, no other one given. */
-function checkSecrets(authType: AuthType | undefined, secrets: Record<string, unknown>, fields: Fields): ConnectorSecrets {
+/** What the connector service decides beyond the input itself. */
+export interface InputRules {
+  /** `--allow-insecure-loopback`: plain http URLs in config (loopback only, generic providers only). */
+  allowInsecureLoopback: boolean;
+}
+
+/**
+ * Checks the secrets against the auth type: each required one set, no other one given. `lost`: the
+ * stored secrets could not be decrypted, so a missing one is asked for again.
+ */
+function checkSecrets(authType: AuthType | undefined, secrets: Record<string, unknown>, fields: Fields, lost = false): ConnectorSecrets {
   const applicable = authType ? SECRETS_BY_AUTH_TYPE[authType] : SECRET_NAMES;
   const out: ConnectorSecrets = {};
   for (const [name, value] of Object.entries(secrets)) {
@@ -140,7 +150,9 @@ function checkSecrets(authType: AuthType | undefined, secrets: Record<string, un
   }
   if (authType) {
     for (const name of SECRETS_BY_AUTH_TYPE[authType]) {
-      if (!Object.hasOwn(secrets, name)) fields.push({ path: `secrets.${name}`, message: `is required for auth type ${authType}` });
+      if (Object.hasOwn(secrets, name)) continue;
+      const message = lost ? 'must be sent again: the stored secrets cannot be decrypted, so every secret of the connector is replaced' : `is required for auth type ${authType}`;
+      fields.push({ path: `secrets.${name}`, message });
     }
   }
   return out;
@@ -167,7 +179,7 @@ function template(catalog: Catalog, provider: unknown, fields: Fields): Provider
  * Validates a create request as a whole and reports every bad field at once (400 validation_failed
  * with `details.fields`). Config goes through the catalog's per-provider validation.
  */
-export function parseCreateInput(catalog: Catalog, input: unknown): ConnectorAttributes {
+export function parseCreateInput(catalog: Catalog, input: unknown, rules: InputRules): ConnectorAttributes {
   if (!isRecord(input)) throw invalid([{ path: '', message: 'must be an object' }]);
   const fields: Fields = [];
   const known = new Set(['name', 'provider', 'authType', 'tokenMode', 'config', 'secrets', 'redirectUri', 'allowedReturnOrigins']);
@@ -186,7 +198,7 @@ export function parseCreateInput(catalog: Catalog, input: unknown): ConnectorAtt
   }
   let config: Record<string, string> = {};
   if (tpl && authType) {
-    const result = validateConnectorConfig(tpl, authType, input.config ?? {});
+    const result = validateConnectorConfig(tpl, authType, input.config ?? {}, rules);
     if (result.ok) config = result.config;
     else fields.push(...result.fields);
   } else if (input.config !== undefined && !isRecord(input.config)) {
@@ -224,8 +236,12 @@ function mergePatch<T>(current: Record<string, T>, patch: Record<string, unknown
   return out;
 }
 
-/** Applies an update request to the current (decrypted) attributes and validates the result. */
-export function parseUpdateInput(catalog: Catalog, current: ConnectorAttributes, patch: unknown): ConnectorAttributes {
+/**
+ * Applies an update request to the current (decrypted) attributes and validates the result.
+ * `secretsLost`: the stored secrets could not be decrypted (`current.secrets` is empty), and the
+ * patch must replace all of them.
+ */
+export function parseUpdateInput(catalog: Catalog, current: ConnectorAttributes, patch: unknown, rules: InputRules & { secretsLost?: boolean }): ConnectorAttributes {
   if (!isRecord(patch)) throw invalid([{ path: '', message: 'must be an object' }]);
   const fields: Fields = [];
   const immutable = new Set(['provider', 'authType', 'tokenMode']);
@@ -251,17 +267,18 @@ export function parseUpdateInput(catalog: Catalog, current: ConnectorAttributes,
       if (!tpl) {
         fields.push({ path: 'provider', message: 'is no longer in the catalog' });
       } else {
-        const result = validateConnectorConfig(tpl, current.authType, mergePatch(current.config, patch.config));
+        const result = validateConnectorConfig(tpl, current.authType, mergePatch(current.config, patch.config), rules);
         if (result.ok) next.config = result.config;
         else fields.push(...result.fields);
       }
     }
   }
-  if (patch.secrets !== undefined) {
-    if (!isRecord(patch.secrets)) {
+  if (patch.secrets !== undefined || rules.secretsLost) {
+    const given = patch.secrets ?? {};
+    if (!isRecord(given)) {
       fields.push({ path: 'secrets', message: 'must be an object' });
     } else {
-      next.secrets = checkSecrets(current.authType, mergePatch(current.secrets, patch.secrets), fields);
+      next.secrets = checkSecrets(current.authType, mergePatch(current.secrets, given), fields, rules.secretsLost);
       next.secretsSet = secretNames(next.secrets);
     }
   }

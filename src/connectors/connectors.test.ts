@@ -235,4 +235,93 @@ await eachDialect('connector service', (dialect) => {
       await f.dispose();
     }
   });
+  it('a plain-http OAuth server on loopback is refused at create and update without the insecure-loopback opt-in (400 naming the field)', async () => {
+    const { f, connectors, tenantA } = await fixture(dialect);
+    try {
+      const local = 'http://127.0.0.1:9';
+      const oauth2 = (config: Record<string, string>) => ({
+        name: 'Local',
+        provider: 'oauth2',
+        authType: 'oauth_authorization_code',
+        config: { clientId: 'c', authorizationUrl: 'https://as.example.com/authorize', tokenUrl: 'https://as.example.com/token', ...config },
+        secrets: { clientSecret: secret() },
+      });
+      for (const [input, path] of [
+        [oauth2({ tokenUrl: `${local}/token` }), 'config.tokenUrl'],
+        [oauth2({ authorizationUrl: `${local}/authorize` }), 'config.authorizationUrl'],
+        [oauth2({ revocationUrl: `${local}/revoke` }), 'config.revocationUrl'],
+        [{ name: 'Local', provider: 'oidc', authType: 'oauth_authorization_code', config: { clientId: 'c', issuer: local }, secrets: { clientSecret: secret() } }, 'config.issuer'],
+      ] as const) {
+        const err = await rejectsWith(connectors.create(ACTOR, tenantA, input), 'validation_failed');
+        assert.match(fieldsOf(err)[path] ?? `(no error on ${path})`, /plain http.*--allow-insecure-loopback/, path);
+        assert.match(err.message, new RegExp(`"${path.replace('.', '\\.')}"`));
+      }
+      const created = await connectors.create(ACTOR, tenantA, oauth2({}));
+      const err = await rejectsWith(connectors.update(ACTOR, tenantA, created.id, { config: { tokenUrl: `${local}/token` } }), 'validation_failed');
+      assert.match(fieldsOf(err)['config.tokenUrl'] ?? '', /--allow-insecure-loopback/);
+      assert.equal((await connectors.get(tenantA, created.id)).config.tokenUrl, 'https://as.example.com/token');
+
+      // With the opt-in: loopback over http is accepted (127.0.0.0/8 included), any other host still refused.
+      const insecure = createConnectorService({ store: f.store, catalog, allowInsecureLoopback: true });
+      const accepted = await insecure.create(ACTOR, tenantA, oauth2({ tokenUrl: 'http://127.0.0.2:9/token' }));
+      assert.equal(accepted.config.tokenUrl, 'http://127.0.0.2:9/token');
+      assert.equal((await insecure.update(ACTOR, tenantA, created.id, { config: { tokenUrl: `${local}/token` } })).config.tokenUrl, `${local}/token`);
+      const remote = await rejectsWith(insecure.create(ACTOR, tenantA, oauth2({ tokenUrl: 'http://10.0.0.1/token' })), 'validation_failed');
+      assert.match(fieldsOf(remote)['config.tokenUrl'] ?? '', /https/);
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('takes scopes as a list as well as a space-separated string, on create and update', async () => {
+    const { f, connectors, tenantA } = await fixture(dialect);
+    try {
+      const base = { name: 'Generic', provider: 'oauth2', authType: 'oauth_authorization_code', secrets: { clientSecret: secret() } };
+      const config = { clientId: 'c', authorizationUrl: 'https://as.example.com/authorize', tokenUrl: 'https://as.example.com/token' };
+      const created = await connectors.create(ACTOR, tenantA, { ...base, config: { ...config, scopes: ['openid', 'offline_access', 'api:read'] } });
+      assert.equal(created.config.scopes, 'openid offline_access api:read');
+      assert.deepEqual((await connectors.getResolved(tenantA, created.id)).provider.oauth?.scopes, ['openid', 'offline_access', 'api:read']);
+      const updated = await connectors.update(ACTOR, tenantA, created.id, { config: { scopes: ['api:write'] } });
+      assert.equal(updated.config.scopes, 'api:write');
+      assert.equal((await connectors.create(ACTOR, tenantA, { ...base, config: { ...config, scopes: 'a b' } })).config.scopes, 'a b');
+      for (const bad of [[], [1], ['two words'], 'a "b"']) {
+        const err = await rejectsWith(connectors.create(ACTOR, tenantA, { ...base, config: { ...config, scopes: bad } }), 'validation_failed');
+        assert.ok(fieldsOf(err)['config.scopes'], JSON.stringify(bad));
+      }
+      const listed = await rejectsWith(connectors.create(ACTOR, tenantA, { ...base, config: { ...config, clientId: ['c'] } }), 'validation_failed');
+      assert.equal(fieldsOf(listed)['config.clientId'], 'must be a string', 'only scopes take a list');
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('a connector whose secrets cannot be decrypted is repaired by PATCHing new secrets', async () => {
+    const { f, connectors, tenantA } = await fixture(dialect);
+    try {
+      const input = (name: string) => ({
+        name,
+        provider: 'oauth2',
+        authType: 'oauth_authorization_code',
+        config: { clientId: 'c', authorizationUrl: 'https://as.example.com/authorize', tokenUrl: 'https://as.example.com/token' },
+        secrets: { clientSecret: secret() },
+      });
+      const broken = await connectors.create(ACTOR, tenantA, input('Broken'));
+      const other = await connectors.create(ACTOR, tenantA, input('Other'));
+      // Damage the ciphertext: another object's (its AAD names the other id, so it cannot open here).
+      const donor = await f.handle.db.selectFrom('objects').select('secrets').where('id', '=', other.id).executeTakeFirstOrThrow();
+      await f.handle.db.updateTable('objects').set({ secrets: donor.secrets }).where('id', '=', broken.id).execute();
+      await rejectsWith(connectors.getResolved(tenantA, broken.id), 'decryption_failed');
+
+      const renameOnly = await rejectsWith(connectors.update(ACTOR, tenantA, broken.id, { name: 'Renamed' }), 'validation_failed');
+      assert.match(fieldsOf(renameOnly)['secrets.clientSecret'] ?? '', /cannot be decrypted/);
+      const fresh = secret();
+      const repaired = await connectors.update(ACTOR, tenantA, broken.id, { name: 'Repaired', secrets: { clientSecret: fresh } });
+      assert.equal(repaired.name, 'Repaired');
+      assert.deepEqual(repaired.secrets, { clientSecret: { set: true } });
+      assert.equal((await connectors.getResolved(tenantA, broken.id)).clientSecret, fresh);
+      assert.equal((await connectors.get(tenantA, broken.id)).config.clientId, 'c', 'the plain attributes are kept');
+    } finally {
+      await f.dispose();
+    }
+  });
 });

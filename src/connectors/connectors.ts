@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { LatchkeyError } from '../core/index.js';
+import { DecryptionError, LatchkeyError } from '../core/index.js';
 import type { Database } from '../db/index.js';
 import type { Actor, AuditLog } from '../identity/index.js';
 import type { EncryptedObjectStore, ObjectTypeDefinition, StoredObject } from '../objects/index.js';
@@ -105,6 +105,17 @@ export interface ConnectorServiceOptions {
   catalog: Catalog;
   /** Records `connector.created`, `connector.updated` and `connector.deleted` (never a secret). */
   audit?: { log: AuditLog; db: Kysely<Database> };
+  /**
+   * Plain http endpoints (to loopback addresses, for the generic providers) are accepted only with
+   * this opt-in (`--allow-insecure-loopback`); without it they are refused at create and update,
+   * since no request would ever be sent to them. Default false.
+   */
+  allowInsecureLoopback?: boolean;
+  /**
+   * Runs before a connector is deleted and removes what depends on it: the OAuth module disconnects
+   * (and revokes) its connections, so no stored token outlives its connector. A failure stops the delete.
+   */
+  beforeDelete?: (tenantId: string, connectorId: string) => Promise<void>;
 }
 
 function assertString(value: unknown, name: string): asserts value is string {
@@ -158,6 +169,7 @@ function notFound(id: string): LatchkeyError {
  */
 export function createConnectorService(options: ConnectorServiceOptions): ConnectorService {
   const { store, catalog, audit } = options;
+  const rules = { allowInsecureLoopback: options.allowInsecureLoopback === true };
 
   async function record(actor: Actor, tenantId: string, action: string, target: string, details: Record<string, unknown>) {
     if (audit) await audit.log.record(audit.db, { tenantId, actor, action, target, details });
@@ -178,7 +190,7 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
   return {
     async create(actor, tenantId, input) {
       assertString(tenantId, 'tenantId');
-      const attributes = parseCreateInput(catalog, input);
+      const attributes = parseCreateInput(catalog, input, rules);
       const created = await store.create(CONNECTOR_TYPE.name, tenantId, { ...attributes });
       await record(actor, tenantId, 'connector.created', created.id, {
         name: attributes.name,
@@ -200,8 +212,18 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
     },
 
     async update(actor, tenantId, id, patch) {
-      const current = await read(tenantId, id, true);
-      const next = parseUpdateInput(catalog, current.attributes as unknown as ConnectorAttributes, patch);
+      let current: StoredObject;
+      let secretsLost = false;
+      try {
+        current = await read(tenantId, id, true);
+      } catch (err) {
+        if (!(err instanceof DecryptionError)) throw err;
+        // Damaged ciphertext or a lost key: the connector is repaired by sending its secrets again.
+        current = await read(tenantId, id, false);
+        secretsLost = true;
+      }
+      const attributes = { ...(current.attributes as unknown as ConnectorAttributes), ...(secretsLost ? { secrets: {} } : {}) };
+      const next = parseUpdateInput(catalog, attributes, patch, { ...rules, secretsLost });
       // Compare-and-set: a concurrent update is refused with `conflict`, never silently lost.
       const updated = await store.update(CONNECTOR_TYPE.name, tenantId, id, { ...next }, { expectedRevision: current.revision });
       const changed = Object.keys(patch as object).filter((key) => key !== 'secrets');
@@ -211,9 +233,9 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
     },
 
     async delete(actor, tenantId, id) {
-      assertString(tenantId, 'tenantId');
-      assertString(id, 'id');
-      if (!isConnectorId(id) || !(await store.delete(CONNECTOR_TYPE.name, tenantId, id))) throw notFound(id);
+      await read(tenantId, id, false);
+      await options.beforeDelete?.(tenantId, id);
+      if (!(await store.delete(CONNECTOR_TYPE.name, tenantId, id))) throw notFound(id);
       await record(actor, tenantId, 'connector.deleted', id, {});
     },
 

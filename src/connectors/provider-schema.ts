@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isLoopbackHost } from '../outbound/index.js';
 
 /** How a connector authenticates to the third party. */
 export const AUTH_TYPES = [
@@ -95,7 +96,6 @@ function positionAfter(shape: string): PlaceholderPosition | undefined {
   return 'path';
 }
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /**
  * Why `value` is not an acceptable endpoint URL, or undefined when it is: https only, or http on a
@@ -109,10 +109,10 @@ export function urlProblem(value: string, allowLoopbackHttp: boolean): string | 
   } catch {
     return 'must be an absolute URL';
   }
-  const loopbackHttp = url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
+  const loopbackHttp = url.protocol === 'http:' && isLoopbackHost(url.hostname);
   if (url.protocol !== 'https:' && !(allowLoopbackHttp && loopbackHttp)) {
     return allowLoopbackHttp
-      ? 'must be an https URL (http only for localhost, 127.0.0.1 or [::1])'
+      ? 'must be an https URL (http only for localhost, 127.0.0.0/8 or [::1])'
       : 'must be an https URL';
   }
   if (url.username || url.password) return 'must not contain a user name or password';

@@ -59,6 +59,7 @@ describe('loadSettings: defaults and precedence', () => {
       logLevel: 'info',
       shutdownTimeoutMs: 10_000,
       cacheBoundMs: 5000,
+      allowInsecureLoopback: false,
       configFile: undefined,
     });
   });
@@ -151,6 +152,18 @@ describe('loadSettings: defaults and precedence', () => {
     assert.deepEqual(fromFile.decryptionKeys, keys);
     assert.equal(fromFile.shutdownTimeoutMs, 750);
     assert.equal(fromFile.port, 65535);
+  });
+
+  it('takes the insecure-loopback opt-in from --allow-insecure-loopback, LATCHKEY_ALLOW_INSECURE_LOOPBACK or allowInsecureLoopback', () => {
+    const { cwd, file } = workdir({ allowInsecureLoopback: true });
+    assert.equal(loadSettings({ cwd }).allowInsecureLoopback, false);
+    assert.equal(loadSettings({ flags: { allowInsecureLoopback: true }, cwd }).allowInsecureLoopback, true);
+    for (const [text, value] of [['1', true], ['true', true], ['0', false], ['false', false]] as const) {
+      assert.equal(loadSettings({ env: { LATCHKEY_ALLOW_INSECURE_LOOPBACK: text }, cwd }).allowInsecureLoopback, value, text);
+    }
+    assert.equal(loadSettings({ flags: { config: file }, cwd }).allowInsecureLoopback, true);
+    assert.equal(loadSettings({ flags: { config: file }, env: { LATCHKEY_ALLOW_INSECURE_LOOPBACK: '0' }, cwd }).allowInsecureLoopback, false);
+    assertRefused({ env: { LATCHKEY_ALLOW_INSECURE_LOOPBACK: 'yes' }, cwd }, 'LATCHKEY_ALLOW_INSECURE_LOOPBACK must be true or false (1 or 0), got "yes".');
   });
 });
 

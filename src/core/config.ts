@@ -21,6 +21,11 @@ export interface Settings {
   shutdownTimeoutMs: number;
   /** The most time a change made by another process (a revoked key, a lost role) may go unseen. */
   cacheBoundMs: number;
+  /**
+   * UNSAFE, for a local authorization server in development: requests to providers may use plain
+   * http to loopback addresses (127.0.0.0/8, localhost, [::1]) and nothing else. Default false.
+   */
+  allowInsecureLoopback: boolean;
   configFile: string | undefined;
 }
 
@@ -150,6 +155,13 @@ const DEFINITIONS = {
       return parsed;
     }),
   },
+  allowInsecureLoopback: {
+    flag: '--allow-insecure-loopback',
+    env: 'LATCHKEY_ALLOW_INSECURE_LOOPBACK',
+    file: 'allowInsecureLoopback',
+    accepts: 'true or false (1 or 0)',
+    parse: z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]),
+  },
 } satisfies Record<string, Definition<unknown>>;
 
 /** The settings table, for `--help` texts and the README. */
@@ -268,6 +280,7 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     logLevel: (values['logLevel'] as Settings['logLevel'] | undefined) ?? 'info',
     shutdownTimeoutMs: (values['shutdownTimeoutMs'] as number | undefined) ?? 10_000,
     cacheBoundMs: (values['cacheBoundMs'] as number | undefined) ?? 5000,
+    allowInsecureLoopback: (values['allowInsecureLoopback'] as boolean | undefined) ?? false,
     configFile,
   };
 }

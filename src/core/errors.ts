@@ -17,6 +17,7 @@ export const ERROR_STATUS = {
   usage_exceeded: 429,
   needs_reauthorization: 409,
   not_connected: 404,
+  insecure_endpoint: 409,
   internal_error: 500,
   provider_unavailable: 502,
   connection_degraded: 503,

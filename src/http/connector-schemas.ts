@@ -14,7 +14,11 @@ export const connectorIdSchema = z
 export const connectorParams = z.object({ id: connectorIdSchema });
 
 const secretValue = z.string({ error: 'must be a string' }).max(8192, { error: 'must be at most 8192 characters' });
-const configValue = z.string({ error: 'must be a string' }).max(2048, { error: 'must be at most 2048 characters' });
+const configString = z.string({ error: 'must be a string' }).max(2048, { error: 'must be at most 2048 characters' });
+// A list only makes sense for `scopes`; the connector service refuses it for other fields.
+const configValue = z.union([configString, z.array(configString, { error: 'must be a string or a list of strings' }).max(100, { error: 'must hold at most 100 items' })], {
+  error: 'must be a string or a list of strings',
+});
 const origins = z
   .array(z.string({ error: 'must be a string' }).max(300, { error: 'is too long' }), { error: 'must be a list of origins' })
   .max(20, { error: 'must hold at most 20 origins' })
@@ -40,7 +44,7 @@ export const createConnectorBody = z.strictObject({
   config: z
     .record(z.string(), configValue, { error: 'must be an object of strings' })
     .optional()
-    .describe('Per provider and auth type (`clientId`, `tenantId`, `issuer`, `scopes`...); never a secret.'),
+    .describe('Per provider and auth type (`clientId`, `tenantId`, `issuer`, `scopes`...); never a secret. `scopes` may be a space-separated string or a list.'),
   secrets: z
     .strictObject(bySecret(secretValue), { error: 'must be an object' })
     .optional()

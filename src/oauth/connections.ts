@@ -31,7 +31,13 @@ const connectionSchema = z.object({
   refreshToken: z.string().min(1).optional(),
 });
 
-export type ConnectionAttributes = z.infer<typeof connectionSchema>;
+/**
+ * Version 2 adds `issuedAt`: when the provider issued the access token, so that the refresh margin
+ * can follow the token's lifetime. Connections stored before it have null and keep the plain skew.
+ */
+const connectionSchemaV2 = connectionSchema.extend({ issuedAt: isoTime.nullable() });
+
+export type ConnectionAttributes = z.infer<typeof connectionSchemaV2>;
 
 /**
  * A connection: the tokens of one connector (shared) or of one user of a connector (per user).
@@ -46,6 +52,13 @@ export const CONNECTION_TYPE: ObjectTypeDefinition = {
       schema: connectionSchema,
       attributesToEncrypt: ['accessToken', 'refreshToken'],
       attributesToIncludeInAAD: ['connectorId', 'userId'],
+    },
+    {
+      version: 2,
+      schema: connectionSchemaV2,
+      attributesToEncrypt: ['accessToken', 'refreshToken'],
+      attributesToIncludeInAAD: ['connectorId', 'userId'],
+      up: (previous) => ({ ...previous, issuedAt: null }),
     },
   ],
 };
@@ -87,6 +100,8 @@ export interface TokenSet {
   scopes?: string[];
   /** UTC ISO-8601; null or absent when the provider sent no `expires_in` (valid until a 401). */
   expiresAt?: string | null;
+  /** UTC ISO-8601: when the provider issued the access token (with `expiresAt`, its lifetime). */
+  issuedAt?: string | null;
   refreshTokenExpiresAt?: string | null;
   /** Other response fields (`instance_url`...). Fields that look like credentials are dropped. */
   extra?: Record<string, unknown>;
@@ -188,6 +203,7 @@ export function connectedAttributes(connectorId: string, userId: string | null, 
     tokenType: normaliseTokenType(tokens.tokenType),
     scopes: [...(tokens.scopes ?? [])],
     expiresAt: tokens.expiresAt ?? null,
+    issuedAt: tokens.issuedAt ?? null,
     refreshTokenExpiresAt: tokens.refreshToken !== undefined ? (tokens.refreshTokenExpiresAt ?? null) : null,
     extra: cleanExtra(tokens.extra),
     status: 'active',

@@ -28,6 +28,7 @@ describe('toTokenSet', () => {
       tokenType: 'bearer',
       scopes: ['read', 'write'],
       expiresAt: '2030-01-01T01:00:00.000Z',
+      issuedAt: NOW.toISOString(),
       refreshTokenExpiresAt: '2030-01-02T00:00:00.000Z',
       extra: { instance_url: 'https://acme.my.salesforce.com', issued_at: '1700000000' },
     });

@@ -17,7 +17,7 @@ function splitScopes(scope: string): string[] {
 
 /**
  * The TokenSet of a validated token response (processAuthorizationCodeResponse's result). Times are
- * relative to `now`; `requestedScopes` stand in when the response has no `scope` (RFC 6749 5.1: the
+ * relative to `now` (the time the request was sent, recorded as `issuedAt`); `requestedScopes` stand in when the response has no `scope` (RFC 6749 5.1: the
  * granted scopes are then those requested).
  *
  * @example
@@ -29,7 +29,10 @@ export function toTokenSet(response: oauth.TokenEndpointResponse, now: Date, req
   const scopes = response.scope !== undefined ? splitScopes(response.scope) : [...requestedScopes];
   if (scopes.length > 0) tokens.scopes = scopes;
   const expiresIn = seconds(response.expires_in);
-  if (expiresIn !== undefined) tokens.expiresAt = new Date(now.getTime() + expiresIn * 1000).toISOString();
+  if (expiresIn !== undefined) {
+    tokens.expiresAt = new Date(now.getTime() + expiresIn * 1000).toISOString();
+    tokens.issuedAt = now.toISOString();
+  }
   const refreshIn = seconds(response.refresh_token_expires_in);
   if (refreshIn !== undefined && tokens.refreshToken !== undefined) {
     tokens.refreshTokenExpiresAt = new Date(now.getTime() + refreshIn * 1000).toISOString();

@@ -5,9 +5,11 @@ import type { ConnectorService, ResolvedConnector } from '../connectors/index.js
 import { LatchkeyError, systemClock, type Clock, type Logger } from '../core/index.js';
 import type { Database } from '../db/index.js';
 import type { EncryptedObjectStore } from '../objects/index.js';
+import { createOutbound, type Outbound } from '../outbound/index.js';
 import { providerErrorFailure, remoteFailure, type CallbackFailureCode, type Failure } from './flow-failures.js';
 import { checkReturnTo } from './flow-return-to.js';
-import { clientAuthentication, createServerResolver, requestOptions, type ServerMetadata } from './flow-server.js';
+import { createServerResolver, type ServerMetadata } from './flow-server.js';
+import { clientAuthentication } from './resolved-client.js';
 import type { TokenSet } from './connections.js';
 import { toTokenSet } from './flow-tokens.js';
 import { createOAuthStateStore, type OAuthState } from './state.js';
@@ -27,15 +29,10 @@ export interface OAuthFlowOptions {
   allowedReturnOrigins?: readonly string[];
   /** Stores the tokens (the connection store's save); `userId` is null for shared connectors. */
   onTokens(tenantId: string, connectorId: string, userId: string | null, tokens: TokenSet): Promise<void>;
-  fetch?: typeof fetch;
-  /** Per request to a provider (discovery, token exchange); default 10 seconds. */
-  timeoutMs?: number;
-  /** How long discovered issuer metadata is reused (default 1 hour). */
-  discoveryCacheMs?: number;
+  /** Every request to a provider (discovery, token exchange) goes through it (default: `createOutbound()`). */
+  outbound?: Outbound;
   clock?: Clock;
   logger?: Logger;
-  /** Tests only: allows plain http to 127.0.0.1, localhost and [::1] (never to another host). */
-  allowInsecureRequests?: boolean;
 }
 
 export interface AuthorizeSubject {
@@ -64,8 +61,6 @@ export interface OAuthFlow {
 }
 
 const DEFAULT_STATE_TTL_MS = 10 * 60 * 1000;
-const DEFAULT_TIMEOUT_MS = 10_000;
-const DEFAULT_DISCOVERY_CACHE_MS = 60 * 60 * 1000;
 const INVALID_STATE: Failure = {
   code: 'invalid_state',
   message: 'This sign-in link is invalid, expired or already used; start connecting again.',
@@ -106,12 +101,8 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
   if (!Number.isInteger(ttlMs) || ttlMs < 1000) throw new TypeError('"stateTtlMs" must be a whole number of milliseconds, at least 1000.');
   const publicUrl = new URL(options.publicUrl).href.replace(/\/+$/, '');
   const globalOrigins = normaliseOrigins(options.allowedReturnOrigins ?? []);
-  const http = {
-    fetch: options.fetch,
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    allowInsecureRequests: options.allowInsecureRequests === true,
-  };
-  const servers = createServerResolver(http, options.discoveryCacheMs ?? DEFAULT_DISCOVERY_CACHE_MS, () => clock.now().getTime());
+  const outbound = options.outbound ?? createOutbound({ clock });
+  const servers = createServerResolver(outbound);
   const states = createOAuthStateStore({ store: options.store, db: options.db });
   const { connectors, logger } = options;
 
@@ -135,6 +126,9 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
       if (!remoteFailure(resolved.template.name, err)) throw err;
       throw new LatchkeyError('provider_unavailable', `The OpenID Connect metadata of ${resolved.template.name} could not be read.`, { cause: err });
     }
+    // An endpoint no request will ever reach is the connector's configuration error, refused before the user leaves.
+    outbound.assertAllowed(server.as.authorization_endpoint as string, 'authorization endpoint');
+    outbound.assertAllowed(server.as.token_endpoint as string, 'token endpoint');
     const redirectUri = connector.redirectUri ?? `${publicUrl}${CALLBACK_PATH}`;
     const state = oauth.generateRandomState();
     const codeVerifier = oauth.generateRandomCodeVerifier();
@@ -164,6 +158,7 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
     if (!config) return { code: 'connector_unavailable', message: 'The connector no longer uses OAuth; start connecting again.' };
     try {
       const { as, issuerKnown } = await servers.metadata(resolved);
+      outbound.assertAllowed(as.token_endpoint as string, 'token endpoint');
       const client: oauth.Client = { client_id: resolved.clientId ?? '' };
       // Without issuer metadata there is no issuer to compare `iss` with (RFC 9207 needs one).
       const received = new URLSearchParams(params);
@@ -172,16 +167,17 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
       const response = await oauth.authorizationCodeGrantRequest(
         as,
         client,
-        clientAuthentication(resolved),
+        clientAuthentication(config.clientAuthentication, resolved.clientSecret),
         validated,
         pending.redirectUri,
         config.pkce ? pending.codeVerifier : oauth.nopkce,
-        { ...requestOptions(http, as.token_endpoint), additionalParameters: config.tokenParams },
+        { ...outbound.oauthOptions(as.token_endpoint as string), additionalParameters: config.tokenParams },
       );
       const body = issuerKnown ? response : await withoutIdToken(response);
       const result = await oauth.processAuthorizationCodeResponse(as, client, body);
       return toTokenSet(result, clock.now(), config.scopes);
     } catch (err) {
+      if (err instanceof LatchkeyError && err.code === 'insecure_endpoint') return { code: 'connector_unavailable', message: err.message };
       const failure = remoteFailure(name, err);
       if (!failure) throw err;
       logger?.warn(

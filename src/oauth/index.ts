@@ -2,7 +2,12 @@
 export { CONNECTION_TYPE, CONNECTION_STATUSES, connectionId, createConnectionStore } from './connections.js';
 export type { ConnectionStore, ConnectionStoreOptions, ConnectionView, ConnectionPage, ConnectionStatus, TokenSet } from './connections.js';
 export { createTokenClient } from './token-client.js';
-export type { TokenClient, TokenClientOptions, ResolvedClient, AccessToken } from './token-client.js';
+export type { TokenClient, TokenClientOptions, AccessToken } from './token-client.js';
+export { clientAuthentication } from './resolved-client.js';
+export type { ResolvedClient } from './resolved-client.js';
+export { createClientResolver } from './client-resolver.js';
+export { assembleOAuth } from './assemble.js';
+export type { AssembledOAuth, OAuthAssemblyOptions } from './assemble.js';
 export type { BackoffOptions } from './refresh.js';
 export type { ConnectionErrorCode } from './tokens-errors.js';
 // Authorization code flow (authorize + callback) and its state store:
@@ -12,7 +17,7 @@ export { CALLBACK_FAILURE_CODES } from './flow-failures.js';
 export type { CallbackFailureCode } from './flow-failures.js';
 export { checkReturnTo } from './flow-return-to.js';
 export { createServerResolver } from './flow-server.js';
-export type { FlowHttp, ServerMetadata, ServerResolver } from './flow-server.js';
+export type { ServerMetadata, ServerResolver } from './flow-server.js';
 export { toTokenSet } from './flow-tokens.js';
 export { OAUTH_STATE_TYPE, createOAuthStateStore, stateObjectId, isStateValue } from './state.js';
 export type { OAuthState, OAuthStateStore, OAuthStateStoreOptions } from './state.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as oauth from 'oauth4webapi';
+import { createOutbound } from '../outbound/index.js';
 import { backoffDelayMs, classifyRefreshError, type RefreshFailure } from './refresh.js';
 
 const as: oauth.AuthorizationServer = { issuer: 'https://as.example.com', token_endpoint: 'https://as.example.com/token' };
@@ -105,10 +106,9 @@ describe('refresh with an id_token from a provider whose issuer is unknown', () 
       scopes: [],
       scopeSeparator: ' ',
       tokenParams: {},
-      allowInsecureRequests: true,
     };
     try {
-      const http = { fetch: undefined, timeoutMs: 5000 };
+      const http = createOutbound({ timeoutMs: 5000, allowInsecureLoopback: true });
       const tokens = await requestTokens(base, { type: 'refresh_token', refreshToken: 'rt' }, http);
       assert.equal(tokens.access_token, accessToken);
       assert.equal(tokens.id_token, undefined);

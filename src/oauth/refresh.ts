@@ -1,17 +1,9 @@
 import * as oauth from 'oauth4webapi';
+import type { Outbound } from '../outbound/index.js';
 import { withoutIdToken } from './id-token.js';
-import type { ResolvedClient } from './token-client.js';
-
-/** How the token client talks to token and revocation endpoints. */
-export interface TokenEndpointHttp {
-  fetch: typeof fetch | undefined;
-  /** Per request, headers and body together. */
-  timeoutMs: number;
-}
+import { clientAuthentication, type ResolvedClient } from './resolved-client.js';
 
 export type TokenGrant = { type: 'refresh_token'; refreshToken: string } | { type: 'client_credentials' };
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 function authorizationServer(client: ResolvedClient): oauth.AuthorizationServer {
   return {
@@ -22,35 +14,20 @@ function authorizationServer(client: ResolvedClient): oauth.AuthorizationServer 
   };
 }
 
-function clientAuthentication(client: ResolvedClient): oauth.ClientAuth {
-  if (client.clientSecret === undefined) return oauth.None();
-  return client.clientAuthentication === 'client_secret_post' ? oauth.ClientSecretPost(client.clientSecret) : oauth.ClientSecretBasic(client.clientSecret);
-}
-
-/**
- * Timeout, injected fetch, and the insecure opt-in: honoured only for plain http to a loopback
- * host (tests against a local server); anywhere else oauth4webapi refuses http as usual.
- */
-function requestOptions(client: ResolvedClient, target: string, http: TokenEndpointHttp) {
-  const url = new URL(target);
-  const insecure = client.allowInsecureRequests === true && url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
-  return {
-    signal: AbortSignal.timeout(http.timeoutMs),
-    ...(http.fetch ? { [oauth.customFetch]: http.fetch } : {}),
-    ...(insecure ? { [oauth.allowInsecureRequests]: true } : {}),
-  };
+function authOf(client: ResolvedClient): oauth.ClientAuth {
+  return clientAuthentication(client.clientAuthentication, client.clientSecret);
 }
 
 /**
  * One call to the token endpoint (a refresh or a client credentials grant), built and checked by
  * oauth4webapi. Throws whatever oauth4webapi or fetch throws; {@link classifyRefreshError} sorts it.
  */
-export async function requestTokens(client: ResolvedClient, grant: TokenGrant, http: TokenEndpointHttp): Promise<oauth.TokenEndpointResponse> {
+export async function requestTokens(client: ResolvedClient, grant: TokenGrant, outbound: Outbound): Promise<oauth.TokenEndpointResponse> {
   const as = authorizationServer(client);
   const metadata: oauth.Client = { client_id: client.clientId };
-  const options = requestOptions(client, client.tokenUrl, http);
+  const options = outbound.oauthOptions(client.tokenUrl);
   if (grant.type === 'refresh_token') {
-    let response = await oauth.refreshTokenGrantRequest(as, metadata, clientAuthentication(client), grant.refreshToken, {
+    let response = await oauth.refreshTokenGrantRequest(as, metadata, authOf(client), grant.refreshToken, {
       ...options,
       additionalParameters: client.tokenParams,
     });
@@ -61,16 +38,16 @@ export async function requestTokens(client: ResolvedClient, grant: TokenGrant, h
   }
   const parameters = new URLSearchParams(client.tokenParams);
   if (client.scopes.length > 0) parameters.set('scope', client.scopes.join(client.scopeSeparator));
-  const response = await oauth.clientCredentialsGrantRequest(as, metadata, clientAuthentication(client), parameters, options);
+  const response = await oauth.clientCredentialsGrantRequest(as, metadata, authOf(client), parameters, options);
   return oauth.processClientCredentialsResponse(as, metadata, response);
 }
 
 /** RFC 7009 revocation of one token at the client's revocation endpoint. */
-export async function revokeToken(client: ResolvedClient, token: string, hint: 'refresh_token' | 'access_token', http: TokenEndpointHttp): Promise<void> {
+export async function revokeToken(client: ResolvedClient, token: string, hint: 'refresh_token' | 'access_token', outbound: Outbound): Promise<void> {
   if (client.revocationUrl === undefined) throw new TypeError('"client.revocationUrl" is required to revoke a token.');
   const as = authorizationServer(client);
-  const response = await oauth.revocationRequest(as, { client_id: client.clientId }, clientAuthentication(client), token, {
-    ...requestOptions(client, client.revocationUrl, http),
+  const response = await oauth.revocationRequest(as, { client_id: client.clientId }, authOf(client), token, {
+    ...outbound.oauthOptions(client.revocationUrl),
     additionalParameters: { token_type_hint: hint },
   });
   await oauth.processRevocationResponse(response);

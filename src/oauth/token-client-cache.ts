@@ -12,7 +12,7 @@ interface Entry {
   tag: Buffer;
   tokenType: string;
   expiresAt: string | null;
-  expiresAtMs: number;
+  refreshAtMs: number;
   cachedAt: number;
 }
 
@@ -23,7 +23,7 @@ interface Entry {
  *
  * The bound: a disconnect or reconnect done by another process is seen here after at most `ttlMs`
  * (this process's own disconnects and refreshes update the cache at once). A token is never served
- * from here once it expires within the refresh skew: the refresh path decides, exactly once.
+ * from here once it is due for a refresh: the refresh path decides, exactly once.
  */
 export class AccessTokenCache {
   readonly #key = randomBytes(32);
@@ -39,9 +39,9 @@ export class AccessTokenCache {
     this.#maxConnectors = maxConnectors;
   }
 
-  get(tenantId: string, connectorId: string, userId: string | null | undefined, now: number, skewMs: number): CachedAccessToken | undefined {
+  get(tenantId: string, connectorId: string, userId: string | null | undefined, now: number): CachedAccessToken | undefined {
     const entry = this.#entries.get(`${tenantId}\n${connectorId}`)?.get(userId ?? '');
-    if (!entry || now - entry.cachedAt >= this.#ttlMs || entry.expiresAtMs - skewMs <= now) return undefined;
+    if (!entry || now - entry.cachedAt >= this.#ttlMs || entry.refreshAtMs <= now) return undefined;
     const decipher = createDecipheriv('aes-256-gcm', this.#key, entry.iv);
     decipher.setAuthTag(entry.tag);
     const accessToken = Buffer.concat([decipher.update(entry.sealed), decipher.final()]).toString('utf8');
@@ -53,7 +53,8 @@ export class AccessTokenCache {
     return this.#epoch;
   }
 
-  set(tenantId: string, connectorId: string, userId: string | null | undefined, token: CachedAccessToken, now: number, epoch: number): void {
+  /** `refreshAtMs`: from then on the token is not served from here (see the token client's refresh margin). */
+  set(tenantId: string, connectorId: string, userId: string | null | undefined, token: CachedAccessToken, refreshAtMs: number, now: number, epoch: number): void {
     if (epoch !== this.#epoch) return;
     const connector = `${tenantId}\n${connectorId}`;
     let users = this.#entries.get(connector);
@@ -74,7 +75,7 @@ export class AccessTokenCache {
       tag: cipher.getAuthTag(),
       tokenType: token.tokenType,
       expiresAt: token.expiresAt,
-      expiresAtMs: token.expiresAt === null ? Number.POSITIVE_INFINITY : Date.parse(token.expiresAt),
+      refreshAtMs,
       cachedAt: now,
     });
   }

@@ -12,34 +12,13 @@ import {
   type ConnectionRecord,
 } from './connections.js';
 import { withConnectionLock } from './connections-lock.js';
-import { classifyRefreshError, requestTokens, revokeToken, type BackoffOptions, type TokenEndpointHttp } from './refresh.js';
-import { decide, failedAttributes, placeholderAttributes, refreshedAttributes, type Decision } from './tokens.js';
+import { createOutbound, type Outbound } from '../outbound/index.js';
+import { classifyRefreshError, requestTokens, revokeToken, type BackoffOptions } from './refresh.js';
+import type { ResolvedClient } from './resolved-client.js';
+import { decide, failedAttributes, placeholderAttributes, refreshAt, refreshedAttributes, type Decision } from './tokens.js';
 import { connectionError } from './tokens-errors.js';
 import { toTokenSet } from './flow-tokens.js';
 import { AccessTokenCache } from './token-client-cache.js';
-
-/** What the token client needs to know of a connector: endpoints, credentials, how to send them. */
-export interface ResolvedClient {
-  connectorId: string;
-  tokenMode: 'shared' | 'per_user';
-  authType: 'oauth_authorization_code' | 'oauth_client_credentials';
-  tokenUrl: string;
-  /** RFC 7009 endpoint; without one, `disconnect` only deletes. */
-  revocationUrl?: string;
-  /** Needed when the provider returns an id_token on refresh (its `iss` is checked against it). */
-  issuer?: string;
-  clientId: string;
-  /** Absent for a public client. */
-  clientSecret?: string;
-  clientAuthentication: 'client_secret_basic' | 'client_secret_post';
-  /** Requested by the client credentials grant. */
-  scopes: string[];
-  scopeSeparator: string;
-  /** Extra parameters of every token request (the template's token parameters). */
-  tokenParams: Record<string, string>;
-  /** Loud opt-in for tests: plain http, and only to 127.0.0.1, localhost or [::1]. */
-  allowInsecureRequests?: boolean;
-}
 
 export interface TokenClientOptions {
   /** Its registry must know {@link CONNECTION_TYPE}. */
@@ -52,13 +31,15 @@ export interface TokenClientOptions {
    */
   keyring: Keyring;
   resolveClient(tenantId: string, connectorId: string): Promise<ResolvedClient>;
-  fetch?: typeof fetch;
+  /** Every call to a token or revocation endpoint goes through it (default: `createOutbound()`). */
+  outbound?: Outbound;
   clock?: Clock;
   logger?: Logger;
-  /** Refresh when the token expires within this (default 5 minutes). */
+  /**
+   * Refresh when the token expires within this (default 5 minutes), or within half its lifetime
+   * when that is shorter (the lifetime the provider gave when it issued the token).
+   */
   refreshSkewMs?: number;
-  /** Per call to a token or revocation endpoint (default 10 s). */
-  timeoutMs?: number;
   /** Backoff of degraded connections (default 1 s doubling up to 10 minutes). */
   backoff?: BackoffOptions;
   /**
@@ -96,9 +77,14 @@ export interface TokenClient {
 }
 
 const DEFAULT_SKEW_MS = 5 * 60 * 1000;
-const DEFAULT_TIMEOUT_MS = 10_000;
 
-type Outcome = { kind: 'token'; token: AccessToken } | { kind: 'error'; error: LatchkeyError };
+/** A token handed out, and when it is due for a refresh (what the cache needs to know). */
+interface Served {
+  token: AccessToken;
+  refreshAtMs: number;
+}
+
+type Outcome = { kind: 'token'; served: Served } | { kind: 'error'; error: LatchkeyError };
 
 function assertTenant(tenantId: unknown): asserts tenantId is string {
   if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 200) throw new TypeError('"tenantId" must be a non-empty string.');
@@ -110,6 +96,10 @@ function assertDuration(value: number | undefined, name: string, min: number): v
 
 function tokenOf(a: ConnectionAttributes): AccessToken {
   return { accessToken: a.accessToken, tokenType: a.tokenType, expiresAt: a.expiresAt };
+}
+
+function served(a: ConnectionAttributes, skewMs: number): Served {
+  return { token: tokenOf(a), refreshAtMs: refreshAt(a, skewMs) };
 }
 
 /**
@@ -137,14 +127,13 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   const { store, handle, keyring, logger } = options;
   const clock = options.clock ?? systemClock;
   assertDuration(options.refreshSkewMs, 'refreshSkewMs', 0);
-  assertDuration(options.timeoutMs, 'timeoutMs', 1);
   assertDuration(options.cacheMs, 'cacheMs', 0);
   const cache = options.cacheMs ? new AccessTokenCache(options.cacheMs) : undefined;
   const skewMs = options.refreshSkewMs ?? DEFAULT_SKEW_MS;
-  const http: TokenEndpointHttp = { fetch: options.fetch, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+  const outbound = options.outbound ?? createOutbound({ clock });
   // Another process's refresh holds the lock for at most one token call plus a few writes.
-  const lockWaitMs = http.timeoutMs + 10_000;
-  const flights = new Map<string, Promise<AccessToken>>();
+  const lockWaitMs = outbound.timeoutMs + 10_000;
+  const flights = new Map<string, Promise<Served>>();
   const type = CONNECTION_TYPE.name;
 
   function idFor(client: ResolvedClient, connectorId: string, userId: string | null | undefined): string {
@@ -172,13 +161,13 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   }
 
   function settle(decision: Decision, a: ConnectionAttributes): Outcome | undefined {
-    if (decision.kind === 'use') return { kind: 'token', token: tokenOf(a) };
+    if (decision.kind === 'use') return { kind: 'token', served: served(a, skewMs) };
     if (decision.kind === 'fail') return { kind: 'error', error: decision.error };
     return undefined;
   }
 
   /** Under the lock: re-read, then reuse, refuse, or call the provider once and commit the result. */
-  async function refreshLocked(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined): Promise<AccessToken> {
+  async function refreshLocked(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined): Promise<Served> {
     const locked = await withConnectionLock(handle, tenantId, id, { waitMs: lockWaitMs }, async (trx): Promise<Outcome | undefined> => {
       const txStore = storeIn(trx);
       const current = await readConnection(txStore, tenantId, id);
@@ -197,7 +186,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     });
     if (!locked.found || locked.value === undefined) throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
     if (locked.value.kind === 'error') throw locked.value.error;
-    return locked.value.token;
+    return locked.value.served;
   }
 
   async function callProvider(
@@ -208,13 +197,16 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     write: (patch: Partial<ConnectionAttributes>) => Promise<unknown>,
   ): Promise<Outcome> {
     const a = current.attributes;
+    // A token endpoint no request may reach is the connector's configuration error: nothing is
+    // written, no backoff starts, and the caller is told what to fix instead of "retry later".
+    outbound.assertAllowed(client.tokenUrl, 'token endpoint');
     const sentAt = clock.now();
     let response;
     try {
       // canRefresh() let only client credentials connections through without a refresh token.
       const grant =
         client.authType === 'oauth_client_credentials' ? ({ type: 'client_credentials' } as const) : ({ type: 'refresh_token', refreshToken: a.refreshToken as string } as const);
-      response = await requestTokens(client, grant, http);
+      response = await requestTokens(client, grant, outbound);
     } catch (err) {
       const failure = classifyRefreshError(err);
       const failed = failedAttributes(a, failure, clock.now(), options.backoff);
@@ -226,7 +218,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       // A degraded connection whose token has not expired yet (nor been refused) still serves it.
       const usable = a.accessToken !== '' && a.accessToken !== rejected;
       if (failure.outcome === 'degraded' && usable && (a.expiresAt === null || Date.parse(a.expiresAt) > clock.now().getTime())) {
-        return { kind: 'token', token: tokenOf(a) };
+        return { kind: 'token', served: served(a, skewMs) };
       }
       return { kind: 'error', error: failed.error(current.id) };
     }
@@ -240,11 +232,11 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       throw err;
     }
     logger?.debug({ tenantId, connectionId: current.id, rotated: response.refresh_token !== undefined }, `Refreshed the connection ${current.id}.`);
-    return { kind: 'token', token: tokenOf(patch) };
+    return { kind: 'token', served: served(patch, skewMs) };
   }
 
   /** One flight per connection in this process: concurrent callers share its promise. */
-  function flight(tenantId: string, id: string, run: () => Promise<AccessToken>): Promise<AccessToken> {
+  function flight(tenantId: string, id: string, run: () => Promise<Served>): Promise<Served> {
     const key = `${tenantId}\n${id}`;
     const running = flights.get(key);
     if (running) return running;
@@ -255,12 +247,12 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     return started;
   }
 
-  async function tokenFor(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined): Promise<AccessToken> {
+  async function tokenFor(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined): Promise<Served> {
     const current = await readConnection(store, tenantId, id);
     if (current) {
       const a = current.attributes;
       const settled = settle(decide(id, a, { now: clock.now().getTime(), skewMs, canRefresh: canRefresh(client, a), rejected }), a);
-      if (settled?.kind === 'token') return settled.token;
+      if (settled?.kind === 'token') return settled.served;
       if (settled?.kind === 'error') throw settled.error;
     } else if (client.authType === 'oauth_client_credentials') {
       // The first token of a client credentials connector: a row to lock, then the usual refresh.
@@ -277,13 +269,13 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
 
   return {
     async getAccessToken(tenantId, connectorId, userId) {
-      const hit = cache?.get(tenantId, connectorId, userId, clock.now().getTime(), skewMs);
+      const hit = cache?.get(tenantId, connectorId, userId, clock.now().getTime());
       if (hit) return hit;
       const epoch = cache?.epoch ?? 0;
       const { client, id } = await resolve(tenantId, connectorId, userId);
-      const token = await tokenFor(tenantId, id, client, undefined);
-      cache?.set(tenantId, connectorId, userId, token, clock.now().getTime(), epoch);
-      return token;
+      const result = await tokenFor(tenantId, id, client, undefined);
+      cache?.set(tenantId, connectorId, userId, result.token, result.refreshAtMs, clock.now().getTime(), epoch);
+      return result.token;
     },
 
     async refreshRejected(tenantId, connectorId, userId, rejectedAccessToken) {
@@ -291,9 +283,9 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       const { client, id } = await resolve(tenantId, connectorId, userId);
       cache?.forget(tenantId, connectorId);
       const epoch = cache?.epoch ?? 0;
-      const token = await tokenFor(tenantId, id, client, rejectedAccessToken);
-      cache?.set(tenantId, connectorId, userId, token, clock.now().getTime(), epoch);
-      return token;
+      const result = await tokenFor(tenantId, id, client, rejectedAccessToken);
+      cache?.set(tenantId, connectorId, userId, result.token, result.refreshAtMs, clock.now().getTime(), epoch);
+      return result.token;
     },
 
     async disconnect(tenantId, connectorId, userId) {
@@ -316,7 +308,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       const [token, hint] = a.refreshToken !== undefined ? [a.refreshToken, 'refresh_token' as const] : [a.accessToken, 'access_token' as const];
       if (token === '') return { revoked: false };
       try {
-        await revokeToken(client, token, hint, http);
+        await revokeToken(client, token, hint, outbound);
         return { revoked: true };
       } catch (err) {
         const failure = classifyRefreshError(err);

@@ -14,6 +14,7 @@ function connection(patch: Partial<ConnectionAttributes> = {}): ConnectionAttrib
     tokenType: 'Bearer',
     scopes: ['a'],
     expiresAt: iso(60 * 60_000),
+    issuedAt: null,
     refreshTokenExpiresAt: null,
     extra: { instance_url: 'https://x.example.com' },
     status: 'active',

@@ -1,7 +1,7 @@
 import type { LatchkeyError } from '../core/index.js';
 import { cleanExtra, normaliseTokenType, type ConnectionAttributes, type TokenSet } from './connections.js';
 import { backoffDelayMs, type BackoffOptions, type RefreshFailure } from './refresh.js';
-import type { ResolvedClient } from './token-client.js';
+import type { ResolvedClient } from './resolved-client.js';
 import { connectionError } from './tokens-errors.js';
 
 /**
@@ -40,11 +40,28 @@ function expiry(a: ConnectionAttributes): number {
   return a.expiresAt === null ? Number.POSITIVE_INFINITY : Date.parse(a.expiresAt);
 }
 
+/**
+ * When a token is refreshed ahead of its expiry: the skew before it, or half the token's lifetime
+ * when that is shorter (a 5-minute skew would refresh a 5-minute token on every request). Without
+ * `issuedAt` (connections stored before it was recorded) the skew alone applies.
+ *
+ * @example
+ * refreshAt({ expiresAt: '2030-01-01T00:05:00Z', issuedAt: '2030-01-01T00:00:00Z' }, 5 * 60_000); // 00:02:30
+ */
+export function refreshAt(a: Pick<ConnectionAttributes, 'expiresAt' | 'issuedAt'>, skewMs: number): number {
+  if (a.expiresAt === null) return Number.POSITIVE_INFINITY;
+  const expiresAt = Date.parse(a.expiresAt);
+  const issuedAt = a.issuedAt === null ? Number.NaN : Date.parse(a.issuedAt);
+  const lifetime = expiresAt - issuedAt;
+  const margin = Number.isFinite(lifetime) && lifetime >= 0 ? Math.min(skewMs, lifetime / 2) : skewMs;
+  return expiresAt - margin;
+}
+
 export function decide(id: string, a: ConnectionAttributes, input: DecideInput): Decision {
   if (a.status === 'needs_reauthorization') return { kind: 'fail', error: needsReauthorization(id, a.lastRefreshError) };
   const usable = a.accessToken !== '' && a.accessToken !== input.rejected;
   const expiresAt = expiry(a);
-  if (usable && expiresAt - input.skewMs > input.now) return { kind: 'use' };
+  if (usable && refreshAt(a, input.skewMs) > input.now) return { kind: 'use' };
   const stillValid = usable && expiresAt > input.now;
   if (a.backoffUntil !== null && Date.parse(a.backoffUntil) > input.now) {
     return stillValid ? { kind: 'use' } : { kind: 'fail', error: degraded(id, a.lastRefreshError, a.backoffUntil) };
@@ -64,6 +81,7 @@ export function refreshedAttributes(a: ConnectionAttributes, tokens: TokenSet, a
     tokenType: normaliseTokenType(tokens.tokenType),
     scopes: tokens.scopes ? [...tokens.scopes] : a.scopes,
     expiresAt: tokens.expiresAt ?? null,
+    issuedAt: tokens.issuedAt ?? null,
     extra: tokens.extra ? { ...a.extra, ...cleanExtra(tokens.extra) } : a.extra,
     status: 'active',
     lastRefreshAt: at.toISOString(),
@@ -97,6 +115,7 @@ export function placeholderAttributes(client: ResolvedClient): ConnectionAttribu
     tokenType: 'Bearer',
     scopes: [...client.scopes],
     expiresAt: null,
+    issuedAt: null,
     refreshTokenExpiresAt: null,
     extra: {},
     status: 'active',

@@ -180,7 +180,10 @@ export class EncryptedObjectStore {
       if (options.expectedRevision !== undefined && row.revision !== options.expectedRevision) {
         throw new LatchkeyError('conflict', `The ${type.name} ${id} was changed by someone else; read it again and retry.`);
       }
-      const current = await this.#materialize(type, row, true);
+      // A patch that replaces every encrypted attribute needs none of the old ciphertext: so an
+      // object whose secrets no longer decrypt (damaged, or its key lost) is repaired by new ones.
+      const replacesSecrets = type.latest.attributesToEncrypt.every((name) => patch[name] !== undefined);
+      const current = await this.#materialize(type, row, !replacesSecrets);
       const valid = this.#validate(type, { ...current.attributes, ...patch });
       const sealed = await this.#sealer.seal(type, tenantId, id, valid);
       const now = this.#clock.now().toISOString();

@@ -99,6 +99,19 @@ export async function createTestDatabase(dialect: DialectName): Promise<TestData
 export { sqlitePath };
 
 /**
+ * The environment of a Latchkey on this test database: its data directory, its URL (PostgreSQL) and
+ * a fresh master key, plus `extra`. For loadSettings or a `latchkey` child process.
+ */
+export function latchkeyEnv(tdb: TestDatabase, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    LATCHKEY_DATA_DIR: tdb.dataDir,
+    ...(tdb.url ? { LATCHKEY_DATABASE_URL: tdb.url } : {}),
+    LATCHKEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    ...extra,
+  };
+}
+
+/**
  * Registers a describe block per dialect. PostgreSQL blocks are skipped with the reason when the
  * server is unreachable outside CI.
  *

@@ -72,6 +72,8 @@ export interface TestProvider {
   /**
    * Token requests wait this long before the provider sees them; one whose client gave up meanwhile
    * is dropped unprocessed (like a request stuck in a queue), so a timed-out refresh consumes nothing.
+   * The wait ends early when the client closes the connection, so a test may hold requests for
+   * minutes (a hang) without keeping the process alive.
    */
   setSlow(ms: number): void;
   /** The token endpoint answers 200 with a body that is not a token response (true: not JSON). */
@@ -188,7 +190,18 @@ function countGrant(counters: ProviderCounters, grantType: unknown): void {
   else if (grantType === 'authorization_code') counters.authorizationCode++;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when the client closes the connection first (a slow mode may hold a request for minutes). */
+function heldFor(req: IncomingMessage, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      req.socket.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    req.socket.once('close', done);
+  });
+}
 
 /**
  * Starts the provider and waits until it listens.
@@ -275,7 +288,7 @@ export async function startOidcProvider(options: StartProviderOptions = {}): Pro
     if (ctx.method !== 'POST' || ctx.path !== '/token') return next();
     counters.token++;
     if (mode.slowMs > 0) {
-      await sleep(mode.slowMs);
+      await heldFor(ctx.req, mode.slowMs);
       if (ctx.req.destroyed || ctx.req.socket.destroyed) {
         // The client gave up meanwhile: nothing is processed.
         ctx.status = 503;

@@ -10,6 +10,7 @@ import { DataKeys, Keyring } from '../../src/crypto/index.js';
 import { openDatabase } from '../../src/db/index.js';
 import { EncryptedObjectStore, ObjectTypeRegistry } from '../../src/objects/index.js';
 import { CONNECTION_TYPE, createTokenClient, type ResolvedClient } from '../../src/oauth/index.js';
+import { createOutbound } from '../../src/outbound/index.js';
 import type { TestProvider } from './oidc-provider.js';
 
 export interface ChildConfig {
@@ -38,7 +39,7 @@ export interface Child {
 
 const CHILD_ENTRY = fileURLToPath(new URL('./token-child.ts', import.meta.url));
 
-/** A shared connector's client on the test provider (client_secret_basic, plain http allowed for it). */
+/** A shared connector's client on the test provider (client_secret_basic; plain http, so the token client needs the loopback opt-in). */
 export function resolvedClientFor(op: TestProvider, connectorId: string, scopes: string[] = []): ResolvedClient {
   const client = op.clients.basic;
   return {
@@ -54,7 +55,6 @@ export function resolvedClientFor(op: TestProvider, connectorId: string, scopes:
     scopes,
     scopeSeparator: ' ',
     tokenParams: {},
-    allowInsecureRequests: true,
   };
 }
 
@@ -65,7 +65,8 @@ export async function runChild(config: ChildConfig): Promise<void> {
   const registry = new ObjectTypeRegistry();
   registry.register(CONNECTION_TYPE);
   const store = new EncryptedObjectStore({ db: handle.db, registry, dataKeys: new DataKeys({ db: handle.db, keyring }) });
-  const tokens = createTokenClient({ store, handle, keyring, resolveClient: async () => config.resolved });
+  // The test provider listens on 127.0.0.1 over plain http.
+  const tokens = createTokenClient({ store, handle, keyring, outbound: createOutbound({ allowInsecureLoopback: true }), resolveClient: async () => config.resolved });
   await handle.ping();
   const lines = createInterface({ input: process.stdin });
   const go = new Promise<void>((resolve) => lines.once('line', () => resolve()));

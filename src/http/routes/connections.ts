@@ -111,8 +111,10 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
         tags: ['connections'],
         summary: 'Take a valid access token of a connection',
         description:
-          'Needs connectors:token. Refreshes the token when it expires within the skew (exactly once, however many callers ' +
-          'ask). 404 `not_connected`: connect first; 409 `needs_reauthorization`: the provider refused the grant, reconnect; ' +
+          'Needs connectors:token. Refreshes the token when it expires within the skew, or within half its lifetime when that ' +
+          'is shorter (exactly once, however many callers ask). 404 `not_connected`: connect first; 409 `needs_reauthorization`: ' +
+          'the provider refused the grant, reconnect; 409 `insecure_endpoint`: the connector names a plain-http endpoint this ' +
+          'server will not call (fix the connector, or start it with --allow-insecure-loopback for a local test server); ' +
           '503 `connection_degraded`: the provider is failing, retry after `Retry-After` seconds.',
         security: SECURITY,
         params: connectorParams,

@@ -1,0 +1,100 @@
+import type { ConnectorService } from '../connectors/index.js';
+import type { Clock, Logger } from '../core/index.js';
+import type { Keyring } from '../crypto/index.js';
+import type { DatabaseHandle } from '../db/index.js';
+import type { EncryptedObjectStore } from '../objects/index.js';
+import type { Outbound } from '../outbound/index.js';
+import { createClientResolver } from './client-resolver.js';
+import { createConnectionStore, type ConnectionStore } from './connections.js';
+import { createOAuthFlow, type OAuthFlow } from './flow.js';
+import { createServerResolver } from './flow-server.js';
+import { createTokenClient, type TokenClient } from './token-client.js';
+
+export interface OAuthAssemblyOptions {
+  /** Its registry must know the connection and OAuth state types. */
+  store: EncryptedObjectStore;
+  handle: DatabaseHandle;
+  keyring: Keyring;
+  connectors: ConnectorService;
+  /** Every request to a provider goes through it. */
+  outbound: Outbound;
+  publicUrl: string;
+  allowedReturnOrigins?: readonly string[];
+  stateTtlMs?: number;
+  refreshSkewMs?: number;
+  /** How long handed-out tokens are kept in this process (the cache bound). */
+  cacheMs: number;
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface AssembledOAuth {
+  flow: OAuthFlow;
+  connections: ConnectionStore;
+  tokens: TokenClient;
+  /**
+   * Disconnects every connection of a connector, revoking at the provider where it can; a
+   * connection that cannot be revoked is deleted all the same, so no stored token outlives its
+   * connector. The connector service calls it before deleting a connector.
+   */
+  disconnectConnector(tenantId: string, connectorId: string): Promise<void>;
+}
+
+/**
+ * The OAuth module put together: the flow and the token client share one server resolver (and so
+ * the outbound module's discovery cache), and tokens of a callback go to the connection store.
+ *
+ * @example
+ * const oauth = assembleOAuth({ store, handle, keyring, connectors, outbound, publicUrl, cacheMs: 5000, clock, logger });
+ * const { accessToken } = await oauth.tokens.getAccessToken(tenantId, connectorId, userId);
+ */
+export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
+  const { store, handle, keyring, connectors, outbound, clock, logger } = options;
+  const connections = createConnectionStore({ store });
+  const servers = createServerResolver(outbound);
+  const flow = createOAuthFlow({
+    store,
+    db: handle.db,
+    connectors,
+    publicUrl: options.publicUrl,
+    ...(options.allowedReturnOrigins ? { allowedReturnOrigins: options.allowedReturnOrigins } : {}),
+    ...(options.stateTtlMs !== undefined ? { stateTtlMs: options.stateTtlMs } : {}),
+    outbound,
+    onTokens: async (tenantId, connectorId, userId, tokens) => {
+      await connections.save(tenantId, connectorId, userId, tokens);
+    },
+    clock,
+    logger,
+  });
+  const tokens = createTokenClient({
+    store,
+    handle,
+    keyring,
+    resolveClient: createClientResolver({ connectors, servers }),
+    outbound,
+    ...(options.refreshSkewMs !== undefined ? { refreshSkewMs: options.refreshSkewMs } : {}),
+    // Tokens this process handed out are kept (sealed under a process-local key) for the cache
+    // bound: a disconnect made by another process is seen within it, like a revoked API key.
+    cacheMs: options.cacheMs,
+    clock,
+    logger,
+  });
+
+  async function disconnectConnector(tenantId: string, connectorId: string): Promise<void> {
+    for (;;) {
+      // Each pass deletes what it lists, so the first page is always the next one.
+      const page = await connections.list(tenantId, { connectorId, limit: 100 });
+      for (const connection of page.items) {
+        try {
+          await tokens.disconnect(tenantId, connectorId, connection.userId);
+        } catch (err) {
+          logger.warn({ err, tenantId, connectorId }, 'Revoking a connection of a deleted connector failed; it is deleted without revocation.');
+          await connections.delete(tenantId, connection.id);
+        }
+      }
+      if (page.next === undefined) return;
+    }
+  }
+
+  return { flow, connections, tokens, disconnectConnector };
+}
