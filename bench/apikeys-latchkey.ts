@@ -39,7 +39,7 @@ export interface BenchLatchkey {
  */
 export async function openLatchkey(tdb: TestDatabase, encryptionKey: string): Promise<BenchLatchkey> {
   const settings = loadSettings({ env: { ...latchkeyEnv(tdb, encryptionKey), LATCHKEY_LOG_LEVEL: 'silent' } });
-  const latchkey = await createLatchkey({ settings, http: false, allowKeyCreation: false });
+  const latchkey = await createLatchkey({ settings, http: false, allowKeyCreation: false, background: true });
   const tenant = await latchkey.identity.tenants.getByName(BOOTSTRAP_TENANT);
   const admin = await latchkey.identity.users.getByUsername(tenant.id, BOOTSTRAP_USERNAME);
   return {

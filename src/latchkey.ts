@@ -1,18 +1,13 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { counted, createLogger, createMetrics, LatchkeyError, verb, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
-import { DataKeys, loadKeyring, type Keyring } from './crypto/index.js';
+import type { FastifyInstance } from 'fastify';
+import { Background, createLogger, createMetrics, LatchkeyError, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
+import type { DataKeys, Keyring } from './crypto/index.js';
 import { createApiKeys, createUsageGate, API_KEY_PEPPER_TYPE, type ApiKeys } from './apikeys/index.js';
+import { buildServerApp } from './assembly/server-app.js';
+import { openStorage } from './assembly/storage.js';
 import { CONNECTOR_TYPE, createConnectorService, loadCatalog, type ConnectorService } from './connectors/index.js';
-import {
-  InvalidationBus,
-  migrateToLatest,
-  openDatabase,
-  pendingMigrations,
-  registerDatabaseMetrics,
-  type DatabaseHandle,
-} from './db/index.js';
+import { InvalidationBus, type DatabaseHandle } from './db/index.js';
 import { createIdentity, type BootstrapResult, type Identity } from './identity/index.js';
-import { apiRoutes, createHttpApp, listenWithShutdown, type RunningServer } from './http/index.js';
+import { apiRoutes, listenWithShutdown, type RunningServer } from './http/index.js';
 import {
   CONNECTION_TYPE,
   OAUTH_STATE_TYPE,
@@ -24,14 +19,15 @@ import {
   type TokenClient,
 } from './oauth/index.js';
 import { createOutbound } from './outbound/index.js';
-import { VERSION } from './version.js';
-import { EncryptedObjectStore, ObjectMaintenance, ObjectTypeRegistry, type ObjectTypeDefinition } from './objects/index.js';
+import { ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
 export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE];
 
 /** How often expired OAuth states are deleted (the task engine takes this over later). */
 const STATE_CLEANUP_INTERVAL_MS = 30 * 60 * 1000;
+/** How often expired sessions and old invalidations are deleted. */
+const HOUSEKEEPING_INTERVAL_MS = 30 * 60 * 1000;
 
 /** OAuth knobs for embedders and tests; no setting or environment variable reaches them. */
 export interface LatchkeyOAuthOptions {
@@ -72,6 +68,13 @@ export interface LatchkeyOptions {
   bootstrap?: boolean;
   onBootstrap?: (result: Extract<BootstrapResult, { created: true }>) => void;
   oauth?: LatchkeyOAuthOptions;
+  /**
+   * Start the background work while starting (default false): the invalidation bus (changes made
+   * by other processes reach this one's caches at once rather than when entries expire), the API
+   * key usage flush, and the cleanup timers. `listen()` starts it in any case; CLI commands that
+   * only touch the database never do.
+   */
+  background?: boolean;
 }
 
 /** A registry of the built-in object types (plus extra ones). */
@@ -100,14 +103,19 @@ export interface Latchkey {
   oauth: { flow: OAuthFlow; connections: ConnectionStore; tokens: TokenClient };
   /** Undefined when built with `http: false`. */
   app: FastifyInstance | undefined;
+  /** The invalidation bus, the usage flush and the cleanup timers: started by `listen()`, or by `background.start()`. */
+  background: Background;
   /** Listens on the configured host and port; shuts down gracefully on SIGTERM/SIGINT. */
   listen(): Promise<RunningServer>;
   close(): Promise<void>;
 }
 
 /**
- * Assembles Latchkey from settings: key, database (migrated), encrypted object store and HTTP app.
- * Every dependency is built here and passed down; no module reads the environment.
+ * Assembles Latchkey from settings: storage (key, database, encrypted object store), then each
+ * module's assembler (identity, API keys, connectors, OAuth), the background work and the HTTP app.
+ * Every dependency is built here and passed down; no module reads the environment. Nothing runs in
+ * the background until `listen()` or `background.start()` (or `background: true`). A failure while
+ * starting closes whatever was opened.
  *
  * @example
  * const latchkey = await createLatchkey({ settings: loadSettings({ env: process.env }) });
@@ -119,165 +127,143 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
   const logger = options.logger ?? createLogger({ level: settings.logLevel });
   const clock = options.clock ?? systemClock;
   const metrics = createMetrics();
-  const { keyring } = loadKeyring({
-    encryptionKey: settings.encryptionKey,
-    decryptionKeys: settings.decryptionKeys,
-    keyFile: settings.keyFile,
-    dataDir: settings.dataDir,
-    allowCreate: options.allowKeyCreation ?? settings.databaseUrl === undefined,
+  const registry = builtinRegistry(options.objectTypes);
+  const storage = await openStorage({
+    settings,
+    registry,
     logger,
+    clock,
+    metrics,
+    migrate: options.migrate ?? true,
+    allowKeyCreation: options.allowKeyCreation ?? settings.databaseUrl === undefined,
   });
-  const database = openDatabase({ url: settings.databaseUrl, dataDir: settings.dataDir });
+  const { database, keyring, store } = storage;
+  const background = new Background();
+  // What close() undoes, newest first; filled as the parts are built so a failed start undoes them too.
+  const closers: Array<() => Promise<void> | void> = [() => database.close(), () => background.stop()];
+  const closeAll = async () => {
+    for (const closer of closers.splice(0).reverse()) await closer();
+  };
+
   try {
-    if (options.migrate ?? true) {
-      await migrateToLatest(database, (name) => logger.info({ migration: name }, `Applied migration ${name}.`));
-    } else {
-      const pending = await pendingMigrations(database);
-      if (pending.length > 0) {
-        throw new LatchkeyError('invalid_request', `The database has ${counted(pending.length, 'pending migration')}; run \`latchkey migrate\` first.`);
-      }
+    const bus = new InvalidationBus({
+      handle: database,
+      boundMs: settings.cacheBoundMs,
+      onError: (err) => logger.warn({ err }, 'Reading cache invalidations failed; retrying.'),
+    });
+    background.add({ name: 'invalidation bus', start: () => bus.start(), stop: () => bus.stop() });
+
+    const identity = createIdentity({ db: database.db, bus, clock, logger });
+    const usage = createUsageGate({ db: database.db, clock, logger });
+    closers.push(() => usage.close());
+    background.add({ name: 'API key usage flush', start: () => usage.start(), stop: () => {} });
+    const apiKeys = createApiKeys({ db: database.db, store, authorizer: identity.authorizer, audit: identity.audit, bus, usage, clock, logger });
+    closers.push(() => apiKeys.verifier.close());
+    if (options.bootstrap ?? true) {
+      const first = await identity.bootstrap();
+      if (first.created) options.onBootstrap?.(first);
     }
+
+    const oauthOptions = options.oauth ?? {};
+    const outbound = createOutbound({
+      ...(oauthOptions.fetch ? { fetch: oauthOptions.fetch } : {}),
+      ...(oauthOptions.timeoutMs !== undefined ? { timeoutMs: oauthOptions.timeoutMs } : {}),
+      allowInsecureLoopback: settings.allowInsecureLoopback || oauthOptions.unsafeAllowInsecureLoopbackRequests === true,
+      clock,
+      logger,
+    });
+    // The connector service cascades a delete through the OAuth module, which is built on it (the
+    // hook runs only on a delete, long after both exist).
+    const connectors = createConnectorService({
+      store,
+      catalog: loadCatalog(),
+      audit: { log: identity.audit, db: database.db },
+      allowInsecureLoopback: outbound.allowInsecureLoopback,
+      beforeDelete: (tenantId, connectorId) => oauth.disconnectConnector(tenantId, connectorId),
+    });
+    const oauth: AssembledOAuth = assembleOAuth({
+      store,
+      handle: database,
+      keyring,
+      connectors,
+      outbound,
+      publicUrl: settings.publicUrl,
+      ...(oauthOptions.allowedReturnOrigins ? { allowedReturnOrigins: oauthOptions.allowedReturnOrigins } : {}),
+      ...(oauthOptions.stateTtlMs !== undefined ? { stateTtlMs: oauthOptions.stateTtlMs } : {}),
+      ...(oauthOptions.refreshSkewMs !== undefined ? { refreshSkewMs: oauthOptions.refreshSkewMs } : {}),
+      cacheMs: settings.cacheBoundMs,
+      clock,
+      logger,
+    });
+    const { flow, connections, tokens } = oauth;
+
+    let stopStateCleanup = () => {};
+    background.add({
+      name: 'OAuth state cleanup',
+      start: () => {
+        stopStateCleanup = startStateCleanup(flow, STATE_CLEANUP_INTERVAL_MS, (err) => logger.warn({ err }, 'Deleting expired OAuth states failed.'));
+      },
+      stop: () => stopStateCleanup(),
+    });
+    let housekeeping: NodeJS.Timeout | undefined;
+    background.add({
+      name: 'housekeeping',
+      start: () => {
+        housekeeping = setInterval(() => {
+          void identity.sessions.purgeExpired().catch((err: unknown) => logger.warn({ err }, 'Purging expired sessions failed.'));
+          void bus.prune().catch((err: unknown) => logger.warn({ err }, 'Pruning old invalidations failed.'));
+        }, HOUSEKEEPING_INTERVAL_MS);
+        housekeeping.unref();
+      },
+      stop: () => clearInterval(housekeeping),
+    });
+
+    const app =
+      options.http === false
+        ? undefined
+        : await buildServerApp({
+            logger,
+            metrics,
+            database,
+            keyring,
+            apiPlugins: [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens } })],
+          });
+    let appClosed = false;
+    if (app) closers.push(() => (appClosed ? undefined : app.close()));
+    if (options.background) await background.start();
+
+    return {
+      settings,
+      logger,
+      metrics,
+      ...storage,
+      registry,
+      bus,
+      identity,
+      apiKeys,
+      connectors,
+      oauth: { flow, connections, tokens },
+      app,
+      background,
+      async listen() {
+        if (!app) throw new LatchkeyError('internal_error', 'This instance was built without its HTTP app.');
+        await background.start();
+        return listenWithShutdown(app, {
+          host: settings.host,
+          port: settings.port,
+          shutdownTimeoutMs: settings.shutdownTimeoutMs,
+          logger,
+          // The server has closed the app; the rest closes in reverse order of its making.
+          onClose: () => {
+            appClosed = true;
+            return closeAll();
+          },
+        });
+      },
+      close: closeAll,
+    };
   } catch (err) {
-    await database.close();
+    await closeAll().catch((closeErr: unknown) => logger.warn({ err: closeErr }, 'Closing after a failed start failed.'));
     throw err;
   }
-  registerDatabaseMetrics(metrics.registry, database);
-
-  const registry = builtinRegistry(options.objectTypes);
-  const dataKeys = new DataKeys({ db: database.db, keyring, clock, metrics });
-  const store = new EncryptedObjectStore({ db: database.db, registry, dataKeys, clock, metrics });
-  const maintenance = new ObjectMaintenance({ db: database.db, registry, dataKeys, store, metrics, clock });
-
-  const bus = new InvalidationBus({
-    handle: database,
-    boundMs: settings.cacheBoundMs,
-    onError: (err) => logger.warn({ err }, 'Reading cache invalidations failed; retrying.'),
-  });
-  await bus.start();
-  const identity = createIdentity({ db: database.db, bus, clock, logger });
-  const usage = createUsageGate({ db: database.db, clock, logger });
-  const apiKeys = createApiKeys({ db: database.db, store, authorizer: identity.authorizer, audit: identity.audit, bus, usage, clock, logger });
-  if (options.bootstrap ?? true) {
-    const first = await identity.bootstrap();
-    if (first.created) options.onBootstrap?.(first);
-  }
-
-  const oauthOptions = options.oauth ?? {};
-  const outbound = createOutbound({
-    ...(oauthOptions.fetch ? { fetch: oauthOptions.fetch } : {}),
-    ...(oauthOptions.timeoutMs !== undefined ? { timeoutMs: oauthOptions.timeoutMs } : {}),
-    allowInsecureLoopback: settings.allowInsecureLoopback || oauthOptions.unsafeAllowInsecureLoopbackRequests === true,
-    clock,
-    logger,
-  });
-  // The connector service cascades a delete through the OAuth module, which is built on it (the
-  // hook runs only on a delete, long after both exist).
-  const connectors = createConnectorService({
-    store,
-    catalog: loadCatalog(),
-    audit: { log: identity.audit, db: database.db },
-    allowInsecureLoopback: outbound.allowInsecureLoopback,
-    beforeDelete: (tenantId, connectorId) => oauth.disconnectConnector(tenantId, connectorId),
-  });
-  const oauth: AssembledOAuth = assembleOAuth({
-    store,
-    handle: database,
-    keyring,
-    connectors,
-    outbound,
-    publicUrl: settings.publicUrl,
-    ...(oauthOptions.allowedReturnOrigins ? { allowedReturnOrigins: oauthOptions.allowedReturnOrigins } : {}),
-    ...(oauthOptions.stateTtlMs !== undefined ? { stateTtlMs: oauthOptions.stateTtlMs } : {}),
-    ...(oauthOptions.refreshSkewMs !== undefined ? { refreshSkewMs: oauthOptions.refreshSkewMs } : {}),
-    cacheMs: settings.cacheBoundMs,
-    clock,
-    logger,
-  });
-  const { flow, connections, tokens } = oauth;
-  const stopStateCleanup = startStateCleanup(flow, STATE_CLEANUP_INTERVAL_MS, (err) => logger.warn({ err }, 'Deleting expired OAuth states failed.'));
-  // Housekeeping a server owns (the task engine takes it over later).
-  const housekeeping = setInterval(() => {
-    void identity.sessions.purgeExpired().catch((err: unknown) => logger.warn({ err }, 'Purging expired sessions failed.'));
-    void bus.prune().catch((err: unknown) => logger.warn({ err }, 'Pruning old invalidations failed.'));
-  }, 30 * 60 * 1000);
-  housekeeping.unref();
-  const stopServices = async () => {
-    clearInterval(housekeeping);
-    stopStateCleanup();
-    await apiKeys.verifier.close();
-    await usage.close();
-    await bus.stop();
-  };
-
-  const apiPlugins: FastifyPluginAsync[] = [
-    apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens } }),
-  ];
-  const app =
-    options.http === false
-      ? undefined
-      : await createHttpApp({
-          logger,
-          metrics,
-          apiPlugins,
-          version: VERSION,
-          readiness: [
-            { name: 'database', check: () => database.ping() },
-            {
-              name: 'migrations',
-              check: async () => {
-                const pending = await pendingMigrations(database);
-                if (pending.length > 0) throw new LatchkeyError('not_ready', `${counted(pending.length, 'migration')} ${verb(pending.length, 'is', 'are')} pending.`);
-              },
-            },
-            {
-              name: 'key',
-              check: async () => {
-                // The key is loaded at start; this proves it is usable.
-                if (keyring.primary.key.length !== 32) throw new LatchkeyError('not_ready', 'The master key is not loaded.');
-              },
-            },
-          ],
-        });
-
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    if (app) await app.close();
-    await stopServices();
-    await database.close();
-  };
-
-  return {
-    settings,
-    logger,
-    metrics,
-    database,
-    keyring,
-    dataKeys,
-    registry,
-    store,
-    maintenance,
-    bus,
-    identity,
-    apiKeys,
-    connectors,
-    oauth: { flow, connections, tokens },
-    app,
-    async listen() {
-      if (!app) throw new LatchkeyError('internal_error', 'This instance was built without its HTTP app.');
-      return listenWithShutdown(app, {
-        host: settings.host,
-        port: settings.port,
-        shutdownTimeoutMs: settings.shutdownTimeoutMs,
-        logger,
-        onClose: async () => {
-          closed = true;
-          await stopServices();
-          await database.close();
-        },
-      });
-    },
-    close,
-  };
 }

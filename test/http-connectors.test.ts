@@ -68,6 +68,7 @@ async function harness(dialect: DialectName): Promise<Harness> {
   try {
     latchkey = await createLatchkey({
       settings,
+      background: true,
       clock,
       logger: createLogger({ level: 'debug', destination }),
       oauth: { unsafeAllowInsecureLoopbackRequests: true, timeoutMs: 2000 },

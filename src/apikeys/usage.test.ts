@@ -119,6 +119,7 @@ const { manualClock } = await import(process.env.LK_CORE_MODULE);
 const [url, dataDir, keyJson, count, start] = process.argv.slice(1);
 const handle = openDatabase({ url: url || undefined, dataDir });
 const gate = createUsageGate({ db: handle.db, clock: manualClock(new Date(Number(start))) });
+gate.start();
 const key = JSON.parse(keyJson);
 await handle.ping();
 process.stdout.write('ready\\n');

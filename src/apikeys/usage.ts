@@ -177,13 +177,14 @@ function assertAdmitKey(key: unknown): asserts key is { id: string; tenantId: st
  *
  * @example
  * const gate = createUsageGate({ db: handle.db });
+ * gate.start(); // flush every interval (a server does; without it, only flush() and close() write)
  * const decision = await gate.admit({ id: key.id, tenantId: key.tenantId, policy });
  * if (!decision.ok) reply.code(429).header('retry-after', Math.ceil((decision.retryAfterMs ?? 0) / 1000));
  * else gate.touch(key.id);
  * // at shutdown: unused credits go back, last-used times are written
  * await gate.close();
  */
-export function createUsageGate(options: UsageGateOptions): UsageGate & { flush(): Promise<void>; close(): Promise<void> } {
+export function createUsageGate(options: UsageGateOptions): UsageGate & { start(): void; flush(): Promise<void>; close(): Promise<void> } {
   if (typeof options !== 'object' || options === null || typeof options.db !== 'object') throw invalid('"options.db" must be a Kysely instance');
   const flushIntervalMs = options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
   const leaseSize = options.leaseSize ?? DEFAULT_LEASE_SIZE;
@@ -198,10 +199,16 @@ export function createUsageGate(options: UsageGateOptions): UsageGate & { flush(
   let closed = false;
   let flushing: Promise<void> = Promise.resolve();
 
-  const timer = setInterval(() => {
-    flush().catch((err: unknown) => logger?.warn({ err }, 'usage flush failed; retrying at the next interval'));
-  }, flushIntervalMs);
-  timer.unref();
+  let timer: NodeJS.Timeout | undefined;
+
+  /** Flushes every interval from now on (background work: a server starts it, a CLI command does not). */
+  function start(): void {
+    if (timer || closed) return;
+    timer = setInterval(() => {
+      flush().catch((err: unknown) => logger?.warn({ err }, 'usage flush failed; retrying at the next interval'));
+    }, flushIntervalMs);
+    timer.unref();
+  }
 
   function stateFor(keyId: string): KeyState {
     let state = states.get(keyId);
@@ -425,5 +432,5 @@ export function createUsageGate(options: UsageGateOptions): UsageGate & { flush(
     await flush(true);
   }
 
-  return { admit, touch, forget, flush: () => flush(false), close };
+  return { admit, touch, forget, start, flush: () => flush(false), close };
 }

@@ -20,3 +20,5 @@ export { createMetrics } from './metrics.js';
 export type { Metrics } from './metrics.js';
 export { parseInput, assertId } from './validation.js';
 export { counted, verb } from './plural.js';
+export { Background } from './background.js';
+export type { BackgroundTask } from './background.js';

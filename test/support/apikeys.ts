@@ -48,6 +48,7 @@ async function startProcess(
   if (options.startBus) await bus.start();
   const identity = createIdentity({ db: store.handle.db, bus, clock });
   const usage = options.usage ? createUsageGate({ db: store.handle.db, clock }) : undefined;
+  usage?.start();
   const apiKeys = createApiKeys({
     db: store.handle.db,
     store: store.store,

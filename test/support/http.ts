@@ -100,6 +100,7 @@ export async function createHttpHarness(dialect: DialectName, env: Record<string
   try {
     latchkey = await createLatchkey({
       settings,
+      background: true,
       clock,
       logger: createLogger({ level: 'debug', destination }),
       onBootstrap: (first) => {

@@ -1,0 +1,66 @@
+import { counted, LatchkeyError, type Clock, type Logger, type Metrics, type Settings } from '../core/index.js';
+import { DataKeys, loadKeyring, type Keyring } from '../crypto/index.js';
+import { migrateToLatest, openDatabase, pendingMigrations, registerDatabaseMetrics, type DatabaseHandle } from '../db/index.js';
+import { EncryptedObjectStore, ObjectMaintenance, type ObjectTypeRegistry } from '../objects/index.js';
+
+/** The key, the database and the encrypted object store on it: what every command needs. */
+export interface Storage {
+  keyring: Keyring;
+  database: DatabaseHandle;
+  dataKeys: DataKeys;
+  store: EncryptedObjectStore;
+  maintenance: ObjectMaintenance;
+}
+
+export interface StorageOptions {
+  settings: Settings;
+  registry: ObjectTypeRegistry;
+  logger: Logger;
+  clock: Clock;
+  metrics: Metrics;
+  /** Apply pending migrations (true) or refuse to start while any is pending (false). */
+  migrate: boolean;
+  /** May create `<dataDir>/master.key` when no key is configured. */
+  allowKeyCreation: boolean;
+}
+
+/**
+ * Loads the master key, opens the database and migrates it (or checks that it is migrated), then
+ * builds the encrypted object store. Nothing runs in the background; the caller closes
+ * `database`. A failure closes what was opened.
+ *
+ * @example
+ * const storage = await openStorage({ settings, registry, logger, clock, metrics, migrate: true, allowKeyCreation: false });
+ * await storage.store.create('note', tenantId, { body });
+ * await storage.database.close();
+ */
+export async function openStorage(options: StorageOptions): Promise<Storage> {
+  const { settings, logger, clock, metrics, registry } = options;
+  const { keyring } = loadKeyring({
+    encryptionKey: settings.encryptionKey,
+    decryptionKeys: settings.decryptionKeys,
+    keyFile: settings.keyFile,
+    dataDir: settings.dataDir,
+    allowCreate: options.allowKeyCreation,
+    logger,
+  });
+  const database = openDatabase({ url: settings.databaseUrl, dataDir: settings.dataDir });
+  try {
+    if (options.migrate) {
+      await migrateToLatest(database, (name) => logger.info({ migration: name }, `Applied migration ${name}.`));
+    } else {
+      const pending = await pendingMigrations(database);
+      if (pending.length > 0) {
+        throw new LatchkeyError('invalid_request', `The database has ${counted(pending.length, 'pending migration')}; run \`latchkey migrate\` first.`);
+      }
+    }
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  registerDatabaseMetrics(metrics.registry, database);
+  const dataKeys = new DataKeys({ db: database.db, keyring, clock, metrics });
+  const store = new EncryptedObjectStore({ db: database.db, registry, dataKeys, clock, metrics });
+  const maintenance = new ObjectMaintenance({ db: database.db, registry, dataKeys, store, metrics, clock });
+  return { keyring, database, dataKeys, store, maintenance };
+}
