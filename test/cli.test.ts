@@ -12,10 +12,17 @@ import { loadSettings } from '../src/core/index.js';
 import { generateMasterKey } from '../src/crypto/index.js';
 import { SYSTEM_ACTOR } from '../src/identity/index.js';
 import { createLatchkey } from '../src/latchkey.js';
-import { createTestDatabase, eachDialect } from './support/databases.js';
+import { createTestDatabase, eachDialect, type TestDatabase } from './support/databases.js';
 import { ROOT, cliEnv, freePort, runCli, startServer } from './support/cli.js';
 
 const exec = promisify(execFile);
+
+/** Settings for a CLI child on this test's database, with a fresh master key in a 0600 key file. */
+function withKeyFile(tdb: TestDatabase): Record<string, string | undefined> {
+  const keyFile = join(tdb.dataDir, 'key');
+  writeFileSync(keyFile, `${generateMasterKey()}\n`, { mode: 0o600 });
+  return { LATCHKEY_DATABASE_URL: tdb.url, LATCHKEY_DATA_DIR: tdb.dataDir, LATCHKEY_KEY_FILE: keyFile };
+}
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'latchkey-cli-'));
@@ -184,9 +191,7 @@ await eachDialect('latchkey CLI on the database', (dialect) => {
   it('serves, reports ready, and doctor finds nothing wrong', async () => {
     const tdb = await createTestDatabase(dialect);
     try {
-      const keyFile = join(tdb.dataDir, 'key');
-      writeFileSync(keyFile, `${generateMasterKey()}\n`, { mode: 0o600 });
-      const env = { LATCHKEY_DATABASE_URL: tdb.url, LATCHKEY_DATA_DIR: tdb.dataDir, LATCHKEY_KEY_FILE: keyFile };
+      const env = withKeyFile(tdb);
       const server = await startServer([], { env });
       const ready = await fetch(`${server.url}/readyz`);
       assert.equal(ready.status, 200);
@@ -206,9 +211,7 @@ await eachDialect('latchkey serve: the first admin password', (dialect) => {
   it('first admin password never reaches a log file: written to a 0600 file that is deleted once the password changes', async () => {
     const tdb = await createTestDatabase(dialect);
     try {
-      const keyFile = join(tdb.dataDir, 'key');
-      writeFileSync(keyFile, `${generateMasterKey()}\n`, { mode: 0o600 });
-      const env = { LATCHKEY_DATABASE_URL: tdb.url, LATCHKEY_DATA_DIR: tdb.dataDir, LATCHKEY_KEY_FILE: keyFile };
+      const env = withKeyFile(tdb);
       const server = await startServer([], { env });
       const passwordFile = join(tdb.dataDir, 'initial-admin-password');
       try {
@@ -256,9 +259,7 @@ await eachDialect('latchkey serve: the first admin password', (dialect) => {
   it('first admin password file left by an earlier start is deleted at the next start once the password was changed elsewhere', async () => {
     const tdb = await createTestDatabase(dialect);
     try {
-      const keyFile = join(tdb.dataDir, 'key');
-      writeFileSync(keyFile, `${generateMasterKey()}\n`, { mode: 0o600 });
-      const env = { LATCHKEY_DATABASE_URL: tdb.url, LATCHKEY_DATA_DIR: tdb.dataDir, LATCHKEY_KEY_FILE: keyFile };
+      const env = withKeyFile(tdb);
       const first = await startServer([], { env });
       assert.equal(await first.stop(), 0);
       const passwordFile = join(tdb.dataDir, 'initial-admin-password');
@@ -290,9 +291,7 @@ await eachDialect('latchkey admin create-user', (dialect) => {
   it('a new tenant gets its first user from the CLI: --json prints exactly {id, username, password}, and the user logs in', async () => {
     const tdb = await createTestDatabase(dialect);
     try {
-      const keyFile = join(tdb.dataDir, 'key');
-      writeFileSync(keyFile, `${generateMasterKey()}\n`, { mode: 0o600 });
-      const env = { LATCHKEY_DATABASE_URL: tdb.url, LATCHKEY_DATA_DIR: tdb.dataDir, LATCHKEY_KEY_FILE: keyFile };
+      const env = withKeyFile(tdb);
       const latchkey = await createLatchkey({ settings: loadSettings({ env }), http: false, bootstrap: false });
       const tenant = `acme-${randomBytes(4).toString('hex')}`;
       try {

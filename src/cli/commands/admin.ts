@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
-import { createLogger, isLatchkeyError, LatchkeyError, parseDuration } from '../../core/index.js';
+import { isLatchkeyError, LatchkeyError, parseDuration } from '../../core/index.js';
 import { generatePassword, SYSTEM_ACTOR } from '../../identity/index.js';
-import { createLatchkey, type Latchkey } from '../../latchkey.js';
-import type { Settings } from '../../core/index.js';
+import type { Latchkey } from '../../latchkey.js';
+import { withLatchkey } from '../with-latchkey.js';
 import { DATABASE_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
 
 /** The value, or undefined when the lookup answered not_found (any other failure propagates). */
@@ -17,23 +17,6 @@ async function unlessNotFound<T>(lookup: Promise<T>): Promise<T | undefined> {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-/** Latchkey on the configured database, for one administrative change: no migration, no HTTP. */
-async function withDatabase<T>(settings: Settings, work: (latchkey: Latchkey) => Promise<T>): Promise<T> {
-  const latchkey = await createLatchkey({
-    settings,
-    logger: createLogger({ level: 'warn' }),
-    migrate: false,
-    http: false,
-    bootstrap: false,
-    allowKeyCreation: false,
-  });
-  try {
-    return await work(latchkey);
-  } finally {
-    await latchkey.close();
-  }
 }
 
 async function tenantNamed(latchkey: Latchkey, name: string) {
@@ -63,7 +46,7 @@ function createKeyCommand(): Command {
           throw new LatchkeyError('invalid_request', `--expires-in must be a duration such as "30d" or "12h", got "${opts.expiresIn}".`);
         }
       }
-      await withDatabase(settings, async (latchkey) => {
+      await withLatchkey(settings, async (latchkey) => {
         const tenant = await tenantNamed(latchkey, opts.tenant);
         const user = await unlessNotFound(latchkey.identity.users.getByUsername(tenant.id, opts.user));
         if (!user) throw new LatchkeyError('not_found', `No user named "${opts.user}" exists in tenant "${opts.tenant}".`);
@@ -94,7 +77,7 @@ function createUserCommand(): Command {
     .option('--json', 'print exactly {"id":"...","username":"...","password":"..."} (no "password" with --no-password)', false)
     .action(async (opts: { tenant: string; username: string; role: string[]; password: boolean; json: boolean }, command: Command) => {
       const settings = settingsFrom(command);
-      await withDatabase(settings, async (latchkey) => {
+      await withLatchkey(settings, async (latchkey) => {
         const tenant = await tenantNamed(latchkey, opts.tenant);
         const password = opts.password ? generatePassword(GENERATED_PASSWORD_LENGTH) : undefined;
         const user = await latchkey.identity.users.create(SYSTEM_ACTOR, tenant.id, {

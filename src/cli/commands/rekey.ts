@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
-import { counted, createLogger, LatchkeyError } from '../../core/index.js';
-import { createLatchkey } from '../../latchkey.js';
+import { counted, LatchkeyError } from '../../core/index.js';
+import { withLatchkey } from '../with-latchkey.js';
 import type { ObjectFailure } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
 import { DATABASE_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
@@ -36,15 +36,7 @@ export function rekeyCommand(): Command {
       const log = (line: string) => {
         if (!opts.json) process.stdout.write(`${line}\n`);
       };
-      const latchkey = await createLatchkey({
-        settings,
-        logger: createLogger({ level: 'warn' }),
-        migrate: false,
-        http: false,
-        bootstrap: false,
-        allowKeyCreation: false,
-      });
-      try {
+      await withLatchkey(settings, async (latchkey) => {
         const rewrapProgress = createProgress('Rewrapping data keys');
         const rewrap = await latchkey.dataKeys.rewrapAll((d, t) => rewrapProgress.update(d, t));
         rewrapProgress.stop();
@@ -86,8 +78,6 @@ export function rekeyCommand(): Command {
           log('Some items failed; fix them (see `latchkey doctor --scan`) and run the same command again to resume.');
           process.exitCode = 1;
         }
-      } finally {
-        await latchkey.close();
-      }
+      });
     });
 }
