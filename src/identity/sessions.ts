@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { LatchkeyError, base62 } from '../core/index.js';
+import { LatchkeyError, base62, stringError } from '../core/index.js';
 import { SYSTEM_ACTOR } from './actor.js';
 import type { IdentityDeps } from './deps.js';
 import { MAX_PASSWORD_LENGTH, UNMATCHABLE_PASSWORD_HASH, verifyPassword } from './passwords.js';
@@ -58,10 +58,10 @@ const TOKEN_PATTERN = /^[0-9A-Za-z]{32,64}$/;
 const INCORRECT = 'The username or password is incorrect.';
 
 const loginInput = z.object({
-  tenant: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(63, { error: 'is too long' }),
-  username: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(128, { error: 'is too long' }),
-  password: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(MAX_PASSWORD_LENGTH, { error: 'is too long' }),
-  address: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(200, { error: 'is too long' }),
+  tenant: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(63, { error: 'is too long' }),
+  username: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(128, { error: 'is too long' }),
+  password: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(MAX_PASSWORD_LENGTH, { error: 'is too long' }),
+  address: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(200, { error: 'is too long' }),
 });
 
 export function hashToken(token: string): string {
