@@ -317,6 +317,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
           metrics,
           apiPlugins,
           version: VERSION,
+          trustProxy: settings.trustProxy,
           readiness: [
             { name: 'database', check: () => database.ping() },
             {

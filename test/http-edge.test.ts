@@ -1,14 +1,19 @@
 // The HTTP edge, end to end through createLatchkey on both databases: input every route refuses
-// before any schema or database sees it (NUL characters, runaway nesting) and empty JSON bodies.
+// before any schema or database sees it (NUL characters, runaway nesting), empty JSON bodies, the
+// client address behind a trusted proxy, and the failed-authentication throttle.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, it } from 'node:test';
 import { LatchkeyError } from '../src/core/index.js';
 import { SYSTEM_ACTOR } from '../src/identity/index.js';
+import { generateApiKey } from '../src/apikeys/index.js';
 import { eachDialect } from './support/databases.js';
 import { assertError, createHttpHarness, randomAddress, randomName, randomPassword, type HttpHarness } from './support/http.js';
 
+/** The proxy this file's server trusts; every other address (randomAddress gives 10.x) is not trusted. */
+const PROXY = '192.0.2.10';
 const NUL = '\u0000';
+const unknownKey = (): string => generateApiKey().key;
 
 /** JSON nested `depth` levels deep, as text (about 6 bytes a level). */
 const nested = (depth: number): unknown => JSON.parse(`${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`);
@@ -16,11 +21,14 @@ const nested = (depth: number): unknown => JSON.parse(`${'{"a":'.repeat(depth)}1
 await eachDialect('HTTP edge', (dialect) => {
   let h: HttpHarness;
   before(async () => {
-    h = await createHttpHarness(dialect);
+    h = await createHttpHarness(dialect, { LATCHKEY_TRUST_PROXY: `${PROXY},2001:db8:1::/48` });
   });
   after(async () => {
     await h?.close();
   });
+
+  const me = (key: string | undefined, address: string, headers: Record<string, string> = {}) =>
+    h.call({ method: 'GET', url: '/api/v1/me', ...(key === undefined ? {} : { key }), address, headers });
 
   it('refuses a NUL character in a login username or tenant with 400, unauthenticated, instead of a 500', async () => {
     const t = await h.tenant();
@@ -145,5 +153,52 @@ await eachDialect('HTTP edge', (dialect) => {
       code: 'validation_failed',
       message: 'The login is invalid: "tenant" is required.',
     });
+  });
+
+  it('still admits a valid key and a valid session after 30 failed authentications from their address', async () => {
+    const t = await h.tenant();
+    const password = randomPassword();
+    const user = await t.user([], { password });
+    const cookie = await h.login(t.name, user.username, password);
+    const address = randomAddress();
+    for (let i = 0; i < 30; i++) assertError(await me(unknownKey(), address), 401, 'unauthorized');
+    assertError(await me(unknownKey(), address), 429, 'rate_limited');
+
+    assert.equal((await me(t.adminKey, address)).status, 200, 'a valid key passes');
+    const session = await h.call({ method: 'GET', url: '/api/v1/me', cookie, address });
+    assert.equal(session.status, 200, session.text);
+    assert.equal(session.json.user.id, user.id);
+    // Failures from there are still refused, and valid credentials did not clear them.
+    assertError(await me(unknownKey(), address), 429, 'rate_limited');
+    assertError(await h.call({ method: 'GET', url: '/api/v1/me', cookie: 'latchkey_session=nope', address }), 429, 'rate_limited');
+  });
+
+  it('ignores X-Forwarded-For from a hop it does not trust', async () => {
+    const address = randomAddress();
+    for (let i = 0; i < 30; i++) assertError(await me(unknownKey(), address, { 'x-forwarded-for': randomAddress() }), 401, 'unauthorized');
+    assertError(await me(unknownKey(), address, { 'x-forwarded-for': randomAddress() }), 429, 'rate_limited');
+    assertError(await me(unknownKey(), randomAddress(), { 'x-forwarded-for': address }), 401, 'unauthorized');
+  });
+
+  it('throttles each client behind a trusted proxy by its X-Forwarded-For address', async () => {
+    const t = await h.tenant();
+    const client = randomAddress();
+    const neighbour = randomAddress();
+    const via = (who: string) => ({ 'x-forwarded-for': `${randomAddress()}, ${who}` });
+    for (let i = 0; i < 30; i++) assertError(await me(unknownKey(), PROXY, via(client)), 401, 'unauthorized');
+    assertError(await me(unknownKey(), PROXY, via(client)), 429, 'rate_limited');
+    assertError(await me(unknownKey(), PROXY, via(neighbour)), 401, 'unauthorized');
+    assertError(await me(unknownKey(), '2001:db8:1::7', via(neighbour)), 401, 'unauthorized');
+    assertError(await me(unknownKey(), client), 429, 'rate_limited');
+    assert.equal((await me(t.adminKey, PROXY, via(client))).status, 200);
+
+    // Logins see the client too: its failures do not count against the proxy's other clients.
+    const password = randomPassword();
+    const user = await t.user([], { password });
+    const login = (who: string, pw: string) =>
+      h.call({ method: 'POST', url: '/api/v1/sessions', address: PROXY, headers: via(who), body: { tenant: t.name, username: user.username, password: pw } });
+    for (let i = 0; i < 5; i++) assertError(await login(client, randomPassword()), 401, 'unauthorized');
+    assertError(await login(client, password), 429, 'rate_limited');
+    assert.equal((await login(neighbour, password)).status, 201);
   });
 });

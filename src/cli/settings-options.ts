@@ -15,7 +15,10 @@ export function withSettingsOptions(command: Command): Command {
     .addOption(new Option('--public-url <url>', 'URL users reach this server at (env: LATCHKEY_PUBLIC_URL)'))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env: LATCHKEY_LOG_LEVEL)'))
     .addOption(new Option('--shutdown-timeout <duration>', 'bound on draining requests at shutdown (env: LATCHKEY_SHUTDOWN_TIMEOUT)'))
-    .addOption(new Option('--cache-bound <duration>', 'most time a change made elsewhere may go unseen (env: LATCHKEY_CACHE_BOUND, default 5s)'));
+    .addOption(new Option('--cache-bound <duration>', 'most time a change made elsewhere may go unseen (env: LATCHKEY_CACHE_BOUND, default 5s)'))
+    .addOption(
+      new Option('--trust-proxy <list>', 'proxy addresses or CIDRs whose X-Forwarded-For names the client (env: LATCHKEY_TRUST_PROXY, default none)'),
+    );
 }
 
 /** Settings from this command's flags, the environment and the config file. */

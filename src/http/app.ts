@@ -30,6 +30,11 @@ export interface HttpAppOptions {
   /** Route plugins added by later modules, registered under /api/v1. */
   apiPlugins?: FastifyPluginAsync[];
   bodyLimit?: number;
+  /**
+   * Proxy addresses or CIDRs (`LATCHKEY_TRUST_PROXY`) whose `X-Forwarded-For` names the client;
+   * from any other hop the header is ignored. Default none: the client is the socket's peer.
+   */
+  trustProxy?: readonly string[];
 }
 
 /**
@@ -51,6 +56,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<FastifyIns
     // Fastify's request lines log the URL with its query string; request-log.ts writes ours.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    trustProxy: options.trustProxy !== undefined && options.trustProxy.length > 0 ? [...options.trustProxy] : false,
     // Keep-alive sockets with no request in flight close at shutdown; busy ones finish first.
     forceCloseConnections: 'idle',
     // During a drain, requests already on an open connection are served (with Connection: close)
