@@ -14,6 +14,13 @@ async function withUser(f: IdentityFixture, username = 'pat') {
   return { user, password, tenant };
 }
 
+/** `count` wrong passwords for `username`, each refused as unauthorized; `address` may vary by attempt. */
+async function failLogins(f: IdentityFixture, tenant: string, username: string, count: number, address: (i: number) => string): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    await rejectsWith(f.identity.sessions.login({ tenant, username, password: randomSecret(), address: address(i) }), 'unauthorized');
+  }
+}
+
 await eachDialect('identity: sessions', (dialect) => {
   it('logs in, authenticates the token until it expires after 12 h, and logs out', async () => {
     const clock = manualClock(new Date('2030-01-01T00:00:00.000Z'));
@@ -112,17 +119,13 @@ await eachDialect('identity: sessions', (dialect) => {
     const f = await createIdentityFixture(dialect, { clock });
     try {
       const { password, tenant } = await withUser(f);
-      for (let i = 0; i < 5; i++) {
-        await rejectsWith(f.identity.sessions.login({ tenant, username: 'pat', password: randomSecret(), address: '198.51.100.66' }), 'unauthorized');
-      }
+      await failLogins(f, tenant, 'pat', 5, () => '198.51.100.66');
       await rejectsWith(f.identity.sessions.login({ tenant, username: 'pat', password, address: '198.51.100.66' }), 'rate_limited');
       const ok = await f.identity.sessions.login({ tenant, username: 'pat', password, address: '203.0.113.99' });
       assert.ok(await f.identity.sessions.authenticate(ok.token));
       // The bootstrap admin of a well-known tenant likewise.
       const admin = await withUser(f, 'admin');
-      for (let i = 0; i < 5; i++) {
-        await rejectsWith(f.identity.sessions.login({ tenant, username: 'admin', password: randomSecret(), address: '198.51.100.67' }), 'unauthorized');
-      }
+      await failLogins(f, tenant, 'admin', 5, () => '198.51.100.67');
       await f.identity.sessions.login({ tenant, username: 'admin', password: admin.password, address: '203.0.113.99' });
     } finally {
       await f.dispose();
@@ -135,10 +138,7 @@ await eachDialect('identity: sessions', (dialect) => {
     try {
       const { password, tenant } = await withUser(f);
       // A guess spread over 25 addresses, 4 each: under the per-address and per-pair limits.
-      for (let i = 0; i < 100; i++) {
-        const address = `198.51.100.${i % 25}`;
-        await rejectsWith(f.identity.sessions.login({ tenant, username: 'pat', password: randomSecret(), address }), 'unauthorized');
-      }
+      await failLogins(f, tenant, 'pat', 100, (i) => `198.51.100.${i % 25}`);
       const limited = await rejectsWith(f.identity.sessions.login({ tenant, username: 'pat', password, address: '203.0.113.99' }), 'rate_limited');
       assert.equal(limited.details?.['retryAfterSeconds'], 15 * 60);
       clock.advance(15 * 60_000);
