@@ -226,6 +226,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             metrics,
             database,
             keyring,
+            trustProxy: settings.trustProxy,
             apiPlugins: [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens } })],
           });
     let appClosed = false;

@@ -76,8 +76,10 @@ await eachDialect('HTTP identity', (dialect) => {
     for (const answer of failures) assert.equal(assertError(answer, 401, 'unauthorized'), INCORRECT);
     assertError(await login({ tenant: t.name, username: user.username }), 400, 'validation_failed');
 
-    for (let i = 0; i < 4; i++) assertError(await login({ tenant: t.name, username: user.username, password: randomPassword() }), 401, 'unauthorized');
-    const limited = await login({ tenant: t.name, username: user.username, password });
+    // Limits count per account and address: the fifth failure from one address locks that address out.
+    const address = randomAddress();
+    for (let i = 0; i < 5; i++) assertError(await login({ tenant: t.name, username: user.username, password: randomPassword() }, address), 401, 'unauthorized');
+    const limited = await login({ tenant: t.name, username: user.username, password }, address);
     assertError(limited, 429, 'rate_limited');
     const retry = Number(limited.headers['retry-after']);
     assert.ok(retry >= 1 && retry <= 15 * 60, `Retry-After ${retry}`);

@@ -18,6 +18,8 @@ export async function buildServerApp(options: {
   database: DatabaseHandle;
   keyring: Keyring;
   apiPlugins: FastifyPluginAsync[];
+  /** Proxy addresses or CIDRs whose `X-Forwarded-For` names the client. */
+  trustProxy: readonly string[];
 }): Promise<FastifyInstance> {
   const { database, keyring } = options;
   return createHttpApp({
@@ -25,6 +27,7 @@ export async function buildServerApp(options: {
     metrics: options.metrics,
     apiPlugins: options.apiPlugins,
     version: VERSION,
+    trustProxy: options.trustProxy,
     readiness: [
       { name: 'database', check: () => database.ping() },
       {

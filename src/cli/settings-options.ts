@@ -15,6 +15,7 @@ const SETTING_FLAGS = {
   cacheBound: () => new Option('--cache-bound <duration>', 'most time a change made elsewhere may go unseen (env: LATCHKEY_CACHE_BOUND, default 5s)'),
   allowInsecureLoopback: () =>
     new Option('--allow-insecure-loopback', 'UNSAFE, development only: plain http to OAuth servers on 127.0.0.0/8, localhost, [::1] (env: LATCHKEY_ALLOW_INSECURE_LOOPBACK)'),
+  trustProxy: () => new Option('--trust-proxy <list>', 'proxy addresses or CIDRs whose X-Forwarded-For names the client (env: LATCHKEY_TRUST_PROXY, default none)'),
 } as const;
 
 export type SettingFlag = keyof typeof SETTING_FLAGS;
@@ -22,7 +23,7 @@ export type SettingFlag = keyof typeof SETTING_FLAGS;
 /** What every command that opens the database reads. */
 export const DATABASE_SETTINGS: readonly SettingFlag[] = ['config', 'dataDir', 'databaseUrl', 'keyFile', 'logLevel'];
 /** What `serve` reads besides. */
-export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound', 'allowInsecureLoopback'];
+export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound', 'allowInsecureLoopback', 'trustProxy'];
 
 /**
  * Adds the flags of the settings a command uses, and only those, so its `--help` lists what

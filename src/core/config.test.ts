@@ -60,6 +60,7 @@ describe('loadSettings: defaults and precedence', () => {
       shutdownTimeoutMs: 10_000,
       cacheBoundMs: 5000,
       allowInsecureLoopback: false,
+      trustProxy: [],
       configFile: undefined,
     });
   });
@@ -222,6 +223,22 @@ describe('loadSettings: bad values', () => {
       { env: { LATCHKEY_LOG_LEVEL: 'loud' }, cwd },
       'LATCHKEY_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud".',
     );
+  });
+
+  it('reads the trusted proxies as addresses or CIDRs from a flag, the environment or a JSON list', () => {
+    const { cwd, file } = workdir({ trustProxy: ['10.0.0.0/8', '::1'] });
+    assert.deepEqual(loadSettings({ env: { LATCHKEY_TRUST_PROXY: ' 192.0.2.1, 2001:db8::/32 ' }, cwd }).trustProxy, ['192.0.2.1', '2001:db8::/32']);
+    assert.deepEqual(loadSettings({ flags: { trustProxy: '127.0.0.1' }, env: { LATCHKEY_TRUST_PROXY: '10.0.0.1' }, cwd }).trustProxy, ['127.0.0.1']);
+    assert.deepEqual(loadSettings({ flags: { config: file }, cwd }).trustProxy, ['10.0.0.0/8', '::1']);
+  });
+
+  it('refuses a trusted proxy that is not an address or CIDR', () => {
+    const { cwd } = workdir();
+    const accepts = 'must be a comma-separated list of proxy IP addresses or CIDRs (such as "10.0.0.0/8,::1")';
+    for (const raw of ['proxy.example.com', '10.0.0.0/33', '10.0.0.1/8/8', '::1/129', '10.0.0/8', '10.0.0.0/']) {
+      assertRefused({ env: { LATCHKEY_TRUST_PROXY: `10.0.0.1,${raw}` }, cwd }, `LATCHKEY_TRUST_PROXY ${accepts}, got "10.0.0.1,${raw}".`);
+    }
+    assertRefused({ flags: { trustProxy: 'everyone' }, cwd }, `--trust-proxy ${accepts}, got "everyone".`);
   });
 
   it('refuses a shutdown timeout that is not a duration', () => {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
@@ -26,6 +27,8 @@ export interface Settings {
    * http to loopback addresses (127.0.0.0/8, localhost, [::1]) and nothing else. Default false.
    */
   allowInsecureLoopback: boolean;
+  /** Proxy addresses or CIDRs whose `X-Forwarded-For` names the client; empty: none is trusted. */
+  trustProxy: string[];
   configFile: string | undefined;
 }
 
@@ -46,6 +49,19 @@ const base64Key = z
   .string()
   .trim()
   .refine((s) => /^[A-Za-z0-9+/]{43}=$/.test(s) && Buffer.from(s, 'base64').length === 32);
+
+/** A list as a JSON array or comma-separated text; blanks dropped. */
+const commaList = z
+  .union([z.array(z.string()), z.string()])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0));
+
+/** An IPv4 or IPv6 address, or one with a `/prefix` (CIDR). */
+function isAddressOrCidr(text: string): boolean {
+  const [address = '', prefix, ...rest] = text.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+}
 
 const DEFINITIONS = {
   host: {
@@ -97,10 +113,7 @@ const DEFINITIONS = {
     file: 'decryptionKeys',
     accepts: 'a comma-separated list of 32-byte base64 keys',
     secret: true,
-    parse: z
-      .union([z.array(z.string()), z.string()])
-      .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0))
-      .pipe(z.array(base64Key)),
+    parse: commaList.pipe(z.array(base64Key)),
   },
   keyFile: {
     flag: '--key-file',
@@ -161,6 +174,13 @@ const DEFINITIONS = {
     file: 'allowInsecureLoopback',
     accepts: 'true or false (1 or 0)',
     parse: z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]),
+  },
+  trustProxy: {
+    flag: '--trust-proxy',
+    env: 'LATCHKEY_TRUST_PROXY',
+    file: 'trustProxy',
+    accepts: 'a comma-separated list of proxy IP addresses or CIDRs (such as "10.0.0.0/8,::1")',
+    parse: commaList.pipe(z.array(z.string().refine(isAddressOrCidr))),
   },
 } satisfies Record<string, Definition<unknown>>;
 
@@ -281,6 +301,7 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     shutdownTimeoutMs: (values['shutdownTimeoutMs'] as number | undefined) ?? 10_000,
     cacheBoundMs: (values['cacheBoundMs'] as number | undefined) ?? 5000,
     allowInsecureLoopback: (values['allowInsecureLoopback'] as boolean | undefined) ?? false,
+    trustProxy: (values['trustProxy'] as string[] | undefined) ?? [],
     configFile,
   };
 }

@@ -1,14 +1,63 @@
 import type { z } from 'zod';
 import { LatchkeyError } from './errors.js';
 
+/** Deeper input is refused before any schema sees it: validators and serializers recurse. */
+export const MAX_INPUT_DEPTH = 64;
+
+/** One field a caller got wrong: its dotted path ('' for the whole input) and what is wrong. */
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+/**
+ * The first string or key of `input` that holds a NUL character (PostgreSQL cannot store one,
+ * SQLite stores it silently), or the input itself when plain objects and arrays nest deeper than
+ * {@link MAX_INPUT_DEPTH}. Walks without recursion, so no nesting can overflow the stack.
+ *
+ * @example
+ * unsafeInput({ name: 'a\u0000b' }); // { path: 'name', message: 'must not contain a NUL character' }
+ */
+export function unsafeInput(input: unknown): FieldProblem | undefined {
+  const pending: Array<{ value: unknown; path: readonly string[] }> = [{ value: input, path: [] }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { value, path } = next;
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) return { path: path.join('.'), message: 'must not contain a NUL character' };
+      continue;
+    }
+    if (!isPlainContainer(value)) continue;
+    if (path.length >= MAX_INPUT_DEPTH) return { path: '', message: `must not be nested more than ${MAX_INPUT_DEPTH} levels deep` };
+    for (const [key, child] of Object.entries(value)) {
+      if (key.includes('\u0000')) return { path: path.join('.'), message: 'must not have a key with a NUL character' };
+      pending.push({ value: child, path: [...path, key] });
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Throws `validation_failed` when {@link unsafeInput} finds a problem in `input`.
+ *
+ * @example
+ * assertSafeInput(request.query, 'query string');
+ */
+export function assertSafeInput(input: unknown, what: string): void {
+  const problem = unsafeInput(input);
+  if (problem === undefined) return;
+  const sentence = problem.path ? `The ${what} is invalid: "${problem.path}" ${problem.message}.` : `The ${what} ${problem.message}.`;
+  throw new LatchkeyError('validation_failed', sentence, { details: { fields: [problem] } });
+}
+
 /**
  * Parses `input` or throws `validation_failed` naming the first bad field, with every bad field in
- * `details.fields` (`{path, message}`).
+ * `details.fields` (`{path, message}`). NUL characters and runaway nesting are refused first.
  *
  * @example
  * const body = parseInput(createUserInput, request.body, 'user');
  */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  assertSafeInput(input, what);
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const fields = result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
@@ -17,9 +66,24 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what:
   throw new LatchkeyError('validation_failed', `The ${what} is invalid: ${where}.`, { details: { fields } });
 }
 
+/**
+ * The zod error for a string field: "is required" when it is missing, "must be a string" otherwise.
+ *
+ * @example
+ * const tenant = z.string({ error: stringError }).min(1);
+ */
+export function stringError(issue: { input?: unknown }): string {
+  return issue.input === undefined ? 'is required' : 'must be a string';
+}
+
 /** A caller passed something that is not an id at all: a programming error, not a lookup miss. */
 export function assertId(value: unknown, argument: string): asserts value is string {
   if (typeof value !== 'string' || value.length === 0 || value.length > 200) {
     throw new TypeError(`"${argument}" must be a non-empty string.`);
   }
+}
+
+/** Arrays and objects a parser or caller built (query strings come with a null-prototype base). */
+function isPlainContainer(value: unknown): value is Record<string, unknown> {
+  return Array.isArray(value) || Object.prototype.toString.call(value) === '[object Object]';
 }

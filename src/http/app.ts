@@ -7,7 +7,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import type { Logger, Metrics } from '../core/index.js';
+import { assertSafeInput, type Logger, type Metrics } from '../core/index.js';
 import { mapError, notFoundBody } from './errors.js';
 import { httpMetricsPlugin } from './metrics.js';
 import { openApiPlugin } from './openapi.js';
@@ -30,6 +30,11 @@ export interface HttpAppOptions {
   /** Route plugins added by later modules, registered under /api/v1. */
   apiPlugins?: FastifyPluginAsync[];
   bodyLimit?: number;
+  /**
+   * Proxy addresses or CIDRs (`LATCHKEY_TRUST_PROXY`) whose `X-Forwarded-For` names the client;
+   * from any other hop the header is ignored. Default none: the client is the socket's peer.
+   */
+  trustProxy?: readonly string[];
 }
 
 /**
@@ -51,6 +56,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<FastifyIns
     // Fastify's request lines log the URL with its query string; request-log.ts writes ours.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    trustProxy: options.trustProxy !== undefined && options.trustProxy.length > 0 ? [...options.trustProxy] : false,
     // Keep-alive sockets with no request in flight close at shutdown; busy ones finish first.
     forceCloseConnections: 'idle',
     // During a drain, requests already on an open connection are served (with Connection: close)
@@ -64,6 +70,21 @@ export async function createHttpApp(options: HttpAppOptions): Promise<FastifyIns
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+
+  // Many clients send `content-type: application/json` on every request: an empty body is no body.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else parseJson(request, body.toString(), done);
+  });
+  // Once for every route, before any schema: NUL characters (PostgreSQL refuses them, SQLite
+  // stores them) and nesting deep enough to overflow a recursive validator are a 400.
+  app.addHook('preValidation', async (request) => {
+    assertSafeInput(request.params, 'request path');
+    assertSafeInput(request.query, 'query string');
+    assertSafeInput(request.body, 'request body');
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);

@@ -135,20 +135,28 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
 
   app.decorateRequest('principal', null);
 
-  const fail = (address: string): LatchkeyError => {
-    failures.hit(address, clock.now().getTime());
-    return new LatchkeyError('unauthorized', AUTHENTICATION_FAILED);
-  };
-
+  /**
+   * Credentials first, the failure throttle only for failures: a valid key or session always
+   * passes (keys cannot be guessed), so a neighbour behind the same proxy or NAT failing cannot
+   * lock it out. An address over the limit gets 429 instead of 401 until its window frees up.
+   */
   async function authenticate(request: FastifyRequest): Promise<Principal> {
+    const principal = await credentials(request);
+    if (principal !== undefined) return principal;
     const address = request.ip;
-    const waitMs = failures.retryAfterMs(address, clock.now().getTime());
+    const now = clock.now().getTime();
+    const waitMs = failures.retryAfterMs(address, now);
     if (waitMs > 0) throw tooMany('rate_limited', 'Too many failed authentications from this address; try again later.', waitMs);
+    failures.hit(address, now);
+    throw new LatchkeyError('unauthorized', AUTHENTICATION_FAILED);
+  }
 
+  /** The caller a request's key or session cookie names, or undefined when it names none. */
+  async function credentials(request: FastifyRequest): Promise<Principal | undefined> {
     const header = request.headers.authorization;
     if (header !== undefined) {
       const key = AUTHORIZATION.exec(header)?.[1];
-      if (key === undefined) throw fail(address);
+      if (key === undefined) return undefined;
       const result = await apiKeys.verifier.verify(key, { consume: true });
       if (result.code === 'rate_limited') {
         throw tooMany('rate_limited', 'The API key has reached its rate limit; try again later.', result.retryAfterMs);
@@ -156,18 +164,16 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
       if (result.code === 'usage_exceeded') {
         throw tooMany('usage_exceeded', 'The API key has no credits left.', result.retryAfterMs);
       }
-      const principal = result.valid ? keyPrincipal(result) : undefined;
-      if (principal === undefined) throw fail(address);
-      return principal;
+      return result.valid ? keyPrincipal(result) : undefined;
     }
 
     const cookie = request.headers.cookie;
     const token = cookie === undefined ? undefined : app.parseCookie(cookie)[SESSION_COOKIE];
-    if (token === undefined || token === '') throw fail(address);
+    if (token === undefined || token === '') return undefined;
     const session = await identity.sessions.authenticate(token);
-    if (session === undefined) throw fail(address);
+    if (session === undefined) return undefined;
     const user = await identity.authorizer.userPermissions(session.tenantId, session.userId);
-    if (!user.active) throw fail(address);
+    if (!user.active) return undefined;
     const { tenantId, userId } = session;
     return {
       tenantId,
@@ -218,8 +224,9 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
  * - `Authorization: ApiKey <key>` (or `Bearer <key>`) goes through the API key verifier, counting
  *   against the key's rate limit and credits; a limit hit is 429 with `Retry-After`, never 401.
  * - otherwise the `latchkey_session` cookie, checked against the user's current permissions.
- * Every failure is the same 401 sentence; failures are counted per client address, and an address
- * over the limit gets 429 until its window frees up, whatever it sends.
+ * Every failure is the same 401 sentence; failures are counted per client address (`request.ip`:
+ * the socket's peer, or `X-Forwarded-For` from a trusted proxy), and an address over the limit
+ * gets 429 for its failures until its window frees up. Valid credentials always pass.
  *
  * Register it (it is not encapsulated) in the scope of the authenticated routes only: public
  * routes live in a sibling scope, never behind a URL test.

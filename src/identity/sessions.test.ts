@@ -14,6 +14,13 @@ async function withUser(f: IdentityFixture, username = 'pat') {
   return { user, password, tenant };
 }
 
+/** `count` wrong passwords for `username`, each refused as unauthorized; `address` may vary by attempt. */
+async function failLogins(f: IdentityFixture, tenant: string, username: string, count: number, address: (i: number) => string): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    await rejectsWith(f.identity.sessions.login({ tenant, username, password: randomSecret(), address: address(i) }), 'unauthorized');
+  }
+}
+
 await eachDialect('identity: sessions', (dialect) => {
   it('logs in, authenticates the token until it expires after 12 h, and logs out', async () => {
     const clock = manualClock(new Date('2030-01-01T00:00:00.000Z'));
@@ -80,34 +87,68 @@ await eachDialect('identity: sessions', (dialect) => {
     }
   });
 
-  it('rate-limits failed logins per account, answering rate_limited with retryAfterSeconds', async () => {
+  it('rate-limits failed logins per account and address, answering rate_limited with retryAfterSeconds', async () => {
     const clock = manualClock();
     const f = await createIdentityFixture(dialect, { clock });
     try {
       const { password, tenant } = await withUser(f);
       const other = await withUser(f, 'sky');
       for (let i = 0; i < 5; i++) {
-        await rejectsWith(f.identity.sessions.login({ tenant, username: 'pat', password: randomSecret(), address: `203.0.113.${i}` }), 'unauthorized');
+        await rejectsWith(f.identity.sessions.login({ tenant, username: 'pat', password: randomSecret(), address: '203.0.113.7' }), 'unauthorized');
         clock.advance(1000);
       }
-      // Even the right password, from a fresh address, waits now.
-      const limited = await rejectsWith(f.identity.sessions.login({ tenant, username: 'pat', password, address: '203.0.113.99' }), 'rate_limited');
+      // Even the right password, from the address that failed, waits now.
+      const limited = await rejectsWith(f.identity.sessions.login({ tenant, username: 'pat', password, address: '203.0.113.7' }), 'rate_limited');
       assert.equal(limited.message, 'Too many failed logins; try again later.');
       assert.equal(limited.details?.['retryAfterSeconds'], 15 * 60 - 5);
       // Case does not make a new account.
-      await rejectsWith(f.identity.sessions.login({ tenant, username: 'PAT', password, address: '203.0.113.99' }), 'rate_limited');
-      // Other accounts are not affected.
-      await f.identity.sessions.login({ tenant, username: 'sky', password: other.password, address: '203.0.113.1' });
+      await rejectsWith(f.identity.sessions.login({ tenant, username: 'PAT', password, address: '203.0.113.7' }), 'rate_limited');
+      // Other accounts are not affected, even from that address.
+      await f.identity.sessions.login({ tenant, username: 'sky', password: other.password, address: '203.0.113.7' });
 
       clock.advance(15 * 60_000 - 5000);
-      const ok = await f.identity.sessions.login({ tenant, username: 'pat', password, address: '203.0.113.99' });
+      const ok = await f.identity.sessions.login({ tenant, username: 'pat', password, address: '203.0.113.7' });
       assert.ok(await f.identity.sessions.authenticate(ok.token));
     } finally {
       await f.dispose();
     }
   });
 
-  it('a successful login clears the account failures', async () => {
+  it('lets the right password in from another address after a stranger failed five times (no lockout of the admin)', async () => {
+    const clock = manualClock();
+    const f = await createIdentityFixture(dialect, { clock });
+    try {
+      const { password, tenant } = await withUser(f);
+      await failLogins(f, tenant, 'pat', 5, () => '198.51.100.66');
+      await rejectsWith(f.identity.sessions.login({ tenant, username: 'pat', password, address: '198.51.100.66' }), 'rate_limited');
+      const ok = await f.identity.sessions.login({ tenant, username: 'pat', password, address: '203.0.113.99' });
+      assert.ok(await f.identity.sessions.authenticate(ok.token));
+      // The bootstrap admin of a well-known tenant likewise.
+      const admin = await withUser(f, 'admin');
+      await failLogins(f, tenant, 'admin', 5, () => '198.51.100.67');
+      await f.identity.sessions.login({ tenant, username: 'admin', password: admin.password, address: '203.0.113.99' });
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('refuses every address once an account has failed 100 times in the window, and admits it again after', async () => {
+    const clock = manualClock();
+    const f = await createIdentityFixture(dialect, { clock });
+    try {
+      const { password, tenant } = await withUser(f);
+      // A guess spread over 25 addresses, 4 each: under the per-address and per-pair limits.
+      await failLogins(f, tenant, 'pat', 100, (i) => `198.51.100.${i % 25}`);
+      const limited = await rejectsWith(f.identity.sessions.login({ tenant, username: 'pat', password, address: '203.0.113.99' }), 'rate_limited');
+      assert.equal(limited.details?.['retryAfterSeconds'], 15 * 60);
+      clock.advance(15 * 60_000);
+      await f.identity.sessions.login({ tenant, username: 'pat', password, address: '203.0.113.99' });
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('a successful login clears the failures of its account and address', async () => {
     const f = await createIdentityFixture(dialect);
     try {
       const { password, tenant } = await withUser(f);

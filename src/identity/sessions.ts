@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { LatchkeyError, base62 } from '../core/index.js';
+import { LatchkeyError, base62, stringError } from '../core/index.js';
 import { SYSTEM_ACTOR } from './actor.js';
 import type { IdentityDeps } from './deps.js';
 import { MAX_PASSWORD_LENGTH, UNMATCHABLE_PASSWORD_HASH, verifyPassword } from './passwords.js';
@@ -46,10 +46,12 @@ export interface SessionService {
 export interface SessionOptions {
   /** Session lifetime (default 12 h). */
   lifetimeMs?: number;
-  /** Failed logins allowed per account within the window (default 5). */
-  maxFailuresPerAccount?: number;
-  /** Failed logins allowed per client address within the window (default 20). */
+  /** Failed logins allowed per account from one client address within the window (default 5). */
+  maxFailuresPerAccountAddress?: number;
+  /** Failed logins allowed per client address, whatever the accounts, within the window (default 20). */
   maxFailuresPerAddress?: number;
+  /** Failed logins allowed per account from all addresses together within the window (default 100). */
+  maxFailuresPerAccount?: number;
   /** The failed-login window (default 15 min). */
   failureWindowMs?: number;
 }
@@ -58,10 +60,10 @@ const TOKEN_PATTERN = /^[0-9A-Za-z]{32,64}$/;
 const INCORRECT = 'The username or password is incorrect.';
 
 const loginInput = z.object({
-  tenant: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(63, { error: 'is too long' }),
-  username: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(128, { error: 'is too long' }),
-  password: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(MAX_PASSWORD_LENGTH, { error: 'is too long' }),
-  address: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(200, { error: 'is too long' }),
+  tenant: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(63, { error: 'is too long' }),
+  username: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(128, { error: 'is too long' }),
+  password: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(MAX_PASSWORD_LENGTH, { error: 'is too long' }),
+  address: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(200, { error: 'is too long' }),
 });
 
 export function hashToken(token: string): string {
@@ -77,15 +79,24 @@ export function createSessionService(deps: IdentityDeps, options: SessionOptions
   const { db, clock } = deps;
   const lifetimeMs = options.lifetimeMs ?? 12 * 3600_000;
   const windowMs = options.failureWindowMs ?? 15 * 60_000;
-  const accounts = new SlidingWindow({ limit: options.maxFailuresPerAccount ?? 5, windowMs });
+  // Failures count per (account, address): a stranger's wrong passwords do not lock the owner out.
+  // The per-address limit stops one address trying many accounts, the far higher per-account
+  // ceiling a guess spread over many addresses.
+  const pairs = new SlidingWindow({ limit: options.maxFailuresPerAccountAddress ?? 5, windowMs });
   const addresses = new SlidingWindow({ limit: options.maxFailuresPerAddress ?? 20, windowMs });
+  const accounts = new SlidingWindow({ limit: options.maxFailuresPerAccount ?? 100, windowMs });
 
   return {
     async login(input) {
       const { tenant, username, password, address } = parseInput(loginInput, input, 'login');
       const started = clock.now().getTime();
       const account = `${tenant}\u0000${username.toLowerCase()}`;
-      const waitMs = Math.max(accounts.retryAfterMs(account, started), addresses.retryAfterMs(address, started));
+      const pair = `${account}\u0000${address}`;
+      const waitMs = Math.max(
+        pairs.retryAfterMs(pair, started),
+        addresses.retryAfterMs(address, started),
+        accounts.retryAfterMs(account, started),
+      );
       if (waitMs > 0) {
         deps.logger?.warn({ tenant, address }, 'Login refused: too many failed attempts.');
         throw new LatchkeyError('rate_limited', 'Too many failed logins; try again later.', {
@@ -105,8 +116,9 @@ export function createSessionService(deps: IdentityDeps, options: SessionOptions
 
       if (!row?.userId || !matches || disabled) {
         const now = clock.now().getTime();
-        accounts.hit(account, now);
+        pairs.hit(pair, now);
         addresses.hit(address, now);
+        accounts.hit(account, now);
         if (row) {
           const reason = !row.userId ? 'unknown_user' : !row.passwordHash ? 'no_password' : !matches ? 'wrong_password' : 'disabled';
           await deps.audit.record(db, {
@@ -120,7 +132,8 @@ export function createSessionService(deps: IdentityDeps, options: SessionOptions
         throw new LatchkeyError('unauthorized', INCORRECT);
       }
 
-      accounts.reset(account);
+      // The account's ceiling is not reset: a distributed guess goes on counting.
+      pairs.reset(pair);
       const token = base62.encode(randomBytes(32));
       const now = clock.now();
       const expiresAt = new Date(now.getTime() + lifetimeMs).toISOString();

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { stringError } from '../../core/index.js';
 import type { Identity } from '../../identity/index.js';
 import { SESSION_COOKIE } from '../auth.js';
 import { noContent, publicErrorResponses } from '../schemas.js';
@@ -12,9 +13,9 @@ export interface SessionRoutesOptions {
 }
 
 const loginBody = z.strictObject({
-  tenant: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(63, { error: 'is too long' }),
-  username: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(128, { error: 'is too long' }),
-  password: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(1024, { error: 'is too long' }),
+  tenant: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(63, { error: 'is too long' }),
+  username: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(128, { error: 'is too long' }),
+  password: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(1024, { error: 'is too long' }),
 });
 
 const sessionSchema = z.object({ tenantId: z.string(), userId: z.string(), expiresAt: z.string() }).meta({ id: 'Session' });
