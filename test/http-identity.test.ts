@@ -285,12 +285,38 @@ await eachDialect('HTTP identity', (dialect) => {
     const own = await h.call({ method: 'GET', url: '/api/v1/tenants/current', key: t.adminKey });
     assert.deepEqual([own.status, own.json.id], [200, t.id]);
     const refused = await h.call({ method: 'GET', url: '/api/v1/tenants', key: t.adminKey });
-    assert.equal(assertError(refused, 403, 'forbidden'), 'This action needs the permission identity:admin in the system tenant "default".');
+    assert.equal(assertError(refused, 403, 'forbidden'), 'This action needs the permission identity:admin in the system tenant.');
     assertError(await h.call({ method: 'DELETE', url: `/api/v1/tenants/${id}`, key: t.adminKey }), 403, 'forbidden');
     assertError(await h.call({ method: 'GET', url: `/api/v1/tenants/${t.id}`, key: t.adminKey }), 403, 'forbidden');
 
     assert.equal((await h.call({ method: 'DELETE', url: `/api/v1/tenants/${id}`, cookie })).status, 204);
     assertError(await h.call({ method: 'GET', url: `/api/v1/tenants/${id}`, cookie }), 404, 'not_found');
+  });
+
+  it('the system tenant is marked in the database, never recognised by its name: a new "default" gets no system rights', async () => {
+    const own = await createHttpHarness(dialect);
+    try {
+      const cookie = await own.login('default', 'admin', own.adminPassword);
+      const system = (await own.call({ method: 'GET', url: '/api/v1/tenants/current', cookie })).json as { id: string; system: boolean };
+      assert.equal(system.system, true);
+      // Rename the system tenant as an earlier version let the library do, then create a new "default".
+      await own.latchkey.database.db.updateTable('tenants').set({ name: 'ops' }).where('id', '=', system.id).execute();
+      await own.latchkey.bus.publish(own.latchkey.database.db, { scope: 'tenant', tenantId: system.id });
+      const impostor = await own.latchkey.identity.tenants.create({ name: 'default', initialAdmin: { username: 'admin' } });
+      assert.equal(impostor.system, false);
+      const impostorCookie = await own.login('default', 'admin', impostor.initialAdmin?.password ?? '');
+      assertError(await own.call({ method: 'GET', url: '/api/v1/tenants', cookie: impostorCookie }), 403, 'forbidden');
+      assertError(await own.call({ method: 'DELETE', url: `/api/v1/tenants/${system.id}`, cookie: impostorCookie }), 403, 'forbidden');
+      // The real system tenant's admin keeps its rights under its new name.
+      const real = await own.login('ops', 'admin', own.adminPassword);
+      assert.equal((await own.call({ method: 'GET', url: '/api/v1/tenants', cookie: real })).status, 200);
+      assert.equal((await own.latchkey.identity.tenants.system()).id, system.id);
+      // And the service, not only the route, refuses to rename or delete it.
+      await assert.rejects(own.latchkey.identity.tenants.update(system.id, { name: 'other' }), { code: 'conflict', message: 'The system tenant cannot be renamed.' });
+      await assert.rejects(own.latchkey.identity.tenants.delete(system.id), { code: 'conflict', message: 'The system tenant cannot be deleted.' });
+    } finally {
+      await own.close();
+    }
   });
 
   it('a new tenant gets its first user: initialAdmin with a generated password shown once, or a given one', async () => {
@@ -371,7 +397,7 @@ await eachDialect('HTTP identity', (dialect) => {
       assert.deepEqual(op.security, [{ apiKey: [] }, { sessionCookie: [] }], `${method} ${path}`);
       assert.ok(op.responses['401'] && op.responses['429'], `${method} ${path} documents 401 and 429`);
     }
-    assert.match(String(doc.paths['/api/v1/tenants']?.get?.description), /system tenant "default"/);
+    assert.match(String(doc.paths['/api/v1/tenants']?.get?.description), /system tenant \(the tenant Latchkey creates on first start, "default"; marked in the database/);
     assert.ok(doc.paths['/api/v1/api-keys']?.post?.responses['403']);
     assert.ok(doc.paths['/api/v1/api-keys/{id}/_roll']?.post);
   });

@@ -43,6 +43,8 @@ export interface MaintenanceRunsTable {
 export interface TenantsTable {
   id: string;
   name: string;
+  /** 1 for the system tenant (created on first start), whose admins administer every tenant. */
+  system: Generated<number>;
   created_at: string;
   updated_at: string;
 }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ApiKeys, VerifyResult } from '../apikeys/index.js';
 import { LatchkeyError, systemClock, type Clock } from '../core/index.js';
-import { BOOTSTRAP_TENANT, SlidingWindow, type Actor, type Identity, type Permission } from '../identity/index.js';
+import { SlidingWindow, type Actor, type Identity, type Permission } from '../identity/index.js';
 import type { DisplayCache } from './display-cache.js';
 
 /** Who is calling: a user, through one of their API keys or a console session. */
@@ -25,7 +25,7 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Every route behind {@link authPlugin} declares it; a route without one is refused at start. */
     permission?: Access;
-    /** The permission counts only in the system tenant ("default"): tenant administration. */
+    /** The permission counts only in the system tenant (marked in the database): tenant administration. */
     systemTenant?: boolean;
   }
   interface FastifyRequest {
@@ -194,9 +194,7 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
     }
     return async (principal) => {
       if (!principal.permissions.has(access)) throw forbidden(access);
-      if ((await display.tenantName(principal.tenantId)) !== BOOTSTRAP_TENANT) {
-        throw forbidden(access, ` in the system tenant "${BOOTSTRAP_TENANT}"`);
-      }
+      if (!(await display.isSystemTenant(principal.tenantId))) throw forbidden(access, ' in the system tenant');
     };
   }
 

@@ -26,7 +26,7 @@ interface Slot<V> {
 }
 
 interface TenantSlots {
-  name: Slot<string> | undefined;
+  tenant: Slot<{ name: string; system: boolean }> | undefined;
   users: Map<string, Slot<string>>;
   keys: Map<string, Slot<KeyLabel>>;
 }
@@ -67,12 +67,21 @@ export class DisplayCache {
 
   /** The tenant's name (not_found when the tenant does not exist). */
   async tenantName(tenantId: string): Promise<string> {
-    const hit = fresh(this.#tenants.get(tenantId)?.name);
+    return (await this.#tenant(tenantId)).name;
+  }
+
+  /** Whether the tenant is the system tenant (marked in the database; its name says nothing). */
+  async isSystemTenant(tenantId: string): Promise<boolean> {
+    return (await this.#tenant(tenantId)).system;
+  }
+
+  async #tenant(tenantId: string): Promise<{ name: string; system: boolean }> {
+    const hit = fresh(this.#tenants.get(tenantId)?.tenant);
     if (hit !== undefined) return hit;
     const generation = this.#bus.generation;
-    const { name } = await this.#identity.tenants.get(tenantId);
-    if (this.#bus.generation === generation) this.#slots(tenantId).name = this.#slot(name);
-    return name;
+    const { name, system } = await this.#identity.tenants.get(tenantId);
+    if (this.#bus.generation === generation) this.#slots(tenantId).tenant = this.#slot({ name, system });
+    return { name, system };
   }
 
   /** The user's username (not_found when there is no such user in the tenant). */
@@ -125,7 +134,7 @@ export class DisplayCache {
         const oldest = this.#tenants.keys().next();
         if (!oldest.done) this.#tenants.delete(oldest.value);
       }
-      slots = { name: undefined, users: new Map(), keys: new Map() };
+      slots = { tenant: undefined, users: new Map(), keys: new Map() };
       this.#tenants.set(tenantId, slots);
     }
     return slots;

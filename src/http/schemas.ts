@@ -74,7 +74,13 @@ export function durationSchema(minMs: number, maxMs: number) {
 }
 
 export const tenantSchema = z
-  .object({ id: z.string(), name: z.string(), createdAt: z.string(), updatedAt: z.string() })
+  .object({
+    id: z.string(),
+    name: z.string(),
+    system: z.boolean().describe('The system tenant: its admins administer every tenant.'),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
   .meta({ id: 'Tenant' });
 
 export const userSchema = z

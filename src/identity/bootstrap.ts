@@ -31,10 +31,16 @@ export async function bootstrap(deps: IdentityDeps): Promise<BootstrapResult> {
       // takes SQLite's write lock at once; on PostgreSQL the unique name stops a concurrent twin.
       const inserted = await trx
         .insertInto('tenants')
-        .columns(['id', 'name', 'created_at', 'updated_at'])
+        .columns(['id', 'name', 'system', 'created_at', 'updated_at'])
         .expression(
           trx
-            .selectNoFrom((eb) => [eb.val(tenantId).as('id'), eb.val(BOOTSTRAP_TENANT).as('name'), eb.val(now).as('created_at'), eb.val(now).as('updated_at')])
+            .selectNoFrom((eb) => [
+              eb.val(tenantId).as('id'),
+              eb.val(BOOTSTRAP_TENANT).as('name'),
+              eb.val(1).as('system'),
+              eb.val(now).as('created_at'),
+              eb.val(now).as('updated_at'),
+            ])
             .where((eb) => eb.not(eb.exists(eb.selectFrom('tenants').select('id')))),
         )
         .executeTakeFirst();

@@ -43,7 +43,7 @@ await eachDialect('identity: tenants', (dialect) => {
       assert.ok(admin?.password && admin.password.length >= 20, 'a generated password is returned once');
       assert.equal(await users.passwordMatches(created.id, admin.id, admin.password), true);
       assert.ok((await authorizer.userPermissions(created.id, admin.id)).permissions.has('identity:admin'));
-      assert.deepEqual(await tenants.get(created.id), { id: created.id, name, createdAt: created.createdAt, updatedAt: created.updatedAt });
+      assert.deepEqual(await tenants.get(created.id), { id: created.id, name, system: false, createdAt: created.createdAt, updatedAt: created.updatedAt });
 
       // A bad first user refuses the whole creation: no tenant without its admin.
       const refused = randomName('refused');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { LatchkeyError, newId } from '../core/index.js';
+import type { Selectable } from 'kysely';
 import type { TenantsTable } from '../db/index.js';
 import { SYSTEM_ACTOR, type Actor } from './actor.js';
 import type { IdentityDeps } from './deps.js';
@@ -12,6 +13,8 @@ import { assertId, notFound, parseInput, password, tenantName, username } from '
 export interface Tenant {
   id: string;
   name: string;
+  /** The system tenant (created on first start): its admins administer every tenant. Marked in the database, never known by its name. */
+  system: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -39,11 +42,13 @@ export interface TenantService {
   create(input: CreateTenantInput, actor?: Actor): Promise<CreatedTenant>;
   get(id: string): Promise<Tenant>;
   getByName(name: string): Promise<Tenant>;
+  /** The system tenant (not_found before the first start created it). */
+  system(): Promise<Tenant>;
   /** Every tenant, by name. */
   list(): Promise<Tenant[]>;
-  /** Renames a tenant. */
+  /** Renames a tenant. The system tenant cannot be renamed (people know it by its name). */
   update(id: string, input: { name: string }, actor?: Actor): Promise<Tenant>;
-  /** Deletes a tenant and everything in it (its audit events stay). */
+  /** Deletes a tenant and everything in it (its audit events stay). The system tenant cannot be deleted. */
   delete(id: string, actor?: Actor): Promise<void>;
 }
 
@@ -56,8 +61,8 @@ const createInput = z.strictObject({
 /** Generated first-admin passwords: 24 base62 characters (about 143 bits). */
 const GENERATED_PASSWORD_LENGTH = 24;
 
-function view(row: TenantsTable): Tenant {
-  return { id: row.id, name: row.name, createdAt: row.created_at, updatedAt: row.updated_at };
+function view(row: Selectable<TenantsTable>): Tenant {
+  return { id: row.id, name: row.name, system: Number(row.system) === 1, createdAt: row.created_at, updatedAt: row.updated_at };
 }
 
 function nameTaken(name: string, cause?: unknown): LatchkeyError {
@@ -80,7 +85,7 @@ export function createTenantService(deps: IdentityDeps): TenantService {
       // Hashing takes tens of milliseconds: before the transaction.
       const passwordHash = initialAdmin ? await hashPassword(initialAdmin.password ?? (generated as string)) : null;
       const now = deps.clock.now().toISOString();
-      const row: TenantsTable = { id: newId('ten'), name, created_at: now, updated_at: now };
+      const row = { id: newId('ten'), name, system: 0, created_at: now, updated_at: now };
       let admin: CreatedTenant['initialAdmin'];
       try {
         await db.transaction().execute(async (trx) => {
@@ -120,6 +125,12 @@ export function createTenantService(deps: IdentityDeps): TenantService {
       return view(row);
     },
 
+    async system() {
+      const row = await db.selectFrom('tenants').selectAll().where('system', '=', 1).executeTakeFirst();
+      if (!row) throw new LatchkeyError('not_found', 'There is no system tenant yet; it is created on first start.');
+      return view(row);
+    },
+
     async list() {
       const rows = await db.selectFrom('tenants').selectAll().orderBy('name').execute();
       return rows.map(view);
@@ -132,6 +143,7 @@ export function createTenantService(deps: IdentityDeps): TenantService {
         return await changeTenant(deps, actor, id, async (change) => {
           const current = await change.trx.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
           if (current.name === name) return view(current);
+          if (Number(current.system) === 1) throw new LatchkeyError('conflict', 'The system tenant cannot be renamed.');
           const other = await change.trx.selectFrom('tenants').select('id').where('name', '=', name).executeTakeFirst();
           if (other) throw nameTaken(name);
           await change.trx.updateTable('tenants').set({ name, updated_at: change.now }).where('id', '=', id).execute();
@@ -147,7 +159,9 @@ export function createTenantService(deps: IdentityDeps): TenantService {
     async delete(id, actor = SYSTEM_ACTOR) {
       assertId(id, 'id');
       await changeTenant(deps, actor, id, async (change) => {
-        const current = await change.trx.selectFrom('tenants').select('name').where('id', '=', id).executeTakeFirstOrThrow();
+        const current = await change.trx.selectFrom('tenants').select(['name', 'system']).where('id', '=', id).executeTakeFirstOrThrow();
+        // Deleting it would leave no one able to administer tenants.
+        if (Number(current.system) === 1) throw new LatchkeyError('conflict', 'The system tenant cannot be deleted.');
         await change.trx.deleteFrom('tenants').where('id', '=', id).execute();
         await change.invalidate('tenant');
         await change.audit({ action: 'tenant.deleted', target: id, details: { name: current.name } });

@@ -8,7 +8,7 @@ import { SERVER_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-
 /** The first admin account, when the password file of an earlier start is still there. */
 async function bootstrapAccount(latchkey: Latchkey): Promise<{ tenantId: string; userId: string } | undefined> {
   try {
-    const tenant = await latchkey.identity.tenants.getByName(BOOTSTRAP_TENANT);
+    const tenant = await latchkey.identity.tenants.system();
     const user = await latchkey.identity.users.getByUsername(tenant.id, BOOTSTRAP_USERNAME);
     return { tenantId: tenant.id, userId: user.id };
   } catch {

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { LatchkeyError } from '../../core/index.js';
 import { BOOTSTRAP_TENANT, TENANT_NAME_PATTERN, type Identity } from '../../identity/index.js';
 import { principalOf, SECURITY } from '../auth.js';
 import type { DisplayCache } from '../display-cache.js';
@@ -38,13 +37,13 @@ const createdTenantSchema = tenantSchema.extend({
     .optional(),
 });
 
-const SYSTEM_ONLY = `Needs identity:admin in the system tenant "${BOOTSTRAP_TENANT}" (the tenant Latchkey creates on first start).`;
+const SYSTEM_ONLY = `Needs identity:admin in the system tenant (the tenant Latchkey creates on first start, "${BOOTSTRAP_TENANT}"; marked in the database, not known by its name).`;
 const systemAdmin = { permission: 'identity:admin', systemTenant: true } as const;
 
 /**
  * Tenants. `GET /tenants/current` answers any caller; the rest is tenant administration, open only
- * to holders of identity:admin in the system tenant "default". The system tenant itself cannot be
- * renamed or deleted here (that would leave no one able to administer tenants).
+ * to holders of identity:admin in the system tenant. The tenant service refuses to rename or delete
+ * the system tenant.
  *
  * @example
  * await secured.register(tenantRoutes, { identity, display });
@@ -52,12 +51,6 @@ const systemAdmin = { permission: 'identity:admin', systemTenant: true } as cons
 export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fastify, options) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { identity, display } = options;
-
-  const assertNotSystem = async (id: string, what: string) => {
-    if ((await identity.tenants.get(id)).name === BOOTSTRAP_TENANT) {
-      throw new LatchkeyError('conflict', `The system tenant "${BOOTSTRAP_TENANT}" cannot be ${what}.`);
-    }
-  };
 
   app.get(
     '/tenants/current',
@@ -142,7 +135,6 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
     },
     async (request) => {
       const { id } = request.params;
-      await assertNotSystem(id, 'renamed');
       const tenant = await identity.tenants.update(id, request.body, principalOf(request).actor);
       display.dropTenant(id);
       return tenant;
@@ -164,7 +156,6 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
     },
     async (request, reply) => {
       const { id } = request.params;
-      await assertNotSystem(id, 'deleted');
       await identity.tenants.delete(id, principalOf(request).actor);
       display.dropTenant(id);
       return reply.code(204).send(null);
