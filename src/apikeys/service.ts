@@ -126,15 +126,27 @@ export function createApiKeyService(options: ApiKeyServiceOptions): ApiKeyServic
         details: { missing: beyondOwner },
       });
     }
-    const limit = actorPermissions ?? (actor.type === 'user' && actor.apiKeyId !== undefined ? await keyPermissions(actor.tenantId, actor.apiKeyId) : undefined);
-    if (limit === undefined) return;
-    const beyondActor = sorted([...wanted].filter((p) => !limit.has(p)));
+    await assertActorHolds(actor, [...wanted].filter((p) => owner.permissions.has(p)), actorPermissions);
+  }
+
+  /**
+   * Nobody mints or rolls a key that carries more than they hold: the calling key's own
+   * permissions, a session's user's, or the actor's `permissions` (Kubernetes RBAC's escalation rule).
+   */
+  async function assertActorHolds(actor: Actor, carried: Iterable<Permission>, actorPermissions?: ReadonlySet<Permission>): Promise<void> {
+    if (actor.type === 'system') return;
+    const limit =
+      actorPermissions ??
+      actor.permissions ??
+      (actor.apiKeyId !== undefined
+        ? await keyPermissions(actor.tenantId, actor.apiKeyId)
+        : (await authorizer.userPermissions(actor.tenantId, actor.userId)).permissions);
+    const beyondActor = sorted([...carried].filter((p) => !limit.has(p)));
     if (beyondActor.length > 0) {
-      throw new LatchkeyError(
-        'insufficient_permissions',
-        `The API key would carry permissions the calling API key does not have: ${beyondActor.join(', ')}.`,
-        { details: { missing: beyondActor } },
-      );
+      const who = actor.apiKeyId !== undefined ? 'the calling API key does' : 'you do';
+      throw new LatchkeyError('insufficient_permissions', `The API key would carry permissions ${who} not have: ${beyondActor.join(', ')}.`, {
+        details: { missing: beyondActor },
+      });
     }
   }
 
@@ -212,6 +224,8 @@ export function createApiKeyService(options: ApiKeyServiceOptions): ApiKeyServic
       const gracePeriodMs = parseInput(rollApiKeyInput, rollOptions, 'API key roll request').gracePeriodMs ?? 0;
       const current = await readKey(db, tenantId, id);
       if (current.revoked_at !== null) throw new LatchkeyError('conflict', `The API key ${id} is revoked and cannot be rolled.`);
+      // A key may roll itself; any other key it rolls carries no more than it does.
+      if (!(actor.type === 'user' && actor.apiKeyId === id)) await assertActorHolds(actor, await keyPermissions(tenantId, id));
 
       const { secret, key } = generateApiKey(id);
       const hash = await hasher.hash(tenantId, secret);

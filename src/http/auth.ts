@@ -117,13 +117,15 @@ function setOf(list: readonly Permission[]): ReadonlySet<Permission> {
 function keyPrincipal(result: VerifyResult): Principal | undefined {
   const { keyId, tenantId, ownerId, permissions } = result;
   if (keyId === undefined || tenantId === undefined || ownerId === undefined || permissions === undefined) return undefined;
+  const held = setOf(permissions);
   return {
     tenantId,
     userId: ownerId,
     apiKeyId: keyId,
-    permissions: setOf(permissions),
+    permissions: held,
     permissionList: permissions,
-    actor: { type: 'user', tenantId, userId: ownerId, apiKeyId: keyId },
+    // The key's own permissions go with every change it makes: nobody grants more than they hold.
+    actor: { type: 'user', tenantId, userId: ownerId, apiKeyId: keyId, permissions: held },
   };
 }
 
@@ -180,7 +182,7 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
       userId,
       permissions: user.permissions,
       permissionList: sortedList(user.permissions),
-      actor: { type: 'user', tenantId, userId },
+      actor: { type: 'user', tenantId, userId, permissions: user.permissions },
     };
   }
 

@@ -1,5 +1,14 @@
-/** Who performs a change: a user (possibly through one of their API keys) or Latchkey itself. */
-export type Actor = { type: 'user'; tenantId: string; userId: string; apiKeyId?: string } | { type: 'system' };
+import type { Permission } from './permissions.js';
+
+/**
+ * Who performs a change: a user (possibly through one of their API keys) or Latchkey itself.
+ * `permissions` are what the actor holds for this change (the HTTP layer sets a key's own, its
+ * owner's narrowed by its roles); without them the user's current permissions count. Nobody
+ * grants more than they hold.
+ */
+export type Actor =
+  | { type: 'user'; tenantId: string; userId: string; apiKeyId?: string; permissions?: ReadonlySet<Permission> }
+  | { type: 'system' };
 
 /** The actor of changes Latchkey makes on its own (bootstrap, maintenance, the CLI). */
 export const SYSTEM_ACTOR: Actor = Object.freeze({ type: 'system' });

@@ -4,7 +4,8 @@ import { LatchkeyError, newId } from '../core/index.js';
 import type { Database, GroupsTable } from '../db/index.js';
 import type { Actor } from './actor.js';
 import type { IdentityDeps } from './deps.js';
-import { keepingAnAdmin } from './role-queries.js';
+import { assertMayGrant } from './escalation.js';
+import { keepingAnAdmin, permissionsOfRoles } from './role-queries.js';
 import { changeTenant } from './tenant-change.js';
 import { assertTenantExists, findUser, userView, type User } from './users.js';
 import { assertId, name, notFound, parseInput } from './validation.js';
@@ -135,6 +136,15 @@ export function createGroupService(deps: IdentityDeps): GroupService {
         const { trx } = change;
         await findGroup(trx, tenantId, groupId);
         await findUser(trx, tenantId, userId);
+        // A member gets the group's roles: adding one grants them.
+        const groupRoles = await trx
+          .selectFrom('role_bindings')
+          .select('role_name')
+          .where('tenant_id', '=', tenantId)
+          .where('principal_type', '=', 'group')
+          .where('principal_id', '=', groupId)
+          .execute();
+        await assertMayGrant(trx, actor, await permissionsOfRoles(trx, tenantId, groupRoles.map((r) => r.role_name)));
         const existing = await trx
           .selectFrom('group_members')
           .select('user_id')

@@ -3,7 +3,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/index.js';
 import { ADMIN_ROLE, BUILTIN_ROLES, isBuiltinRole, isPermission, type Permission } from './permissions.js';
 
-type Db = Kysely<Database> | Transaction<Database>;
+export type Db = Kysely<Database> | Transaction<Database>;
 
 /** Names of the roles a user holds, directly or through any of their groups. */
 export async function userRoleNames(db: Db, tenantId: string, userId: string): Promise<string[]> {

@@ -6,7 +6,8 @@ import type { Actor } from './actor.js';
 import type { IdentityDeps } from './deps.js';
 import { findGroup } from './groups.js';
 import { ADMIN_ROLE, BUILTIN_ROLES, PERMISSIONS, isBuiltinRole, type Permission } from './permissions.js';
-import { keepingAnAdmin, parsePermissions } from './role-queries.js';
+import { assertMayGrant } from './escalation.js';
+import { keepingAnAdmin, parsePermissions, permissionsOfRoles } from './role-queries.js';
 import { changeTenant, type TenantChange } from './tenant-change.js';
 import { assertTenantExists, findUser } from './users.js';
 import { assertId, description, name, parseInput, permissions } from './validation.js';
@@ -150,6 +151,7 @@ export function createRoleService(deps: IdentityDeps): RoleService {
       if (isBuiltinRole(valid.name)) throw builtinRefused(valid.name);
       const granted = normalize(valid.permissions);
       return changeTenant(deps, actor, tenantId, async (change) => {
+        await assertMayGrant(change.trx, actor, granted);
         if (await findCustomRole(change.trx, tenantId, valid.name)) {
           throw new LatchkeyError('conflict', `A role named "${valid.name}" already exists in this tenant.`);
         }
@@ -176,6 +178,7 @@ export function createRoleService(deps: IdentityDeps): RoleService {
       return changeTenant(deps, actor, tenantId, async (change) => {
         const current = await findCustomRole(change.trx, tenantId, roleName);
         if (!current) throw roleNotFound(roleName);
+        if (valid.permissions !== undefined) await assertMayGrant(change.trx, actor, valid.permissions);
         const next = {
           ...current,
           description: valid.description === undefined ? current.description : valid.description,
@@ -223,6 +226,7 @@ export function createRoleService(deps: IdentityDeps): RoleService {
         const { trx } = change;
         await assertRoleExists(trx, tenantId, roleName);
         await assertPrincipalExists(trx, tenantId, who);
+        await assertMayGrant(trx, actor, await permissionsOfRoles(trx, tenantId, [roleName]));
         const existing = await trx
           .selectFrom('role_bindings')
           .select('role_name')

@@ -6,7 +6,8 @@ import type { Actor } from './actor.js';
 import type { IdentityDeps } from './deps.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { isBuiltinRole } from './permissions.js';
-import { keepingAnAdmin } from './role-queries.js';
+import { assertMayGrant } from './escalation.js';
+import { keepingAnAdmin, permissionsOfRoles } from './role-queries.js';
 import { changeTenant } from './tenant-change.js';
 import { assertId, displayName, notFound, parseInput, password, roleNames, username } from './validation.js';
 
@@ -161,6 +162,7 @@ export function createUserService(deps: IdentityDeps): UserService {
           .executeTakeFirst();
         if (taken) throw new LatchkeyError('conflict', `A user named "${valid.username}" already exists in this tenant.`);
         await assertRolesExist(trx, tenantId, roles, 'roles');
+        await assertMayGrant(trx, actor, await permissionsOfRoles(trx, tenantId, roles));
         const row = await insertUser(trx, tenantId, { username: valid.username, displayName: valid.displayName ?? null, passwordHash, roles }, now);
         await change.audit({ action: 'user.created', target: row.id, details: { username: row.username, roles } });
         return userView(row);

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiKeys, ApiKeyView, CreateApiKeyInput, VerifyResult } from '../../apikeys/index.js';
 import { LatchkeyError } from '../../core/index.js';
-import type { Identity, Permission } from '../../identity/index.js';
+import type { Identity } from '../../identity/index.js';
 import { forbidden, isAdmin, principalOf, SECURITY, type Principal } from '../auth.js';
 import {
   apiKeySchema,
@@ -143,7 +143,7 @@ function serviceInput(body: CreateBody): CreateApiKeyInput {
  */
 export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fastify, options) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const { identity, apiKeys } = options;
+  const { apiKeys } = options;
   const { service, verifier } = apiKeys;
 
   /** The key, when the caller may act on it (its own, or any in the tenant for identity:admin). */
@@ -154,14 +154,6 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
   }
 
   /** A key's current permissions: its owner's, narrowed by its roles. */
-  async function keyPermissions(view: ApiKeyView): Promise<ReadonlySet<Permission>> {
-    const owner = await identity.authorizer.userPermissions(view.tenantId, view.ownerId);
-    if (!owner.active) return new Set();
-    if (view.roles === null) return owner.permissions;
-    const granted = await identity.authorizer.rolePermissions(view.tenantId, view.roles);
-    return new Set([...owner.permissions].filter((p) => granted.has(p)));
-  }
-
   app.post(
     '/api-keys',
     {
@@ -181,9 +173,7 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
       const principal = principalOf(request);
       const ownerId = request.body.ownerId ?? principal.userId;
       if (ownerId !== principal.userId && !isAdmin(principal)) throw forbidden('identity:admin');
-      const issued = await service.create(principal.actor, principal.tenantId, ownerId, serviceInput(request.body), {
-        ...(principal.apiKeyId !== undefined ? { actorPermissions: principal.permissions } : {}),
-      });
+      const issued = await service.create(principal.actor, principal.tenantId, ownerId, serviceInput(request.body));
       return reply.code(201).header('cache-control', 'no-store').send(issued);
     },
   );
@@ -248,17 +238,7 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
     async (request, reply) => {
       const principal = principalOf(request);
       const { id } = request.params;
-      const view = await reachableKey(principal, id);
-      if (principal.apiKeyId !== undefined && principal.apiKeyId !== id) {
-        const beyond = [...(await keyPermissions(view))].filter((p) => !principal.permissions.has(p)).sort();
-        if (beyond.length > 0) {
-          throw new LatchkeyError(
-            'insufficient_permissions',
-            `The API key to roll carries permissions the calling API key does not have: ${beyond.join(', ')}.`,
-            { details: { missing: beyond } },
-          );
-        }
-      }
+      await reachableKey(principal, id);
       const gracePeriodMs = request.body?.gracePeriod;
       const issued = await service.roll(principal.actor, principal.tenantId, id, gracePeriodMs === undefined ? {} : { gracePeriodMs });
       return reply.header('cache-control', 'no-store').send(issued);
