@@ -116,7 +116,7 @@ export async function rejectsWith(promise: Promise<unknown>, code: string): Prom
 }
 
 /** Polls `check` until it holds, failing after `ms`. */
-export async function until(check: () => boolean | Promise<boolean>, ms = 3000): Promise<number> {
+export async function until(check: () => boolean | Promise<boolean>, ms = 30_000): Promise<number> {
   const started = Date.now();
   while (!(await check())) {
     if (Date.now() - started > ms) throw new Error(`condition not met within ${ms} ms`);
