@@ -82,7 +82,7 @@ async function openDialect(dialect: DialectName, op: TestProvider, settings: Fre
       expiresAt: new Date(Date.now() + 60 * 60_000).toISOString(),
     });
     const client = (cacheMs: number): TokenClient =>
-      createTokenClient({ store: f.store, handle: f.handle, keyring: f.keyring, cacheMs, resolveClient: async () => resolved });
+      createTokenClient({ store: f.store, cacheMs, resolveClient: async () => resolved });
     const get = (tokens: TokenClient) => async () => {
       const token = await tokens.getAccessToken(tenantId, connectorId);
       if (token.accessToken !== minted.accessToken) throw new Error(`${dialect}: getAccessToken answered another token`);

@@ -152,7 +152,7 @@ export async function benchInProcess(op: TestProvider, dialect: DialectName, set
       const connectorId = random('conn');
       const resolved: ResolvedClient = resolvedClientFor(op, connectorId);
       await connectExpired(op, f, tenantId, connectorId);
-      const tokens = createTokenClient({ store: f.store, handle: f.handle, keyring: f.keyring, outbound: createOutbound({ fetch: timedFetch, allowInsecureLoopback: true }), resolveClient: async () => resolved });
+      const tokens = createTokenClient({ store: f.store, outbound: createOutbound({ fetch: timedFetch, allowInsecureLoopback: true }), resolveClient: async () => resolved });
       return { run: await stampede(tokens, connectorId, callers, latencies), tokens, connectorId };
     };
 

@@ -184,7 +184,6 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     const oauth: AssembledOAuth = assembleOAuth({
       store,
       handle: database,
-      keyring,
       connectors,
       outbound,
       publicUrl: settings.publicUrl,

@@ -144,7 +144,7 @@ async function fixture(dialect: 'sqlite' | 'postgres'): Promise<Fixture> {
   const f = await createStoreFixture(dialect, [CONNECTOR_TYPE, OAUTH_STATE_TYPE]);
   const clock = manualClock(new Date('2031-05-01T12:00:00.000Z'));
   // The flow and the store share one clock, as they do in a server.
-  const store = new EncryptedObjectStore({ db: f.handle.db, registry: f.registry, dataKeys: f.dataKeys, clock });
+  const store = new EncryptedObjectStore({ db: f.handle.db, handle: f.handle, registry: f.registry, dataKeys: f.dataKeys, clock });
   const connectors = createConnectorService({ store, catalog, allowInsecureLoopback: true });
   const token = await startTokenServer();
   const saved: Saved[] = [];

@@ -99,8 +99,6 @@ async function setup(
   };
   const tokens = createTokenClient({
     store: f.store,
-    handle: f.handle,
-    keyring: f.keyring,
     clock,
     outbound: createOutbound({ timeoutMs: options.timeoutMs ?? 5000, allowInsecureLoopback: options.allowInsecureLoopback ?? true }),
     ...(options.cacheMs !== undefined ? { cacheMs: options.cacheMs } : {}),

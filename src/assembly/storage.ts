@@ -60,7 +60,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
   }
   registerDatabaseMetrics(metrics.registry, database);
   const dataKeys = new DataKeys({ db: database.db, keyring, clock, metrics });
-  const store = new EncryptedObjectStore({ db: database.db, registry, dataKeys, clock, metrics });
+  const store = new EncryptedObjectStore({ db: database.db, handle: database, registry, dataKeys, clock, metrics });
   const maintenance = new ObjectMaintenance({ db: database.db, registry, dataKeys, store, metrics, clock });
   return { keyring, database, dataKeys, store, maintenance };
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { DecryptionError, newId, systemClock, type Clock, type Metrics } from '../core/index.js';
-import type { Database } from '../db/index.js';
+import { deleteDataKeyIfUnused, type Database } from '../db/index.js';
 import { buildAad } from './aad.js';
 import { CipherError, open, readKeyId, seal } from './cipher.js';
 import type { Keyring } from './keyring.js';
@@ -51,13 +51,23 @@ export class DataKeys {
   readonly #primary = new Map<string, { key: DataKey; readAt: number }>();
   readonly #pending = new Map<string, Promise<DataKey>>();
 
+  readonly #options: DataKeysOptions;
+
   constructor(options: DataKeysOptions) {
+    this.#options = options;
     this.#db = options.db;
     this.#keyring = options.keyring;
     this.#clock = options.clock ?? systemClock;
     this.#metrics = options.metrics;
     this.#primaryCacheMs = options.primaryCacheMs ?? 5000;
   }
+  /** The same data keys read and written through `db` (a transaction); unwrapped keys are shared. */
+  on(db: Kysely<Database> | Transaction<Database>): DataKeys {
+    const bound = new DataKeys({ ...this.#options, db: db as Kysely<Database> });
+    for (const [id, key] of this.#byId) bound.#byId.set(id, key);
+    return bound;
+  }
+
 
   get primaryCacheMs(): number {
     return this.#primaryCacheMs;
@@ -225,15 +235,7 @@ export class DataKeys {
     let deleted = 0;
     for (const id of await this.retiredIds()) {
       // The NOT EXISTS guard (and the foreign key) keep a key that an object still uses.
-      const result = await this.#db
-        .deleteFrom('data_keys')
-        .where('id', '=', id)
-        .where('state', '=', 'retired')
-        .where(({ not, exists, selectFrom }) =>
-          not(exists(selectFrom('objects').select('objects.id').where('objects.data_key_id', '=', id))),
-        )
-        .executeTakeFirst();
-      if (Number(result.numDeletedRows) > 0) {
+      if (await deleteDataKeyIfUnused(this.#db, id)) {
         deleted++;
         this.#byId.delete(id);
       }

@@ -1,6 +1,5 @@
 import type { ConnectorService } from '../connectors/index.js';
 import type { Clock, Logger } from '../core/index.js';
-import type { Keyring } from '../crypto/index.js';
 import type { DatabaseHandle } from '../db/index.js';
 import type { EncryptedObjectStore } from '../objects/index.js';
 import type { Outbound } from '../outbound/index.js';
@@ -14,7 +13,6 @@ export interface OAuthAssemblyOptions {
   /** Its registry must know the connection and OAuth state types. */
   store: EncryptedObjectStore;
   handle: DatabaseHandle;
-  keyring: Keyring;
   connectors: ConnectorService;
   /** Every request to a provider goes through it. */
   outbound: Outbound;
@@ -45,11 +43,11 @@ export interface AssembledOAuth {
  * the outbound module's discovery cache), and tokens of a callback go to the connection store.
  *
  * @example
- * const oauth = assembleOAuth({ store, handle, keyring, connectors, outbound, publicUrl, cacheMs: 5000, clock, logger });
+ * const oauth = assembleOAuth({ store, handle, connectors, outbound, publicUrl, cacheMs: 5000, clock, logger });
  * const { accessToken } = await oauth.tokens.getAccessToken(tenantId, connectorId, userId);
  */
 export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
-  const { store, handle, keyring, connectors, outbound, clock, logger } = options;
+  const { store, handle, connectors, outbound, clock, logger } = options;
   const connections = createConnectionStore({ store });
   const servers = createServerResolver(outbound);
   const flow = createOAuthFlow({
@@ -68,8 +66,6 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
   });
   const tokens = createTokenClient({
     store,
-    handle,
-    keyring,
     resolveClient: createClientResolver({ connectors, servers }),
     outbound,
     ...(options.refreshSkewMs !== undefined ? { refreshSkewMs: options.refreshSkewMs } : {}),

@@ -10,7 +10,7 @@ import type { ResolvedClient } from './resolved-client.js';
  * non-enumerable: it never reaches a log line.
  *
  * @example
- * const tokens = createTokenClient({ store, handle, keyring, outbound, resolveClient: createClientResolver({ connectors, servers }) });
+ * const tokens = createTokenClient({ store, outbound, resolveClient: createClientResolver({ connectors, servers }) });
  */
 export function createClientResolver(deps: { connectors: ConnectorService; servers: ServerResolver }): (tenantId: string, connectorId: string) => Promise<ResolvedClient> {
   return async (tenantId, connectorId) => {

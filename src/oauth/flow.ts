@@ -103,7 +103,7 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
   const globalOrigins = normaliseOrigins(options.allowedReturnOrigins ?? []);
   const outbound = options.outbound ?? createOutbound({ clock });
   const servers = createServerResolver(outbound);
-  const states = createOAuthStateStore({ store: options.store, db: options.db });
+  const states = createOAuthStateStore({ store: options.store });
   const { connectors, logger } = options;
 
   async function authorize(subject: AuthorizeSubject, connectorId: string, authorizeOptions: { returnTo?: string } = {}): Promise<AuthorizeResult> {

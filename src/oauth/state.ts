@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { DecryptionError, LatchkeyError } from '../core/index.js';
-import type { Database } from '../db/index.js';
 import type { EncryptedObjectStore, ObjectTypeDefinition } from '../objects/index.js';
 
 /**
@@ -77,18 +75,16 @@ export interface OAuthStateStore {
 
 export interface OAuthStateStoreOptions {
   store: EncryptedObjectStore;
-  /** For the clean-up statement; the object store has no delete-by-age. */
-  db: Kysely<Database>;
 }
 
 /**
  * @example
- * const states = createOAuthStateStore({ store, db });
+ * const states = createOAuthStateStore({ store });
  * await states.save(tenantId, state, { connectorId, userId, redirectUri, returnTo: null, expiresAt, codeVerifier });
  * const pending = await states.consume(state); // once; undefined the second time
  */
 export function createOAuthStateStore(options: OAuthStateStoreOptions): OAuthStateStore {
-  const { store, db } = options;
+  const { store } = options;
   return {
     async save(tenantId, state, attributes) {
       if (!isStateValue(state)) throw new TypeError('"state" must be 43 base64url characters.');
@@ -118,14 +114,8 @@ export function createOAuthStateStore(options: OAuthStateStoreOptions): OAuthSta
       };
     },
 
-    async deleteOlderThan(cutoff) {
-      // created_at is an ISO-8601 UTC string in both dialects, so text order is time order.
-      const result = await db
-        .deleteFrom('objects')
-        .where('type', '=', OAUTH_STATE_TYPE.name)
-        .where('created_at', '<=', cutoff.toISOString())
-        .executeTakeFirst();
-      return Number(result.numDeletedRows);
+    deleteOlderThan(cutoff) {
+      return store.deleteCreatedBefore(OAUTH_STATE_TYPE.name, cutoff);
     },
   };
 }

@@ -1,8 +1,5 @@
-import type { Kysely } from 'kysely';
 import { LatchkeyError, systemClock, type Clock, type Logger } from '../core/index.js';
-import { DataKeys, type Keyring } from '../crypto/index.js';
-import type { Database, DatabaseHandle } from '../db/index.js';
-import { EncryptedObjectStore } from '../objects/index.js';
+import type { EncryptedObjectStore } from '../objects/index.js';
 import {
   CONNECTION_TYPE,
   assertConnectionKey,
@@ -21,15 +18,8 @@ import { toTokenSet } from './flow-tokens.js';
 import { AccessTokenCache } from './token-client-cache.js';
 
 export interface TokenClientOptions {
-  /** Its registry must know {@link CONNECTION_TYPE}. */
+  /** Its registry must know {@link CONNECTION_TYPE}; built with `handle` (refreshes run in its transactions). */
   store: EncryptedObjectStore;
-  handle: DatabaseHandle;
-  /**
-   * The master keyring. New tokens are sealed inside the transaction that holds the connection's
-   * lock, with data keys read through that same transaction: SQLite has one connection per
-   * process, so a data key read outside it would wait on the lock this process holds.
-   */
-  keyring: Keyring;
   resolveClient(tenantId: string, connectorId: string): Promise<ResolvedClient>;
   /** Every call to a token or revocation endpoint goes through it (default: `createOutbound()`). */
   outbound?: Outbound;
@@ -119,12 +109,12 @@ function served(a: ConnectionAttributes, skewMs: number): Served {
  * an API refuses it: report that with {@link TokenClient.refreshRejected}.
  *
  * @example
- * const tokens = createTokenClient({ store, handle, keyring, resolveClient: (tenantId, id) => connectors.resolveClient(tenantId, id) });
+ * const tokens = createTokenClient({ store, resolveClient: (tenantId, id) => connectors.resolveClient(tenantId, id) });
  * const { accessToken, tokenType } = await tokens.getAccessToken(tenantId, connectorId, userId);
  * await fetch(url, { headers: { authorization: `${tokenType} ${accessToken}` } });
  */
 export function createTokenClient(options: TokenClientOptions): TokenClient {
-  const { store, handle, keyring, logger } = options;
+  const { store, logger } = options;
   const clock = options.clock ?? systemClock;
   assertDuration(options.refreshSkewMs, 'refreshSkewMs', 0);
   assertDuration(options.cacheMs, 'cacheMs', 0);
@@ -151,11 +141,6 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     return { client, id: idFor(client, connectorId, userId) };
   }
 
-  /** The store on the lock's transaction, data keys included (see `keyring`). */
-  function storeIn(trx: Kysely<Database>): EncryptedObjectStore {
-    return new EncryptedObjectStore({ db: trx, registry: store.registry, dataKeys: new DataKeys({ db: trx, keyring, clock }), clock });
-  }
-
   function canRefresh(client: ResolvedClient, a: ConnectionAttributes): boolean {
     return client.authType === 'oauth_client_credentials' || a.refreshToken !== undefined;
   }
@@ -168,8 +153,9 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
 
   /** Under the lock: re-read, then reuse, refuse, or call the provider once and commit the result. */
   async function refreshLocked(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined): Promise<Served> {
-    const locked = await withConnectionLock(handle, tenantId, id, { waitMs: lockWaitMs }, async (trx): Promise<Outcome | undefined> => {
-      const txStore = storeIn(trx);
+    // The store on the lock's transaction reads data keys through it too: SQLite has one
+    // connection per process, so a read outside it would wait on the lock this process holds.
+    const locked = await withConnectionLock(store, tenantId, id, { waitMs: lockWaitMs }, async (txStore): Promise<Outcome | undefined> => {
       const current = await readConnection(txStore, tenantId, id);
       if (!current) return undefined;
       const a = current.attributes;

@@ -11,6 +11,7 @@ export type {
   MaintenanceProgress,
   MaintenanceReport,
   EncryptedObjectStoreOptions,
+  ObjectTransaction,
 } from './store.js';
 export { ObjectMaintenance, countOutdatedObjects } from './maintenance.js';
 export type { ObjectMaintenanceOptions, RekeyDataKeysReport } from './maintenance.js';

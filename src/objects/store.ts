@@ -1,8 +1,8 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { z } from 'zod';
 import { LatchkeyError, newId, systemClock, type Clock, type Metrics } from '../core/index.js';
 import type { DataKeys } from '../crypto/index.js';
-import type { Database } from '../db/index.js';
+import { runTransaction, type Database, type DatabaseHandle, type TransactionOptions } from '../db/index.js';
 import type { Attributes, ObjectType, ObjectTypeRegistry } from './registry.js';
 import { ObjectSealer, omit, type ObjectRow } from './sealer.js';
 
@@ -62,6 +62,8 @@ export interface MaintenanceReport {
 
 export interface EncryptedObjectStoreOptions {
   db: Kysely<Database>;
+  /** The database's capabilities, for {@link EncryptedObjectStore.transaction} (required by it). */
+  handle?: DatabaseHandle;
   registry: ObjectTypeRegistry;
   dataKeys: DataKeys;
   clock?: Clock;
@@ -73,6 +75,20 @@ function validationError(type: string, error: z.ZodError): LatchkeyError {
   const first = fields[0];
   const where = first && first.path ? `"${first.path}" ${first.message.toLowerCase()}` : (first?.message ?? 'invalid');
   return new LatchkeyError('validation_failed', `The ${type} attributes are invalid: ${where}.`, { details: { fields } });
+}
+
+/** One transaction on the store: every object read and write, row locks, and the module's own rows. */
+export interface ObjectTransaction {
+  /** The store, reading and writing in this transaction (a nested `transaction` call reuses it). */
+  readonly store: EncryptedObjectStore;
+  /** The transaction itself, for the calling module's own rows (audit records, invalidations) in the same commit. */
+  readonly db: Transaction<Database>;
+  /**
+   * Locks one object's row until the transaction ends, so that one holder at a time reads and
+   * changes it (PostgreSQL `FOR UPDATE`, waiting at most the transaction's lock timeout; SQLite:
+   * a write to the row, which takes the database's write lock at once). False when there is none.
+   */
+  lock(typeName: string, tenantId: string, id: string): Promise<boolean>;
 }
 
 export function failureOf(type: string, id: string, err: unknown): ObjectFailure {
@@ -94,8 +110,11 @@ export class EncryptedObjectStore {
   readonly #registry: ObjectTypeRegistry;
   readonly #sealer: ObjectSealer;
   readonly #clock: Clock;
+  readonly #options: EncryptedObjectStoreOptions;
+  #tx: ObjectTransaction | undefined;
 
   constructor(options: EncryptedObjectStoreOptions) {
+    this.#options = options;
     this.#db = options.db;
     this.#registry = options.registry;
     this.#sealer = new ObjectSealer(options.dataKeys, options.metrics);
@@ -104,6 +123,39 @@ export class EncryptedObjectStore {
 
   get registry(): ObjectTypeRegistry {
     return this.#registry;
+  }
+
+  /**
+   * Runs `fn` in one database transaction: objects created, updated and deleted through
+   * `tx.store`, rows written through `tx.db` and locks taken with `tx.lock` commit together or
+   * not at all (a throw rolls everything back). Data keys are read through the same transaction.
+   *
+   * @example
+   * await store.transaction(async (tx) => {
+   *   if (!(await tx.lock('oauth_connection', tenantId, id))) return;
+   *   const current = await tx.store.getDecrypted('oauth_connection', tenantId, id);
+   *   await tx.store.update('oauth_connection', tenantId, id, patch, { expectedRevision: current.revision });
+   *   await tx.db.insertInto('audit_events').values(event).execute();
+   * }, { lockTimeoutMs: 5000 });
+   */
+  async transaction<T>(fn: (tx: ObjectTransaction) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    if (this.#tx) return fn(this.#tx);
+    const handle = this.#options.handle;
+    if (!handle) throw new TypeError('This store was built without "handle"; it cannot open transactions.');
+    return runTransaction(
+      handle,
+      async (trx) => {
+        const bound = new EncryptedObjectStore({ ...this.#options, db: trx, dataKeys: this.#options.dataKeys.on(trx) });
+        const tx: ObjectTransaction = {
+          store: bound,
+          db: trx,
+          lock: (typeName, tenantId, id) => lockRow(handle, trx, this.#registry.get(typeName).name, tenantId, id),
+        };
+        bound.#tx = tx;
+        return fn(tx);
+      },
+      options,
+    );
   }
 
   async create(typeName: string, tenantId: string, attributes: Attributes, options: { id?: string } = {}): Promise<StoredObject> {
@@ -218,6 +270,14 @@ export class EncryptedObjectStore {
     return row ? this.#materialize(type, row, true) : undefined;
   }
 
+  /** Deletes every object of the type created at or before `cutoff`, in every tenant (expired single-use objects). Returns how many. */
+  async deleteCreatedBefore(typeName: string, cutoff: Date): Promise<number> {
+    const type = this.#registry.get(typeName);
+    // created_at is an ISO-8601 UTC string in both dialects, so text order is time order.
+    const result = await this.#db.deleteFrom('objects').where('type', '=', type.name).where('created_at', '<=', cutoff.toISOString()).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Deletes the object. Returns false when there was none (in this tenant). */
   async delete(typeName: string, tenantId: string, id: string): Promise<boolean> {
     const type = this.#registry.get(typeName);
@@ -287,4 +347,28 @@ export class EncryptedObjectStore {
     };
   }
 
+}
+
+async function lockRow(handle: DatabaseHandle, trx: Transaction<Database>, type: string, tenantId: string, id: string): Promise<boolean> {
+  if (handle.supportsRowLocks) {
+    const row = await trx
+      .selectFrom('objects')
+      .select('id')
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId)
+      .where('type', '=', type)
+      .forUpdate()
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+  // A write first: SQLite takes its write lock at once (Kysely opens DEFERRED transactions), so a
+  // later write can never fail on a stale snapshot.
+  const taken = await trx
+    .updateTable('objects')
+    .set({ revision: sql<number>`revision` })
+    .where('id', '=', id)
+    .where('tenant_id', '=', tenantId)
+    .where('type', '=', type)
+    .executeTakeFirst();
+  return Number(taken.numUpdatedRows) > 0;
 }

@@ -28,7 +28,7 @@ function build(tdb: TestDatabase, handle: DatabaseHandle, keyring: Keyring, type
   const registry = new ObjectTypeRegistry();
   for (const type of types) registry.register(type);
   const dataKeys = new DataKeys({ db: handle.db, keyring, metrics, primaryCacheMs: 50 });
-  const store = new EncryptedObjectStore({ db: handle.db, registry, dataKeys, metrics });
+  const store = new EncryptedObjectStore({ db: handle.db, handle, registry, dataKeys, metrics });
   const maintenance = new ObjectMaintenance({ db: handle.db, registry, dataKeys, store, metrics });
   const fixture: StoreFixture = {
     tdb,

@@ -64,9 +64,9 @@ export async function runChild(config: ChildConfig): Promise<void> {
   const keyring = new Keyring(Buffer.from(config.masterKey, 'base64'));
   const registry = new ObjectTypeRegistry();
   registry.register(CONNECTION_TYPE);
-  const store = new EncryptedObjectStore({ db: handle.db, registry, dataKeys: new DataKeys({ db: handle.db, keyring }) });
+  const store = new EncryptedObjectStore({ db: handle.db, handle, registry, dataKeys: new DataKeys({ db: handle.db, keyring }) });
   // The test provider listens on 127.0.0.1 over plain http.
-  const tokens = createTokenClient({ store, handle, keyring, outbound: createOutbound({ allowInsecureLoopback: true }), resolveClient: async () => config.resolved });
+  const tokens = createTokenClient({ store, outbound: createOutbound({ allowInsecureLoopback: true }), resolveClient: async () => config.resolved });
   await handle.ping();
   const lines = createInterface({ input: process.stdin });
   const go = new Promise<void>((resolve) => lines.once('line', () => resolve()));

@@ -1,0 +1,50 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { DatabaseHandle } from './adapter.js';
+import type { Database } from './schema.js';
+
+export interface TransactionOptions {
+  /**
+   * How long a row lock taken in the transaction may wait for another holder (PostgreSQL
+   * `lock_timeout`); on SQLite the busy timeout bounds the wait for the write lock.
+   */
+  lockTimeoutMs?: number;
+}
+
+/**
+ * Runs `fn` in one transaction on `handle`; rolls back when it throws. A lock that cannot be had
+ * in time fails with an error {@link isLockTimeout} recognises.
+ *
+ * @example
+ * await runTransaction(handle, async (trx) => { ... }, { lockTimeoutMs: 5000 });
+ */
+export async function runTransaction<T>(handle: DatabaseHandle, fn: (trx: Transaction<Database>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  return handle.db.transaction().execute(async (trx) => {
+    if (handle.supportsRowLocks && options.lockTimeoutMs !== undefined) {
+      await sql.raw(`set local lock_timeout = ${Math.max(1, Math.trunc(options.lockTimeoutMs))}`).execute(trx);
+    }
+    return fn(trx);
+  });
+}
+
+/** Whether `err` says a lock could not be had in time: PostgreSQL lock_timeout, or SQLite's busy timeout. */
+export function isLockTimeout(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '55P03' || code === 'SQLITE_BUSY';
+}
+
+/** A Kysely instance or a transaction on it. */
+export type Executor = Kysely<Database> | Transaction<Database>;
+
+/**
+ * Deletes a retired data key unless an object still uses it (the crypto module's question about
+ * the objects table, asked here so that crypto never names it). Returns whether it was deleted.
+ */
+export async function deleteDataKeyIfUnused(db: Executor, id: string): Promise<boolean> {
+  const result = await db
+    .deleteFrom('data_keys')
+    .where('id', '=', id)
+    .where('state', '=', 'retired')
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('objects').select('objects.id').where('objects.data_key_id', '=', id))))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
