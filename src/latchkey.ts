@@ -177,7 +177,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     const connectors = createConnectorService({
       store,
       catalog: loadCatalog(),
-      audit: { log: identity.audit, db: database.db },
+      audit: identity.audit,
       allowInsecureLoopback: outbound.allowInsecureLoopback,
       beforeDelete: (tenantId, connectorId) => oauth.disconnectConnector(tenantId, connectorId),
     });

@@ -24,7 +24,7 @@ interface Fixture {
 
 async function fixture(dialect: 'sqlite' | 'postgres'): Promise<Fixture> {
   const f = await createStoreFixture(dialect, [CONNECTOR_TYPE]);
-  const audit = { log: createAuditLog({ db: f.handle.db }), db: f.handle.db };
+  const audit = createAuditLog({ db: f.handle.db });
   return { f, connectors: createConnectorService({ store: f.store, catalog, audit }), tenantA: `ten_${randomBytes(6).toString('hex')}`, tenantB: `ten_${randomBytes(6).toString('hex')}` };
 }
 
@@ -45,6 +45,27 @@ function fieldsOf(err: LatchkeyError): Record<string, string> {
 }
 
 await eachDialect('connector service', (dialect) => {
+  it('a connector write and its audit record commit together: an audit that cannot be written leaves no connector', async () => {
+    const { f, tenantA } = await fixture(dialect);
+    try {
+      const real = createAuditLog({ db: f.handle.db });
+      // The real audit log, writing its row in the transaction, then failing before the commit.
+      const failing = { ...real, record: async (...args: Parameters<typeof real.record>) => {
+        await real.record(...args);
+        throw new Error('audit storage failed');
+      } };
+      const connectors = createConnectorService({ store: f.store, catalog, audit: failing });
+      await assert.rejects(
+        connectors.create(ACTOR, tenantA, { name: 'Stripe', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: secret() } }),
+        /audit storage failed/,
+      );
+      assert.deepEqual((await connectors.list(tenantA)).items, []);
+      assert.deepEqual((await real.list(tenantA, { action: 'connector.created' })).items, []);
+    } finally {
+      await f.dispose();
+    }
+  });
+
   it('keeps secrets out of every read, the audit log and the plain columns; flags show what is set', async () => {
     const { f, connectors, tenantA } = await fixture(dialect);
     try {

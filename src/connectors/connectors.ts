@@ -1,7 +1,5 @@
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { DecryptionError, LatchkeyError } from '../core/index.js';
-import type { Database } from '../db/index.js';
 import type { Actor, AuditLog } from '../identity/index.js';
 import type { EncryptedObjectStore, ObjectTypeDefinition, StoredObject } from '../objects/index.js';
 import { resolveProvider, type Catalog, type ResolvedProvider } from './catalog.js';
@@ -104,7 +102,8 @@ export interface ConnectorServiceOptions {
   store: EncryptedObjectStore;
   catalog: Catalog;
   /** Records `connector.created`, `connector.updated` and `connector.deleted` (never a secret). */
-  audit?: { log: AuditLog; db: Kysely<Database> };
+  /** Records every change in the same transaction as the change (the store must be built with its `handle`). */
+  audit?: AuditLog;
   /**
    * Plain http endpoints (to loopback addresses, for the generic providers) are accepted only with
    * this opt-in (`--allow-insecure-loopback`); without it they are refused at create and update,
@@ -171,8 +170,18 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
   const { store, catalog, audit } = options;
   const rules = { allowInsecureLoopback: options.allowInsecureLoopback === true };
 
-  async function record(actor: Actor, tenantId: string, action: string, target: string, details: Record<string, unknown>) {
-    if (audit) await audit.log.record(audit.db, { tenantId, actor, action, target, details });
+  /** Runs a change and its audit record in one transaction: both commit, or neither. */
+  async function audited<T>(
+    actor: Actor,
+    tenantId: string,
+    change: (store: EncryptedObjectStore) => Promise<{ result: T; action: string; target: string; details: Record<string, unknown> }>,
+  ): Promise<T> {
+    if (!audit) return (await change(store)).result;
+    return store.transaction(async (tx) => {
+      const { result, action, target, details } = await change(tx.store);
+      await audit.record(tx.db, { tenantId, actor, action, target, details });
+      return result;
+    });
   }
 
   async function read(tenantId: string, id: string, decrypt: boolean): Promise<StoredObject> {
@@ -191,12 +200,10 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
     async create(actor, tenantId, input) {
       assertString(tenantId, 'tenantId');
       const attributes = parseCreateInput(catalog, input, rules);
-      const created = await store.create(CONNECTOR_TYPE.name, tenantId, { ...attributes });
-      await record(actor, tenantId, 'connector.created', created.id, {
-        name: attributes.name,
-        provider: attributes.provider,
-        authType: attributes.authType,
-        tokenMode: attributes.tokenMode,
+      const created = await audited(actor, tenantId, async (s) => {
+        const object = await s.create(CONNECTOR_TYPE.name, tenantId, { ...attributes });
+        const details = { name: attributes.name, provider: attributes.provider, authType: attributes.authType, tokenMode: attributes.tokenMode };
+        return { result: object, action: 'connector.created', target: object.id, details };
       });
       return toView(created);
     },
@@ -225,18 +232,24 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
       const attributes = { ...(current.attributes as unknown as ConnectorAttributes), ...(secretsLost ? { secrets: {} } : {}) };
       const next = parseUpdateInput(catalog, attributes, patch, { ...rules, secretsLost });
       // Compare-and-set: a concurrent update is refused with `conflict`, never silently lost.
-      const updated = await store.update(CONNECTOR_TYPE.name, tenantId, id, { ...next }, { expectedRevision: current.revision });
       const changed = Object.keys(patch as object).filter((key) => key !== 'secrets');
       const secrets = Object.keys((patch as { secrets?: object }).secrets ?? {});
-      await record(actor, tenantId, 'connector.updated', id, { changed, ...(secrets.length > 0 ? { secretsChanged: secrets } : {}) });
+      const updated = await audited(actor, tenantId, async (s) => ({
+        result: await s.update(CONNECTOR_TYPE.name, tenantId, id, { ...next }, { expectedRevision: current.revision }),
+        action: 'connector.updated',
+        target: id,
+        details: { changed, ...(secrets.length > 0 ? { secretsChanged: secrets } : {}) },
+      }));
       return toView(updated);
     },
 
     async delete(actor, tenantId, id) {
       await read(tenantId, id, false);
       await options.beforeDelete?.(tenantId, id);
-      if (!(await store.delete(CONNECTOR_TYPE.name, tenantId, id))) throw notFound(id);
-      await record(actor, tenantId, 'connector.deleted', id, {});
+      await audited(actor, tenantId, async (s) => {
+        if (!(await s.delete(CONNECTOR_TYPE.name, tenantId, id))) throw notFound(id);
+        return { result: undefined, action: 'connector.deleted', target: id, details: {} };
+      });
     },
 
     async getResolved(tenantId, id) {
