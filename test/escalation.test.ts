@@ -54,6 +54,9 @@ await eachDialect('permission escalation', (dialect) => {
     const adminKeyId = (await t.key(t.adminId, { name: 'victim' })).id;
     assertError(await h.call({ method: 'POST', url: `/api/v1/api-keys/${adminKeyId}/_roll`, key, body: {} }), 403, 'insufficient_permissions');
 
+    // Setting the admin's password would let the caller log in as the admin.
+    await refused('PATCH', `/api/v1/users/${t.adminId}`, { password: randomPassword() });
+
     assert.deepEqual(await me(key), ['apikeys:write', 'identity:admin'], 'nothing was granted');
     const bindings = await h.latchkey.identity.roles.bindingsFor(t.id, { principal: { type: 'user', id: userId } });
     assert.ok(!bindings.some((b) => b.roleName === 'admin'));

@@ -7,7 +7,7 @@ import type { IdentityDeps } from './deps.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { isBuiltinRole } from './permissions.js';
 import { assertMayGrant } from './escalation.js';
-import { keepingAnAdmin, permissionsOfRoles } from './role-queries.js';
+import { keepingAnAdmin, permissionsOfRoles, userRoleNames } from './role-queries.js';
 import { changeTenant } from './tenant-change.js';
 import { assertId, displayName, notFound, parseInput, password, roleNames, username } from './validation.js';
 
@@ -203,6 +203,10 @@ export function createUserService(deps: IdentityDeps): UserService {
       return changeTenant(deps, actor, tenantId, async (change) => {
         const { trx, now } = change;
         const current = await findUser(trx, tenantId, id);
+        // Whoever sets another user's password can log in as them: it grants all they hold.
+        if (passwordHash !== undefined && !(actor.type === 'user' && actor.userId === id)) {
+          await assertMayGrant(trx, actor, await permissionsOfRoles(trx, tenantId, await userRoleNames(trx, tenantId, id)));
+        }
         const wasDisabled = Number(current.disabled) !== 0;
         const disabling = valid.disabled === true && !wasDisabled;
         const enabling = valid.disabled === false && wasDisabled;
