@@ -1,14 +1,14 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { LatchkeyError } from '../core/index.js';
-import type { EncryptedObjectStore, ObjectTypeDefinition } from '../objects/index.js';
+import { defineObjectType, type EncryptedObjectStore } from '../objects/index.js';
 
 /**
  * The per-tenant pepper of API key hashes: 32 random bytes (base64), sealed in the encrypted object
  * store under the tenant's data key, so a copy of the database without the master key cannot
  * recompute a key's hash and thus cannot confirm a guessed key. Object id: `pepper_<tenantId>`.
  */
-export const API_KEY_PEPPER_TYPE: ObjectTypeDefinition = {
+export const API_KEY_PEPPER_TYPE = defineObjectType({
   name: 'api_key_pepper',
   versions: [
     {
@@ -18,7 +18,7 @@ export const API_KEY_PEPPER_TYPE: ObjectTypeDefinition = {
       attributesToIncludeInAAD: [],
     },
   ],
-};
+});
 
 /** The keyed hash of a key's secret: HMAC-SHA-256 under the tenant's pepper. */
 export function keyedHash(pepper: Buffer, secret: string): Buffer {
@@ -87,22 +87,22 @@ export class ApiKeyHasher {
 
   async #load(tenantId: string): Promise<Buffer> {
     const id = pepperId(tenantId);
-    let attributes: Record<string, unknown>;
+    let attributes: { pepper: string };
     try {
-      attributes = (await this.#store.getDecrypted(API_KEY_PEPPER_TYPE.name, tenantId, id)).attributes;
+      attributes = (await this.#store.getDecrypted(API_KEY_PEPPER_TYPE, tenantId, id)).attributes;
     } catch (err) {
       if (!(err instanceof LatchkeyError) || err.code !== 'not_found') throw err;
       try {
         const pepper = randomBytes(32).toString('base64');
-        await this.#store.create(API_KEY_PEPPER_TYPE.name, tenantId, { pepper }, { id });
+        await this.#store.create(API_KEY_PEPPER_TYPE, tenantId, { pepper }, { id });
         attributes = { pepper };
       } catch (createErr) {
         // Another process created it first: use the winner's.
         if (!(createErr instanceof LatchkeyError) || createErr.code !== 'conflict') throw createErr;
-        attributes = (await this.#store.getDecrypted(API_KEY_PEPPER_TYPE.name, tenantId, id)).attributes;
+        attributes = (await this.#store.getDecrypted(API_KEY_PEPPER_TYPE, tenantId, id)).attributes;
       }
     }
-    const pepper = Buffer.from(String(attributes['pepper']), 'base64');
+    const pepper = Buffer.from(attributes.pepper, 'base64');
     if (pepper.length !== 32) {
       throw new LatchkeyError('corrupt_object', `The API key pepper of tenant ${tenantId} is not 32 bytes.`);
     }

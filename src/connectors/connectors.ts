@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DecryptionError, LatchkeyError } from '../core/index.js';
 import type { Actor, AuditLog } from '../identity/index.js';
-import type { EncryptedObjectStore, ObjectTypeDefinition, StoredObject } from '../objects/index.js';
+import { defineObjectType, type EncryptedObjectStore, type PlainAttributesOf, type StoredObject } from '../objects/index.js';
 import { resolveProvider, type Catalog, type ResolvedProvider } from './catalog.js';
 import {
   SECRET_NAMES,
@@ -21,7 +21,7 @@ import { AUTH_TYPES, type AuthType, type ProviderTemplate } from './provider-sch
  * provider and auth type (a row edited to another provider fails to decrypt). `secretsSet` names the
  * secrets that are set, so that reads show flags without decrypting anything.
  */
-export const CONNECTOR_TYPE: ObjectTypeDefinition = {
+export const CONNECTOR_TYPE = defineObjectType({
   name: 'connector',
   versions: [
     {
@@ -47,7 +47,9 @@ export const CONNECTOR_TYPE: ObjectTypeDefinition = {
       attributesToIncludeInAAD: ['provider', 'authType'],
     },
   ],
-};
+});
+
+type PlainConnector = StoredObject<PlainAttributesOf<typeof CONNECTOR_TYPE>>;
 
 /** A connector as reads show it: secrets as flags, never values. */
 export interface ConnectorView {
@@ -123,8 +125,8 @@ function assertString(value: unknown, name: string): asserts value is string {
   }
 }
 
-function toView(object: StoredObject): ConnectorView {
-  const a = object.attributes as unknown as Omit<ConnectorAttributes, 'secrets'>;
+function toView(object: PlainConnector): ConnectorView {
+  const a = object.attributes;
   const flags: ConnectorView['secrets'] = {};
   for (const name of SECRETS_BY_AUTH_TYPE[a.authType]) flags[name] = { set: a.secretsSet.includes(name) };
   return {
@@ -184,24 +186,27 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
     });
   }
 
-  async function read(tenantId: string, id: string, decrypt: boolean): Promise<StoredObject> {
+  async function read<T>(tenantId: string, id: string, get: (tenantId: string, id: string) => Promise<T>): Promise<T> {
     assertString(tenantId, 'tenantId');
     assertString(id, 'id');
     if (!isConnectorId(id)) throw notFound(id);
     try {
-      return decrypt ? await store.getDecrypted(CONNECTOR_TYPE.name, tenantId, id) : await store.get(CONNECTOR_TYPE.name, tenantId, id);
+      return await get(tenantId, id);
     } catch (err) {
       if (err instanceof LatchkeyError && err.code === 'not_found') throw notFound(id);
       throw err;
     }
   }
 
+  const plain = (tenantId: string, id: string) => store.get(CONNECTOR_TYPE, tenantId, id);
+  const decrypted = (tenantId: string, id: string) => store.getDecrypted(CONNECTOR_TYPE, tenantId, id);
+
   return {
     async create(actor, tenantId, input) {
       assertString(tenantId, 'tenantId');
       const attributes = parseCreateInput(catalog, input, rules);
       const created = await audited(actor, tenantId, async (s) => {
-        const object = await s.create(CONNECTOR_TYPE.name, tenantId, { ...attributes });
+        const object = await s.create(CONNECTOR_TYPE, tenantId, { ...attributes });
         const details = { name: attributes.name, provider: attributes.provider, authType: attributes.authType, tokenMode: attributes.tokenMode };
         return { result: object, action: 'connector.created', target: object.id, details };
       });
@@ -209,33 +214,34 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
     },
 
     async get(tenantId, id) {
-      return toView(await read(tenantId, id, false));
+      return toView(await read(tenantId, id, plain));
     },
 
     async list(tenantId, listOptions = {}) {
       assertString(tenantId, 'tenantId');
-      const page = await store.list(CONNECTOR_TYPE.name, tenantId, { limit: listOptions.limit ?? 100, after: listOptions.after });
+      const page = await store.list(CONNECTOR_TYPE, tenantId, { limit: listOptions.limit ?? 100, after: listOptions.after });
       return page.next === undefined ? { items: page.items.map(toView) } : { items: page.items.map(toView), next: page.next };
     },
 
     async update(actor, tenantId, id, patch) {
-      let current: StoredObject;
+      let current: StoredObject<ConnectorAttributes>;
       let secretsLost = false;
       try {
-        current = await read(tenantId, id, true);
+        current = await read(tenantId, id, decrypted);
       } catch (err) {
         if (!(err instanceof DecryptionError)) throw err;
         // Damaged ciphertext or a lost key: the connector is repaired by sending its secrets again.
-        current = await read(tenantId, id, false);
+        const damaged = await read(tenantId, id, plain);
+        current = { ...damaged, attributes: { ...damaged.attributes, secrets: {} } };
         secretsLost = true;
       }
-      const attributes = { ...(current.attributes as unknown as ConnectorAttributes), ...(secretsLost ? { secrets: {} } : {}) };
+      const attributes = current.attributes;
       const next = parseUpdateInput(catalog, attributes, patch, { ...rules, secretsLost });
       // Compare-and-set: a concurrent update is refused with `conflict`, never silently lost.
       const changed = Object.keys(patch as object).filter((key) => key !== 'secrets');
       const secrets = Object.keys((patch as { secrets?: object }).secrets ?? {});
       const updated = await audited(actor, tenantId, async (s) => ({
-        result: await s.update(CONNECTOR_TYPE.name, tenantId, id, { ...next }, { expectedRevision: current.revision }),
+        result: await s.update(CONNECTOR_TYPE, tenantId, id, { ...next }, { expectedRevision: current.revision }),
         action: 'connector.updated',
         target: id,
         details: { changed, ...(secrets.length > 0 ? { secretsChanged: secrets } : {}) },
@@ -244,17 +250,17 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
     },
 
     async delete(actor, tenantId, id) {
-      await read(tenantId, id, false);
+      await read(tenantId, id, plain);
       await options.beforeDelete?.(tenantId, id);
       await audited(actor, tenantId, async (s) => {
-        if (!(await s.delete(CONNECTOR_TYPE.name, tenantId, id))) throw notFound(id);
+        if (!(await s.delete(CONNECTOR_TYPE, tenantId, id))) throw notFound(id);
         return { result: undefined, action: 'connector.deleted', target: id, details: {} };
       });
     },
 
     async getResolved(tenantId, id) {
-      const object = await read(tenantId, id, true);
-      const attributes = object.attributes as unknown as ConnectorAttributes;
+      const object = await read(tenantId, id, decrypted);
+      const attributes = object.attributes;
       const template = catalog.get(attributes.provider);
       if (!template) {
         throw new LatchkeyError('invalid_request', `The connector ${id} uses provider "${attributes.provider}", which is not in the catalog.`);

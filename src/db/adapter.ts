@@ -16,7 +16,11 @@ export interface PoolStats {
 export interface DatabaseHandle {
   readonly db: Kysely<Database>;
   readonly dialect: DialectName;
-  /** `FOR UPDATE` row locks (PostgreSQL); SQLite serialises writers with `BEGIN IMMEDIATE` instead. */
+  /**
+   * `FOR UPDATE` row locks and `SKIP LOCKED` claims (PostgreSQL). SQLite has neither: every
+   * transaction begins IMMEDIATE and holds the database's one write lock, so a transaction there
+   * is the only writer and has nothing to skip.
+   */
   readonly supportsRowLocks: boolean;
   /** `LISTEN/NOTIFY` between processes. */
   readonly supportsNotify: boolean;

@@ -27,5 +27,5 @@ export type { MigrationStatus } from './migrator.js';
 export { registerDatabaseMetrics } from './metrics.js';
 export { InvalidationBus } from './invalidation-bus.js';
 export type { Invalidation, InvalidationBusOptions } from './invalidation-bus.js';
-export { runTransaction, isLockTimeout, deleteDataKeyIfUnused } from './transaction.js';
+export { runTransaction, isLockTimeout, deleteDataKeyIfUnused, claimRows } from './transaction.js';
 export type { TransactionOptions, Executor } from './transaction.js';

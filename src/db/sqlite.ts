@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect, sql } from 'kysely';
+import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type SqliteDialectConfig } from 'kysely';
 import type { DatabaseHandle } from './adapter.js';
 import type { Database } from './schema.js';
 
@@ -10,6 +10,29 @@ export interface SqliteOptions {
   path: string;
   /** Milliseconds a writer waits for the lock before failing. */
   busyTimeoutMs?: number;
+}
+
+/**
+ * SQLite transactions that take the write lock when they begin (`BEGIN IMMEDIATE`), not at their
+ * first write: a transaction that reads and then writes (a claim, a compare-and-set) can never fail
+ * on a stale snapshot, and one writer at a time is what row locks and `SKIP LOCKED` give on
+ * PostgreSQL. Kysely's own driver opens them DEFERRED.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+  override createDriver(): SqliteDriver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
 }
 
 /** The embedded database: one SQLite file in WAL mode, foreign keys on, a busy timeout. */
@@ -21,7 +44,7 @@ export function openSqlite(options: SqliteOptions): DatabaseHandle {
   sqlite.pragma('foreign_keys = ON');
   // FULL: a commit (a revocation, say) survives power loss, not only a process crash.
   sqlite.pragma('synchronous = FULL');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
   let closed = false;
   return {
     db,

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { DatabaseHandle } from './adapter.js';
 import type { Database } from './schema.js';
 
@@ -47,4 +47,20 @@ export async function deleteDataKeyIfUnused(db: Executor, id: string): Promise<b
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('objects').select('objects.id').where('objects.data_key_id', '=', id))))
     .executeTakeFirst();
   return Number(result.numDeletedRows) > 0;
+}
+
+/**
+ * Makes `query` a claim: inside a transaction it selects only rows no other transaction holds and
+ * holds them until this one ends, so concurrent workers each take different rows without waiting
+ * for one another (PostgreSQL `FOR UPDATE SKIP LOCKED`). On SQLite the query is unchanged: the
+ * transaction began IMMEDIATE and is the only writer, so no other holder exists.
+ *
+ * @example
+ * await runTransaction(handle, async (trx) => {
+ *   const due = await claimRows(handle, trx.selectFrom('deliveries').selectAll().where('due_at', '<=', now).limit(10)).execute();
+ *   ...
+ * });
+ */
+export function claimRows<DB, TB extends keyof DB, O>(handle: DatabaseHandle, query: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O> {
+  return handle.supportsRowLocks ? query.forUpdate().skipLocked() : query;
 }

@@ -33,7 +33,7 @@ export async function withConnectionLock<T>(
   try {
     return await store.transaction(
       async (tx): Promise<LockedResult<T>> => {
-        if (!(await tx.lock(CONNECTION_TYPE.name, tenantId, id))) return { found: false };
+        if (!(await tx.lock(CONNECTION_TYPE, tenantId, id))) return { found: false };
         return { found: true, value: await fn(tx.store) };
       },
       { lockTimeoutMs: options.waitMs },

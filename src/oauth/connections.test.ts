@@ -21,6 +21,16 @@ it('connection ids say shared or per user, and refuse what cannot be part of one
   }
 });
 
+it('an end user\'s connection id can never be a Latchkey user\'s, nor the reverse', () => {
+  assert.equal(connectionId('conn_1', { endUserId: 'u-42' }), 'per-user:conn_1:end-user:u-42');
+  assert.equal(connectionId('conn_1', { endUserId: 'a:b c' }), 'per-user:conn_1:end-user:a:b c');
+  // A user id shaped like an end user's would share its connection: refused.
+  assert.throws(() => connectionId('conn_1', 'end-user:u-42'), (err: unknown) => err instanceof LatchkeyError && err.code === 'invalid_request');
+  for (const bad of ['', 'a\u0000b', 'x'.repeat(256)]) {
+    assert.throws(() => connectionId('conn_1', { endUserId: bad }), (err: unknown) => err instanceof LatchkeyError && err.code === 'invalid_request');
+  }
+});
+
 it('extra provider fields lose anything that may be a credential, at any depth', () => {
   assert.deepEqual(
     sanitizeExtra({
@@ -83,6 +93,37 @@ await eachDialect('connection store', (dialect) => {
       const alice = await f.handle.db.selectFrom('objects').select('secrets').where('id', '=', 'per-user:conn_a:alice').executeTakeFirstOrThrow();
       await f.handle.db.updateTable('objects').set({ secrets: alice.secrets }).where('id', '=', 'per-user:conn_a:mallory').execute();
       await assert.rejects(f.store.getDecrypted(CONNECTION_TYPE.name, t, 'per-user:conn_a:mallory'), DecryptionError);
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('keeps end users\' connections apart from users\' and from each other, lists them by end user, and binds tokens to the end user', async () => {
+    const f = await createStoreFixture(dialect, [CONNECTION_TYPE]);
+    try {
+      const connections = createConnectionStore({ store: f.store });
+      const t = tenant();
+      const [aliceToken, bobToken, userToken] = [token(), token(), token()];
+      const alice = await connections.save(t, 'conn_a', { endUserId: 'alice' }, { accessToken: aliceToken, tokenType: 'bearer' });
+      assert.deepEqual([alice.id, alice.userId, alice.endUserId], ['per-user:conn_a:end-user:alice', null, 'alice']);
+      await connections.save(t, 'conn_a', { endUserId: 'bob' }, { accessToken: bobToken, tokenType: 'bearer' });
+      await connections.save(t, 'conn_b', { endUserId: 'alice' }, { accessToken: token(), tokenType: 'bearer' });
+      // A Latchkey user named like the end user has a connection of its own.
+      const user = await connections.save(t, 'conn_a', 'alice', { accessToken: userToken, tokenType: 'bearer' });
+      assert.deepEqual([user.id, user.userId, user.endUserId], ['per-user:conn_a:alice', 'alice', null]);
+      const read = async (id: string) => (await f.store.getDecrypted(CONNECTION_TYPE, t, id)).attributes.accessToken;
+      assert.equal(await read(alice.id), aliceToken);
+      assert.equal(await read(user.id), userToken);
+
+      assert.deepEqual((await connections.list(t, { endUserId: 'alice' })).items.map((v) => v.id), ['per-user:conn_a:end-user:alice', 'per-user:conn_b:end-user:alice']);
+      assert.deepEqual((await connections.list(t, { endUserId: 'alice', connectorId: 'conn_a' })).items.map((v) => v.id), [alice.id]);
+      assert.deepEqual((await connections.list(tenant(), { endUserId: 'alice' })).items, [], 'another tenant has no such end user');
+      assert.equal((await connections.find(t, 'conn_a', { endUserId: 'carol' })), undefined);
+
+      // Alice's sealed tokens copied onto Bob's connection do not decrypt: the end user is in the AAD.
+      const sealed = await f.handle.db.selectFrom('objects').select('secrets').where('id', '=', alice.id).executeTakeFirstOrThrow();
+      await f.handle.db.updateTable('objects').set({ secrets: sealed.secrets }).where('id', '=', 'per-user:conn_a:end-user:bob').execute();
+      await assert.rejects(f.store.getDecrypted(CONNECTION_TYPE, t, 'per-user:conn_a:end-user:bob'), DecryptionError);
     } finally {
       await f.dispose();
     }

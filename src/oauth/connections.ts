@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { LatchkeyError } from '../core/index.js';
-import type { EncryptedObjectStore, ObjectTypeDefinition, StoredObject } from '../objects/index.js';
+import { defineObjectType, type EncryptedObjectStore, type PlainAttributesOf, type StoredObject } from '../objects/index.js';
 import { connectionError } from './tokens-errors.js';
 
 export const CONNECTION_STATUSES = ['active', 'degraded', 'needs_reauthorization'] as const;
@@ -37,14 +37,21 @@ const connectionSchema = z.object({
  */
 const connectionSchemaV2 = connectionSchema.extend({ issuedAt: isoTime.nullable() });
 
-export type ConnectionAttributes = z.infer<typeof connectionSchemaV2>;
+/**
+ * Version 3 adds `endUserId`: the connection of an application's end user (an id the application
+ * supplies) rather than of a Latchkey user. Bound into the AAD with `userId`, so a token moved to
+ * another end user does not decrypt. Connections stored before it belong to no end user.
+ */
+const connectionSchemaV3 = connectionSchemaV2.extend({ endUserId: z.string().min(1).nullable() });
+
+export type ConnectionAttributes = z.infer<typeof connectionSchemaV3>;
 
 /**
  * A connection: the tokens of one connector (shared) or of one user of a connector (per user).
  * Tokens are sealed; connector and user are bound into their AAD, so a token moved to another
  * connection or user does not decrypt.
  */
-export const CONNECTION_TYPE: ObjectTypeDefinition = {
+export const CONNECTION_TYPE = defineObjectType({
   name: 'connection',
   versions: [
     {
@@ -60,35 +67,76 @@ export const CONNECTION_TYPE: ObjectTypeDefinition = {
       attributesToIncludeInAAD: ['connectorId', 'userId'],
       up: (previous) => ({ ...previous, issuedAt: null }),
     },
+    {
+      version: 3,
+      schema: connectionSchemaV3,
+      attributesToEncrypt: ['accessToken', 'refreshToken'],
+      attributesToIncludeInAAD: ['connectorId', 'userId', 'endUserId'],
+      up: (previous) => ({ ...previous, endUserId: null }),
+    },
   ],
-};
+});
+
+/** An application's end user: an id the application chose, scoped to the tenant. */
+export interface EndUserRef {
+  endUserId: string;
+}
+
+/**
+ * Whose connection: a Latchkey user's id, an application's end user, or null for a connector's
+ * one shared connection.
+ */
+export type ConnectionOwner = string | EndUserRef | null;
+
+export function isEndUser(owner: ConnectionOwner | undefined): owner is EndUserRef {
+  return owner !== null && typeof owner === 'object';
+}
+
+const END_USER_PREFIX = 'end-user:';
 
 const CONNECTOR_ID = /^[^\s:]{1,200}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/** Whether `value` can be an end user's id: 1 to 255 characters without control characters. */
+export function isEndUserId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= 255 && !CONTROL.test(value);
+}
+
 /** Refuses ids that cannot be part of a connection id; they come from requests, so `invalid_request`. */
-export function assertConnectionKey(connectorId: unknown, userId?: unknown): void {
+export function assertConnectionKey(connectorId: unknown, owner?: unknown): void {
   if (typeof connectorId !== 'string' || !CONNECTOR_ID.test(connectorId)) {
     throw new LatchkeyError('invalid_request', 'The connector id must be 1 to 200 characters without spaces or colons.');
   }
-  if (userId === undefined || userId === null) return;
-  if (typeof userId !== 'string' || userId.length === 0 || userId.length > 255 || CONTROL.test(userId)) {
+  if (owner === undefined || owner === null) return;
+  if (typeof owner === 'object') {
+    if (!isEndUserId((owner as Partial<EndUserRef>).endUserId)) {
+      throw new LatchkeyError('invalid_request', 'The end user id must be 1 to 255 characters without control characters.');
+    }
+    return;
+  }
+  if (typeof owner !== 'string' || owner.length === 0 || owner.length > 255 || CONTROL.test(owner)) {
     throw new LatchkeyError('invalid_request', 'The user id must be 1 to 255 characters without control characters.');
   }
+  // An end user's connection id is `per-user:<connector>:end-user:<id>`: no user id may look like one.
+  if (owner.startsWith(END_USER_PREFIX)) throw new LatchkeyError('invalid_request', `A user id cannot start with "${END_USER_PREFIX}".`);
 }
 
 /**
- * The id of a connection: `shared:<connectorId>`, or `per-user:<connectorId>:<userId>`. The prefix
- * says which store a connection belongs to, so updates and deletes never guess.
+ * The id of a connection: `shared:<connectorId>`, `per-user:<connectorId>:<userId>` for a Latchkey
+ * user, `per-user:<connectorId>:end-user:<endUserId>` for an application's end user. The prefix says
+ * which kind a connection is, so updates and deletes never guess (connector ids have no colon and
+ * user ids never start with `end-user:`).
  *
  * @example
- * connectionId('conn_1');          // 'shared:conn_1'
- * connectionId('conn_1', 'usr_7'); // 'per-user:conn_1:usr_7'
+ * connectionId('conn_1');                         // 'shared:conn_1'
+ * connectionId('conn_1', 'usr_7');                // 'per-user:conn_1:usr_7'
+ * connectionId('conn_1', { endUserId: 'u-42' });  // 'per-user:conn_1:end-user:u-42'
  */
-export function connectionId(connectorId: string, userId?: string | null): string {
-  assertConnectionKey(connectorId, userId);
-  return userId === undefined || userId === null ? `shared:${connectorId}` : `per-user:${connectorId}:${userId}`;
+export function connectionId(connectorId: string, owner?: ConnectionOwner): string {
+  assertConnectionKey(connectorId, owner);
+  if (owner === undefined || owner === null) return `shared:${connectorId}`;
+  return isEndUser(owner) ? `per-user:${connectorId}:${END_USER_PREFIX}${owner.endUserId}` : `per-user:${connectorId}:${owner}`;
 }
 
 /** Tokens as a token endpoint granted them. */
@@ -111,7 +159,10 @@ export interface TokenSet {
 export interface ConnectionView {
   id: string;
   connectorId: string;
+  /** The Latchkey user of a per-user connection; null for a shared one or an end user's. */
   userId: string | null;
+  /** The application's end user of a per-user connection; null otherwise. */
+  endUserId: string | null;
   tokenType: string;
   scopes: string[];
   expiresAt: string | null;
@@ -138,14 +189,21 @@ export interface ConnectionStore {
    * Stores the tokens of a (re)connection, replacing any earlier ones (a reconnect clears a
    * `needs_reauthorization` or `degraded` status). `userId` null: the connector's shared connection.
    */
-  save(tenantId: string, connectorId: string, userId: string | null, tokens: TokenSet): Promise<ConnectionView>;
+  save(tenantId: string, connectorId: string, owner: ConnectionOwner, tokens: TokenSet): Promise<ConnectionView>;
   /** Throws `not_connected` when there is none. */
   get(tenantId: string, id: string): Promise<ConnectionView>;
-  find(tenantId: string, connectorId: string, userId?: string | null): Promise<ConnectionView | undefined>;
-  /** Connections of the tenant by id, optionally of one connector. */
-  list(tenantId: string, options?: { connectorId?: string; limit?: number; after?: string }): Promise<ConnectionPage>;
+  find(tenantId: string, connectorId: string, owner?: ConnectionOwner): Promise<ConnectionView | undefined>;
+  /** Connections of the tenant by id, optionally of one connector and of one end user. */
+  list(tenantId: string, options?: ConnectionListOptions): Promise<ConnectionPage>;
   /** Deletes without revoking (the token client's `disconnect` revokes). False when there was none. */
   delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+export interface ConnectionListOptions {
+  connectorId?: string;
+  endUserId?: string;
+  limit?: number;
+  after?: string;
 }
 
 export interface ConnectionStoreOptions {
@@ -195,11 +253,12 @@ function assertTokenSet(tokens: TokenSet): void {
 }
 
 /** The attributes of a fresh connection holding these tokens (status active, no failure). */
-export function connectedAttributes(connectorId: string, userId: string | null, tokens: TokenSet): ConnectionAttributes {
+export function connectedAttributes(connectorId: string, owner: ConnectionOwner, tokens: TokenSet): ConnectionAttributes {
   assertTokenSet(tokens);
   return {
     connectorId,
-    userId,
+    userId: typeof owner === 'string' ? owner : null,
+    endUserId: isEndUser(owner) ? owner.endUserId : null,
     tokenType: normaliseTokenType(tokens.tokenType),
     scopes: [...(tokens.scopes ?? [])],
     expiresAt: tokens.expiresAt ?? null,
@@ -217,12 +276,13 @@ export function connectedAttributes(connectorId: string, userId: string | null, 
   };
 }
 
-export function toConnectionView(object: StoredObject): ConnectionView {
-  const a = object.attributes as ConnectionAttributes;
+export function toConnectionView(object: StoredObject<PlainAttributesOf<typeof CONNECTION_TYPE>>): ConnectionView {
+  const a = object.attributes;
   return {
     id: object.id,
     connectorId: a.connectorId,
     userId: a.userId,
+    endUserId: a.endUserId,
     tokenType: a.tokenType,
     scopes: [...a.scopes],
     expiresAt: a.expiresAt,
@@ -252,8 +312,8 @@ function isNotFound(err: unknown): boolean {
 /** The connection decrypted, or undefined when there is none. */
 export async function readConnection(store: EncryptedObjectStore, tenantId: string, id: string): Promise<ConnectionRecord | undefined> {
   try {
-    const object = await store.getDecrypted(CONNECTION_TYPE.name, tenantId, id);
-    return { id: object.id, revision: object.revision, attributes: object.attributes as ConnectionAttributes };
+    const object = await store.getDecrypted(CONNECTION_TYPE, tenantId, id);
+    return { id: object.id, revision: object.revision, attributes: object.attributes };
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;
@@ -272,7 +332,7 @@ function notConnected(id: string) {
  */
 export function createConnectionStore(options: ConnectionStoreOptions): ConnectionStore {
   const { store } = options;
-  const type = CONNECTION_TYPE.name;
+  const type = CONNECTION_TYPE;
 
   async function get(tenantId: string, id: string): Promise<ConnectionView> {
     try {
@@ -284,9 +344,9 @@ export function createConnectionStore(options: ConnectionStoreOptions): Connecti
   }
 
   return {
-    async save(tenantId, connectorId, userId, tokens) {
-      const id = connectionId(connectorId, userId);
-      const attributes = connectedAttributes(connectorId, userId, tokens);
+    async save(tenantId, connectorId, owner, tokens) {
+      const id = connectionId(connectorId, owner);
+      const attributes = connectedAttributes(connectorId, owner, tokens);
       try {
         return toConnectionView(await store.create(type, tenantId, attributes, { id }));
       } catch (err) {
@@ -296,8 +356,8 @@ export function createConnectionStore(options: ConnectionStoreOptions): Connecti
       return toConnectionView(await store.update(type, tenantId, id, attributes));
     },
     get,
-    async find(tenantId, connectorId, userId) {
-      const id = connectionId(connectorId, userId);
+    async find(tenantId, connectorId, owner) {
+      const id = connectionId(connectorId, owner);
       try {
         return await get(tenantId, id);
       } catch (err) {
@@ -307,9 +367,11 @@ export function createConnectionStore(options: ConnectionStoreOptions): Connecti
     },
     async list(tenantId, listOptions = {}) {
       const limit = Math.min(Math.max(listOptions.limit ?? 100, 1), 1000);
-      const wanted = listOptions.connectorId;
+      const { connectorId: wanted, endUserId } = listOptions;
       if (wanted !== undefined) assertConnectionKey(wanted);
-      const matches = (view: ConnectionView) => wanted === undefined || view.connectorId === wanted;
+      if (endUserId !== undefined) assertConnectionKey(wanted ?? 'any', { endUserId });
+      const matches = (view: ConnectionView) =>
+        (wanted === undefined || view.connectorId === wanted) && (endUserId === undefined || view.endUserId === endUserId);
       const items: ConnectionView[] = [];
       let after = listOptions.after;
       for (;;) {

@@ -1,6 +1,6 @@
 // The OAuth module. Tokens and connections:
-export { CONNECTION_TYPE, CONNECTION_STATUSES, connectionId, createConnectionStore } from './connections.js';
-export type { ConnectionStore, ConnectionStoreOptions, ConnectionView, ConnectionPage, ConnectionStatus, TokenSet } from './connections.js';
+export { CONNECTION_TYPE, CONNECTION_STATUSES, connectionId, createConnectionStore, isEndUser, isEndUserId } from './connections.js';
+export type { ConnectionStore, ConnectionStoreOptions, ConnectionView, ConnectionPage, ConnectionStatus, ConnectionListOptions, ConnectionOwner, EndUserRef, TokenSet } from './connections.js';
 export { createTokenClient } from './token-client.js';
 export type { TokenClient, TokenClientOptions, AccessToken } from './token-client.js';
 export { clientAuthentication } from './resolved-client.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { DecryptionError, LatchkeyError } from '../core/index.js';
-import type { EncryptedObjectStore, ObjectTypeDefinition } from '../objects/index.js';
+import { defineObjectType, type EncryptedObjectStore } from '../objects/index.js';
 
 /**
  * One pending authorization: created by authorize, consumed once by the callback. The PKCE verifier
@@ -9,7 +9,7 @@ import type { EncryptedObjectStore, ObjectTypeDefinition } from '../objects/inde
  * tenant and the object id, itself derived from the state value, are in every AAD already). These
  * three never change while the state lives, so the AAD is minimal and stable.
  */
-export const OAUTH_STATE_TYPE: ObjectTypeDefinition = {
+export const OAUTH_STATE_TYPE = defineObjectType({
   name: 'oauth_state',
   versions: [
     {
@@ -26,7 +26,7 @@ export const OAUTH_STATE_TYPE: ObjectTypeDefinition = {
       attributesToIncludeInAAD: ['connectorId', 'userId', 'redirectUri'],
     },
   ],
-};
+});
 
 /** A state as the callback gets it back. */
 export interface OAuthState {
@@ -88,21 +88,21 @@ export function createOAuthStateStore(options: OAuthStateStoreOptions): OAuthSta
   return {
     async save(tenantId, state, attributes) {
       if (!isStateValue(state)) throw new TypeError('"state" must be 43 base64url characters.');
-      await store.create(OAUTH_STATE_TYPE.name, tenantId, { ...attributes }, { id: stateObjectId(state) });
+      await store.create(OAUTH_STATE_TYPE, tenantId, { ...attributes }, { id: stateObjectId(state) });
     },
 
     async consume(state) {
       if (!isStateValue(state)) return undefined;
       let object;
       try {
-        object = await store.consume(OAUTH_STATE_TYPE.name, stateObjectId(state));
+        object = await store.consume(OAUTH_STATE_TYPE, stateObjectId(state));
       } catch (err) {
         // The row is gone already (deleted before decryption): a bad state is never retried.
         if (err instanceof DecryptionError || (err instanceof LatchkeyError && UNUSABLE.has(err.code))) return undefined;
         throw err;
       }
       if (!object) return undefined;
-      const a = object.attributes as Omit<OAuthState, 'tenantId'>;
+      const a = object.attributes;
       return {
         tenantId: object.tenantId,
         connectorId: a.connectorId,
@@ -115,7 +115,7 @@ export function createOAuthStateStore(options: OAuthStateStoreOptions): OAuthSta
     },
 
     deleteOlderThan(cutoff) {
-      return store.deleteCreatedBefore(OAUTH_STATE_TYPE.name, cutoff);
+      return store.deleteCreatedBefore(OAUTH_STATE_TYPE, cutoff);
     },
   };
 }

@@ -4,8 +4,10 @@ import {
   CONNECTION_TYPE,
   assertConnectionKey,
   connectionId,
+  isEndUser,
   readConnection,
   type ConnectionAttributes,
+  type ConnectionOwner,
   type ConnectionRecord,
 } from './connections.js';
 import { withConnectionLock } from './connections-lock.js';
@@ -55,15 +57,15 @@ export interface TokenClient {
    * once however many callers and processes ask at once. Throws `not_connected`,
    * `needs_reauthorization` or `connection_degraded` (with `details.retryAfter`).
    */
-  getAccessToken(tenantId: string, connectorId: string, userId?: string | null): Promise<AccessToken>;
+  getAccessToken(tenantId: string, connectorId: string, owner?: ConnectionOwner): Promise<AccessToken>;
   /**
    * For a token an API refused (401) although it had not expired (or had no expiry): a new one,
    * refreshed exactly once however many callers report the same token. A caller whose token was
    * already replaced gets the replacement without a refresh.
    */
-  refreshRejected(tenantId: string, connectorId: string, userId: string | null | undefined, rejectedAccessToken: string): Promise<AccessToken>;
+  refreshRejected(tenantId: string, connectorId: string, owner: ConnectionOwner | undefined, rejectedAccessToken: string): Promise<AccessToken>;
   /** Deletes the connection and revokes at the provider (RFC 7009) when it has a revocation endpoint. */
-  disconnect(tenantId: string, connectorId: string, userId?: string | null): Promise<{ revoked: boolean }>;
+  disconnect(tenantId: string, connectorId: string, owner?: ConnectionOwner): Promise<{ revoked: boolean }>;
 }
 
 const DEFAULT_SKEW_MS = 5 * 60 * 1000;
@@ -82,6 +84,11 @@ function assertTenant(tenantId: unknown): asserts tenantId is string {
 
 function assertDuration(value: number | undefined, name: string, min: number): void {
   if (value !== undefined && (!Number.isInteger(value) || value < min)) throw new TypeError(`"${name}" must be a whole number of milliseconds, at least ${min}.`);
+}
+
+/** The token cache's key for an owner: end users and Latchkey users never share one. */
+function cacheKeyOf(owner: ConnectionOwner | undefined): string | null | undefined {
+  return isEndUser(owner) ? `end-user:${owner.endUserId}` : owner;
 }
 
 function tokenOf(a: ConnectionAttributes): AccessToken {
@@ -124,9 +131,9 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   // Another process's refresh holds the lock for at most one token call plus a few writes.
   const lockWaitMs = outbound.timeoutMs + 10_000;
   const flights = new Map<string, Promise<Served>>();
-  const type = CONNECTION_TYPE.name;
+  const type = CONNECTION_TYPE;
 
-  function idFor(client: ResolvedClient, connectorId: string, userId: string | null | undefined): string {
+  function idFor(client: ResolvedClient, connectorId: string, userId: ConnectionOwner | undefined): string {
     if (client.authType === 'oauth_client_credentials' || client.tokenMode === 'shared') return connectionId(connectorId);
     if (userId === undefined || userId === null) {
       throw new LatchkeyError('invalid_request', `The connector ${connectorId} keeps a connection per user; name the user.`);
@@ -134,7 +141,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     return connectionId(connectorId, userId);
   }
 
-  async function resolve(tenantId: string, connectorId: string, userId: string | null | undefined) {
+  async function resolve(tenantId: string, connectorId: string, userId: ConnectionOwner | undefined) {
     assertTenant(tenantId);
     assertConnectionKey(connectorId, userId);
     const client = await options.resolveClient(tenantId, connectorId);
@@ -189,10 +196,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     const sentAt = clock.now();
     let response;
     try {
-      // canRefresh() let only client credentials connections through without a refresh token.
-      const grant =
-        client.authType === 'oauth_client_credentials' ? ({ type: 'client_credentials' } as const) : ({ type: 'refresh_token', refreshToken: a.refreshToken as string } as const);
-      response = await requestTokens(client, grant, outbound);
+      response = await requestTokens(client, grantFor(client, a), outbound);
     } catch (err) {
       const failure = classifyRefreshError(err);
       const failed = failedAttributes(a, failure, clock.now(), options.backoff);
@@ -219,6 +223,13 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     }
     logger?.debug({ tenantId, connectionId: current.id, rotated: response.refresh_token !== undefined }, `Refreshed the connection ${current.id}.`);
     return { kind: 'token', served: served(patch, skewMs) };
+  }
+
+  /** canRefresh() lets only client credentials connections through without a refresh token. */
+  function grantFor(client: ResolvedClient, a: ConnectionAttributes) {
+    if (client.authType === 'oauth_client_credentials') return { type: 'client_credentials' } as const;
+    if (a.refreshToken === undefined) throw new TypeError('A connection without a refresh token reached the refresh.');
+    return { type: 'refresh_token', refreshToken: a.refreshToken } as const;
   }
 
   /** One flight per connection in this process: concurrent callers share its promise. */
@@ -255,12 +266,12 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
 
   return {
     async getAccessToken(tenantId, connectorId, userId) {
-      const hit = cache?.get(tenantId, connectorId, userId, clock.now().getTime());
+      const hit = cache?.get(tenantId, connectorId, cacheKeyOf(userId), clock.now().getTime());
       if (hit) return hit;
       const epoch = cache?.epoch ?? 0;
       const { client, id } = await resolve(tenantId, connectorId, userId);
       const result = await tokenFor(tenantId, id, client, undefined);
-      cache?.set(tenantId, connectorId, userId, result.token, result.refreshAtMs, clock.now().getTime(), epoch);
+      cache?.set(tenantId, connectorId, cacheKeyOf(userId), result.token, result.refreshAtMs, clock.now().getTime(), epoch);
       return result.token;
     },
 
@@ -270,7 +281,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       cache?.forget(tenantId, connectorId);
       const epoch = cache?.epoch ?? 0;
       const result = await tokenFor(tenantId, id, client, rejectedAccessToken);
-      cache?.set(tenantId, connectorId, userId, result.token, result.refreshAtMs, clock.now().getTime(), epoch);
+      cache?.set(tenantId, connectorId, cacheKeyOf(userId), result.token, result.refreshAtMs, clock.now().getTime(), epoch);
       return result.token;
     },
 
@@ -289,7 +300,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       }
       if (!removed) throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
       if (client.revocationUrl === undefined) return { revoked: false };
-      const a = removed.attributes as ConnectionAttributes;
+      const a = removed.attributes;
       // Revoking the refresh token ends the grant (RFC 7009 2.1: its access tokens should go too).
       const [token, hint] = a.refreshToken !== undefined ? [a.refreshToken, 'refresh_token' as const] : [a.accessToken, 'access_token' as const];
       if (token === '') return { revoked: false };

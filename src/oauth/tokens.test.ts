@@ -11,6 +11,7 @@ function connection(patch: Partial<ConnectionAttributes> = {}): ConnectionAttrib
   return {
     connectorId: 'conn_1',
     userId: null,
+    endUserId: null,
     tokenType: 'Bearer',
     scopes: ['a'],
     expiresAt: iso(60 * 60_000),

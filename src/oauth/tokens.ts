@@ -112,6 +112,7 @@ export function placeholderAttributes(client: ResolvedClient): ConnectionAttribu
   return {
     connectorId: client.connectorId,
     userId: null,
+    endUserId: null,
     tokenType: 'Bearer',
     scopes: [...client.scopes],
     expiresAt: null,

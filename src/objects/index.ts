@@ -1,5 +1,6 @@
 export { ObjectTypeRegistry, checkModelVersions } from './registry.js';
-export type { Attributes, ModelVersion, ObjectType, ObjectTypeDefinition } from './registry.js';
+export { defineObjectType, typeNameOf } from './registry.js';
+export type { Attributes, AttributesOf, PlainAttributesOf, LatestModelVersion, ModelVersion, ObjectType, ObjectTypeDefinition, ObjectTypeRef } from './registry.js';
 export { EncryptedObjectStore } from './store.js';
 export type {
   StoredObject,
@@ -12,6 +13,7 @@ export type {
   MaintenanceReport,
   EncryptedObjectStoreOptions,
   ObjectTransaction,
+  ClaimOptions,
 } from './store.js';
 export { ObjectMaintenance, countOutdatedObjects } from './maintenance.js';
 export type { ObjectMaintenanceOptions, RekeyDataKeysReport } from './maintenance.js';

@@ -22,9 +22,56 @@ export interface ModelVersion {
   moves?: { encrypt?: readonly string[]; decrypt?: readonly string[] };
 }
 
-export interface ObjectTypeDefinition {
+export interface ObjectTypeDefinition<A extends Attributes = Attributes, E extends string = string> {
   name: string;
   versions: readonly ModelVersion[];
+  /**
+   * Type-level only (never set): the latest version's attributes and the names of the encrypted
+   * ones, so that the store's reads come back typed. Set by {@link defineObjectType}.
+   */
+  readonly types?: { attributes: A; encrypted: E };
+}
+
+/** The latest model version of a typed definition: its schema and encrypted names give the types. */
+export interface LatestModelVersion<S extends z.ZodObject, E extends string> extends ModelVersion {
+  schema: S;
+  attributesToEncrypt: readonly E[];
+}
+
+/**
+ * Defines an object type whose reads come back typed: the attributes of its latest version are
+ * `z.infer` of that version's schema, and ordinary reads leave out the encrypted ones.
+ *
+ * @example
+ * export const WEBHOOK_TYPE = defineObjectType({
+ *   name: 'webhook',
+ *   versions: [{ version: 1, schema: z.object({ url: z.string(), signingSecret: z.string() }),
+ *     attributesToEncrypt: ['signingSecret'], attributesToIncludeInAAD: ['url'] }],
+ * });
+ * const hook = await store.get(WEBHOOK_TYPE, tenantId, id);
+ * hook.attributes.url;           // string
+ * hook.attributes.signingSecret; // a type error: ordinary reads carry no secret
+ */
+export function defineObjectType<S extends z.ZodObject, const E extends keyof z.infer<S> & string = never>(definition: {
+  name: string;
+  versions: readonly [...ModelVersion[], LatestModelVersion<S, E>];
+}): ObjectTypeDefinition<z.infer<S>, E> {
+  return { name: definition.name, versions: definition.versions };
+}
+
+/** What the store accepts as a type: a registered name, or a definition (typed when made by {@link defineObjectType}). */
+export type ObjectTypeRef = string | ObjectTypeDefinition;
+
+/** Every attribute of a type's latest version, secrets included. */
+export type AttributesOf<T extends ObjectTypeRef> = T extends ObjectTypeDefinition<infer A, string> ? A : Attributes;
+
+/** The attributes an ordinary read gives: every one but the encrypted. */
+export type PlainAttributesOf<T extends ObjectTypeRef> =
+  T extends ObjectTypeDefinition<infer A, infer E> ? (string extends E ? A : Omit<A, E>) : Attributes;
+
+/** The name of a type reference. */
+export function typeNameOf(type: ObjectTypeRef): string {
+  return typeof type === 'string' ? type : type.name;
 }
 
 /** A registered, checked object type. */

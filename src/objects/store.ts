@@ -1,13 +1,13 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { z } from 'zod';
 import { LatchkeyError, newId, systemClock, type Clock, type Metrics } from '../core/index.js';
 import type { DataKeys } from '../crypto/index.js';
-import { runTransaction, type Database, type DatabaseHandle, type TransactionOptions } from '../db/index.js';
-import type { Attributes, ObjectType, ObjectTypeRegistry } from './registry.js';
+import { claimRows, runTransaction, type Database, type DatabaseHandle, type TransactionOptions } from '../db/index.js';
+import { typeNameOf, type Attributes, type AttributesOf, type ObjectType, type ObjectTypeRef, type ObjectTypeRegistry, type PlainAttributesOf } from './registry.js';
 import { ObjectSealer, omit, type ObjectRow } from './sealer.js';
 
 /** An object as the store hands it out. Ordinary reads carry no encrypted attribute. */
-export interface StoredObject {
+export interface StoredObject<A = Attributes> {
   id: string;
   type: string;
   tenantId: string;
@@ -15,7 +15,7 @@ export interface StoredObject {
   revision: number;
   createdAt: string;
   updatedAt: string;
-  attributes: Attributes;
+  attributes: A;
 }
 
 /** What a list does when it meets an object it cannot decrypt. */
@@ -37,8 +37,8 @@ export interface ObjectFailure {
   message: string;
 }
 
-export interface ListResult {
-  items: StoredObject[];
+export interface ListResult<A = Attributes> {
+  items: StoredObject<A>[];
   /** Objects skipped because they could not be decrypted (only with onUndecryptable 'skip'). */
   failures: ObjectFailure[];
   /** Cursor for the next page, when there may be more. */
@@ -88,7 +88,21 @@ export interface ObjectTransaction {
    * changes it (PostgreSQL `FOR UPDATE`, waiting at most the transaction's lock timeout; SQLite:
    * a write to the row, which takes the database's write lock at once). False when there is none.
    */
-  lock(typeName: string, tenantId: string, id: string): Promise<boolean>;
+  lock(type: ObjectTypeRef, tenantId: string, id: string): Promise<boolean>;
+  /**
+   * Claims objects of the type that no other transaction holds (PostgreSQL `FOR UPDATE SKIP
+   * LOCKED`; on SQLite the transaction is the only writer), decrypted, held until the transaction
+   * ends: concurrent workers each take different objects and never wait for one another. Narrowed
+   * to a tenant and to `ids` when given; least recently updated first; at most `limit` (default 100).
+   * Objects that cannot be decrypted are in `failures`, still held.
+   */
+  claim<T extends ObjectTypeRef>(type: T, options?: ClaimOptions): Promise<ListResult<AttributesOf<T>>>;
+}
+
+export interface ClaimOptions {
+  tenantId?: string;
+  ids?: readonly string[];
+  limit?: number;
 }
 
 export function failureOf(type: string, id: string, err: unknown): ObjectFailure {
@@ -149,7 +163,8 @@ export class EncryptedObjectStore {
         const tx: ObjectTransaction = {
           store: bound,
           db: trx,
-          lock: (typeName, tenantId, id) => lockRow(handle, trx, this.#registry.get(typeName).name, tenantId, id),
+          lock: (type, tenantId, id) => lockRow(handle, trx, this.#type(type).name, tenantId, id),
+          claim: (type, claimOptions) => bound.#claim(handle, trx, type, claimOptions ?? {}),
         };
         bound.#tx = tx;
         return fn(tx);
@@ -158,39 +173,43 @@ export class EncryptedObjectStore {
     );
   }
 
-  async create(typeName: string, tenantId: string, attributes: Attributes, options: { id?: string } = {}): Promise<StoredObject> {
-    const type = this.#registry.get(typeName);
+  async create<T extends ObjectTypeRef>(typeRef: T, tenantId: string, attributes: AttributesOf<T>, options: { id?: string } = {}): Promise<StoredObject<PlainAttributesOf<T>>> {
+    const type = this.#type(typeRef);
     const valid = this.#validate(type, attributes);
-    const id = options.id ?? newId(typeName.replace(/_/g, '').slice(0, 12));
+    const id = options.id ?? newId(type.name.replace(/_/g, '').slice(0, 12));
     const now = this.#clock.now().toISOString();
     const sealed = await this.#sealer.seal(type, tenantId, id, valid);
-    try {
-      await this.#db
-        .insertInto('objects')
-        .values({ id, type: type.name, tenant_id: tenantId, model_version: type.latest.version, ...sealed, created_at: now, updated_at: now })
-        .execute();
-    } catch (err) {
-      const exists = await this.#db.selectFrom('objects').select('id').where('id', '=', id).executeTakeFirst();
-      if (exists) throw new LatchkeyError('conflict', `An object with id ${id} already exists.`, { cause: err });
-      throw err;
-    }
-    return this.#view(type, { id, tenantId, version: type.latest.version, revision: 1, createdAt: now, updatedAt: now }, valid, false);
+    // ON CONFLICT DO NOTHING, not a caught error: on PostgreSQL a failed statement aborts the
+    // enclosing transaction, and a create that loses a race must leave the transaction usable.
+    const inserted = await this.#db
+      .insertInto('objects')
+      .values({ id, type: type.name, tenant_id: tenantId, model_version: type.latest.version, ...sealed, created_at: now, updated_at: now })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (!inserted) throw new LatchkeyError('conflict', `An object with id ${id} already exists.`);
+    return typed(this.#view(type, { id, tenantId, version: type.latest.version, revision: 1, createdAt: now, updatedAt: now }, valid, false));
   }
 
   /** The object without its encrypted attributes. */
-  async get(typeName: string, tenantId: string, id: string): Promise<StoredObject> {
-    const type = this.#registry.get(typeName);
-    return this.#materialize(type, await this.#row(type, tenantId, id), false);
+  async get<T extends ObjectTypeRef>(typeRef: T, tenantId: string, id: string): Promise<StoredObject<PlainAttributesOf<T>>> {
+    const type = this.#type(typeRef);
+    return typed(await this.#materialize(type, await this.#row(type, tenantId, id), false));
   }
 
   /** The object with its encrypted attributes decrypted. Throws DecryptionError if one fails. */
-  async getDecrypted(typeName: string, tenantId: string, id: string): Promise<StoredObject> {
-    const type = this.#registry.get(typeName);
-    return this.#materialize(type, await this.#row(type, tenantId, id), true);
+  async getDecrypted<T extends ObjectTypeRef>(typeRef: T, tenantId: string, id: string): Promise<StoredObject<AttributesOf<T>>> {
+    const type = this.#type(typeRef);
+    return typed(await this.#materialize(type, await this.#row(type, tenantId, id), true));
   }
 
-  async list(typeName: string, tenantId: string, options: ListOptions = {}): Promise<ListResult> {
-    const type = this.#registry.get(typeName);
+  async list<T extends ObjectTypeRef, O extends ListOptions = ListOptions>(
+    typeRef: T,
+    tenantId: string,
+    options?: O,
+  ): Promise<ListResult<O extends { decrypt: true } ? AttributesOf<T> : PlainAttributesOf<T>>> {
+    const type = this.#type(typeRef);
+    options ??= {} as O;
     const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);
     let query = this.#db
       .selectFrom('objects')
@@ -210,7 +229,7 @@ export class EncryptedObjectStore {
         result.failures.push(failureOf(type.name, row.id, err));
       }
     }
-    return result;
+    return typed(result);
   }
 
   /**
@@ -218,8 +237,14 @@ export class EncryptedObjectStore {
    * secret (AAD attributes may have changed). Compare-and-set on the revision: a concurrent write
    * is never lost.
    */
-  async update(typeName: string, tenantId: string, id: string, patch: Attributes, options: UpdateOptions = {}): Promise<StoredObject> {
-    const type = this.#registry.get(typeName);
+  async update<T extends ObjectTypeRef>(
+    typeRef: T,
+    tenantId: string,
+    id: string,
+    patch: Partial<AttributesOf<T>>,
+    options: UpdateOptions = {},
+  ): Promise<StoredObject<PlainAttributesOf<T>>> {
+    const type = this.#type(typeRef);
     for (let attempt = 0; attempt < 5; attempt++) {
       const row = await this.#row(type, tenantId, id);
       if (row.model_version > type.latest.version) {
@@ -234,7 +259,7 @@ export class EncryptedObjectStore {
       }
       // A patch that replaces every encrypted attribute needs none of the old ciphertext: so an
       // object whose secrets no longer decrypt (damaged, or its key lost) is repaired by new ones.
-      const replacesSecrets = type.latest.attributesToEncrypt.every((name) => patch[name] !== undefined);
+      const replacesSecrets = type.latest.attributesToEncrypt.every((name) => (patch as Attributes)[name] !== undefined);
       const current = await this.#materialize(type, row, !replacesSecrets);
       const valid = this.#validate(type, { ...current.attributes, ...patch });
       const sealed = await this.#sealer.seal(type, tenantId, id, valid);
@@ -247,7 +272,7 @@ export class EncryptedObjectStore {
         .where('revision', '=', row.revision)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 1) {
-        return this.#view(type, { id, tenantId, version: type.latest.version, revision: row.revision + 1, createdAt: row.created_at, updatedAt: now }, valid, false);
+        return typed(this.#view(type, { id, tenantId, version: type.latest.version, revision: row.revision + 1, createdAt: row.created_at, updatedAt: now }, valid, false));
       }
       if (options.expectedRevision !== undefined) {
         throw new LatchkeyError('conflict', `The ${type.name} ${id} was changed by someone else; read it again and retry.`);
@@ -262,25 +287,25 @@ export class EncryptedObjectStore {
    * single-use objects such as OAuth states). Without `tenantId` the id alone selects it (the id
    * must then be unguessable); the tenant is in the result. Undefined when there is none.
    */
-  async consume(typeName: string, id: string, options: { tenantId?: string } = {}): Promise<StoredObject | undefined> {
-    const type = this.#registry.get(typeName);
+  async consume<T extends ObjectTypeRef>(typeRef: T, id: string, options: { tenantId?: string } = {}): Promise<StoredObject<AttributesOf<T>> | undefined> {
+    const type = this.#type(typeRef);
     let query = this.#db.deleteFrom('objects').where('id', '=', id).where('type', '=', type.name);
     if (options.tenantId !== undefined) query = query.where('tenant_id', '=', options.tenantId);
     const row = await query.returningAll().executeTakeFirst();
-    return row ? this.#materialize(type, row, true) : undefined;
+    return row ? typed(await this.#materialize(type, row, true)) : undefined;
   }
 
   /** Deletes every object of the type created at or before `cutoff`, in every tenant (expired single-use objects). Returns how many. */
-  async deleteCreatedBefore(typeName: string, cutoff: Date): Promise<number> {
-    const type = this.#registry.get(typeName);
+  async deleteCreatedBefore(typeRef: ObjectTypeRef, cutoff: Date): Promise<number> {
+    const type = this.#type(typeRef);
     // created_at is an ISO-8601 UTC string in both dialects, so text order is time order.
     const result = await this.#db.deleteFrom('objects').where('type', '=', type.name).where('created_at', '<=', cutoff.toISOString()).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 
   /** Deletes the object. Returns false when there was none (in this tenant). */
-  async delete(typeName: string, tenantId: string, id: string): Promise<boolean> {
-    const type = this.#registry.get(typeName);
+  async delete(typeRef: ObjectTypeRef, tenantId: string, id: string): Promise<boolean> {
+    const type = this.#type(typeRef);
     const result = await this.#db
       .deleteFrom('objects')
       .where('id', '=', id)
@@ -288,6 +313,40 @@ export class EncryptedObjectStore {
       .where('type', '=', type.name)
       .executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
+  }
+
+  async #claim<T extends ObjectTypeRef>(handle: DatabaseHandle, trx: Transaction<Database>, typeRef: T, options: ClaimOptions): Promise<ListResult<AttributesOf<T>>> {
+    const type = this.#type(typeRef);
+    if (options.ids?.length === 0) return { items: [], failures: [], next: undefined };
+    let query = trx
+      .selectFrom('objects')
+      .selectAll()
+      .where('type', '=', type.name)
+      .orderBy('updated_at')
+      .orderBy('id')
+      .limit(Math.min(Math.max(options.limit ?? 100, 1), 1000));
+    if (options.tenantId !== undefined) query = query.where('tenant_id', '=', options.tenantId);
+    if (options.ids !== undefined) query = query.where('id', 'in', [...options.ids]);
+    const rows = await claimRows(handle, query).execute();
+    const result: ListResult = { items: [], failures: [], next: undefined };
+    for (const row of rows) {
+      try {
+        result.items.push(await this.#materialize(type, row, true));
+      } catch (err) {
+        if (!(err instanceof LatchkeyError)) throw err;
+        result.failures.push(failureOf(type.name, row.id, err));
+      }
+    }
+    return typed(result);
+  }
+
+  /** The registered type; a definition must be the one registered under its name, so its types are the store's. */
+  #type(ref: ObjectTypeRef): ObjectType {
+    const type = this.#registry.get(typeNameOf(ref));
+    if (typeof ref !== 'string' && ref.versions[ref.versions.length - 1]?.schema !== type.latest.schema) {
+      throw new TypeError(`The definition of object type "${type.name}" passed to the store is not the one registered under that name.`);
+    }
+    return type;
   }
 
   async #row(type: ObjectType, tenantId: string, id: string): Promise<ObjectRow> {
@@ -349,26 +408,18 @@ export class EncryptedObjectStore {
 
 }
 
+/**
+ * Attributes leave the store only after its schema parsed them (`#validate` on writes,
+ * `#materialize` on reads), so a typed definition's attributes are what its schema says: this is
+ * the one place that states it to the compiler.
+ */
+function typed<T>(value: StoredObject | ListResult): T {
+  return value as T;
+}
+
 async function lockRow(handle: DatabaseHandle, trx: Transaction<Database>, type: string, tenantId: string, id: string): Promise<boolean> {
-  if (handle.supportsRowLocks) {
-    const row = await trx
-      .selectFrom('objects')
-      .select('id')
-      .where('id', '=', id)
-      .where('tenant_id', '=', tenantId)
-      .where('type', '=', type)
-      .forUpdate()
-      .executeTakeFirst();
-    return row !== undefined;
-  }
-  // A write first: SQLite takes its write lock at once (Kysely opens DEFERRED transactions), so a
-  // later write can never fail on a stale snapshot.
-  const taken = await trx
-    .updateTable('objects')
-    .set({ revision: sql<number>`revision` })
-    .where('id', '=', id)
-    .where('tenant_id', '=', tenantId)
-    .where('type', '=', type)
-    .executeTakeFirst();
-  return Number(taken.numUpdatedRows) > 0;
+  let query = trx.selectFrom('objects').select('id').where('id', '=', id).where('tenant_id', '=', tenantId).where('type', '=', type);
+  // SQLite needs no lock: its transactions begin IMMEDIATE, holding the one write lock already.
+  if (handle.supportsRowLocks) query = query.forUpdate();
+  return (await query.executeTakeFirst()) !== undefined;
 }

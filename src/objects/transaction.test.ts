@@ -4,12 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { eachDialect } from '../../test/support/databases.js';
 import { createStoreFixture } from '../../test/support/store.js';
-import type { ObjectTypeDefinition } from './index.js';
+import { defineObjectType } from './index.js';
 
-const note: ObjectTypeDefinition = {
+const note = defineObjectType({
   name: 'note',
   versions: [{ version: 1, schema: z.object({ title: z.string(), body: z.string() }), attributesToEncrypt: ['body'], attributesToIncludeInAAD: ['title'] }],
-};
+});
 const secret = () => `s_${randomBytes(24).toString('base64url')}`;
 const tenant = () => `t_${randomBytes(6).toString('hex')}`;
 
@@ -21,22 +21,22 @@ await eachDialect('object store transactions', (dialect) => {
       const invalidations = async () => (await f.handle.db.selectFrom('invalidations').select('seq').where('tenant_id', '=', t).execute()).length;
       const body = secret();
       const [a, b] = await f.store.transaction(async (tx) => {
-        const first = await tx.store.create('note', t, { title: 'a', body });
-        const second = await tx.store.create('note', t, { title: 'b', body: secret() });
+        const first = await tx.store.create(note, t, { title: 'a', body });
+        const second = await tx.store.create(note, t, { title: 'b', body: secret() });
         await tx.store.update('note', t, first.id, { body: `${body}!` });
         await tx.db.insertInto('invalidations').values({ scope: 'tenant', tenant_id: t, subject_id: null, at: new Date().toISOString() }).execute();
         // A nested call joins the same transaction.
         await tx.store.transaction(async (inner) => assert.equal(inner.db, tx.db));
         return [first, second];
       });
-      assert.equal((await f.store.getDecrypted('note', t, a.id)).attributes['body'], `${body}!`);
-      assert.equal((await f.store.get('note', t, b.id)).attributes['title'], 'b');
+      assert.equal((await f.store.getDecrypted('note', t, a.id)).attributes.body, `${body}!`);
+      assert.equal((await f.store.get('note', t, b.id)).attributes.title, 'b');
       assert.equal(await invalidations(), 1);
 
       let made = '';
       await assert.rejects(
         f.store.transaction(async (tx) => {
-          made = (await tx.store.create('note', t, { title: 'c', body: secret() })).id;
+          made = (await tx.store.create(note, t, { title: 'c', body: secret() })).id;
           await tx.store.delete('note', t, a.id);
           await tx.db.insertInto('invalidations').values({ scope: 'tenant', tenant_id: t, subject_id: null, at: new Date().toISOString() }).execute();
           throw new Error('changed my mind');
@@ -44,7 +44,7 @@ await eachDialect('object store transactions', (dialect) => {
         /changed my mind/,
       );
       await assert.rejects(f.store.get('note', t, made), { code: 'not_found' });
-      assert.equal((await f.store.getDecrypted('note', t, a.id)).attributes['body'], `${body}!`, 'the delete was rolled back');
+      assert.equal((await f.store.getDecrypted('note', t, a.id)).attributes.body, `${body}!`, 'the delete was rolled back');
       assert.equal(await invalidations(), 1);
     } finally {
       await f.dispose();
@@ -64,7 +64,7 @@ await eachDialect('object store transactions', (dialect) => {
             assert.equal(await tx.lock('note', t, created.id), true);
             const current = await tx.store.getDecrypted('note', t, created.id);
             await new Promise((r) => setTimeout(r, 50));
-            await tx.store.update('note', t, created.id, { body: String(Number(current.attributes['body']) + 1) }, { expectedRevision: current.revision });
+            await tx.store.update('note', t, created.id, { body: String(Number(current.attributes.body) + 1) }, { expectedRevision: current.revision });
           },
           { lockTimeoutMs: 30_000 },
         );
@@ -73,8 +73,114 @@ await eachDialect('object store transactions', (dialect) => {
       // the two writers take turns; on PostgreSQL they race for the row lock.
       if (dialect === 'postgres') await Promise.all([increment(f.store), increment(peer.store)]);
       else for (const store of [f.store, peer.store]) await increment(store);
-      assert.equal((await f.store.getDecrypted('note', t, created.id)).attributes['body'], '2');
+      assert.equal((await f.store.getDecrypted('note', t, created.id)).attributes.body, '2');
       assert.equal(await f.store.transaction((tx) => tx.lock('note', t, 'note_missing')), false);
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('a create that loses to an existing id is refused with conflict and leaves the transaction usable', async () => {
+    const f = await createStoreFixture(dialect, [note]);
+    try {
+      const t = tenant();
+      const id = `note_${randomBytes(6).toString('hex')}`;
+      const later = await f.store.transaction(async (tx) => {
+        await tx.store.create(note, t, { title: 'first', body: secret() }, { id });
+        // On PostgreSQL a failed INSERT would abort the whole transaction ("current transaction is
+        // aborted"): the conflict must be found without a failed statement.
+        await assert.rejects(tx.store.create(note, t, { title: 'second', body: secret() }, { id }), { code: 'conflict' });
+        return tx.store.create(note, t, { title: 'after', body: secret() });
+      });
+      assert.equal((await f.store.get(note, t, id)).attributes.title, 'first');
+      assert.equal((await f.store.get(note, t, later.id)).attributes.title, 'after');
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('claims: each transaction takes objects no other holds, decrypted, least recently updated first', async () => {
+    const f = await createStoreFixture(dialect, [note]);
+    try {
+      const t = tenant();
+      const bodies = new Map<string, string>();
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const body = secret();
+        const created = await f.store.create(note, t, { title: `n${i}`, body });
+        bodies.set(created.id, body);
+        ids.push(created.id);
+        // Distinct update times in creation order (several creates can share a millisecond).
+        await f.handle.db.updateTable('objects').set({ updated_at: `2020-01-0${i + 1}T00:00:00.000Z` }).where('id', '=', created.id).execute();
+      }
+      // Another tenant's objects are never claimed when a tenant is named.
+      await f.store.create(note, tenant(), { title: 'other', body: secret() });
+      const peer = f.peer({});
+      if (dialect === 'postgres') {
+        // The first holds three while the second claims: it gets the other two at once (no wait:
+        // a wait would hit the lock timeout and fail).
+        let release: () => void = () => {};
+        const holding = new Promise<void>((r) => (release = r));
+        let claimedFirst: string[] = [];
+        const first = f.store.transaction(async (tx) => {
+          const claimed = await tx.claim(note, { tenantId: t, limit: 3 });
+          claimedFirst = claimed.items.map((o) => o.id);
+          for (const o of claimed.items) assert.equal(o.attributes.body, bodies.get(o.id));
+          await holding;
+        });
+        while (claimedFirst.length === 0) await new Promise((r) => setTimeout(r, 5));
+        const second = await peer.store.transaction((tx) => tx.claim(note, { tenantId: t, limit: 5 }), { lockTimeoutMs: 1000 });
+        release();
+        await first;
+        assert.equal(claimedFirst.length, 3);
+        assert.deepEqual(second.items.map((o) => o.id).sort(), ids.filter((id) => !claimedFirst.includes(id)).sort());
+      } else {
+        // SQLite: one writer at a time. A worker that claims and updates three moves them to the
+        // back; the next claim takes the two it did not touch first.
+        const touched = await f.store.transaction(async (tx) => {
+          const claimed = await tx.claim(note, { tenantId: t, limit: 3 });
+          for (const o of claimed.items) await tx.store.update(note, t, o.id, { title: `${o.attributes.title}!` });
+          return claimed.items.map((o) => o.id);
+        });
+        assert.deepEqual(touched, ids.slice(0, 3));
+        const next = await peer.store.transaction((tx) => tx.claim(note, { tenantId: t, limit: 2 }));
+        assert.deepEqual(next.items.map((o) => o.id), ids.slice(3));
+      }
+      // Narrowed to ids; an empty list claims nothing.
+      const some = await f.store.transaction((tx) => tx.claim(note, { ids: [ids[4] as string, 'note_missing'] }));
+      assert.deepEqual(some.items.map((o) => o.id), [ids[4]]);
+      assert.deepEqual((await f.store.transaction((tx) => tx.claim(note, { ids: [] }))).items, []);
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('a claimed object that cannot be decrypted is reported in failures, never silently dropped', async () => {
+    const f = await createStoreFixture(dialect, [note]);
+    try {
+      const t = tenant();
+      const good = await f.store.create(note, t, { title: 'good', body: secret() });
+      const bad = await f.store.create(note, t, { title: 'bad', body: secret() });
+      // Tamper: the AAD binds the title, so a changed title fails to decrypt.
+      const row = await f.handle.db.selectFrom('objects').select('attributes').where('id', '=', bad.id).executeTakeFirstOrThrow();
+      const attributes = JSON.stringify({ ...JSON.parse(row.attributes), title: 'tampered' });
+      await f.handle.db.updateTable('objects').set({ attributes }).where('id', '=', bad.id).execute();
+      const claimed = await f.store.transaction((tx) => tx.claim(note, { tenantId: t }));
+      assert.deepEqual(claimed.items.map((o) => o.id), [good.id]);
+      assert.deepEqual(claimed.failures.map((x) => [x.id, x.code]), [[bad.id, 'decryption_failed']]);
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('a definition must be the one registered under its name', async () => {
+    const f = await createStoreFixture(dialect, [note]);
+    try {
+      const impostor = defineObjectType({
+        name: 'note',
+        versions: [{ version: 1, schema: z.object({ title: z.string(), body: z.string() }), attributesToEncrypt: [], attributesToIncludeInAAD: [] }],
+      });
+      await assert.rejects(f.store.create(impostor, tenant(), { title: 'x', body: secret() }), TypeError);
     } finally {
       await f.dispose();
     }
