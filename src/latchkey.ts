@@ -4,10 +4,11 @@ import type { DataKeys, Keyring } from './crypto/index.js';
 import { createApiKeys, createUsageGate, API_KEY_PEPPER_TYPE, type ApiKeys } from './apikeys/index.js';
 import { buildServerApp } from './assembly/server-app.js';
 import { openStorage } from './assembly/storage.js';
+import { CONNECT_SESSION_TYPE, createConnectSessions, type ConnectSessions } from './connect/index.js';
 import { CONNECTOR_TYPE, createConnectorService, loadCatalog, type ConnectorService } from './connectors/index.js';
 import { InvalidationBus, type DatabaseHandle } from './db/index.js';
 import { createIdentity, type BootstrapResult, type Identity } from './identity/index.js';
-import { apiRoutes, listenWithShutdown, type RunningServer } from './http/index.js';
+import { apiRoutes, connectPage, listenWithShutdown, type RunningServer } from './http/index.js';
 import {
   CONNECTION_TYPE,
   OAUTH_STATE_TYPE,
@@ -22,7 +23,7 @@ import { createOutbound } from './outbound/index.js';
 import { ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
-export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE];
+export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE, CONNECT_SESSION_TYPE];
 
 /** How often expired OAuth states are deleted (the task engine takes this over later). */
 const STATE_CLEANUP_INTERVAL_MS = 30 * 60 * 1000;
@@ -101,6 +102,8 @@ export interface Latchkey {
   connectors: ConnectorService;
   /** The authorization code flow, the stored connections and the token client that keeps them fresh. */
   oauth: { flow: OAuthFlow; connections: ConnectionStore; tokens: TokenClient };
+  /** Connect sessions: what an application's end users use on the hosted connect page. */
+  connect: { sessions: ConnectSessions };
   /** Undefined when built with `http: false`. */
   app: FastifyInstance | undefined;
   /** The invalidation bus, the usage flush and the cleanup timers: started by `listen()`, or by `background.start()`. */
@@ -195,12 +198,17 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       logger,
     });
     const { flow, connections, tokens } = oauth;
+    const connectSessions = createConnectSessions({ store, connectors, publicUrl: settings.publicUrl, audit: identity.audit, clock });
 
     let stopStateCleanup = () => {};
     background.add({
       name: 'OAuth state cleanup',
       start: () => {
-        stopStateCleanup = startStateCleanup(flow, STATE_CLEANUP_INTERVAL_MS, (err) => logger.warn({ err }, 'Deleting expired OAuth states failed.'));
+        stopStateCleanup = startStateCleanup(
+          { cleanupExpired: async () => (await flow.cleanupExpired()) + (await connectSessions.deleteExpired(clock.now())) },
+          STATE_CLEANUP_INTERVAL_MS,
+          (err) => logger.warn({ err }, 'Deleting expired OAuth states and connect sessions failed.'),
+        );
       },
       stop: () => stopStateCleanup(),
     });
@@ -226,7 +234,10 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             database,
             keyring,
             trustProxy: settings.trustProxy,
-            apiPlugins: [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens } })],
+            apiPlugins: [
+              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens }, connectSessions }),
+            ],
+            sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, flow, publicUrl: settings.publicUrl, clock })],
           });
     let appClosed = false;
     if (app) closers.push(() => (appClosed ? undefined : app.close()));
@@ -243,6 +254,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       apiKeys,
       connectors,
       oauth: { flow, connections, tokens },
+      connect: { sessions: connectSessions },
       app,
       background,
       async listen() {

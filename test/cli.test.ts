@@ -308,6 +308,12 @@ await eachDialect('latchkey admin create-user', (dialect) => {
       assert.equal(printed.username, 'owner');
       assert.match(printed.password, /^[0-9A-Za-z]{24}$/);
 
+      // A setting that makes Latchkey warn (on stderr) leaves --json output on stdout parseable.
+      const warned = await runCli(['admin', 'create-user', '--tenant', tenant, '--username', 'warned', '--json'], { env: { ...env, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1' } });
+      assert.equal(warned.code, 0, warned.stderr);
+      assert.deepEqual(Object.keys(JSON.parse(warned.stdout) as object), ['id', 'username', 'password']);
+      assert.match(warned.stderr, /UNSAFE: allowInsecureLoopback is on/);
+
       const keyOnly = await runCli(['admin', 'create-user', '--tenant', tenant, '--username', 'robot', '--no-password', '--json'], { env });
       assert.equal(keyOnly.code, 0, keyOnly.stderr);
       assert.deepEqual(Object.keys(JSON.parse(keyOnly.stdout) as object), ['id', 'username']);

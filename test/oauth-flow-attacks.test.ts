@@ -20,6 +20,7 @@ import {
   type OAuthFlow,
   type OAuthFlowOptions,
   type TokenSet,
+  type ConnectionOwner,
 } from '../src/oauth/index.js';
 import { eachDialect } from './support/databases.js';
 import { createStoreFixture, type StoreFixture } from './support/store.js';
@@ -119,7 +120,7 @@ async function closedPort(): Promise<number> {
 interface Saved {
   tenantId: string;
   connectorId: string;
-  userId: string | null;
+  userId: ConnectionOwner;
   tokens: TokenSet;
 }
 
@@ -244,10 +245,10 @@ await eachDialect('OAuth flow against a stand-in token endpoint', (dialect) => {
       assert.equal(rows[0]?.id, stateObjectId(state));
       assert.equal(rows[0]?.tenant_id, x.tenantA);
       assert.ok(!JSON.stringify(rows).includes(state), 'the state value is not stored');
-      assert.deepEqual(JSON.parse(rows[0]?.aad_attributes ?? '[]'), ['connectorId', 'userId', 'redirectUri']);
+      assert.deepEqual(JSON.parse(rows[0]?.aad_attributes ?? '[]'), ['connectorId', 'userId', 'redirectUri', 'endUserId', 'connectSessionId', 'browserBinding']);
 
       const result = await x.flow.callback(callbackParams(started.authorizationUrl, { code: 'the-code' }));
-      assert.deepEqual(result, { ok: true, tenantId: x.tenantA, connectorId: x.connector.id, userId: 'usr_alice', returnTo: 'https://app.example.com/done' });
+      assert.deepEqual(result, { ok: true, tenantId: x.tenantA, connectorId: x.connector.id, userId: 'usr_alice', endUserId: null, connectSessionId: null, returnTo: 'https://app.example.com/done' });
       assert.equal(x.token.requests.length, 1);
       const sent = x.token.requests[0] as TokenRequest;
       assert.equal(sent.body.get('grant_type'), 'authorization_code');
@@ -285,7 +286,7 @@ await eachDialect('OAuth flow against a stand-in token endpoint', (dialect) => {
       const post = await x.oauth2(x.tenantA, { provider: 'local-post', tokenMode: 'per_user' });
       const started = await x.flow.authorize({ tenantId: x.tenantA, userId: 'usr_bob' }, post.id);
       const result = await x.flow.callback(callbackParams(started.authorizationUrl));
-      assert.deepEqual(result, { ok: true, tenantId: x.tenantA, connectorId: post.id, userId: 'usr_bob', returnTo: null });
+      assert.deepEqual(result, { ok: true, tenantId: x.tenantA, connectorId: post.id, userId: 'usr_bob', endUserId: null, connectSessionId: null, returnTo: null });
       const sent = x.token.requests[0] as TokenRequest;
       assert.equal(sent.headers.authorization, undefined);
       assert.equal(sent.body.get('client_id'), 'client-1');

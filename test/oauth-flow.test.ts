@@ -8,7 +8,7 @@ import { it } from 'node:test';
 import { CONNECTOR_TYPE, createConnectorService, loadCatalog, type ConnectorService, type ConnectorView } from '../src/connectors/index.js';
 import type { Actor } from '../src/identity/index.js';
 import { createOutbound } from '../src/outbound/index.js';
-import { createOAuthFlow, OAUTH_STATE_TYPE, type CallbackResult, type OAuthFlow, type TokenSet } from '../src/oauth/index.js';
+import { createOAuthFlow, OAUTH_STATE_TYPE, type CallbackResult, type ConnectionOwner, type OAuthFlow, type TokenSet } from '../src/oauth/index.js';
 import { eachDialect } from './support/databases.js';
 import { startOidcProvider, type TestClient, type TestProvider } from './support/oidc-provider.js';
 import { createStoreFixture, type StoreFixture } from './support/store.js';
@@ -23,7 +23,7 @@ const catalog = loadCatalog();
 interface Saved {
   tenantId: string;
   connectorId: string;
-  userId: string | null;
+  userId: ConnectionOwner;
   tokens: TokenSet;
 }
 
@@ -163,7 +163,7 @@ await eachDialect('OAuth authorization code flow with a real authorization serve
       assert.equal(params.get('iss'), x.op.issuer, 'RFC 9207 iss, checked against the discovered issuer');
 
       const result = await x.flow.callback(params);
-      assert.deepEqual(result, { ok: true, tenantId: x.tenantId, connectorId: connector.id, userId: 'usr_admin', returnTo: 'https://app.example.com/connected' });
+      assert.deepEqual(result, { ok: true, tenantId: x.tenantId, connectorId: connector.id, userId: 'usr_admin', endUserId: null, connectSessionId: null, returnTo: 'https://app.example.com/connected' });
       assert.equal(x.saved.length, 1);
       const { userId, tokens } = x.saved[0] as Saved;
       assert.equal(userId, null, 'shared: one connection for the connector');
@@ -195,7 +195,7 @@ await eachDialect('OAuth authorization code flow with a real authorization serve
       for (const [userId, login] of [['usr_alice', 'alice'], ['usr_bob', 'bob']] as const) {
         const started = await x.flow.authorize({ tenantId: x.tenantId, userId }, connector.id);
         const result = await x.flow.callback(await browse(started.authorizationUrl, login));
-        assert.deepEqual(result, { ok: true, tenantId: x.tenantId, connectorId: connector.id, userId, returnTo: null });
+        assert.deepEqual(result, { ok: true, tenantId: x.tenantId, connectorId: connector.id, userId, endUserId: null, connectSessionId: null, returnTo: null });
       }
       assert.deepEqual(x.saved.map((s) => s.userId), ['usr_alice', 'usr_bob'], 'per user: one connection each');
       for (const { tokens } of x.saved) {

@@ -18,6 +18,7 @@ export async function buildServerApp(options: {
   database: DatabaseHandle;
   keyring: Keyring;
   apiPlugins: FastifyPluginAsync[];
+  sitePlugins?: FastifyPluginAsync[];
   /** Proxy addresses or CIDRs whose `X-Forwarded-For` names the client. */
   trustProxy: readonly string[];
 }): Promise<FastifyInstance> {
@@ -26,6 +27,7 @@ export async function buildServerApp(options: {
     logger: options.logger,
     metrics: options.metrics,
     apiPlugins: options.apiPlugins,
+    ...(options.sitePlugins ? { sitePlugins: options.sitePlugins } : {}),
     version: VERSION,
     trustProxy: options.trustProxy,
     readiness: [

@@ -11,7 +11,8 @@ import { createLatchkey, type Latchkey } from '../latchkey.js';
 export async function withLatchkey<T>(settings: Settings, work: (latchkey: Latchkey) => Promise<T>): Promise<T> {
   const latchkey = await createLatchkey({
     settings,
-    logger: createLogger({ level: 'warn' }),
+    // Warnings go to stderr: stdout is the command's answer (`--json` output must stay parseable).
+    logger: createLogger({ level: 'warn', destination: process.stderr }),
     migrate: false,
     http: false,
     bootstrap: false,

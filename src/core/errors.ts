@@ -7,6 +7,7 @@ export const ERROR_STATUS = {
   invalid_request: 400,
   validation_failed: 400,
   unauthorized: 401,
+  invalid_connect_session: 401,
   forbidden: 403,
   insufficient_permissions: 403,
   not_found: 404,

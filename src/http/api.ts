@@ -1,6 +1,7 @@
 import fastifyCookie from '@fastify/cookie';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiKeys } from '../apikeys/index.js';
+import type { ConnectSessions } from '../connect/index.js';
 import type { ConnectorService } from '../connectors/index.js';
 import type { Clock } from '../core/index.js';
 import type { InvalidationBus } from '../db/index.js';
@@ -11,6 +12,7 @@ import { DisplayCache } from './display-cache.js';
 import type { RateLimit } from './rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { auditRoutes } from './routes/audit.js';
+import { connectCallbackOutcome, connectPageRoutes, connectSessionRoutes } from './routes/connect.js';
 import { connectionRoutes } from './routes/connections.js';
 import { connectorRoutes } from './routes/connectors.js';
 import { groupRoutes } from './routes/groups.js';
@@ -41,6 +43,8 @@ export interface ApiRoutesOptions {
     /** OAuth callbacks per client address within the window (default 60 a minute). */
     callbackLimit?: RateLimit;
   };
+  /** Connect sessions for end users (needs `connectors` and `oauth`); the page itself is {@link connectPage}. */
+  connectSessions?: ConnectSessions;
   clock?: Clock;
 }
 
@@ -65,7 +69,13 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
 
     await api.register(sessionRoutes, { identity, secureCookie: new URL(options.publicUrl).protocol === 'https:' });
     if (oauth) {
-      await api.register(oauthCallbackRoutes, { flow: oauth.flow, ...(oauth.callbackLimit ? { callbackLimit: oauth.callbackLimit } : {}), ...clock });
+      const sessions = options.connectSessions;
+      await api.register(oauthCallbackRoutes, {
+        flow: oauth.flow,
+        ...(oauth.callbackLimit ? { callbackLimit: oauth.callbackLimit } : {}),
+        ...(sessions && connectors ? { connectOutcome: (result, reply) => connectCallbackOutcome(sessions, connectors, result, reply) } : {}),
+        ...clock,
+      });
     }
 
     await api.register(async (secured) => {
@@ -94,7 +104,37 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
           ...(oauth.authorizeLimit ? { authorizeLimit: oauth.authorizeLimit } : {}),
           ...clock,
         });
+        if (options.connectSessions) await secured.register(connectSessionRoutes, { sessions: options.connectSessions });
       }
+    });
+  };
+}
+
+export interface ConnectPageOptions {
+  sessions: ConnectSessions;
+  connectors: ConnectorService;
+  connections: ConnectionStore;
+  flow: OAuthFlow;
+  publicUrl: string;
+  clock?: Clock;
+}
+
+/**
+ * The hosted connect page (`/connect`), registered at the root of the app next to the API.
+ *
+ * @example
+ * await createHttpApp({ ..., apiPlugins: [apiRoutes({ ..., connectSessions })], sitePlugins: [connectPage({ sessions, connectors, connections, flow, publicUrl })] });
+ */
+export function connectPage(options: ConnectPageOptions): FastifyPluginAsync {
+  return async (site) => {
+    await site.register(fastifyCookie, { hook: false });
+    await site.register(connectPageRoutes, {
+      sessions: options.sessions,
+      connectors: options.connectors,
+      connections: options.connections,
+      flow: options.flow,
+      secureCookie: new URL(options.publicUrl).protocol === 'https:',
+      ...(options.clock ? { clock: options.clock } : {}),
     });
   };
 }

@@ -29,6 +29,8 @@ export interface HttpAppOptions {
   version?: string;
   /** Route plugins added by later modules, registered under /api/v1. */
   apiPlugins?: FastifyPluginAsync[];
+  /** Pages outside the API (the hosted connect page), registered at the root. */
+  sitePlugins?: FastifyPluginAsync[];
   bodyLimit?: number;
   /**
    * Proxy addresses or CIDRs (`LATCHKEY_TRUST_PROXY`) whose `X-Forwarded-For` names the client;
@@ -115,6 +117,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<FastifyIns
   await app.register(openApiPlugin, { version: options.version ?? '0.0.0' });
   await app.register(healthRoutes, { metrics: options.metrics, readiness: options.readiness });
 
+  for (const plugin of options.sitePlugins ?? []) await app.register(plugin);
   const apiPlugins = options.apiPlugins ?? [];
   await app.register(
     async (api) => {

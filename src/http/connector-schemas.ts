@@ -140,9 +140,10 @@ export const accessTokenSchema = z
 
 export const connectionSchema = z
   .object({
-    id: z.string().describe('`shared:<connectorId>` or `per-user:<connectorId>:<userId>`.'),
+    id: z.string().describe('`shared:<connectorId>`, `per-user:<connectorId>:<userId>` or `per-user:<connectorId>:end-user:<endUserId>`.'),
     connectorId: z.string(),
-    userId: z.string().nullable(),
+    userId: z.string().nullable().describe('The Latchkey user of a per-user connection.'),
+    endUserId: z.string().nullable().describe('The application\'s end user of a per-user connection.'),
     tokenType: z.string(),
     scopes: z.array(z.string()),
     expiresAt: z.string().nullable(),
@@ -161,3 +162,19 @@ export const connectionSchema = z
 export const disconnectedSchema = z
   .object({ revoked: z.boolean().describe('Whether the provider confirmed the revocation (RFC 7009); the connection is deleted either way.') })
   .meta({ id: 'Disconnected' });
+
+export const END_USER_HEADER = 'latchkey-end-user';
+
+export const connectionListQuery = z.strictObject({
+  endUserId: z.string({ error: 'must be a string' }).min(1).max(255).optional().describe('Only the connections of this end user.'),
+  connectorId: connectorIdSchema.optional().describe('Only the connections of this connector.'),
+  limit: z.coerce.number({ error: 'must be a number' }).int().min(1).max(1000).optional(),
+  after: z.string().max(600).optional().describe('The `next` of the previous page.'),
+});
+
+export const connectorConnectionsQuery = connectionListQuery.omit({ connectorId: true });
+
+export const connectionPageSchema = z.object({
+  items: z.array(connectionSchema),
+  next: z.string().optional().describe('Pass as `after` for the next page; absent on the last page.'),
+});

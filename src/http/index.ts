@@ -14,7 +14,7 @@ export { healthRoutes } from './routes/health.js';
 export type { HealthRoutesOptions } from './routes/health.js';
 export { listenWithShutdown } from './server.js';
 export type { ListenOptions, RunningServer } from './server.js';
-export { apiRoutes } from './api.js';
+export { apiRoutes, connectPage } from './api.js';
 export type { ApiRoutesOptions } from './api.js';
 export { authPlugin, principalOf, isAdmin, forbidden, SESSION_COOKIE, AUTHENTICATION_FAILED, SECURITY } from './auth.js';
 export type { Principal, Access, AuthOptions } from './auth.js';

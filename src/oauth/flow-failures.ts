@@ -4,6 +4,7 @@ import * as oauth from 'oauth4webapi';
  * Why a callback did not connect an account. Results, not errors: the callback page shows them
  * (or passes them to `returnTo`), and none of them is a fault of Latchkey itself.
  * - `invalid_state`: unknown, expired, already used or tampered state.
+ * - `browser_mismatch`: the flow was bound to the browser that started it and another finished it.
  * - `provider_error`: the provider sent `error` back (the user declined, a bad scope...).
  * - `connector_unavailable`: the connector was deleted or changed while the user was away, or names an
  *   endpoint that no request may reach (plain http without the insecure-loopback opt-in).
@@ -14,6 +15,7 @@ import * as oauth from 'oauth4webapi';
  */
 export const CALLBACK_FAILURE_CODES = [
   'invalid_state',
+  'browser_mismatch',
   'provider_error',
   'connector_unavailable',
   'provider_unavailable',

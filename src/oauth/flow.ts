@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as oauth from 'oauth4webapi';
 import { withoutIdToken } from './id-token.js';
@@ -10,7 +11,7 @@ import { providerErrorFailure, remoteFailure, type CallbackFailureCode, type Fai
 import { checkReturnTo } from './flow-return-to.js';
 import { createServerResolver, type ServerMetadata } from './flow-server.js';
 import { clientAuthentication } from './resolved-client.js';
-import type { TokenSet } from './connections.js';
+import type { ConnectionOwner, TokenSet } from './connections.js';
 import { toTokenSet } from './flow-tokens.js';
 import { createOAuthStateStore, type OAuthState } from './state.js';
 
@@ -27,35 +28,72 @@ export interface OAuthFlowOptions {
   stateTtlMs?: number;
   /** Origins `returnTo` may point at for every connector (each connector may add its own). */
   allowedReturnOrigins?: readonly string[];
-  /** Stores the tokens (the connection store's save); `userId` is null for shared connectors. */
-  onTokens(tenantId: string, connectorId: string, userId: string | null, tokens: TokenSet): Promise<void>;
+  /** Stores the tokens (the connection store's save); the owner is null for shared connectors. */
+  onTokens(tenantId: string, connectorId: string, owner: ConnectionOwner, tokens: TokenSet): Promise<void>;
   /** Every request to a provider (discovery, token exchange) goes through it (default: `createOutbound()`). */
   outbound?: Outbound;
   clock?: Clock;
   logger?: Logger;
 }
 
-export interface AuthorizeSubject {
-  tenantId: string;
-  /** The user who starts the connection; per-user connectors store the tokens for them. */
-  userId: string;
+/**
+ * Who starts the connection: a Latchkey user, or an application's end user on the hosted connect
+ * page (through a connect session). Per-user connectors store the tokens for them.
+ */
+export type AuthorizeSubject =
+  | { tenantId: string; userId: string }
+  | { tenantId: string; endUserId: string; connectSessionId: string };
+
+export interface AuthorizeOptions {
+  returnTo?: string;
+  /**
+   * Bind the flow to the browser that starts it: the result carries `browserCookie`, to set as a
+   * cookie; the callback is refused unless it brings the same value. Always on for end users.
+   */
+  bindBrowser?: boolean;
 }
 
 export interface AuthorizeResult {
   authorizationUrl: string;
   /** UTC ISO-8601: the state is refused after this. */
   expiresAt: string;
+  /** The cookie value the callback must bring, when the flow is bound to the browser. */
+  browserCookie?: string;
 }
 
 export type CallbackResult =
-  | { ok: true; tenantId: string; connectorId: string; userId: string; returnTo: string | null }
-  | { ok: false; code: CallbackFailureCode; message: string; providerError?: string; returnTo?: string };
+  | {
+      ok: true;
+      tenantId: string;
+      connectorId: string;
+      userId: string | null;
+      endUserId: string | null;
+      connectSessionId: string | null;
+      returnTo: string | null;
+    }
+  | {
+      ok: false;
+      code: CallbackFailureCode;
+      message: string;
+      providerError?: string;
+      returnTo?: string;
+      /** Set when the state was read: whose flow it was. */
+      tenantId?: string;
+      connectorId?: string;
+      endUserId?: string | null;
+      connectSessionId?: string | null;
+    };
+
+export interface CallbackOptions {
+  /** The value of the browser-binding cookie the callback request carried. */
+  browserCookie?: string;
+}
 
 export interface OAuthFlow {
   /** Starts a connection: stores a state and returns where to send the user's browser. */
-  authorize(subject: AuthorizeSubject, connectorId: string, options?: { returnTo?: string }): Promise<AuthorizeResult>;
+  authorize(subject: AuthorizeSubject, connectorId: string, options?: AuthorizeOptions): Promise<AuthorizeResult>;
   /** Finishes one: consumes the state, exchanges the code, hands the tokens to `onTokens`. */
-  callback(params: URLSearchParams): Promise<CallbackResult>;
+  callback(params: URLSearchParams, options?: CallbackOptions): Promise<CallbackResult>;
   /** Deletes every expired state in one statement; returns how many. */
   cleanupExpired(): Promise<number>;
 }
@@ -65,6 +103,14 @@ const INVALID_STATE: Failure = {
   code: 'invalid_state',
   message: 'This sign-in link is invalid, expired or already used; start connecting again.',
 };
+const OTHER_BROWSER: Failure = {
+  code: 'browser_mismatch',
+  message: 'This sign-in was finished in a different browser from the one that started it; start connecting again from the same browser.',
+};
+
+function sha256(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('base64url');
+}
 
 function assertString(value: unknown, name: string): asserts value is string {
   if (typeof value !== 'string' || value.length === 0 || value.length > 200) throw new TypeError(`"${name}" must be a non-empty string.`);
@@ -106,14 +152,23 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
   const states = createOAuthStateStore({ store: options.store });
   const { connectors, logger } = options;
 
-  async function authorize(subject: AuthorizeSubject, connectorId: string, authorizeOptions: { returnTo?: string } = {}): Promise<AuthorizeResult> {
+  async function authorize(subject: AuthorizeSubject, connectorId: string, authorizeOptions: AuthorizeOptions = {}): Promise<AuthorizeResult> {
     assertString(subject?.tenantId, 'tenantId');
-    assertString(subject.userId, 'userId');
+    const endUser = 'endUserId' in subject ? subject : undefined;
+    if (endUser) {
+      assertString(endUser.endUserId, 'endUserId');
+      assertString(endUser.connectSessionId, 'connectSessionId');
+    } else {
+      assertString((subject as { userId?: unknown }).userId, 'userId');
+    }
     assertString(connectorId, 'connectorId');
     const resolved = await connectors.getResolved(subject.tenantId, connectorId);
     const { connector } = resolved;
     if (connector.authType !== 'oauth_authorization_code' || !resolved.provider.oauth) {
       throw new LatchkeyError('invalid_request', `The connector ${connectorId} does not use the authorization code flow (its auth type is ${connector.authType}).`);
+    }
+    if (endUser && connector.tokenMode !== 'per_user') {
+      throw new LatchkeyError('invalid_request', `The connector ${connectorId} is shared: an end user cannot connect it.`);
     }
     const returnTo =
       authorizeOptions.returnTo === undefined
@@ -133,7 +188,18 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
     const state = oauth.generateRandomState();
     const codeVerifier = oauth.generateRandomCodeVerifier();
     const expiresAt = new Date(clock.now().getTime() + ttlMs).toISOString();
-    await states.save(subject.tenantId, state, { connectorId, userId: subject.userId, redirectUri, returnTo, expiresAt, codeVerifier });
+    const browserCookie = endUser || authorizeOptions.bindBrowser ? oauth.generateRandomState() : undefined;
+    await states.save(subject.tenantId, state, {
+      connectorId,
+      userId: endUser ? null : (subject as { userId: string }).userId,
+      endUserId: endUser?.endUserId ?? null,
+      connectSessionId: endUser?.connectSessionId ?? null,
+      browserBinding: browserCookie === undefined ? null : sha256(browserCookie),
+      redirectUri,
+      returnTo,
+      expiresAt,
+      codeVerifier,
+    });
 
     const url = new URL(server.as.authorization_endpoint as string);
     const config = resolved.provider.oauth;
@@ -148,7 +214,7 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
       url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(codeVerifier));
       url.searchParams.set('code_challenge_method', 'S256');
     }
-    return { authorizationUrl: url.href, expiresAt };
+    return browserCookie === undefined ? { authorizationUrl: url.href, expiresAt } : { authorizationUrl: url.href, expiresAt, browserCookie };
   }
 
   /** Exchanges the code; a Failure for anything the provider or the network did wrong. */
@@ -188,13 +254,29 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
     }
   }
 
-  async function callback(params: URLSearchParams): Promise<CallbackResult> {
+  async function callback(params: URLSearchParams, callbackOptions: CallbackOptions = {}): Promise<CallbackResult> {
     if (!(params instanceof URLSearchParams)) throw new TypeError('"params" must be a URLSearchParams.');
     // Consumed before anything else, whatever the outcome: a state is good for one attempt.
     const pending = await states.consume(params.get('state') ?? '');
     if (!pending) return { ok: false, ...INVALID_STATE };
-    if (Date.parse(pending.expiresAt) <= clock.now().getTime()) return { ok: false, ...INVALID_STATE };
-    const withReturn = (failure: Failure): CallbackResult => ({ ok: false, ...failure, ...(pending.returnTo ? { returnTo: pending.returnTo } : {}) });
+    const withReturn = (failure: Failure): CallbackResult => ({
+      ok: false,
+      ...failure,
+      ...(pending.returnTo ? { returnTo: pending.returnTo } : {}),
+      tenantId: pending.tenantId,
+      connectorId: pending.connectorId,
+      endUserId: pending.endUserId,
+      connectSessionId: pending.connectSessionId,
+    });
+    if (Date.parse(pending.expiresAt) <= clock.now().getTime()) return withReturn(INVALID_STATE);
+    // A link started in one browser and finished in another (forwarded, or planted by an attacker
+    // who started it) would attach the account of whoever finishes it to the starter's end user.
+    if (pending.browserBinding !== null) {
+      const brought = callbackOptions.browserCookie;
+      const expected = Buffer.from(pending.browserBinding);
+      const actual = Buffer.from(typeof brought === 'string' ? sha256(brought) : '');
+      if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) return withReturn(OTHER_BROWSER);
+    }
 
     let resolved: ResolvedConnector;
     try {
@@ -214,14 +296,26 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
 
     const tokens = await exchange(pending, resolved, params);
     if (!('accessToken' in tokens)) return withReturn(tokens);
-    const owner = connector.tokenMode === 'per_user' ? pending.userId : null;
+    const owner: ConnectionOwner =
+      connector.tokenMode !== 'per_user' ? null : pending.endUserId !== null ? { endUserId: pending.endUserId } : pending.userId;
+    if (connector.tokenMode === 'per_user' && owner === null) {
+      return withReturn({ code: 'connector_unavailable', message: 'The connector changed while connecting; start again.' });
+    }
     try {
       await options.onTokens(pending.tenantId, pending.connectorId, owner, tokens);
     } catch (err) {
       logger?.error({ err, connectorId: pending.connectorId, tenantId: pending.tenantId }, 'Storing the tokens of an OAuth callback failed.');
       return withReturn({ code: 'internal_error', message: 'The account was authorized but could not be saved; try connecting again.' });
     }
-    return { ok: true, tenantId: pending.tenantId, connectorId: pending.connectorId, userId: pending.userId, returnTo: pending.returnTo };
+    return {
+      ok: true,
+      tenantId: pending.tenantId,
+      connectorId: pending.connectorId,
+      userId: pending.userId,
+      endUserId: pending.endUserId,
+      connectSessionId: pending.connectSessionId,
+      returnTo: pending.returnTo,
+    };
   }
 
   return {

@@ -9,21 +9,42 @@ import { defineObjectType, type EncryptedObjectStore } from '../objects/index.js
  * tenant and the object id, itself derived from the state value, are in every AAD already). These
  * three never change while the state lives, so the AAD is minimal and stable.
  */
+const stateSchemaV1 = z.object({
+  connectorId: z.string(),
+  userId: z.string(),
+  redirectUri: z.string(),
+  returnTo: z.string().nullable(),
+  expiresAt: z.string(),
+  codeVerifier: z.string(),
+});
+
+/**
+ * Version 2: a flow started on the hosted connect page belongs to an application's end user (no
+ * Latchkey user), to the connect session that started it, and to the browser that started it (the
+ * SHA-256 of a cookie set then). The three are new attributes, bound into the AAD.
+ */
+const stateSchemaV2 = stateSchemaV1.extend({
+  userId: z.string().nullable(),
+  endUserId: z.string().nullable(),
+  connectSessionId: z.string().nullable(),
+  browserBinding: z.string().nullable(),
+});
+
 export const OAUTH_STATE_TYPE = defineObjectType({
   name: 'oauth_state',
   versions: [
     {
       version: 1,
-      schema: z.object({
-        connectorId: z.string(),
-        userId: z.string(),
-        redirectUri: z.string(),
-        returnTo: z.string().nullable(),
-        expiresAt: z.string(),
-        codeVerifier: z.string(),
-      }),
+      schema: stateSchemaV1,
       attributesToEncrypt: ['codeVerifier'],
       attributesToIncludeInAAD: ['connectorId', 'userId', 'redirectUri'],
+    },
+    {
+      version: 2,
+      schema: stateSchemaV2,
+      attributesToEncrypt: ['codeVerifier'],
+      attributesToIncludeInAAD: ['connectorId', 'userId', 'redirectUri', 'endUserId', 'connectSessionId', 'browserBinding'],
+      up: (previous) => ({ ...previous, endUserId: null, connectSessionId: null, browserBinding: null }),
     },
   ],
 });
@@ -32,7 +53,12 @@ export const OAUTH_STATE_TYPE = defineObjectType({
 export interface OAuthState {
   tenantId: string;
   connectorId: string;
-  userId: string;
+  /** The Latchkey user who started it; null when an end user did, on the connect page. */
+  userId: string | null;
+  endUserId: string | null;
+  connectSessionId: string | null;
+  /** SHA-256 (base64url) of the cookie the starting browser got; the callback must bring it. */
+  browserBinding: string | null;
   redirectUri: string;
   returnTo: string | null;
   expiresAt: string;
@@ -107,6 +133,9 @@ export function createOAuthStateStore(options: OAuthStateStoreOptions): OAuthSta
         tenantId: object.tenantId,
         connectorId: a.connectorId,
         userId: a.userId,
+        endUserId: a.endUserId,
+        connectSessionId: a.connectSessionId,
+        browserBinding: a.browserBinding,
         redirectUri: a.redirectUri,
         returnTo: a.returnTo,
         expiresAt: a.expiresAt,

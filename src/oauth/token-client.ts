@@ -64,11 +64,19 @@ export interface TokenClient {
    * already replaced gets the replacement without a refresh.
    */
   refreshRejected(tenantId: string, connectorId: string, owner: ConnectionOwner | undefined, rejectedAccessToken: string): Promise<AccessToken>;
+  /**
+   * Refreshes now, whatever the token's expiry (the provider refused it), exactly once however many
+   * callers and processes ask at once: a refresh begun within the last 10 seconds counts as this
+   * one, and its token is the answer.
+   */
+  forceRefresh(tenantId: string, connectorId: string, owner?: ConnectionOwner): Promise<AccessToken>;
   /** Deletes the connection and revokes at the provider (RFC 7009) when it has a revocation endpoint. */
   disconnect(tenantId: string, connectorId: string, owner?: ConnectionOwner): Promise<{ revoked: boolean }>;
 }
 
 const DEFAULT_SKEW_MS = 5 * 60 * 1000;
+/** A forced refresh within this long of the last refresh uses that refresh's token. */
+const FORCED_REFRESH_WINDOW_MS = 10_000;
 
 /** A token handed out, and when it is due for a refresh (what the cache needs to know). */
 interface Served {
@@ -282,6 +290,21 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       const epoch = cache?.epoch ?? 0;
       const result = await tokenFor(tenantId, id, client, rejectedAccessToken);
       cache?.set(tenantId, connectorId, cacheKeyOf(userId), result.token, result.refreshAtMs, clock.now().getTime(), epoch);
+      return result.token;
+    },
+
+    async forceRefresh(tenantId, connectorId, owner) {
+      const { client, id } = await resolve(tenantId, connectorId, owner);
+      const current = await readConnection(store, tenantId, id);
+      cache?.forget(tenantId, connectorId);
+      const epoch = cache?.epoch ?? 0;
+      const seen = current?.attributes.accessToken;
+      const last = current?.attributes.lastRefreshAt;
+      // A burst of forced refreshes (every caller whose token the provider refused) is satisfied by
+      // the one refresh: a refresh begun within the window counts as this one.
+      const recent = last != null && clock.now().getTime() - Date.parse(last) < FORCED_REFRESH_WINDOW_MS;
+      const result = await tokenFor(tenantId, id, client, recent || seen === undefined || seen === '' ? undefined : seen);
+      cache?.set(tenantId, connectorId, cacheKeyOf(owner), result.token, result.refreshAtMs, clock.now().getTime(), epoch);
       return result.token;
     },
 

@@ -1,17 +1,21 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { ConnectorService, ConnectorView } from '../../connectors/index.js';
 import { LatchkeyError, systemClock, type Clock } from '../../core/index.js';
-import { connectionId, type ConnectionStore, type OAuthFlow, type TokenClient } from '../../oauth/index.js';
+import { connectionId, isEndUser, isEndUserId, type ConnectionOwner, type ConnectionStore, type ConnectionView, type OAuthFlow, type TokenClient } from '../../oauth/index.js';
 import { forbidden, isAdmin, principalOf, SECURITY, type Principal } from '../auth.js';
 import {
   accessTokenSchema,
   authorizationSchema,
   authorizeBody,
+  connectionListQuery,
+  connectionPageSchema,
   connectionQuery,
   connectionSchema,
+  connectorConnectionsQuery,
   connectorParams,
   disconnectedSchema,
+  END_USER_HEADER,
 } from '../connector-schemas.js';
 import { RequestLimiter, type RateLimit } from '../rate-limit.js';
 import { errorResponses } from '../schemas.js';
@@ -26,16 +30,31 @@ export interface ConnectionRoutesOptions {
   clock?: Clock;
 }
 
+/** The `Latchkey-End-User` header: the application's end user a request acts for. */
+function endUserOf(request: FastifyRequest): string | undefined {
+  const value = request.headers[END_USER_HEADER];
+  if (value === undefined) return undefined;
+  if (Array.isArray(value) || !isEndUserId(value)) {
+    throw new LatchkeyError('invalid_request', 'The Latchkey-End-User header must be one end user id of 1 to 255 characters without control characters.');
+  }
+  return value;
+}
+
 /**
- * Whose connection a request is about: null for a shared connector; for a per-user one, `?user=`
- * or the caller. Acting for another user needs identity:admin.
+ * Whose connection a request is about: null for a shared connector; for a per-user one, the end
+ * user of the `Latchkey-End-User` header, `?user=`, or the caller. Acting for another user needs
+ * identity:admin; acting for the application's end users needs only the route's permission.
  */
-function ownerOf(principal: Principal, connector: ConnectorView, user: string | undefined): string | null {
+function ownerOf(principal: Principal, connector: ConnectorView, user: string | undefined, endUser?: string): ConnectionOwner {
   if (connector.tokenMode === 'shared') {
-    if (user !== undefined) {
-      throw new LatchkeyError('invalid_request', `The connector ${connector.id} is shared: it has one connection, not one per user; leave out "user".`);
+    if (user !== undefined || endUser !== undefined) {
+      throw new LatchkeyError('invalid_request', `The connector ${connector.id} is shared: it has one connection, not one per user; leave out "user" and Latchkey-End-User.`);
     }
     return null;
+  }
+  if (endUser !== undefined) {
+    if (user !== undefined) throw new LatchkeyError('invalid_request', 'Name either a user (?user=) or an end user (Latchkey-End-User), not both.');
+    return { endUserId: endUser };
   }
   const userId = user ?? principal.userId;
   if (userId !== principal.userId && !isAdmin(principal)) throw forbidden('identity:admin', ' to act for another user');
@@ -125,7 +144,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
     async (request, reply) => {
       const principal = principalOf(request);
       const connector = await connectors.get(principal.tenantId, request.params.id);
-      const owner = ownerOf(principal, connector, request.query.user);
+      const owner = ownerOf(principal, connector, request.query.user, endUserOf(request));
       try {
         const token = await tokens.getAccessToken(principal.tenantId, connector.id, owner);
         return reply.header('cache-control', 'no-store').send(token);
@@ -152,7 +171,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
     async (request) => {
       const principal = principalOf(request);
       const connector = await connectors.get(principal.tenantId, request.params.id);
-      const owner = ownerOf(principal, connector, request.query.user);
+      const owner = ownerOf(principal, connector, request.query.user, endUserOf(request));
       return connections.get(principal.tenantId, connectionId(connector.id, owner));
     },
   );
@@ -180,11 +199,89 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       const { permissions } = principal;
       if (!permissions.has('connectors:use') && !permissions.has('connectors:write')) throw forbidden('connectors:use');
       const connector = await connectors.get(principal.tenantId, request.params.id);
-      const owner = ownerOf(principal, connector, request.query.user);
-      if (owner !== principal.userId && !permissions.has('connectors:write')) {
+      const owner = ownerOf(principal, connector, request.query.user, endUserOf(request));
+      // The application acts for its end users with connectors:use, as it connects them.
+      if (!isEndUser(owner) && owner !== principal.userId && !permissions.has('connectors:write')) {
         throw forbidden('connectors:write', owner === null ? ' to disconnect a shared connection' : ' to disconnect another user\'s connection');
       }
       return tokens.disconnect(principal.tenantId, connector.id, owner);
+    },
+  );
+
+  /** Another Latchkey user's connection is visible to admins only; shared and end users' connections to every reader. */
+  const visibleTo = (principal: Principal) => (view: ConnectionView) => view.userId === null || view.userId === principal.userId || isAdmin(principal);
+
+  app.get(
+    '/connections',
+    {
+      config: { permission: 'connectors:read' },
+      schema: {
+        tags: ['connections'],
+        summary: 'List connections (never their tokens)',
+        description:
+          'Needs connectors:read. Filter by `endUserId` (an application\'s end user) and `connectorId`. Other Latchkey users\' ' +
+          'connections are listed for identity:admin only. Paginated: pass `next` as `after`.',
+        security: SECURITY,
+        querystring: connectionListQuery,
+        response: { 200: connectionPageSchema, ...errorResponses(400, 403) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const page = await connections.list(principal.tenantId, request.query);
+      return { ...page, items: page.items.filter(visibleTo(principal)) };
+    },
+  );
+
+  app.get(
+    '/connectors/:id/connections',
+    {
+      config: { permission: 'connectors:read' },
+      schema: {
+        tags: ['connections'],
+        summary: 'List every connection of a connector ("who has connected it?")',
+        description: 'Needs connectors:read. Other Latchkey users\' connections are listed for identity:admin only. Paginated.',
+        security: SECURITY,
+        params: connectorParams,
+        querystring: connectorConnectionsQuery,
+        response: { 200: connectionPageSchema, ...errorResponses(400, 403, 404) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const connector = await connectors.get(principal.tenantId, request.params.id);
+      const page = await connections.list(principal.tenantId, { ...request.query, connectorId: connector.id });
+      return { ...page, items: page.items.filter(visibleTo(principal)) };
+    },
+  );
+
+  app.post(
+    '/connectors/:id/connection/_refresh',
+    {
+      config: { permission: 'connectors:use' },
+      schema: {
+        tags: ['connections'],
+        summary: 'Force a refresh of a connection (the provider refused its token)',
+        description:
+          'Needs connectors:use. Refreshes through the same exactly-once path as token requests: of many concurrent calls, ' +
+          'one refreshes and the rest get its result. Answers the connection\'s status, never a token. Name the owner as for ' +
+          '`/token` (`?user=` or `Latchkey-End-User`).',
+        security: SECURITY,
+        params: connectorParams,
+        querystring: connectionQuery,
+        response: { 200: connectionSchema, ...errorResponses(400, 403, 404, 409, 502, 503) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const connector = await connectors.get(principal.tenantId, request.params.id);
+      const owner = ownerOf(principal, connector, request.query.user, endUserOf(request));
+      try {
+        await tokens.forceRefresh(principal.tenantId, connector.id, owner);
+      } catch (err) {
+        throw withRetryAfter(err, clock.now().getTime());
+      }
+      return connections.get(principal.tenantId, connectionId(connector.id, owner));
     },
   );
 };

@@ -1,8 +1,9 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../../core/index.js';
-import { CALLBACK_PATH, type CallbackFailureCode, type OAuthFlow } from '../../oauth/index.js';
+import { CALLBACK_PATH, type CallbackFailureCode, type CallbackResult, type OAuthFlow } from '../../oauth/index.js';
+import { CONNECT_COOKIE } from './connect.js';
 import { API_PREFIX } from '../app.js';
 import { errorBodySchema } from '../errors.js';
 import { RequestLimiter, type RateLimit } from '../rate-limit.js';
@@ -10,6 +11,11 @@ import { callbackHeaders, resultPage } from '../result-page.js';
 
 export interface OAuthCallbackRoutesOptions {
   flow: OAuthFlow;
+  /**
+   * The answer for flows started on the hosted connect page (undefined for any other flow): the
+   * callback then reads the browser-binding cookie and leaves the page to the connect module.
+   */
+  connectOutcome?: (result: CallbackResult, reply: FastifyReply) => Promise<FastifyReply | undefined>;
   /** Callbacks allowed per client address within the window (default 60 a minute). */
   callbackLimit?: RateLimit;
   clock?: Clock;
@@ -18,6 +24,7 @@ export interface OAuthCallbackRoutesOptions {
 /** The status of the result page for each way a callback can fail. */
 const FAILURE_STATUS: Readonly<Record<CallbackFailureCode, 400 | 500 | 502>> = {
   invalid_state: 400,
+  browser_mismatch: 400,
   provider_error: 400,
   connector_unavailable: 400,
   token_exchange_failed: 502,
@@ -88,8 +95,15 @@ export const oauthCallbackRoutes: FastifyPluginAsync<OAuthCallbackRoutesOptions>
     async (request, reply) => {
       limiter.take(request.ip);
       const params = new URL(request.url, 'http://callback.invalid').searchParams;
-      const result = await flow.callback(params);
+      const cookie = request.headers.cookie;
+      const browserCookie = cookie === undefined ? undefined : fastify.parseCookie(cookie)[CONNECT_COOKIE];
+      const result = await flow.callback(params, browserCookie === undefined ? {} : { browserCookie });
       callbackHeaders(reply);
+      const handled = await options.connectOutcome?.(result, reply);
+      if (handled) {
+        request.log.info({ ok: result.ok, code: result.ok ? undefined : result.code, connectorId: result.connectorId }, 'A connect page flow finished.');
+        return handled;
+      }
       if (result.ok) {
         request.log.info({ tenantId: result.tenantId, connectorId: result.connectorId, userId: result.userId }, 'An account was connected.');
         if (result.returnTo) return reply.redirect(result.returnTo, 302);
