@@ -13,7 +13,7 @@ import { errorResponses } from '../schemas.js';
 /** The cookie that binds a connect flow to the browser that started it; sent only to the callback. */
 export const CONNECT_COOKIE = 'latchkey_connect';
 
-const endUserSchema = z.object({
+const endUserSchema = z.strictObject({
   id: z.string().describe('The application\'s own id for the end user (1 to 255 characters).'),
   displayName: z.string().optional(),
   email: z.string().optional(),
@@ -21,7 +21,7 @@ const endUserSchema = z.object({
 });
 
 const createBody = z
-  .object({
+  .strictObject({
     endUser: endUserSchema,
     allowedConnectors: z.array(z.string()).optional().describe('Per-user connectors the end user may connect (default every per-user connector).'),
     returnTo: z.string().optional().describe('Where the page sends the browser when done; must be on one of `allowedOrigins`.'),
