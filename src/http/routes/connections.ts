@@ -1,8 +1,8 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { ConnectorService, ConnectorView } from '../../connectors/index.js';
+import type { ConnectorService } from '../../connectors/index.js';
 import { LatchkeyError, systemClock, type Clock } from '../../core/index.js';
-import { connectionId, isEndUser, isEndUserId, type ConnectionOwner, type ConnectionStore, type ConnectionView, type OAuthFlow, type TokenClient } from '../../oauth/index.js';
+import { connectionId, isEndUser, type ConnectionStore, type ConnectionView, type OAuthFlow, type TokenClient } from '../../oauth/index.js';
 import { forbidden, isAdmin, principalOf, SECURITY, type Principal } from '../auth.js';
 import {
   accessTokenSchema,
@@ -15,8 +15,8 @@ import {
   connectorConnectionsQuery,
   connectorParams,
   disconnectedSchema,
-  END_USER_HEADER,
 } from '../connector-schemas.js';
+import { endUserOf, ownerOf } from '../connection-owner.js';
 import { RequestLimiter, type RateLimit } from '../rate-limit.js';
 import { errorResponses } from '../schemas.js';
 
@@ -28,37 +28,6 @@ export interface ConnectionRoutesOptions {
   /** Authorization starts allowed per user within the window (default 20 a minute). */
   authorizeLimit?: RateLimit;
   clock?: Clock;
-}
-
-/** The `Latchkey-End-User` header: the application's end user a request acts for. */
-function endUserOf(request: FastifyRequest): string | undefined {
-  const value = request.headers[END_USER_HEADER];
-  if (value === undefined) return undefined;
-  if (Array.isArray(value) || !isEndUserId(value)) {
-    throw new LatchkeyError('invalid_request', 'The Latchkey-End-User header must be one end user id of 1 to 255 characters without control characters.');
-  }
-  return value;
-}
-
-/**
- * Whose connection a request is about: null for a shared connector; for a per-user one, the end
- * user of the `Latchkey-End-User` header, `?user=`, or the caller. Acting for another user needs
- * identity:admin; acting for the application's end users needs only the route's permission.
- */
-function ownerOf(principal: Principal, connector: ConnectorView, user: string | undefined, endUser?: string): ConnectionOwner {
-  if (connector.tokenMode === 'shared') {
-    if (user !== undefined || endUser !== undefined) {
-      throw new LatchkeyError('invalid_request', `The connector ${connector.id} is shared: it has one connection, not one per user; leave out "user" and Latchkey-End-User.`);
-    }
-    return null;
-  }
-  if (endUser !== undefined) {
-    if (user !== undefined) throw new LatchkeyError('invalid_request', 'Name either a user (?user=) or an end user (Latchkey-End-User), not both.');
-    return { endUserId: endUser };
-  }
-  const userId = user ?? principal.userId;
-  if (userId !== principal.userId && !isAdmin(principal)) throw forbidden('identity:admin', ' to act for another user');
-  return userId;
 }
 
 /** The 503 of a degraded connection, with its backoff as `Retry-After` seconds. */
