@@ -363,7 +363,7 @@ await eachDialect('HTTP connectors and connections', (dialect) => {
     assert.equal(op.counters.revocation, 2);
   });
 
-  it('hands out client credentials tokens without a sign-in, and no token for a connector without OAuth', async () => {
+  it('hands out client credentials tokens without a sign-in; a bearer connector has no OAuth flow and its token route answers the stored token', async () => {
     op.resetCounters();
     const t = await h.tenant();
     const created = await h.call({
@@ -386,14 +386,15 @@ await eachDialect('HTTP connectors and connections', (dialect) => {
     assert.equal(op.counters.clientCredentials, 1, 'cached until it expires');
     assert.deepEqual((await connection(t.adminKey, created.json.id)).json.scopes, ['api:read']);
 
+    const pat = secret();
     const bearer = await h.call({
       method: 'POST',
       url: '/api/v1/connectors',
       key: t.adminKey,
-      body: { name: 'PAT', provider: 'github', authType: 'bearer', secrets: { token: secret() } },
+      body: { name: 'PAT', provider: 'github', authType: 'bearer', secrets: { token: pat } },
     });
     assert.equal(bearer.status, 201, bearer.text);
-    assertError(await token(t.adminKey, bearer.json.id), 400, 'invalid_request');
+    assert.deepEqual((await token(t.adminKey, bearer.json.id)).json, { authType: 'bearer', token: pat });
     assertError(await h.call({ method: 'POST', url: `/api/v1/connectors/${bearer.json.id}/oauth/authorize`, key: t.adminKey, body: {} }), 400, 'invalid_request');
   });
 

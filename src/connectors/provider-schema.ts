@@ -161,11 +161,15 @@ export const API_KEY_LOCATIONS = ['header', 'query'] as const;
 export const API_KEY_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
 /** `{field}`: the value comes from the connector's config (the generic `http` provider). */
 const CONFIG_REFERENCE = /^\{([A-Za-z][A-Za-z0-9_]*)\}$/;
-const configReference = z.string().regex(CONFIG_REFERENCE, { error: 'must be a {field} reference to a config field' });
+const isLocation = (value: string): boolean => API_KEY_LOCATIONS.some((location) => location === value);
 
 const apiKeySchema = z.strictObject({
-  in: z.union([z.enum(API_KEY_LOCATIONS), configReference], { error: 'must be "header", "query" or a {field} reference to a config field' }),
-  name: z.union([z.string().regex(API_KEY_NAME), configReference], { error: 'must be a header or parameter name, or a {field} reference to a config field' }),
+  in: z.string().refine((value) => isLocation(value) || CONFIG_REFERENCE.test(value), {
+    error: 'must be "header", "query" or a {field} reference to a config field',
+  }),
+  name: z.string().refine((value) => API_KEY_NAME.test(value) || CONFIG_REFERENCE.test(value), {
+    error: 'must be a header or parameter name, or a {field} reference to a config field',
+  }),
   prefix: z.string().min(1).max(64).optional(),
 });
 
