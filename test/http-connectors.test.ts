@@ -674,12 +674,12 @@ await eachDialect('HTTP connectors and connections', (dialect) => {
     const section = readme.slice(readme.indexOf('## Connecting an account'), readme.indexOf('## Running on PostgreSQL'));
     const bodies = [...section.matchAll(/-d '(\{[\s\S]*?\})'\n/g)].map((m) => JSON.parse(m[1] as string) as Record<string, unknown>);
     const connectors = bodies.filter((body) => 'provider' in body);
-    assert.deepEqual(connectors.map((body) => body.provider), ['google', 'microsoft']);
+    assert.deepEqual(connectors.map((body) => body.provider), ['google', 'http', 'microsoft']);
     const t = await h.tenant();
     for (const body of connectors) {
       const res = await h.call({ method: 'POST', url: '/api/v1/connectors', key: t.adminKey, body });
       assert.equal(res.status, 201, res.text);
-      assert.deepEqual(res.json.secrets, { clientSecret: { set: true } });
+      assert.deepEqual(res.json.secrets, body.provider === 'http' ? { apiKeyValue: { set: true } } : { clientSecret: { set: true } });
     }
     assert.deepEqual(bodies.filter((body) => !('provider' in body)), [{ returnTo: 'https://app.example.com/settings/connected' }]);
   });

@@ -649,6 +649,25 @@ describe('the generic http provider', () => {
   });
 });
 
+describe('generic OAuth providers and the API they are for', () => {
+  it('oauth2 and oidc take an optional https apiBaseUrl, and resolve without one', () => {
+    const configs = {
+      oauth2: { authorizationUrl: 'https://idp.example/a', tokenUrl: 'https://idp.example/t', clientId: 'c' },
+      oidc: { issuer: 'https://idp.example', clientId: 'c' },
+    };
+    for (const [id, config] of Object.entries(configs)) {
+      const template = provider(id);
+      assert.equal(template.config.apiBaseUrl?.required, false, id);
+      assert.equal(validateConnectorConfig(template, 'oauth_client_credentials', config).ok, true, id);
+      assert.equal(resolveProvider(template, config).apiBaseUrl, undefined, id);
+      const withApi = { ...config, apiBaseUrl: 'https://api.example/v1' };
+      assert.equal(validateConnectorConfig(template, 'oauth_authorization_code', withApi).ok, true, id);
+      assert.equal(resolveProvider(template, withApi).apiBaseUrl, 'https://api.example/v1', id);
+      assert.deepEqual(configErrors(template, 'oauth_authorization_code', { ...config, apiBaseUrl: 'ftp://api.example' }).map((f) => f.path), ['config.apiBaseUrl'], id);
+    }
+  });
+});
+
 describe('apiKey references to config fields', () => {
   function keyed(field: Record<string, unknown> | undefined, apiKey: Record<string, unknown> = { in: 'header', name: '{keyName}' }) {
     return {
