@@ -7,6 +7,13 @@ import { API_KEY_LOCATIONS, type AuthType } from './provider-schema.js';
 export const STATIC_CREDENTIAL_AUTH_TYPES = ['api_key', 'basic', 'bearer'] as const;
 export type StaticCredentialAuthType = (typeof STATIC_CREDENTIAL_AUTH_TYPES)[number];
 
+/**
+ * Whether connectors of this auth type hand out their stored credential ({@link credentialOf}).
+ *
+ * @example
+ * isStaticCredentialAuthType('basic'); // true
+ * isStaticCredentialAuthType('oauth_authorization_code'); // false: its access token comes from a connection
+ */
 export function isStaticCredentialAuthType(authType: string): authType is StaticCredentialAuthType {
   return STATIC_CREDENTIAL_AUTH_TYPES.some((type) => type === authType);
 }
@@ -14,6 +21,10 @@ export function isStaticCredentialAuthType(authType: string): authType is Static
 /**
  * The credential of an `api_key`, `basic` or `bearer` connector, one shape per auth type. This
  * schema is the answer's schema too: the HTTP route sends what it parses.
+ *
+ * @example
+ * const credential = connectorCredentialSchema.parse(await response.json());
+ * if (credential.authType === 'api_key' && credential.in === 'header') headers[credential.name] = credential.prefix + credential.key;
  */
 export const connectorCredentialSchema = z
   .discriminatedUnion('authType', [
