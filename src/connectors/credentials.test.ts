@@ -148,6 +148,9 @@ await eachDialect('connector credentials', (dialect) => {
       });
       const oauth = await fields({ authType: 'oauth_authorization_code', config: { apiBaseUrl: BASE } });
       assert.equal(oauth.authType, 'must be one of api_key, basic, bearer for Generic HTTP API');
+      // A provider id with a typo names the nearest ids.
+      const typo = await rejectsWith(connectors.create(ACTOR, tenantA, { name: 'c', provider: 'htpp', authType: 'bearer', secrets: { token: key } }), 'validation_failed');
+      assert.deepEqual(typo.details?.fields, [{ path: 'provider', message: 'is not a provider in the catalog; did you mean http?' }]);
       // Without --allow-insecure-loopback, even a loopback http base URL is refused.
       const local = await fields({ authType: 'bearer', config: { apiBaseUrl: 'http://127.0.0.1:8080' }, secrets: { token: key } });
       assert.match(local['config.apiBaseUrl'] ?? '', /--allow-insecure-loopback/);

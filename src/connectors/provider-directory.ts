@@ -1,6 +1,6 @@
-import { distance } from 'fastest-levenshtein';
 import { LatchkeyError } from '../core/index.js';
 import type { Catalog } from './catalog.js';
+import { nearestIds, orList } from './nearest-ids.js';
 import { SECRET_NAMES, SECRETS_BY_AUTH_TYPE, type SecretName } from './connectors-input.js';
 import type { AuthType, ConfigField, ProviderTemplate } from './provider-schema.js';
 
@@ -54,7 +54,6 @@ export interface ProviderDirectory {
 
 const MAX_CONFIG_LENGTH = 2048;
 const MAX_SECRET_LENGTH = 8192;
-const MAX_SUGGESTIONS = 3;
 /** Ids quoted back in an error message; anything else is not echoed. */
 const QUOTABLE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -103,31 +102,11 @@ function viewOf(template: ProviderTemplate): ProviderView {
   };
 }
 
-/**
- * The ids nearest to `wanted`: within an edit distance of about a third of its length, or
- * containing it (or contained in it), nearest first.
- */
-function nearest(ids: readonly string[], wanted: string): string[] {
-  const query = wanted.toLowerCase();
-  if (ids.includes(query)) return [query];
-  const limit = Math.max(1, Math.ceil(query.length * 0.4));
-  return ids
-    .map((id) => ({ id, d: distance(query, id) }))
-    .filter(({ id, d }) => d <= limit || (id.length >= 3 && query.includes(id)) || (query.length >= 3 && id.includes(query)))
-    .sort((a, b) => a.d - b.d || (a.id < b.id ? -1 : 1))
-    .slice(0, MAX_SUGGESTIONS)
-    .map(({ id }) => id);
-}
-
 function unknownProvider(ids: readonly string[], id: string): LatchkeyError {
-  const suggestions = nearest(ids, id);
+  const suggestions = nearestIds(ids, id);
   const which = QUOTABLE_ID.test(id) ? `with id ${JSON.stringify(id)}` : 'with that id';
   const hint = suggestions.length > 0 ? `; did you mean ${orList(suggestions)}?` : '; list the providers to see which exist.';
   return new LatchkeyError('not_found', `No provider ${which} is in the catalog${hint}`, { details: { suggestions } });
-}
-
-function orList(ids: string[]): string {
-  return ids.length === 1 ? String(ids[0]) : `${ids.slice(0, -1).join(', ')} or ${String(ids.at(-1))}`;
 }
 
 /**
