@@ -363,7 +363,7 @@ await eachDialect('HTTP connectors and connections', (dialect) => {
     assert.equal(op.counters.revocation, 2);
   });
 
-  it('hands out client credentials tokens without a sign-in, and no token for a connector without OAuth', async () => {
+  it('hands out client credentials tokens without a sign-in; a bearer connector has no OAuth flow and its token route answers the stored token', async () => {
     op.resetCounters();
     const t = await h.tenant();
     const created = await h.call({
@@ -386,14 +386,15 @@ await eachDialect('HTTP connectors and connections', (dialect) => {
     assert.equal(op.counters.clientCredentials, 1, 'cached until it expires');
     assert.deepEqual((await connection(t.adminKey, created.json.id)).json.scopes, ['api:read']);
 
+    const pat = secret();
     const bearer = await h.call({
       method: 'POST',
       url: '/api/v1/connectors',
       key: t.adminKey,
-      body: { name: 'PAT', provider: 'github', authType: 'bearer', secrets: { token: secret() } },
+      body: { name: 'PAT', provider: 'github', authType: 'bearer', secrets: { token: pat } },
     });
     assert.equal(bearer.status, 201, bearer.text);
-    assertError(await token(t.adminKey, bearer.json.id), 400, 'invalid_request');
+    assert.deepEqual((await token(t.adminKey, bearer.json.id)).json, { authType: 'bearer', token: pat });
     assertError(await h.call({ method: 'POST', url: `/api/v1/connectors/${bearer.json.id}/oauth/authorize`, key: t.adminKey, body: {} }), 400, 'invalid_request');
   });
 
@@ -673,14 +674,22 @@ await eachDialect('HTTP connectors and connections', (dialect) => {
     const section = readme.slice(readme.indexOf('## Connecting an account'), readme.indexOf('## Running on PostgreSQL'));
     const bodies = [...section.matchAll(/-d '(\{[\s\S]*?\})'\n/g)].map((m) => JSON.parse(m[1] as string) as Record<string, unknown>);
     const connectors = bodies.filter((body) => 'provider' in body);
-    assert.deepEqual(connectors.map((body) => body.provider), ['google', 'microsoft']);
+    assert.deepEqual(connectors.map((body) => body.provider), ['google', 'http', 'microsoft']);
     const t = await h.tenant();
     for (const body of connectors) {
       const res = await h.call({ method: 'POST', url: '/api/v1/connectors', key: t.adminKey, body });
       assert.equal(res.status, 201, res.text);
-      assert.deepEqual(res.json.secrets, { clientSecret: { set: true } });
+      assert.deepEqual(res.json.secrets, body.provider === 'http' ? { apiKeyValue: { set: true } } : { clientSecret: { set: true } });
     }
-    assert.deepEqual(bodies.filter((body) => !('provider' in body)), [{ returnTo: 'https://app.example.com/settings/connected' }]);
+    assert.deepEqual(bodies.filter((body) => !('provider' in body) && !('endUser' in body)), [{ returnTo: 'https://app.example.com/settings/connected' }]);
+    // The connect session body, with the shell's $CONNECTOR filled in by a per-user connector.
+    const sessions = bodies.filter((body) => 'endUser' in body);
+    assert.equal(sessions.length, 1);
+    const perUser = await h.call({ method: 'POST', url: '/api/v1/connectors', key: t.adminKey, body: { ...connectors[0], tokenMode: 'per_user' } });
+    assert.equal(perUser.status, 201, perUser.text);
+    assert.deepEqual(sessions[0]?.allowedConnectors, ["'$CONNECTOR'"]);
+    const session = await h.call({ method: 'POST', url: '/api/v1/connect-sessions', key: t.adminKey, body: { ...sessions[0], allowedConnectors: [perUser.json.id] } });
+    assert.equal(session.status, 201, session.text);
   });
 
   it('documents every connector route in OpenAPI, with its statuses', async () => {

@@ -13,7 +13,7 @@ import {
 import type { ConfigFieldError, ProviderTemplate, ResolvedOAuth, ResolvedOAuthEndpoints } from './index.js';
 
 const PROVIDERS_DIR = new URL('./providers/', import.meta.url);
-const GENERIC = ['oauth2', 'oidc'];
+const GENERIC = ['oauth2', 'oidc', 'http'];
 const REQUIRED = ['microsoft', 'google', 'github', 'slack', 'notion', 'atlassian', 'salesforce', 'hubspot', 'dropbox', 'zoom', 'linear', 'asana'];
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const catalog = loadCatalog();
@@ -74,8 +74,8 @@ function assertFileErrorIn(data: unknown, file: string, path: string, message: R
 }
 
 /** The field errors of a config that must not validate. */
-function configErrors(template: ProviderTemplate, authType: string, config: unknown): ConfigFieldError[] {
-  const result = validateConnectorConfig(template, authType, config);
+function configErrors(template: ProviderTemplate, authType: string, config: unknown, allowInsecureLoopback?: boolean): ConfigFieldError[] {
+  const result = validateConnectorConfig(template, authType, config, allowInsecureLoopback === undefined ? {} : { allowInsecureLoopback });
   assert.equal(result.ok, false, 'the config validated');
   return result.ok ? [] : result.fields;
 }
@@ -119,7 +119,7 @@ describe('catalog', () => {
     assert.ok(real.length >= 20, `${real.length} real providers`);
   });
 
-  it('has the required providers and both generic ones', () => {
+  it('has the required providers and the generic ones', () => {
     for (const id of [...REQUIRED, ...GENERIC]) assert.ok(catalog.get(id), id);
   });
 
@@ -575,5 +575,127 @@ describe('validateConnectorConfig', () => {
       { path: 'config.constructor', message: 'is not a config field of GitHub' },
       { path: 'config.clientId', message: 'is required' },
     ]);
+  });
+});
+
+describe('the generic http provider', () => {
+  const http = provider('http');
+  const base = 'https://api.internal.example/v1';
+
+  it('takes an API base URL and, for api_key, where the key goes; basic and bearer need only the URL', () => {
+    assert.deepEqual(http.authTypes, ['api_key', 'basic', 'bearer']);
+    assert.deepEqual(validateConnectorConfig(http, 'api_key', { apiBaseUrl: base, name: 'X-Api-Key' }), {
+      ok: true,
+      config: { apiBaseUrl: base, name: 'X-Api-Key', in: 'header' },
+    });
+    assert.deepEqual(validateConnectorConfig(http, 'api_key', { apiBaseUrl: base, in: 'query', name: 'api_key' }), {
+      ok: true,
+      config: { apiBaseUrl: base, in: 'query', name: 'api_key' },
+    });
+    for (const authType of ['basic', 'bearer']) {
+      assert.deepEqual(validateConnectorConfig(http, authType, { apiBaseUrl: base }), { ok: true, config: { apiBaseUrl: base } });
+      assert.deepEqual(configErrors(http, authType, { apiBaseUrl: base, name: 'X-Api-Key' }), [
+        { path: 'config.name', message: `does not apply to auth type ${authType}` },
+      ]);
+    }
+  });
+
+  it('resolves the key placement from config, and none for basic and bearer connectors', () => {
+    assert.deepEqual(resolveProvider(http, { apiBaseUrl: base, in: 'query', name: 'token' }), {
+      provider: 'http',
+      apiBaseUrl: base,
+      apiKey: { in: 'query', name: 'token' },
+      oauth: undefined,
+    });
+    assert.deepEqual(resolveProvider(http, { apiBaseUrl: base }), { provider: 'http', apiBaseUrl: base, apiKey: undefined, oauth: undefined });
+  });
+
+  it('requires the API base URL, an https one (http on loopback only), and the key name', () => {
+    assert.deepEqual(configErrors(http, 'api_key', {}), [
+      { path: 'config.apiBaseUrl', message: 'is required' },
+      { path: 'config.name', message: 'is required' },
+    ]);
+    const bad: Array<[string, RegExp]> = [
+      ['http://api.internal.example', /^must be an https URL \(http only for localhost/],
+      ['api.internal.example', /^must be an absolute URL$/],
+      ['ftp://api.internal.example', /^must be an https URL/],
+      ['https://user:pw@api.internal.example', /^must not contain a user name or password$/],
+      ['https://api.internal.example/#x', /^must not contain a fragment$/],
+    ];
+    for (const [apiBaseUrl, message] of bad) {
+      const fields = configErrors(http, 'bearer', { apiBaseUrl });
+      assert.equal(fields.length, 1, apiBaseUrl);
+      assert.equal(fields[0]?.path, 'config.apiBaseUrl');
+      assert.match(fields[0]?.message ?? '', message, apiBaseUrl);
+    }
+    assert.equal(validateConnectorConfig(http, 'bearer', { apiBaseUrl: 'http://127.0.0.1:8080/api' }).ok, true);
+    const refused = configErrors(http, 'bearer', { apiBaseUrl: 'http://127.0.0.1:8080/api' }, false);
+    assert.match(refused[0]?.message ?? '', /--allow-insecure-loopback/);
+  });
+
+  it('refuses a location other than header or query, a name that is no header name, and NUL bytes anywhere', () => {
+    assert.deepEqual(configErrors(http, 'api_key', { apiBaseUrl: base, in: 'body', name: 'X-Api-Key' }), [
+      { path: 'config.in', message: 'must match ^(?:header|query)$' },
+    ]);
+    for (const name of ['X Api Key', 'X-Api-Key:', 'Ключ', 'x'.repeat(101)]) {
+      assert.equal(configErrors(http, 'api_key', { apiBaseUrl: base, name })[0]?.path, 'config.name', name);
+    }
+    assert.deepEqual(configErrors(http, 'api_key', { apiBaseUrl: `${base}\u0000`, name: 'X-Api\u0000Key' }), [
+      { path: 'config.apiBaseUrl', message: 'must not contain control characters' },
+      { path: 'config.name', message: 'must not contain control characters' },
+    ]);
+    // resolveProvider checks again what it places: a value that skipped validation is refused.
+    assertConfigRefused(() => resolveProvider(http, { apiBaseUrl: base, name: 'X-Api\u0000Key' }), 'config.name', /control characters/);
+  });
+});
+
+describe('generic OAuth providers and the API they are for', () => {
+  it('oauth2 and oidc take an optional https apiBaseUrl, and resolve without one', () => {
+    const configs = {
+      oauth2: { authorizationUrl: 'https://idp.example/a', tokenUrl: 'https://idp.example/t', clientId: 'c' },
+      oidc: { issuer: 'https://idp.example', clientId: 'c' },
+    };
+    for (const [id, config] of Object.entries(configs)) {
+      const template = provider(id);
+      assert.equal(template.config.apiBaseUrl?.required, false, id);
+      assert.equal(validateConnectorConfig(template, 'oauth_client_credentials', config).ok, true, id);
+      assert.equal(resolveProvider(template, config).apiBaseUrl, undefined, id);
+      const withApi = { ...config, apiBaseUrl: 'https://api.example/v1' };
+      assert.equal(validateConnectorConfig(template, 'oauth_authorization_code', withApi).ok, true, id);
+      assert.equal(resolveProvider(template, withApi).apiBaseUrl, 'https://api.example/v1', id);
+      assert.deepEqual(configErrors(template, 'oauth_authorization_code', { ...config, apiBaseUrl: 'ftp://api.example' }).map((f) => f.path), ['config.apiBaseUrl'], id);
+    }
+  });
+});
+
+describe('apiKey references to config fields', () => {
+  function keyed(field: Record<string, unknown> | undefined, apiKey: Record<string, unknown> = { in: 'header', name: '{keyName}' }) {
+    return {
+      id: 'acme',
+      name: 'Acme',
+      docsUrl: 'https://acme.example/docs',
+      authTypes: ['api_key', 'bearer'],
+      apiBaseUrl: 'https://api.acme.example',
+      apiKey,
+      config: field === undefined ? {} : { keyName: field },
+    };
+  }
+  const good = { type: 'string', required: true, description: 'The header.', pattern: '^[A-Za-z-]+$', authTypes: ['api_key'] };
+
+  it('accepts a reference to a required, patterned string field of the api_key auth type', () => {
+    assert.equal(parseProviderTemplate(keyed(good), 'acme.json').apiKey?.name, '{keyName}');
+  });
+
+  it('refuses a reference to an undeclared, url, optional, unpatterned or non-api_key field', () => {
+    assertFileError(keyed(undefined), 'apiKey.name', /^uses \{keyName\}, which is not declared in "config"$/);
+    assertFileError(keyed({ ...good, type: 'url', pattern: undefined }), 'apiKey.name', /must be a "string" field/);
+    assertFileError(keyed({ ...good, required: false }), 'apiKey.name', /an optional config field without a default/);
+    assertFileError(keyed({ ...good, pattern: undefined }), 'apiKey.name', /needs a pattern/);
+    assertFileError(keyed({ ...good, authTypes: ['bearer'] }), 'apiKey.name', /must apply to the api_key auth type/);
+  });
+
+  it('refuses a location that is neither header, query nor a reference', () => {
+    assertFileError(keyed(good, { in: 'cookie', name: 'X-Key' }), 'apiKey.in', /must be "header", "query" or a \{field\} reference/);
+    assertFileError(keyed(good, { in: 'header', name: 'X Key' }), 'apiKey.name', /must be a header or parameter name, or a \{field\} reference/);
   });
 });

@@ -1,8 +1,18 @@
 import { basename } from 'node:path';
 import { ConfigError, LatchkeyError } from '../core/index.js';
-import { SCOPE_TOKEN, SECRET_FIELD_NAME, parseUrlTemplate, providerTemplateSchema, urlProblem } from './provider-schema.js';
+import {
+  API_KEY_LOCATIONS,
+  API_KEY_NAME,
+  SCOPE_TOKEN,
+  SECRET_FIELD_NAME,
+  configReferenceOf,
+  parseUrlTemplate,
+  providerTemplateSchema,
+  urlProblem,
+} from './provider-schema.js';
 import type {
   ApiKeyPlacement,
+  ApiKeyTemplate,
   AuthType,
   ClientAuthentication,
   ConfigField,
@@ -23,6 +33,7 @@ import dropbox from './providers/dropbox.json' with { type: 'json' };
 import github from './providers/github.json' with { type: 'json' };
 import gitlab from './providers/gitlab.json' with { type: 'json' };
 import google from './providers/google.json' with { type: 'json' };
+import http from './providers/http.json' with { type: 'json' };
 import hubspot from './providers/hubspot.json' with { type: 'json' };
 import intercom from './providers/intercom.json' with { type: 'json' };
 import jira from './providers/jira.json' with { type: 'json' };
@@ -62,6 +73,7 @@ export const BUNDLED_PROVIDERS: readonly ProviderSource[] = deepFreeze([
   { file: 'github.json', data: github },
   { file: 'gitlab.json', data: gitlab },
   { file: 'google.json', data: google },
+  { file: 'http.json', data: http },
   { file: 'hubspot.json', data: hubspot },
   { file: 'intercom.json', data: intercom },
   { file: 'jira.json', data: jira },
@@ -134,6 +146,7 @@ export interface ResolvedProvider {
   provider: string;
   /** Undefined while it depends on a token response field (Salesforce `instance_url`) or an unset optional field. */
   apiBaseUrl: string | undefined;
+  /** Undefined for providers without api_key, and while a config field it names is not set (`http` connectors of another auth type). */
   apiKey: ApiKeyPlacement | undefined;
   /** Undefined for providers without OAuth. */
   oauth: ResolvedOAuth | undefined;
@@ -283,7 +296,7 @@ export function resolveProvider(
   return {
     provider: template.id,
     apiBaseUrl: fillUrl(context, template.apiBaseUrl),
-    apiKey: template.apiKey ? { ...template.apiKey } : undefined,
+    apiKey: template.apiKey ? fillApiKey(context, template.apiKey) : undefined,
     oauth: template.oauth ? resolveOAuth(context, template.oauth) : undefined,
   };
 }
@@ -368,6 +381,26 @@ function fillUrl(context: FillContext, urlTemplate: string): string | undefined 
   const problem = urlProblem(out, loopback);
   if (problem) throw new ConfigError(`Provider "${template.id}" resolves a URL that ${problem}.`);
   return out;
+}
+
+/** `in` and `name` from the template, or from the config fields they reference (checked again here). */
+function fillApiKey(context: FillContext, apiKey: ApiKeyTemplate): ApiKeyPlacement | undefined {
+  const value = (given: string): string | undefined => {
+    const name = configReferenceOf(given);
+    return name === undefined ? given : context.values.get(name);
+  };
+  const location = value(apiKey.in);
+  const name = value(apiKey.name);
+  if (location === undefined || name === undefined) return undefined;
+  if (!isApiKeyLocation(location)) throw configError(configReferenceOf(apiKey.in) ?? 'in', 'must be "header" or "query"');
+  if (!API_KEY_NAME.test(name)) throw configError(configReferenceOf(apiKey.name) ?? 'name', 'must be a header or query parameter name');
+  const placement: ApiKeyPlacement = { in: location, name };
+  if (apiKey.prefix !== undefined) placement.prefix = apiKey.prefix;
+  return placement;
+}
+
+function isApiKeyLocation(value: string): value is ApiKeyPlacement['in'] {
+  return API_KEY_LOCATIONS.some((location) => location === value);
 }
 
 interface PlaceholderSource {

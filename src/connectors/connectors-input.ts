@@ -1,5 +1,6 @@
 import { LatchkeyError } from '../core/index.js';
 import { validateConnectorConfig, type Catalog, type ConfigFieldError } from './catalog.js';
+import { nearestIds, orList } from './nearest-ids.js';
 import { AUTH_TYPES, urlProblem, type AuthType, type ProviderTemplate } from './provider-schema.js';
 
 export const TOKEN_MODES = ['shared', 'per_user'] as const;
@@ -171,7 +172,10 @@ function template(catalog: Catalog, provider: unknown, fields: Fields): Provider
     return undefined;
   }
   const found = catalog.get(provider);
-  if (!found) fields.push({ path: 'provider', message: 'is not a provider in the catalog' });
+  if (!found) {
+    const near = nearestIds(catalog.list().map((t) => t.id), provider);
+    fields.push({ path: 'provider', message: `is not a provider in the catalog${near.length > 0 ? `; did you mean ${orList(near)}?` : ''}` });
+  }
   return found;
 }
 

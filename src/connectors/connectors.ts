@@ -15,6 +15,8 @@ import {
   type TokenMode,
 } from './connectors-input.js';
 import { AUTH_TYPES, type AuthType, type ProviderTemplate } from './provider-schema.js';
+import { credentialOf, type ConnectorCredential } from './credentials.js';
+import { createProviderDirectory, type ProviderDirectory } from './provider-directory.js';
 
 /**
  * Connectors in the encrypted object store. Secrets are one encrypted attribute, bound by AAD to the
@@ -98,6 +100,14 @@ export interface ConnectorService {
   delete(actor: Actor, tenantId: string, id: string): Promise<void>;
   /** Internal (OAuth and token code): the connector with its secrets and resolved endpoints. */
   getResolved(tenantId: string, id: string): Promise<ResolvedConnector>;
+  /** The catalog's providers as the API shows them. */
+  readonly providers: ProviderDirectory;
+  /**
+   * The stored credential of an `api_key`, `basic` or `bearer` connector (`invalid_request` for
+   * other auth types). Each handout is audited as `connector.credential_issued` (never the value)
+   * before the credential is returned.
+   */
+  issueCredential(actor: Actor, tenantId: string, id: string): Promise<ConnectorCredential>;
 }
 
 export interface ConnectorServiceOptions {
@@ -201,7 +211,7 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
   const plain = (tenantId: string, id: string) => store.get(CONNECTOR_TYPE, tenantId, id);
   const decrypted = (tenantId: string, id: string) => store.getDecrypted(CONNECTOR_TYPE, tenantId, id);
 
-  return {
+  const service: ConnectorService = {
     async create(actor, tenantId, input) {
       assertString(tenantId, 'tenantId');
       const attributes = parseCreateInput(catalog, input, rules);
@@ -276,5 +286,18 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
       Object.defineProperty(resolved, 'clientSecret', { value: secrets.clientSecret, enumerable: false });
       return resolved;
     },
+
+    providers: createProviderDirectory(catalog),
+
+    async issueCredential(actor, tenantId, id) {
+      const credential = credentialOf(await service.getResolved(tenantId, id));
+      return audited(actor, tenantId, async () => ({
+        result: credential,
+        action: 'connector.credential_issued',
+        target: id,
+        details: { authType: credential.authType },
+      }));
+    },
   };
+  return service;
 }

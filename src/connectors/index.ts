@@ -1,8 +1,10 @@
-// The connectors module. So far: the provider catalog (templates shipped as data in providers/*.json),
-// connector config validation, and template resolution.
+// The connectors module: the provider catalog (templates shipped as data in providers/*.json) and
+// its directory view, connector config validation, template resolution, the connector service and
+// the credentials of api_key, basic and bearer connectors.
 export {
   AUTH_TYPES,
   OAUTH_AUTH_TYPES,
+  API_KEY_LOCATIONS,
   isOAuthAuthType,
   providerTemplateSchema,
   parseUrlTemplate,
@@ -13,6 +15,7 @@ export type {
   ProviderTemplate,
   ConfigField,
   ApiKeyPlacement,
+  ApiKeyTemplate,
   OAuthTemplate,
   ScopeSeparator,
   ClientAuthentication,
@@ -41,3 +44,7 @@ export { CONNECTOR_TYPE, createConnectorService } from './connectors.js';
 export type { ConnectorService, ConnectorServiceOptions, ConnectorView, ConnectorPage, ResolvedConnector } from './connectors.js';
 export { TOKEN_MODES, SECRET_NAMES, SECRETS_BY_AUTH_TYPE } from './connectors-input.js';
 export type { TokenMode, SecretName, ConnectorSecrets, CreateConnectorInput, UpdateConnectorInput } from './connectors-input.js';
+export { STATIC_CREDENTIAL_AUTH_TYPES, connectorCredentialSchema, credentialOf, isStaticCredentialAuthType } from './credentials.js';
+export type { ConnectorCredential, StaticCredentialAuthType } from './credentials.js';
+export { createProviderDirectory } from './provider-directory.js';
+export type { ProviderDirectory, ProviderView, ProviderField, ProviderFieldSchema } from './provider-directory.js';

@@ -155,9 +155,21 @@ const oauthSchema = z.strictObject({
   tokenParams: params.optional(),
 });
 
+/** Where an API key goes. */
+export const API_KEY_LOCATIONS = ['header', 'query'] as const;
+/** A header name (an RFC 9110 token), also used for query parameter names. */
+export const API_KEY_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
+/** `{field}`: the value comes from the connector's config (the generic `http` provider). */
+const CONFIG_REFERENCE = /^\{([A-Za-z][A-Za-z0-9_]*)\}$/;
+const isLocation = (value: string): boolean => API_KEY_LOCATIONS.some((location) => location === value);
+
 const apiKeySchema = z.strictObject({
-  in: z.enum(['header', 'query']),
-  name: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, { error: 'must be a header or parameter name' }),
+  in: z.string().refine((value) => isLocation(value) || CONFIG_REFERENCE.test(value), {
+    error: 'must be "header", "query" or a {field} reference to a config field',
+  }),
+  name: z.string().refine((value) => API_KEY_NAME.test(value) || CONFIG_REFERENCE.test(value), {
+    error: 'must be a header or parameter name, or a {field} reference to a config field',
+  }),
   prefix: z.string().min(1).max(64).optional(),
 });
 
@@ -190,7 +202,19 @@ export const providerTemplateSchema = templateShape.superRefine((template, ctx) 
 
 export type ProviderTemplate = z.output<typeof providerTemplateSchema>;
 export type ConfigField = ProviderTemplate['config'][string];
-export type ApiKeyPlacement = NonNullable<ProviderTemplate['apiKey']>;
+/** A template's `apiKey` block: `in` and `name` may be `{field}` references to config fields. */
+export type ApiKeyTemplate = NonNullable<ProviderTemplate['apiKey']>;
+/** Where a connector's API key goes, with config references filled in. */
+export interface ApiKeyPlacement {
+  in: (typeof API_KEY_LOCATIONS)[number];
+  name: string;
+  prefix?: string;
+}
+
+/** The config field a `{field}` reference names, or undefined when `value` is a literal. */
+export function configReferenceOf(value: string): string | undefined {
+  return CONFIG_REFERENCE.exec(value)?.[1];
+}
 export type OAuthTemplate = NonNullable<ProviderTemplate['oauth']>;
 export type ScopeSeparator = OAuthTemplate['scopes']['separator'];
 export type ClientAuthentication = OAuthTemplate['clientAuthentication'];
@@ -202,6 +226,7 @@ function checkTemplate(t: RawTemplate, issue: Issue): void {
   if (t.oauth && oauthTypes.length === 0) issue(['oauth'], 'is only allowed with an oauth_* auth type');
   if (t.authTypes.includes('api_key') && !t.apiKey) issue(['apiKey'], 'is required for the api_key auth type');
   if (!t.authTypes.includes('api_key') && t.apiKey) issue(['apiKey'], 'is only allowed with the api_key auth type');
+  if (t.apiKey) checkApiKeyReferences(t, t.apiKey, issue);
   if (!t.docsUrl.startsWith('https://') || urlProblem(t.docsUrl, false)) issue(['docsUrl'], 'must be an https URL');
   checkConfigFields(t, oauthTypes, issue);
   if (t.oauth) checkOAuth(t, t.oauth, issue);
@@ -322,6 +347,27 @@ function checkUrlTemplate(t: RawTemplate, path: PropertyKey[], template: string,
   }
   const problem = urlProblem(sample, false);
   if (problem) issue(path, problem);
+}
+
+/**
+ * A `{field}` in `apiKey.in` or `apiKey.name` must name a string config field of the api_key auth
+ * type that always has a value and whose pattern keeps the value valid (checked again on resolve).
+ */
+function checkApiKeyReferences(t: RawTemplate, apiKey: ApiKeyTemplate, issue: Issue): void {
+  for (const key of ['in', 'name'] as const) {
+    const name = configReferenceOf(apiKey[key]);
+    if (name === undefined) continue;
+    const path = ['apiKey', key];
+    const field = Object.hasOwn(t.config, name) ? t.config[name] : undefined;
+    if (!field) {
+      issue(path, `uses {${name}}, which is not declared in "config"`);
+      continue;
+    }
+    if (field.type !== 'string') issue(path, `uses {${name}}, so config.${name} must be a "string" field`);
+    if (!field.required && field.default === undefined) issue(path, `uses {${name}}, an optional config field without a default`);
+    if (field.pattern === undefined) issue(path, `uses {${name}}, so config.${name} needs a pattern`);
+    if (!(field.authTypes ?? t.authTypes).includes('api_key')) issue(path, `uses {${name}}, so config.${name} must apply to the api_key auth type`);
+  }
 }
 
 function compilePattern(pattern: string): RegExp | string {

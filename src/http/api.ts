@@ -18,6 +18,7 @@ import { connectorRoutes } from './routes/connectors.js';
 import { groupRoutes } from './routes/groups.js';
 import { meRoutes } from './routes/me.js';
 import { oauthCallbackRoutes } from './routes/oauth-callback.js';
+import { providerRoutes } from './routes/providers.js';
 import { roleRoutes } from './routes/roles.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -94,6 +95,7 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
       await secured.register(apiKeyRoutes, { identity, apiKeys });
       await secured.register(auditRoutes, { identity });
       if (connectors) await secured.register(connectorRoutes, { connectors });
+      if (connectors) await secured.register(providerRoutes, { providers: connectors.providers });
       if (connectors && oauth) {
         const { flow, connections, tokens } = oauth;
         await secured.register(connectionRoutes, {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { ConnectorService } from '../../connectors/index.js';
+import { z } from 'zod';
+import { connectorCredentialSchema, isStaticCredentialAuthType, type ConnectorService } from '../../connectors/index.js';
 import { LatchkeyError, systemClock, type Clock } from '../../core/index.js';
 import { connectionId, isEndUser, type ConnectionStore, type ConnectionView, type OAuthFlow, type TokenClient } from '../../oauth/index.js';
 import { forbidden, isAdmin, principalOf, SECURITY, type Principal } from '../auth.js';
@@ -97,23 +98,30 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       config: { permission: 'connectors:token' },
       schema: {
         tags: ['connections'],
-        summary: 'Take a valid access token of a connection',
+        summary: 'Take a valid access token of a connection, or the credential of an api_key, basic or bearer connector',
         description:
-          'Needs connectors:token. Refreshes the token when it expires within the skew, or within half its lifetime when that ' +
-          'is shorter (exactly once, however many callers ask). 404 `not_connected`: connect first; 409 `needs_reauthorization`: ' +
-          'the provider refused the grant, reconnect; 409 `insecure_endpoint`: the connector names a plain-http endpoint this ' +
+          'Needs connectors:token. An `api_key`, `basic` or `bearer` connector answers its stored credential, typed by `authType` ' +
+          '(`{authType:"api_key",in,name,prefix,key}`, `{authType:"basic",username,password}`, `{authType:"bearer",token}`); every ' +
+          'handout is in the audit log as `connector.credential_issued`. An OAuth connector answers an access token, refreshed ' +
+          'when it expires within the skew, or within half its lifetime when that is shorter (exactly once, however many ' +
+          'callers ask). 404 `not_connected`: connect first; 409 `needs_reauthorization`: the provider refused the grant, ' +
+          'reconnect; 409 `insecure_endpoint`: the connector names a plain-http endpoint this ' +
           'server will not call (fix the connector, or start it with --allow-insecure-loopback for a local test server); ' +
           '503 `connection_degraded`: the provider is failing, retry after `Retry-After` seconds.',
         security: SECURITY,
         params: connectorParams,
         querystring: connectionQuery,
-        response: { 200: accessTokenSchema, ...errorResponses(400, 403, 404, 409, 502, 503) },
+        response: { 200: z.union([accessTokenSchema, connectorCredentialSchema]), ...errorResponses(400, 403, 404, 409, 502, 503) },
       },
     },
     async (request, reply) => {
       const principal = principalOf(request);
       const connector = await connectors.get(principal.tenantId, request.params.id);
       const owner = ownerOf(principal, connector, request.query.user, endUserOf(request));
+      if (isStaticCredentialAuthType(connector.authType)) {
+        const credential = await connectors.issueCredential(principal.actor, principal.tenantId, connector.id);
+        return reply.header('cache-control', 'no-store').send(credential);
+      }
       try {
         const token = await tokens.getAccessToken(principal.tenantId, connector.id, owner);
         return reply.header('cache-control', 'no-store').send(token);
