@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { runCli, startServer, type ServerProcess } from './support/cli.js';
-import { createTestDatabase, eachDialect, latchkeyEnv } from './support/databases.js';
+import { createTestDatabase, eachDialect, latchkeyEnv, LOOPBACK_EGRESS } from './support/databases.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
 
 interface Reply {
@@ -37,7 +37,7 @@ await eachDialect('serve with a plain-http OAuth server on loopback', (dialect) 
     const env = latchkeyEnv(tdb, { LATCHKEY_LOG_LEVEL: 'info' });
     const servers: ServerProcess[] = [];
     try {
-      const insecure = await startServer([], { env: { ...env, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1' } });
+      const insecure = await startServer([], { env: { ...env, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS } });
       servers.push(insecure);
       assert.match(insecure.output(), /UNSAFE: allowInsecureLoopback is on/, 'a warning at start');
       const minted = await runCli(['admin', 'create-key', '--tenant', 'default', '--user', 'admin', '--name', 'ops', '--json'], { env });

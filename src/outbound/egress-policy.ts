@@ -57,11 +57,11 @@ function describe(address: Address): string | undefined {
   return RANGE_WORDS[range] ?? 'not a public address';
 }
 
-/** The address and, for an IPv6 form that carries one, its IPv4 address: each must pass. */
+/** The address, preceded by the IPv4 address an IPv6 form carries. */
 function forms(address: Address): Address[] {
   if (address.kind() === 'ipv4') return [address];
   const inner = embeddedIPv4(address as ipaddr.IPv6);
-  return inner ? [address, inner] : [address];
+  return inner ? [inner, address] : [address];
 }
 
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
@@ -104,11 +104,8 @@ export function createEgressPolicy(allow: readonly string[] = []): EgressPolicy 
       const address = ipaddr.parse(text);
       const all = forms(address);
       if (all.some(allowed)) return undefined;
-      for (const form of all) {
-        const problem = describe(form);
-        if (problem !== undefined) return problem;
-      }
-      return undefined;
+      // An IPv6 form that carries an IPv4 address is what that address is.
+      return describe(all[0]!);
     },
   };
 }
