@@ -60,6 +60,18 @@ await eachDialect('serve with a plain-http OAuth server on loopback', (dialect) 
       assert.equal(await insecure.stop(), 0);
       servers.pop();
 
+      // The egress policy refuses the provider on 127.0.0.1 unless LATCHKEY_EGRESS_ALLOW names it.
+      const unallowed = await startServer([], { env: { ...env, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1' } });
+      servers.push(unallowed);
+      const other = await request(unallowed, 'POST', '/api/v1/connectors', key, { ...connector, name: 'Local IdP, not allowed' });
+      assert.equal(other.status, 201, JSON.stringify(other.json));
+      const blocked = await request(unallowed, 'POST', `/api/v1/connectors/${other.json.id}/token`, key);
+      assert.equal(blocked.status, 403, JSON.stringify(blocked.json));
+      assert.equal(blocked.json.error.code, 'egress_refused');
+      assert.match(blocked.json.error.message, /^The egress policy refuses requests to 127\.0\.0\.1: it is a loopback address \(allow it with --egress-allow\)\.$/);
+      assert.equal(await unallowed.stop(), 0);
+      servers.pop();
+
       const strict = await startServer([], { env });
       servers.push(strict);
       assert.doesNotMatch(strict.output(), /UNSAFE/);
@@ -73,7 +85,7 @@ await eachDialect('serve with a plain-http OAuth server on loopback', (dialect) 
       assert.doesNotMatch(never.json.error.message, /retry later/);
       assert.equal(await strict.stop(), 0);
       servers.pop();
-      assert.ok(!(insecure.output() + strict.output()).includes(client.clientSecret), 'no secret in the output');
+      assert.ok(!(insecure.output() + unallowed.output() + strict.output()).includes(client.clientSecret), 'no secret in the output');
     } finally {
       await Promise.all(servers.map((server) => server.stop()));
       await tdb.dispose();

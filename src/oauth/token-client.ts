@@ -194,6 +194,8 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
         client.authType === 'oauth_client_credentials' ? ({ type: 'client_credentials' } as const) : ({ type: 'refresh_token', refreshToken: a.refreshToken as string } as const);
       response = await requestTokens(client, grant, outbound);
     } catch (err) {
+      // So is an endpoint the egress policy refuses (checked after DNS): not a provider failure.
+      if (err instanceof LatchkeyError && err.code === 'egress_refused') throw err;
       const failure = classifyRefreshError(err);
       const failed = failedAttributes(a, failure, clock.now(), options.backoff);
       logger?.warn(
