@@ -172,9 +172,11 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       ...(oauthOptions.fetch ? { fetch: oauthOptions.fetch } : {}),
       ...(oauthOptions.timeoutMs !== undefined ? { timeoutMs: oauthOptions.timeoutMs } : {}),
       allowInsecureLoopback: settings.allowInsecureLoopback || oauthOptions.unsafeAllowInsecureLoopbackRequests === true,
+      egressAllow: settings.egressAllow,
       clock,
       logger,
     });
+    closers.push(() => outbound.close());
     // The connector service cascades a delete through the OAuth module, which is built on it (the
     // hook runs only on a delete, long after both exist).
     const connectors = createConnectorService({

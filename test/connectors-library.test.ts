@@ -6,7 +6,7 @@ import { after, before, it } from 'node:test';
 import { loadSettings } from '../src/core/index.js';
 import { SYSTEM_ACTOR } from '../src/identity/index.js';
 import { createLatchkey } from '../src/latchkey.js';
-import { createTestDatabase, eachDialect, latchkeyEnv } from './support/databases.js';
+import { createTestDatabase, eachDialect, latchkeyEnv, LOOPBACK_EGRESS } from './support/databases.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
 
 let op: TestProvider;
@@ -20,7 +20,7 @@ after(async () => {
 await eachDialect('connectors through the library', (dialect) => {
   it('latchkey.connectors.delete() disconnects the connector\'s connections: tokens revoked at the provider and deleted', async () => {
     const tdb = await createTestDatabase(dialect);
-    const settings = loadSettings({ env: latchkeyEnv(tdb, { LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1', LATCHKEY_LOG_LEVEL: 'silent' }) });
+    const settings = loadSettings({ env: latchkeyEnv(tdb, { LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS, LATCHKEY_LOG_LEVEL: 'silent' }) });
     const latchkey = await createLatchkey({ settings, http: false, bootstrap: false });
     try {
       const tenant = await latchkey.identity.tenants.create({ name: `t-${randomBytes(4).toString('hex')}` });

@@ -14,7 +14,7 @@ import type { DialectName } from '../src/db/index.js';
 import { SYSTEM_ACTOR } from '../src/identity/index.js';
 import { createLatchkey, type Latchkey } from '../src/latchkey.js';
 import { CONNECTION_TYPE, connectionId } from '../src/oauth/index.js';
-import { createTestDatabase, eachDialect, type TestDatabase } from './support/databases.js';
+import { createTestDatabase, eachDialect, LOOPBACK_EGRESS, type TestDatabase } from './support/databases.js';
 import { assertError, randomAddress, randomName, type Answer, type CallOptions } from './support/http.js';
 import { startOidcProvider, type TestClient, type TestProvider } from './support/oidc-provider.js';
 
@@ -54,6 +54,7 @@ async function harness(dialect: DialectName): Promise<Harness> {
       ...(tdb.url ? { LATCHKEY_DATABASE_URL: tdb.url } : {}),
       LATCHKEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
       LATCHKEY_PUBLIC_URL: PUBLIC_URL,
+      LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS,
     },
   });
   const chunks: string[] = [];

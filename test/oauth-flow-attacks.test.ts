@@ -158,7 +158,7 @@ async function fixture(dialect: 'sqlite' | 'postgres'): Promise<Fixture> {
       publicUrl: PUBLIC_URL,
       allowedReturnOrigins: ['https://app.example.com'],
       clock,
-      outbound: createOutbound({ timeoutMs: TIMEOUT_MS, allowInsecureLoopback: true, clock }),
+      outbound: createOutbound({ timeoutMs: TIMEOUT_MS, allowInsecureLoopback: true, egressAllow: ['127.0.0.1/32'], clock }),
       onTokens: async (tenantId, connectorId, userId, tokens) => {
         saved.push({ tenantId, connectorId, userId, tokens });
       },

@@ -56,6 +56,7 @@ async function fixture(dialect: 'sqlite' | 'postgres'): Promise<Fixture> {
     outbound: createOutbound({
       timeoutMs: TIMEOUT_MS,
       allowInsecureLoopback: true,
+      egressAllow: ['127.0.0.1/32'],
       fetch: (input, init) => {
         requests.push(String(input instanceof Request ? input.url : input));
         return fetch(input, init);

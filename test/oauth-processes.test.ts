@@ -66,7 +66,7 @@ await eachDialect('token refresh across processes', (dialect) => {
 
       // The grant still works: the next refresh (from this process) succeeds.
       const clock = manualClock(new Date(Date.now() + 2 * 60 * 60_000));
-      const parent = createTokenClient({ store: f.store, clock, outbound: createOutbound({ allowInsecureLoopback: true }), resolveClient: async () => resolved });
+      const parent = createTokenClient({ store: f.store, clock, outbound: createOutbound({ allowInsecureLoopback: true, egressAllow: ['127.0.0.1/32'] }), resolveClient: async () => resolved });
       const next = await parent.getAccessToken(tenantId, connectorId);
       assert.notEqual(next.accessToken, token);
       assert.equal(op.counters.refresh, 2);

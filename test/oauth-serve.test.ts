@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { runCli, startServer, type ServerProcess } from './support/cli.js';
-import { createTestDatabase, eachDialect, latchkeyEnv } from './support/databases.js';
+import { createTestDatabase, eachDialect, latchkeyEnv, LOOPBACK_EGRESS } from './support/databases.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
 
 interface Reply {
@@ -37,7 +37,7 @@ await eachDialect('serve with a plain-http OAuth server on loopback', (dialect) 
     const env = latchkeyEnv(tdb, { LATCHKEY_LOG_LEVEL: 'info' });
     const servers: ServerProcess[] = [];
     try {
-      const insecure = await startServer([], { env: { ...env, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1' } });
+      const insecure = await startServer([], { env: { ...env, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS } });
       servers.push(insecure);
       assert.match(insecure.output(), /UNSAFE: allowInsecureLoopback is on/, 'a warning at start');
       const minted = await runCli(['admin', 'create-key', '--tenant', 'default', '--user', 'admin', '--name', 'ops', '--json'], { env });
@@ -60,6 +60,18 @@ await eachDialect('serve with a plain-http OAuth server on loopback', (dialect) 
       assert.equal(await insecure.stop(), 0);
       servers.pop();
 
+      // The egress policy refuses the provider on 127.0.0.1 unless LATCHKEY_EGRESS_ALLOW names it.
+      const unallowed = await startServer([], { env: { ...env, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1' } });
+      servers.push(unallowed);
+      const other = await request(unallowed, 'POST', '/api/v1/connectors', key, { ...connector, name: 'Local IdP, not allowed' });
+      assert.equal(other.status, 201, JSON.stringify(other.json));
+      const blocked = await request(unallowed, 'POST', `/api/v1/connectors/${other.json.id}/token`, key);
+      assert.equal(blocked.status, 403, JSON.stringify(blocked.json));
+      assert.equal(blocked.json.error.code, 'egress_refused');
+      assert.match(blocked.json.error.message, /^The egress policy refuses requests to 127\.0\.0\.1: it is a loopback address \(allow it with --egress-allow\)\.$/);
+      assert.equal(await unallowed.stop(), 0);
+      servers.pop();
+
       const strict = await startServer([], { env });
       servers.push(strict);
       assert.doesNotMatch(strict.output(), /UNSAFE/);
@@ -73,7 +85,7 @@ await eachDialect('serve with a plain-http OAuth server on loopback', (dialect) 
       assert.doesNotMatch(never.json.error.message, /retry later/);
       assert.equal(await strict.stop(), 0);
       servers.pop();
-      assert.ok(!(insecure.output() + strict.output()).includes(client.clientSecret), 'no secret in the output');
+      assert.ok(!(insecure.output() + unallowed.output() + strict.output()).includes(client.clientSecret), 'no secret in the output');
     } finally {
       await Promise.all(servers.map((server) => server.stop()));
       await tdb.dispose();

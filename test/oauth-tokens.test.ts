@@ -100,7 +100,7 @@ async function setup(
   const tokens = createTokenClient({
     store: f.store,
     clock,
-    outbound: createOutbound({ timeoutMs: options.timeoutMs ?? 5000, allowInsecureLoopback: options.allowInsecureLoopback ?? true }),
+    outbound: createOutbound({ timeoutMs: options.timeoutMs ?? 5000, allowInsecureLoopback: options.allowInsecureLoopback ?? true, egressAllow: ['127.0.0.1/32'] }),
     ...(options.cacheMs !== undefined ? { cacheMs: options.cacheMs } : {}),
     resolveClient: async (_tenantId, id) => {
       assert.equal(id, connectorId);

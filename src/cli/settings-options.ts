@@ -16,6 +16,8 @@ const SETTING_FLAGS = {
   allowInsecureLoopback: () =>
     new Option('--allow-insecure-loopback', 'UNSAFE, development only: plain http to OAuth servers on 127.0.0.0/8, localhost, [::1] (env: LATCHKEY_ALLOW_INSECURE_LOOPBACK)'),
   trustProxy: () => new Option('--trust-proxy <list>', 'proxy addresses or CIDRs whose X-Forwarded-For names the client (env: LATCHKEY_TRUST_PROXY, default none)'),
+  egressAllow: () =>
+    new Option('--egress-allow <list>', 'CIDRs and host names outbound requests may reach besides public addresses (env: LATCHKEY_EGRESS_ALLOW, default none)'),
 } as const;
 
 export type SettingFlag = keyof typeof SETTING_FLAGS;
@@ -23,7 +25,7 @@ export type SettingFlag = keyof typeof SETTING_FLAGS;
 /** What every command that opens the database reads. */
 export const DATABASE_SETTINGS: readonly SettingFlag[] = ['config', 'dataDir', 'databaseUrl', 'keyFile', 'logLevel'];
 /** What `serve` reads besides. */
-export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound', 'allowInsecureLoopback', 'trustProxy'];
+export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound', 'allowInsecureLoopback', 'trustProxy', 'egressAllow'];
 
 /**
  * Adds the flags of the settings a command uses, and only those, so its `--help` lists what

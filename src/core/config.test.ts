@@ -61,6 +61,7 @@ describe('loadSettings: defaults and precedence', () => {
       cacheBoundMs: 5000,
       allowInsecureLoopback: false,
       trustProxy: [],
+      egressAllow: [],
       configFile: undefined,
     });
   });
@@ -239,6 +240,22 @@ describe('loadSettings: bad values', () => {
       assertRefused({ env: { LATCHKEY_TRUST_PROXY: `10.0.0.1,${raw}` }, cwd }, `LATCHKEY_TRUST_PROXY ${accepts}, got "10.0.0.1,${raw}".`);
     }
     assertRefused({ flags: { trustProxy: 'everyone' }, cwd }, `--trust-proxy ${accepts}, got "everyone".`);
+  });
+
+  it('reads the egress allowlist as CIDRs, addresses and host names from a flag, the environment or a JSON list; default none', () => {
+    const { cwd, file } = workdir({ egressAllow: ['10.1.0.0/16', 'idp.internal'] });
+    assert.deepEqual(loadSettings({ cwd }).egressAllow, []);
+    assert.deepEqual(loadSettings({ env: { LATCHKEY_EGRESS_ALLOW: ' 127.0.0.1/32, ::1/128 ,localhost' }, cwd }).egressAllow, ['127.0.0.1/32', '::1/128', 'localhost']);
+    assert.deepEqual(loadSettings({ flags: { egressAllow: '192.0.2.7' }, env: { LATCHKEY_EGRESS_ALLOW: '10.0.0.1' }, cwd }).egressAllow, ['192.0.2.7']);
+    assert.deepEqual(loadSettings({ flags: { config: file }, cwd }).egressAllow, ['10.1.0.0/16', 'idp.internal']);
+  });
+
+  it('refuses an egress allowlist entry that is neither a CIDR, an address nor a host name', () => {
+    const { cwd } = workdir();
+    const accepts = 'must be a comma-separated list of CIDRs, IP addresses and host names outbound requests may reach besides public addresses (such as "10.1.0.0/16,idp.internal")';
+    for (const raw of ['10.0.0.0/33', '::1/129', '10.0.0/8', 'idp.internal/8', 'http://idp.internal', '*.internal', '10.0.0.256', 'a..b']) {
+      assertRefused({ env: { LATCHKEY_EGRESS_ALLOW: `localhost,${raw}` }, cwd }, `LATCHKEY_EGRESS_ALLOW ${accepts}, got "localhost,${raw}".`);
+    }
   });
 
   it('refuses a shutdown timeout that is not a duration', () => {

@@ -29,6 +29,11 @@ export interface Settings {
   allowInsecureLoopback: boolean;
   /** Proxy addresses or CIDRs whose `X-Forwarded-For` names the client; empty: none is trusted. */
   trustProxy: string[];
+  /**
+   * CIDRs, addresses and host names outbound requests may reach besides public addresses (a
+   * provider on a private network; `127.0.0.1/32` in tests). Empty: none.
+   */
+  egressAllow: string[];
   configFile: string | undefined;
 }
 
@@ -54,6 +59,11 @@ const base64Key = z
 const commaList = z
   .union([z.array(z.string()), z.string()])
   .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s.length > 0));
+
+/** A host name as DNS writes it (letters, digits, hyphens, underscores, dots). */
+function isHostName(text: string): boolean {
+  return /^(?=.{1,253}\.?$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/.test(text);
+}
 
 /** An IPv4 or IPv6 address, or one with a `/prefix` (CIDR). */
 function isAddressOrCidr(text: string): boolean {
@@ -182,6 +192,13 @@ const DEFINITIONS = {
     accepts: 'a comma-separated list of proxy IP addresses or CIDRs (such as "10.0.0.0/8,::1")',
     parse: commaList.pipe(z.array(z.string().refine(isAddressOrCidr))),
   },
+  egressAllow: {
+    flag: '--egress-allow',
+    env: 'LATCHKEY_EGRESS_ALLOW',
+    file: 'egressAllow',
+    accepts: 'a comma-separated list of CIDRs, IP addresses and host names outbound requests may reach besides public addresses (such as "10.1.0.0/16,idp.internal")',
+    parse: commaList.pipe(z.array(z.string().refine((s) => isAddressOrCidr(s) || (isIP(s) === 0 && !s.includes('/') && !/^[\d.]+$/.test(s) && isHostName(s))))),
+  },
 } satisfies Record<string, Definition<unknown>>;
 
 /** The settings table, for `--help` texts and the README. */
@@ -302,6 +319,7 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     cacheBoundMs: (values['cacheBoundMs'] as number | undefined) ?? 5000,
     allowInsecureLoopback: (values['allowInsecureLoopback'] as boolean | undefined) ?? false,
     trustProxy: (values['trustProxy'] as string[] | undefined) ?? [],
+    egressAllow: (values['egressAllow'] as string[] | undefined) ?? [],
     configFile,
   };
 }

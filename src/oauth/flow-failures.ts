@@ -7,7 +7,8 @@ import * as oauth from 'oauth4webapi';
  * - `browser_mismatch`: the flow was bound to the browser that started it and another finished it.
  * - `provider_error`: the provider sent `error` back (the user declined, a bad scope...).
  * - `connector_unavailable`: the connector was deleted or changed while the user was away, or names an
- *   endpoint that no request may reach (plain http without the insecure-loopback opt-in).
+ *   endpoint that no request may reach (plain http without the insecure-loopback opt-in, or an address
+ *   the egress policy refuses).
  * - `provider_unavailable`: the provider could not be reached, timed out or answered 5xx.
  * - `token_exchange_failed`: the provider refused the code (invalid_grant, invalid_client...).
  * - `invalid_provider_response`: the provider's answer broke the protocol (not JSON, no access token, wrong iss).

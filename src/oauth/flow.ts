@@ -243,7 +243,7 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
       const result = await oauth.processAuthorizationCodeResponse(as, client, body);
       return toTokenSet(result, clock.now(), config.scopes);
     } catch (err) {
-      if (err instanceof LatchkeyError && err.code === 'insecure_endpoint') return { code: 'connector_unavailable', message: err.message };
+      if (err instanceof LatchkeyError && (err.code === 'insecure_endpoint' || err.code === 'egress_refused')) return { code: 'connector_unavailable', message: err.message };
       const failure = remoteFailure(name, err);
       if (!failure) throw err;
       logger?.warn(

@@ -108,7 +108,7 @@ describe('refresh with an id_token from a provider whose issuer is unknown', () 
       tokenParams: {},
     };
     try {
-      const http = createOutbound({ timeoutMs: 5000, allowInsecureLoopback: true });
+      const http = createOutbound({ timeoutMs: 5000, allowInsecureLoopback: true, egressAllow: ['127.0.0.1/32'] });
       const tokens = await requestTokens(base, { type: 'refresh_token', refreshToken: 'rt' }, http);
       assert.equal(tokens.access_token, accessToken);
       assert.equal(tokens.id_token, undefined);

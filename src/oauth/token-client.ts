@@ -206,6 +206,8 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     try {
       response = await requestTokens(client, grantFor(client, a), outbound);
     } catch (err) {
+      // So is an endpoint the egress policy refuses (checked after DNS): not a provider failure.
+      if (err instanceof LatchkeyError && err.code === 'egress_refused') throw err;
       const failure = classifyRefreshError(err);
       const failed = failedAttributes(a, failure, clock.now(), options.backoff);
       logger?.warn(

@@ -6,6 +6,8 @@ import * as oauth from 'oauth4webapi';
 import { LatchkeyError, manualClock } from '../core/index.js';
 import { createOutbound, isLoopbackHost } from './index.js';
 
+/** The local test server is on loopback: the egress policy lets it through only when told to. */
+const LOCAL = ['127.0.0.1/32'];
 let issuer: string;
 let up = true;
 let served = 0;
@@ -47,26 +49,26 @@ describe('outbound', () => {
     assert.equal(loose.oauthOptions('https://idp.example/token')[oauth.allowInsecureRequests], undefined);
   });
 
-  it('sends every request through the injected fetch, behind the egress hook, which may refuse it', async () => {
+  it('sends every request through the injected fetch, with the egress agent as its dispatcher', async () => {
     const seen: string[] = [];
     const outbound = createOutbound({
       allowInsecureLoopback: true,
+      egressAllow: LOCAL,
       fetch: (input, init) => {
         seen.push(String(input));
+        assert.ok((init as { dispatcher?: unknown } | undefined)?.dispatcher, 'the egress agent is handed on');
         return fetch(input, init);
-      },
-      egress: (url) => {
-        if (url.pathname === '/refused') throw new LatchkeyError('forbidden', 'The egress policy refuses this host.');
       },
     });
     assert.equal((await outbound.fetch(`${issuer}/.well-known/openid-configuration`)).status, 200);
-    await assert.rejects(outbound.fetch(`${issuer}/refused`), (err: unknown) => err instanceof LatchkeyError && err.code === 'forbidden');
     assert.deepEqual(seen, [`${issuer}/.well-known/openid-configuration`]);
+    const refusing = createOutbound({ fetch: (input, init) => fetch(input, init) });
+    await assert.rejects(refusing.fetch(`${issuer}/.well-known/openid-configuration`), (err: unknown) => err instanceof LatchkeyError && err.code === 'egress_refused');
   });
 
   it('discovers once per issuer for the cache time, shares concurrent lookups, and serves the last metadata while a refetch fails', async () => {
     const clock = manualClock(new Date('2030-01-01T00:00:00Z'));
-    const outbound = createOutbound({ allowInsecureLoopback: true, discoveryCacheMs: 60_000, clock });
+    const outbound = createOutbound({ allowInsecureLoopback: true, egressAllow: LOCAL, discoveryCacheMs: 60_000, clock });
     served = 0;
     const all = await Promise.all(Array.from({ length: 20 }, () => outbound.discovery.metadata(issuer)));
     assert.equal(served, 1);
@@ -80,7 +82,8 @@ describe('outbound', () => {
       assert.equal(served, 2);
       await outbound.discovery.metadata(issuer);
       assert.equal(served, 3, 'a failure is not cached');
-      await assert.rejects(createOutbound({ allowInsecureLoopback: true }).discovery.metadata(issuer), 'nothing to fall back on');
+      await assert.rejects(createOutbound({ allowInsecureLoopback: true, egressAllow: LOCAL }).discovery.metadata(issuer), 'nothing to fall back on');
+      await assert.rejects(createOutbound({ allowInsecureLoopback: true }).discovery.metadata(issuer), (err: unknown) => err instanceof LatchkeyError && err.code === 'egress_refused');
       await assert.rejects(createOutbound().discovery.metadata(issuer), (err: unknown) => err instanceof LatchkeyError && err.code === 'insecure_endpoint');
     } finally {
       up = true;

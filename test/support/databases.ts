@@ -102,6 +102,9 @@ export { sqlitePath };
  * The environment of a Latchkey on this test database: its data directory, its URL (PostgreSQL) and
  * a fresh master key, plus `extra`. For loadSettings or a `latchkey` child process.
  */
+/** LATCHKEY_EGRESS_ALLOW for tests: the local OpenID provider and test servers listen on 127.0.0.1. */
+export const LOOPBACK_EGRESS = '127.0.0.1/32';
+
 export function latchkeyEnv(tdb: TestDatabase, extra: Record<string, string> = {}): Record<string, string> {
   return {
     LATCHKEY_DATA_DIR: tdb.dataDir,

@@ -8,7 +8,7 @@ import { createLogger, loadSettings, manualClock, type Clock } from '../../src/c
 import type { DialectName } from '../../src/db/index.js';
 import { SYSTEM_ACTOR } from '../../src/identity/index.js';
 import { createLatchkey, type Latchkey } from '../../src/latchkey.js';
-import { createTestDatabase, latchkeyEnv, type TestDatabase } from './databases.js';
+import { createTestDatabase, latchkeyEnv, LOOPBACK_EGRESS, type TestDatabase } from './databases.js';
 
 export type ManualClock = Clock & { advance(ms: number): void };
 
@@ -92,7 +92,7 @@ export function cookiePair(setCookie: Answer['headers'][string]): string {
 
 export async function createHttpHarness(dialect: DialectName, env: Record<string, string> = {}): Promise<HttpHarness> {
   const tdb = await createTestDatabase(dialect);
-  const settings = loadSettings({ env: latchkeyEnv(tdb, { LATCHKEY_LOG_LEVEL: 'debug', ...env }) });
+  const settings = loadSettings({ env: latchkeyEnv(tdb, { LATCHKEY_LOG_LEVEL: 'debug', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS, ...env }) });
   const { destination, text } = memory();
   const clock = manualClock();
   let adminPassword = '';

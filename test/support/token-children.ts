@@ -66,7 +66,7 @@ export async function runChild(config: ChildConfig): Promise<void> {
   registry.register(CONNECTION_TYPE);
   const store = new EncryptedObjectStore({ db: handle.db, handle, registry, dataKeys: new DataKeys({ db: handle.db, keyring }) });
   // The test provider listens on 127.0.0.1 over plain http.
-  const tokens = createTokenClient({ store, outbound: createOutbound({ allowInsecureLoopback: true }), resolveClient: async () => config.resolved });
+  const tokens = createTokenClient({ store, outbound: createOutbound({ allowInsecureLoopback: true, egressAllow: ['127.0.0.1/32'] }), resolveClient: async () => config.resolved });
   await handle.ping();
   const lines = createInterface({ input: process.stdin });
   const go = new Promise<void>((resolve) => lines.once('line', () => resolve()));
