@@ -20,9 +20,10 @@ import {
 } from './oauth/index.js';
 import { createOutbound } from './outbound/index.js';
 import { ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
+import { WEBHOOK_ENDPOINT_TYPE, createWebhooks, type WebhookBackoff, type Webhooks } from './webhooks/index.js';
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
-export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE];
+export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE, WEBHOOK_ENDPOINT_TYPE];
 
 /** How often expired OAuth states are deleted (the task engine takes this over later). */
 const STATE_CLEANUP_INTERVAL_MS = 30 * 60 * 1000;
@@ -49,6 +50,18 @@ export interface LatchkeyOAuthOptions {
   unsafeAllowInsecureLoopbackRequests?: boolean;
 }
 
+/** Webhook delivery knobs for embedders and tests; no setting or environment variable reaches them. */
+export interface LatchkeyWebhookOptions {
+  /** Attempts per delivery before it is marked failed (default 8). */
+  maxAttempts?: number;
+  /** Retry delays: `baseMs · 4^(n-1)` capped at `maxMs`, with jitter (default 1 minute, 12 hours). */
+  backoff?: WebhookBackoff;
+  /** Per attempt (default the OAuth timeout, 10 s). */
+  timeoutMs?: number;
+  /** How often due deliveries are looked for (default 1 s). */
+  pollIntervalMs?: number;
+}
+
 export interface LatchkeyOptions {
   settings: Settings;
   logger?: Logger;
@@ -68,10 +81,11 @@ export interface LatchkeyOptions {
   bootstrap?: boolean;
   onBootstrap?: (result: Extract<BootstrapResult, { created: true }>) => void;
   oauth?: LatchkeyOAuthOptions;
+  webhooks?: LatchkeyWebhookOptions;
   /**
    * Start the background work while starting (default false): the invalidation bus (changes made
    * by other processes reach this one's caches at once rather than when entries expire), the API
-   * key usage flush, and the cleanup timers. `listen()` starts it in any case; CLI commands that
+   * key usage flush, webhook deliveries, and the cleanup timers. `listen()` starts it in any case; CLI commands that
    * only touch the database never do.
    */
   background?: boolean;
@@ -101,6 +115,8 @@ export interface Latchkey {
   connectors: ConnectorService;
   /** The authorization code flow, the stored connections and the token client that keeps them fresh. */
   oauth: { flow: OAuthFlow; connections: ConnectionStore; tokens: TokenClient };
+  /** Webhook endpoints, `emit`, and the stored deliveries (sent by the background work). */
+  webhooks: Webhooks;
   /** Undefined when built with `http: false`. */
   app: FastifyInstance | undefined;
   /** The invalidation bus, the usage flush and the cleanup timers: started by `listen()`, or by `background.start()`. */
@@ -172,6 +188,18 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       clock,
       logger,
     });
+    const webhookOptions = options.webhooks ?? {};
+    const webhooks = createWebhooks({
+      store,
+      handle: database,
+      outbound,
+      audit: identity.audit,
+      clock,
+      logger,
+      ...webhookOptions,
+    });
+    background.add({ name: 'webhook deliveries', start: () => webhooks.worker.start(), stop: () => webhooks.worker.stop() });
+
     // The connector service cascades a delete through the OAuth module, which is built on it (the
     // hook runs only on a delete, long after both exist).
     const connectors = createConnectorService({
@@ -191,6 +219,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       ...(oauthOptions.stateTtlMs !== undefined ? { stateTtlMs: oauthOptions.stateTtlMs } : {}),
       ...(oauthOptions.refreshSkewMs !== undefined ? { refreshSkewMs: oauthOptions.refreshSkewMs } : {}),
       cacheMs: settings.cacheBoundMs,
+      onConnectionEvent: (event, tx) => webhooks.emit(event.tenantId, event.type, event.data, tx ? { tx } : {}).then(() => {}),
       clock,
       logger,
     });
@@ -211,6 +240,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
         housekeeping = setInterval(() => {
           void identity.sessions.purgeExpired().catch((err: unknown) => logger.warn({ err }, 'Purging expired sessions failed.'));
           void bus.prune().catch((err: unknown) => logger.warn({ err }, 'Pruning old invalidations failed.'));
+          void webhooks.prune().catch((err: unknown) => logger.warn({ err }, 'Pruning old webhook deliveries failed.'));
         }, HOUSEKEEPING_INTERVAL_MS);
         housekeeping.unref();
       },
@@ -226,7 +256,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             database,
             keyring,
             trustProxy: settings.trustProxy,
-            apiPlugins: [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens } })],
+            apiPlugins: [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens }, webhooks })],
           });
     let appClosed = false;
     if (app) closers.push(() => (appClosed ? undefined : app.close()));
@@ -243,6 +273,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       apiKeys,
       connectors,
       oauth: { flow, connections, tokens },
+      webhooks,
       app,
       background,
       async listen() {

@@ -14,8 +14,10 @@ describe('permissions and built-in roles', () => {
       'connectors:write',
       'tasks:read',
       'tasks:write',
+      'webhooks:read',
+      'webhooks:write',
     ]);
-    assert.deepEqual([...BUILTIN_ROLES.viewer].sort(), ['apikeys:read', 'connectors:read', 'tasks:read']);
+    assert.deepEqual([...BUILTIN_ROLES.viewer].sort(), ['apikeys:read', 'connectors:read', 'tasks:read', 'webhooks:read']);
   });
 
   it('built-in roles cannot be changed at run time', () => {

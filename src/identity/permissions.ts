@@ -9,6 +9,8 @@ export const PERMISSIONS = [
   'connectors:token',
   'tasks:read',
   'tasks:write',
+  'webhooks:read',
+  'webhooks:write',
   'identity:admin',
   'audit:read',
 ] as const;
@@ -21,7 +23,7 @@ export type BuiltinRoleName = 'admin' | 'editor' | 'viewer';
  * The roles every tenant has. They are defined here, not in the database, and cannot be changed.
  *
  * @example
- * BUILTIN_ROLES.viewer; // ['apikeys:read', 'connectors:read', 'tasks:read']
+ * BUILTIN_ROLES.viewer; // ['apikeys:read', 'connectors:read', 'tasks:read', 'webhooks:read']
  */
 export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, readonly Permission[]>> = Object.freeze({
   admin: Object.freeze([...PERMISSIONS]),
@@ -34,8 +36,10 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, readonly Permission
     'connectors:token',
     'tasks:read',
     'tasks:write',
+    'webhooks:read',
+    'webhooks:write',
   ] as const),
-  viewer: Object.freeze(['apikeys:read', 'connectors:read', 'tasks:read'] as const),
+  viewer: Object.freeze(['apikeys:read', 'connectors:read', 'tasks:read', 'webhooks:read'] as const),
 });
 
 /** The role whose last active holder a tenant must keep. */
