@@ -134,9 +134,12 @@ await eachDialect('webhooks', (dialect: DialectName) => {
       await bad({ events: ['connection.created'] }, 'url');
       await bad({ url: 'https://hooks.example.com/x', events: ['connection.created'], secret: 'mine' }, '');
 
+      const editor = await t.user(['editor']);
+      const { key: editorKey } = await t.key(editor.id);
+      assert.equal((await h.call({ method: 'GET', url: `/api/v1/webhooks/${id}`, key: editorKey })).status, 200);
       const viewer = await t.user(['viewer']);
       const { key: viewerKey } = await t.key(viewer.id);
-      assert.equal((await h.call({ method: 'GET', url: '/api/v1/webhooks', key: viewerKey })).status, 200);
+      assertError(await h.call({ method: 'GET', url: '/api/v1/webhooks', key: viewerKey }), 403, 'forbidden');
       assertError(await h.call({ method: 'POST', url: '/api/v1/webhooks', key: viewerKey, body: { url: 'https://a.example.com', events: ['connection.created'] } }), 403, 'forbidden');
       assertError(await h.call({ method: 'POST', url: `/api/v1/webhooks/${id}/_roll_secret`, key: viewerKey }), 403, 'forbidden');
 

@@ -17,7 +17,7 @@ describe('permissions and built-in roles', () => {
       'webhooks:read',
       'webhooks:write',
     ]);
-    assert.deepEqual([...BUILTIN_ROLES.viewer].sort(), ['apikeys:read', 'connectors:read', 'tasks:read', 'webhooks:read']);
+    assert.deepEqual([...BUILTIN_ROLES.viewer].sort(), ['apikeys:read', 'connectors:read', 'tasks:read']);
   });
 
   it('built-in roles cannot be changed at run time', () => {

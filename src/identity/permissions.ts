@@ -23,7 +23,7 @@ export type BuiltinRoleName = 'admin' | 'editor' | 'viewer';
  * The roles every tenant has. They are defined here, not in the database, and cannot be changed.
  *
  * @example
- * BUILTIN_ROLES.viewer; // ['apikeys:read', 'connectors:read', 'tasks:read', 'webhooks:read']
+ * BUILTIN_ROLES.viewer; // ['apikeys:read', 'connectors:read', 'tasks:read']
  */
 export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, readonly Permission[]>> = Object.freeze({
   admin: Object.freeze([...PERMISSIONS]),
@@ -39,7 +39,7 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, readonly Permission
     'webhooks:read',
     'webhooks:write',
   ] as const),
-  viewer: Object.freeze(['apikeys:read', 'connectors:read', 'tasks:read', 'webhooks:read'] as const),
+  viewer: Object.freeze(['apikeys:read', 'connectors:read', 'tasks:read'] as const),
 });
 
 /** The role whose last active holder a tenant must keep. */
