@@ -21,9 +21,10 @@ import {
 } from './oauth/index.js';
 import { createOutbound } from './outbound/index.js';
 import { ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
+import { WEBHOOK_ENDPOINT_TYPE, createWebhooks, type WebhookBackoff, type Webhooks } from './webhooks/index.js';
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
-export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE, CONNECT_SESSION_TYPE];
+export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE, CONNECT_SESSION_TYPE, WEBHOOK_ENDPOINT_TYPE];
 
 /** How often expired OAuth states are deleted (the task engine takes this over later). */
 const STATE_CLEANUP_INTERVAL_MS = 30 * 60 * 1000;
@@ -50,6 +51,18 @@ export interface LatchkeyOAuthOptions {
   unsafeAllowInsecureLoopbackRequests?: boolean;
 }
 
+/** Webhook delivery knobs for embedders and tests; no setting or environment variable reaches them. */
+export interface LatchkeyWebhookOptions {
+  /** Attempts per delivery before it is marked failed (default 8). */
+  maxAttempts?: number;
+  /** Retry delays: `baseMs · 4^(n-1)` capped at `maxMs`, with jitter (default 1 minute, 12 hours). */
+  backoff?: WebhookBackoff;
+  /** Per attempt (default the OAuth timeout, 10 s). */
+  timeoutMs?: number;
+  /** How often due deliveries are looked for (default 1 s). */
+  pollIntervalMs?: number;
+}
+
 export interface LatchkeyOptions {
   settings: Settings;
   logger?: Logger;
@@ -69,10 +82,11 @@ export interface LatchkeyOptions {
   bootstrap?: boolean;
   onBootstrap?: (result: Extract<BootstrapResult, { created: true }>) => void;
   oauth?: LatchkeyOAuthOptions;
+  webhooks?: LatchkeyWebhookOptions;
   /**
    * Start the background work while starting (default false): the invalidation bus (changes made
    * by other processes reach this one's caches at once rather than when entries expire), the API
-   * key usage flush, and the cleanup timers. `listen()` starts it in any case; CLI commands that
+   * key usage flush, webhook deliveries, and the cleanup timers. `listen()` starts it in any case; CLI commands that
    * only touch the database never do.
    */
   background?: boolean;
@@ -104,6 +118,8 @@ export interface Latchkey {
   oauth: { flow: OAuthFlow; connections: ConnectionStore; tokens: TokenClient };
   /** Connect sessions: what an application's end users use on the hosted connect page. */
   connect: { sessions: ConnectSessions };
+  /** Webhook endpoints, `emit`, and the stored deliveries (sent by the background work). */
+  webhooks: Webhooks;
   /** Undefined when built with `http: false`. */
   app: FastifyInstance | undefined;
   /** The invalidation bus, the usage flush and the cleanup timers: started by `listen()`, or by `background.start()`. */
@@ -177,6 +193,18 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       logger,
     });
     closers.push(() => outbound.close());
+    const webhookOptions = options.webhooks ?? {};
+    const webhooks = createWebhooks({
+      store,
+      handle: database,
+      outbound,
+      audit: identity.audit,
+      clock,
+      logger,
+      ...webhookOptions,
+    });
+    background.add({ name: 'webhook deliveries', start: () => webhooks.worker.start(), stop: () => webhooks.worker.stop() });
+
     // The connector service cascades a delete through the OAuth module, which is built on it (the
     // hook runs only on a delete, long after both exist).
     const connectors = createConnectorService({
@@ -196,6 +224,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       ...(oauthOptions.stateTtlMs !== undefined ? { stateTtlMs: oauthOptions.stateTtlMs } : {}),
       ...(oauthOptions.refreshSkewMs !== undefined ? { refreshSkewMs: oauthOptions.refreshSkewMs } : {}),
       cacheMs: settings.cacheBoundMs,
+      onConnectionEvent: (event, tx) => webhooks.emit(event.tenantId, event.type, event.data, tx ? { tx } : {}).then(() => {}),
       clock,
       logger,
     });
@@ -221,6 +250,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
         housekeeping = setInterval(() => {
           void identity.sessions.purgeExpired().catch((err: unknown) => logger.warn({ err }, 'Purging expired sessions failed.'));
           void bus.prune().catch((err: unknown) => logger.warn({ err }, 'Pruning old invalidations failed.'));
+          void webhooks.prune().catch((err: unknown) => logger.warn({ err }, 'Pruning old webhook deliveries failed.'));
         }, HOUSEKEEPING_INTERVAL_MS);
         housekeeping.unref();
       },
@@ -237,7 +267,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             keyring,
             trustProxy: settings.trustProxy,
             apiPlugins: [
-              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens }, connectSessions }),
+              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens }, connectSessions, webhooks }),
             ],
             sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, flow, publicUrl: settings.publicUrl, clock })],
           });
@@ -257,6 +287,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       connectors,
       oauth: { flow, connections, tokens },
       connect: { sessions: connectSessions },
+      webhooks,
       app,
       background,
       async listen() {

@@ -15,6 +15,8 @@ export type {
   ApiKeyRateWindowsTable,
   AuditEventsTable,
   InvalidationsTable,
+  WebhookDeliveriesTable,
+  WebhookDeliveryAttemptsTable,
 } from './schema.js';
 export { openDatabase, sqlitePath } from './open.js';
 export type { OpenDatabaseOptions } from './open.js';

@@ -166,6 +166,44 @@ export interface InvalidationsTable {
   at: string;
 }
 
+/** One webhook message to one endpoint; retried until it succeeds or its attempts run out. */
+export interface WebhookDeliveriesTable {
+  id: string;
+  tenant_id: string;
+  endpoint_id: string;
+  /** `webhook-id`: the same on every attempt (receivers deduplicate on it). */
+  message_id: string;
+  event_type: string;
+  /** The exact JSON body that is signed and sent; never a token or secret. */
+  payload: string;
+  /** `pending` | `succeeded` | `failed`. */
+  status: string;
+  attempts: Generated<number>;
+  /** Attempts may go on while `attempts` is below this (a redelivery raises it). */
+  attempts_allowed: number;
+  /** When the next attempt is due; while one runs, the end of its lease. */
+  next_attempt_at: string;
+  /** Set by a claim; only its holder records the outcome. */
+  claim_token: string | null;
+  last_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One attempt at a delivery: never the response body beyond a short snippet. */
+export interface WebhookDeliveryAttemptsTable {
+  id: string;
+  delivery_id: string;
+  tenant_id: string;
+  at: string;
+  status_code: number | null;
+  error_code: string | null;
+  duration_ms: number;
+  response_snippet: string | null;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -181,4 +219,6 @@ export interface Database {
   maintenance_runs: MaintenanceRunsTable;
   data_keys: DataKeysTable;
   objects: ObjectsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_delivery_attempts: WebhookDeliveryAttemptsTable;
 }

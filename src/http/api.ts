@@ -7,6 +7,7 @@ import type { Clock } from '../core/index.js';
 import type { InvalidationBus } from '../db/index.js';
 import type { Identity } from '../identity/index.js';
 import type { ConnectionStore, OAuthFlow, TokenClient } from '../oauth/index.js';
+import type { Webhooks } from '../webhooks/index.js';
 import { authPlugin } from './auth.js';
 import { DisplayCache } from './display-cache.js';
 import type { RateLimit } from './rate-limit.js';
@@ -23,6 +24,7 @@ import { roleRoutes } from './routes/roles.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { userRoutes } from './routes/users.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 export interface ApiRoutesOptions {
   identity: Identity;
@@ -46,6 +48,8 @@ export interface ApiRoutesOptions {
   };
   /** Connect sessions for end users (needs `connectors` and `oauth`); the page itself is {@link connectPage}. */
   connectSessions?: ConnectSessions;
+  /** Webhook endpoints and deliveries; without them the webhook routes are left out. */
+  webhooks?: Webhooks;
   clock?: Clock;
 }
 
@@ -60,7 +64,7 @@ export interface ApiRoutesOptions {
  *   apiPlugins: [apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, connectors, oauth: { flow, connections, tokens } })] });
  */
 export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
-  const { identity, apiKeys, bus, connectors, oauth } = options;
+  const { identity, apiKeys, bus, connectors, oauth, webhooks } = options;
   const clock = options.clock ? { clock: options.clock } : {};
   return async (api) => {
     const display = new DisplayCache({ identity, apiKeys, bus });
@@ -96,6 +100,7 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
       await secured.register(auditRoutes, { identity });
       if (connectors) await secured.register(connectorRoutes, { connectors });
       if (connectors) await secured.register(providerRoutes, { providers: connectors.providers });
+      if (webhooks) await secured.register(webhookRoutes, { webhooks });
       if (connectors && oauth) {
         const { flow, connections, tokens } = oauth;
         await secured.register(connectionRoutes, {

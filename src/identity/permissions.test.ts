@@ -14,6 +14,8 @@ describe('permissions and built-in roles', () => {
       'connectors:write',
       'tasks:read',
       'tasks:write',
+      'webhooks:read',
+      'webhooks:write',
     ]);
     assert.deepEqual([...BUILTIN_ROLES.viewer].sort(), ['apikeys:read', 'connectors:read', 'tasks:read']);
   });

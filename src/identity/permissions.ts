@@ -9,6 +9,8 @@ export const PERMISSIONS = [
   'connectors:token',
   'tasks:read',
   'tasks:write',
+  'webhooks:read',
+  'webhooks:write',
   'identity:admin',
   'audit:read',
 ] as const;
@@ -34,6 +36,8 @@ export const BUILTIN_ROLES: Readonly<Record<BuiltinRoleName, readonly Permission
     'connectors:token',
     'tasks:read',
     'tasks:write',
+    'webhooks:read',
+    'webhooks:write',
   ] as const),
   viewer: Object.freeze(['apikeys:read', 'connectors:read', 'tasks:read'] as const),
 });

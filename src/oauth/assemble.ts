@@ -4,6 +4,7 @@ import type { DatabaseHandle } from '../db/index.js';
 import type { EncryptedObjectStore } from '../objects/index.js';
 import type { Outbound } from '../outbound/index.js';
 import { createClientResolver } from './client-resolver.js';
+import { notifyAfterCommit, type ConnectionEventSink } from './connection-events.js';
 import { createConnectionStore, type ConnectionStore } from './connections.js';
 import { createOAuthFlow, type OAuthFlow } from './flow.js';
 import { createServerResolver } from './flow-server.js';
@@ -24,6 +25,8 @@ export interface OAuthAssemblyOptions {
   cacheMs: number;
   clock: Clock;
   logger: Logger;
+  /** Told when a connection is created, fails to refresh, recovers or is deleted (the webhooks module). */
+  onConnectionEvent?: ConnectionEventSink;
 }
 
 export interface AssembledOAuth {
@@ -48,6 +51,7 @@ export interface AssembledOAuth {
  */
 export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
   const { store, handle, connectors, outbound, clock, logger } = options;
+  const sink = options.onConnectionEvent;
   const connections = createConnectionStore({ store });
   const servers = createServerResolver(outbound);
   const flow = createOAuthFlow({
@@ -59,7 +63,12 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
     ...(options.stateTtlMs !== undefined ? { stateTtlMs: options.stateTtlMs } : {}),
     outbound,
     onTokens: async (tenantId, connectorId, userId, tokens) => {
-      await connections.save(tenantId, connectorId, userId, tokens);
+      const before = sink ? await connections.find(tenantId, connectorId, userId) : undefined;
+      const saved = await connections.save(tenantId, connectorId, userId, tokens);
+      // A reconnect of a connection that needed it is its recovery; anything else a (re)creation.
+      const type = before !== undefined && before.status !== 'active' ? 'connection.recovered' : 'connection.created';
+      const data = { connectorId, connectionId: saved.id, userId: saved.userId, endUserId: saved.endUserId, status: saved.status, errorCode: null };
+      await notifyAfterCommit(sink, { type, tenantId, data }, logger);
     },
     clock,
     logger,
@@ -72,6 +81,7 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
     // Tokens this process handed out are kept (sealed under a process-local key) for the cache
     // bound: a disconnect made by another process is seen within it, like a revoked API key.
     cacheMs: options.cacheMs,
+    ...(sink ? { onConnectionEvent: sink } : {}),
     clock,
     logger,
   });
@@ -82,10 +92,13 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
       const page = await connections.list(tenantId, { connectorId, limit: 100 });
       for (const connection of page.items) {
         try {
-          await tokens.disconnect(tenantId, connectorId, connection.userId);
+          await tokens.disconnect(tenantId, connectorId, connection.endUserId !== null ? { endUserId: connection.endUserId } : connection.userId);
         } catch (err) {
           logger.warn({ err, tenantId, connectorId }, 'Revoking a connection of a deleted connector failed; it is deleted without revocation.');
-          await connections.delete(tenantId, connection.id);
+          if (await connections.delete(tenantId, connection.id)) {
+            const data = { connectorId, connectionId: connection.id, userId: connection.userId, endUserId: connection.endUserId, status: 'deleted' as const, errorCode: null };
+            await notifyAfterCommit(sink, { type: 'connection.deleted', tenantId, data }, logger);
+          }
         }
       }
       if (page.next === undefined) return;

@@ -1,5 +1,5 @@
 import { isLockTimeout } from '../db/index.js';
-import type { EncryptedObjectStore } from '../objects/index.js';
+import type { EncryptedObjectStore, ObjectTransaction } from '../objects/index.js';
 import { CONNECTION_TYPE } from './connections.js';
 import { connectionError } from './tokens-errors.js';
 
@@ -28,13 +28,13 @@ export async function withConnectionLock<T>(
   tenantId: string,
   id: string,
   options: ConnectionLockOptions,
-  fn: (store: EncryptedObjectStore) => Promise<T>,
+  fn: (store: EncryptedObjectStore, tx: ObjectTransaction) => Promise<T>,
 ): Promise<LockedResult<T>> {
   try {
     return await store.transaction(
       async (tx): Promise<LockedResult<T>> => {
         if (!(await tx.lock(CONNECTION_TYPE, tenantId, id))) return { found: false };
-        return { found: true, value: await fn(tx.store) };
+        return { found: true, value: await fn(tx.store, tx) };
       },
       { lockTimeoutMs: options.waitMs },
     );

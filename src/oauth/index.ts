@@ -10,6 +10,7 @@ export { assembleOAuth } from './assemble.js';
 export type { AssembledOAuth, OAuthAssemblyOptions } from './assemble.js';
 export type { BackoffOptions } from './refresh.js';
 export type { ConnectionErrorCode } from './tokens-errors.js';
+export type { ConnectionEvent, ConnectionEventSink, ConnectionEventType } from './connection-events.js';
 // Authorization code flow (authorize + callback) and its state store:
 export { createOAuthFlow, startStateCleanup, CALLBACK_PATH } from './flow.js';
 export type { OAuthFlow, OAuthFlowOptions, AuthorizeSubject, AuthorizeOptions, AuthorizeResult, CallbackResult, CallbackOptions } from './flow.js';

@@ -1,5 +1,6 @@
 import { LatchkeyError, systemClock, type Clock, type Logger } from '../core/index.js';
-import type { EncryptedObjectStore } from '../objects/index.js';
+import type { EncryptedObjectStore, ObjectTransaction } from '../objects/index.js';
+import { notifyAfterCommit, type ConnectionEvent, type ConnectionEventSink } from './connection-events.js';
 import {
   CONNECTION_TYPE,
   assertConnectionKey,
@@ -41,6 +42,8 @@ export interface TokenClientOptions {
    * are never served from the cache.
    */
   cacheMs?: number;
+  /** Told of refresh failures and recoveries (in the refresh's transaction) and of disconnects. */
+  onConnectionEvent?: ConnectionEventSink;
 }
 
 export interface AccessToken {
@@ -84,7 +87,7 @@ interface Served {
   refreshAtMs: number;
 }
 
-type Outcome = { kind: 'token'; served: Served } | { kind: 'error'; error: LatchkeyError };
+type Outcome = { kind: 'token'; served: Served; recovered?: ConnectionEvent } | { kind: 'error'; error: LatchkeyError };
 
 function assertTenant(tenantId: unknown): asserts tenantId is string {
   if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 200) throw new TypeError('"tenantId" must be a non-empty string.');
@@ -140,6 +143,11 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   const lockWaitMs = outbound.timeoutMs + 10_000;
   const flights = new Map<string, Promise<Served>>();
   const type = CONNECTION_TYPE;
+  const sink = options.onConnectionEvent;
+
+  function eventOf(tenantId: string, id: string, kind: ConnectionEvent['type'], a: Pick<ConnectionAttributes, 'connectorId' | 'userId' | 'endUserId'>, status: ConnectionEvent['data']['status'], errorCode: string | null): ConnectionEvent {
+    return { type: kind, tenantId, data: { connectorId: a.connectorId, connectionId: id, userId: a.userId, endUserId: a.endUserId, status, errorCode } };
+  }
 
   function idFor(client: ResolvedClient, connectorId: string, userId: ConnectionOwner | undefined): string {
     if (client.authType === 'oauth_client_credentials' || client.tokenMode === 'shared') return connectionId(connectorId);
@@ -170,7 +178,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   async function refreshLocked(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined): Promise<Served> {
     // The store on the lock's transaction reads data keys through it too: SQLite has one
     // connection per process, so a read outside it would wait on the lock this process holds.
-    const locked = await withConnectionLock(store, tenantId, id, { waitMs: lockWaitMs }, async (txStore): Promise<Outcome | undefined> => {
+    const locked = await withConnectionLock(store, tenantId, id, { waitMs: lockWaitMs }, async (txStore, tx): Promise<Outcome | undefined> => {
       const current = await readConnection(txStore, tenantId, id);
       if (!current) return undefined;
       const a = current.attributes;
@@ -181,12 +189,15 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       if (decision.kind === 'unrefreshable') {
         const failed = failedAttributes(a, { outcome: 'needs_reauthorization', code: 'no_refresh_token' }, clock.now(), options.backoff);
         await write(failed.patch);
+        await sink?.(eventOf(tenantId, id, 'connection.needs_reauthorization', a, 'needs_reauthorization', 'no_refresh_token'), tx);
         return { kind: 'error', error: failed.error(id) };
       }
-      return callProvider(tenantId, current, client, rejected, write);
+      return callProvider(tenantId, current, client, rejected, write, tx);
     });
     if (!locked.found || locked.value === undefined) throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
     if (locked.value.kind === 'error') throw locked.value.error;
+    // After the commit: a failing listener must never cost a rotated refresh token.
+    if (locked.value.recovered) await notifyAfterCommit(sink, locked.value.recovered, logger);
     return locked.value.served;
   }
 
@@ -196,6 +207,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     client: ResolvedClient,
     rejected: string | undefined,
     write: (patch: Partial<ConnectionAttributes>) => Promise<unknown>,
+    tx: ObjectTransaction,
   ): Promise<Outcome> {
     const a = current.attributes;
     // A token endpoint no request may reach is the connector's configuration error: nothing is
@@ -215,6 +227,8 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
         `Refreshing the connection ${current.id} failed (${failure.code}).`,
       );
       await write(failed.patch);
+      const failedType = failure.outcome === 'needs_reauthorization' ? 'connection.needs_reauthorization' : 'connection.refresh_failed';
+      await sink?.(eventOf(tenantId, current.id, failedType, a, failed.patch.status ?? a.status, failure.code), tx);
       // A degraded connection whose token has not expired yet (nor been refused) still serves it.
       const usable = a.accessToken !== '' && a.accessToken !== rejected;
       if (failure.outcome === 'degraded' && usable && (a.expiresAt === null || Date.parse(a.expiresAt) > clock.now().getTime())) {
@@ -232,7 +246,8 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       throw err;
     }
     logger?.debug({ tenantId, connectionId: current.id, rotated: response.refresh_token !== undefined }, `Refreshed the connection ${current.id}.`);
-    return { kind: 'token', served: served(patch, skewMs) };
+    const recovered = a.status === 'active' ? undefined : eventOf(tenantId, current.id, 'connection.recovered', a, 'active', null);
+    return { kind: 'token', served: served(patch, skewMs), ...(recovered ? { recovered } : {}) };
   }
 
   /** canRefresh() lets only client credentials connections through without a refresh token. */
@@ -321,9 +336,22 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
         if (!(err instanceof LatchkeyError)) throw err;
         // Deleted, but its tokens could not be read back: nothing to revoke with.
         logger?.warn({ tenantId, connectionId: id, code: err.code }, `The connection ${id} was deleted but could not be decrypted to revoke its tokens.`);
+        await notifyAfterCommit(sink, eventOf(
+            tenantId,
+            id,
+            'connection.deleted',
+            {
+              connectorId,
+              userId: id === connectionId(connectorId) || isEndUser(userId) ? null : (userId ?? null),
+              endUserId: isEndUser(userId) ? userId.endUserId : null,
+            },
+            'deleted',
+            null,
+          ), logger);
         return { revoked: false };
       }
       if (!removed) throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
+      await notifyAfterCommit(sink, eventOf(tenantId, id, 'connection.deleted', removed.attributes, 'deleted', null), logger);
       if (client.revocationUrl === undefined) return { revoked: false };
       const a = removed.attributes;
       // Revoking the refresh token ends the grant (RFC 7009 2.1: its access tokens should go too).

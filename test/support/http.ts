@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { createLogger, loadSettings, manualClock, type Clock } from '../../src/core/index.js';
 import type { DialectName } from '../../src/db/index.js';
 import { SYSTEM_ACTOR } from '../../src/identity/index.js';
-import { createLatchkey, type Latchkey } from '../../src/latchkey.js';
+import { createLatchkey, type Latchkey, type LatchkeyOptions } from '../../src/latchkey.js';
 import { createTestDatabase, latchkeyEnv, LOOPBACK_EGRESS, type TestDatabase } from './databases.js';
 
 export type ManualClock = Clock & { advance(ms: number): void };
@@ -90,7 +90,12 @@ export function cookiePair(setCookie: Answer['headers'][string]): string {
   return String(header).split(';')[0] ?? '';
 }
 
-export async function createHttpHarness(dialect: DialectName, env: Record<string, string> = {}): Promise<HttpHarness> {
+/** `extra`: createLatchkey options beyond settings (OAuth and webhook knobs). */
+export async function createHttpHarness(
+  dialect: DialectName,
+  env: Record<string, string> = {},
+  extra: Pick<LatchkeyOptions, 'oauth' | 'webhooks'> = {},
+): Promise<HttpHarness> {
   const tdb = await createTestDatabase(dialect);
   const settings = loadSettings({ env: latchkeyEnv(tdb, { LATCHKEY_LOG_LEVEL: 'debug', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS, ...env }) });
   const { destination, text } = memory();
@@ -100,6 +105,7 @@ export async function createHttpHarness(dialect: DialectName, env: Record<string
   try {
     latchkey = await createLatchkey({
       settings,
+      ...extra,
       background: true,
       clock,
       logger: createLogger({ level: 'debug', destination }),

@@ -3,6 +3,7 @@ import type { DialectName } from '../adapter.js';
 import { encryptedObjects } from './0001-encrypted-objects.js';
 import { identityAndApiKeys } from './0002-identity-and-api-keys.js';
 import { systemTenant } from './0003-system-tenant.js';
+import { webhooks } from './0004-webhooks.js';
 
 /** Every migration, in order. Names sort in the order they must run; never rename or reorder one. */
 export function migrationsFor(dialect: DialectName): Record<string, Migration> {
@@ -10,6 +11,7 @@ export function migrationsFor(dialect: DialectName): Record<string, Migration> {
     '0001-encrypted-objects': encryptedObjects,
     '0002-identity-and-api-keys': identityAndApiKeys(dialect),
     '0003-system-tenant': systemTenant,
+    '0004-webhooks': webhooks,
   };
 }
 

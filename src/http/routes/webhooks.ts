@@ -1,0 +1,236 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { DELIVERY_STATUSES, WEBHOOK_EVENTS, createWebhookInput, updateWebhookInput, type Webhooks } from '../../webhooks/index.js';
+import { principalOf, SECURITY } from '../auth.js';
+import { errorResponses, idSchema, noContent } from '../schemas.js';
+
+export interface WebhookRoutesOptions {
+  webhooks: Webhooks;
+}
+
+const read = { permission: 'webhooks:read' } as const;
+const write = { permission: 'webhooks:write' } as const;
+
+const endpointSchema = z
+  .object({
+    id: z.string(),
+    url: z.string(),
+    events: z.array(z.enum(WEBHOOK_EVENTS)),
+    description: z.string().nullable(),
+    enabled: z.boolean(),
+    secretRolledAt: z.string().describe('When the current signing secret was made.'),
+    previousSecretExpiresAt: z.string().nullable().describe('After a roll, messages are signed with the previous secret too until then.'),
+    revision: z.number(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'WebhookEndpoint' });
+
+const issuedSchema = z
+  .object({
+    secret: z.string().describe('The signing secret (`whsec_…`, Standard Webhooks): shown this once, never again.'),
+    endpoint: endpointSchema,
+  })
+  .meta({ id: 'IssuedWebhookEndpoint' });
+
+const attemptSchema = z.object({
+  at: z.string(),
+  statusCode: z.number().nullable(),
+  errorCode: z.string().nullable().describe('`http_<status>`, `timeout`, `network_error`, `endpoint_deleted`...; null on success.'),
+  durationMs: z.number(),
+  responseSnippet: z.string().nullable().describe('The first 200 characters of the answer, at most.'),
+});
+
+const deliverySchema = z
+  .object({
+    id: z.string(),
+    endpointId: z.string(),
+    messageId: z.string().describe('The `webhook-id` header: the same on every attempt; deduplicate on it.'),
+    eventType: z.string(),
+    payload: z.unknown().describe('The body sent: `{type, timestamp, data}`.'),
+    status: z.enum(DELIVERY_STATUSES),
+    attempts: z.number(),
+    nextAttemptAt: z.string().nullable(),
+    lastAttemptAt: z.string().nullable(),
+    lastStatusCode: z.number().nullable(),
+    lastError: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    attemptLog: z.array(attemptSchema),
+  })
+  .meta({ id: 'WebhookDelivery' });
+
+const params = z.object({ id: idSchema });
+const deliveryParams = z.object({ id: idSchema, deliveryId: idSchema });
+const listQuery = z.object({
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(1000, { error: 'must be at most 1000' }).optional(),
+  after: z.string({ error: 'must be a string' }).max(200, { error: 'is too long' }).optional(),
+});
+const deliveriesQuery = z.object({
+  limit: z.coerce.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(100, { error: 'must be at most 100' }).optional(),
+  status: z.enum(DELIVERY_STATUSES, { error: 'must be pending, succeeded or failed' }).optional(),
+});
+
+/**
+ * Webhook endpoints of the caller's tenant and their deliveries. Reads need webhooks:read,
+ * changes webhooks:write. The signing secret is in the answer of create and `_roll_secret` only.
+ *
+ * @example
+ * await secured.register(webhookRoutes, { webhooks });
+ */
+export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fastify, options) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const { webhooks } = options;
+  const { endpoints } = webhooks;
+
+  app.post(
+    '/webhooks',
+    {
+      config: write,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Create a webhook endpoint',
+        description:
+          'Needs webhooks:write. `url` must be https; `events` lists what to send (' + WEBHOOK_EVENTS.join(', ') + '). ' +
+          'Answers the signing secret once: verify every message with it as Standard Webhooks specifies.',
+        security: SECURITY,
+        body: createWebhookInput,
+        response: { 201: issuedSchema, ...errorResponses(400, 403) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      return reply.code(201).header('cache-control', 'no-store').send(await endpoints.create(principal.actor, principal.tenantId, request.body));
+    },
+  );
+
+  app.get(
+    '/webhooks',
+    {
+      config: read,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'List webhook endpoints, by id',
+        description: 'Needs webhooks:read. Never shows a signing secret.',
+        security: SECURITY,
+        querystring: listQuery,
+        response: { 200: z.object({ items: z.array(endpointSchema), next: z.string().optional() }), ...errorResponses(400, 403) },
+      },
+    },
+    async (request) => {
+      const { limit, after } = request.query;
+      return endpoints.list(principalOf(request).tenantId, { ...(limit !== undefined ? { limit } : {}), ...(after !== undefined ? { after } : {}) });
+    },
+  );
+
+  app.get(
+    '/webhooks/:id',
+    {
+      config: read,
+      schema: { tags: ['webhooks'], summary: 'Get a webhook endpoint', description: 'Needs webhooks:read.', security: SECURITY, params, response: { 200: endpointSchema, ...errorResponses(400, 403, 404) } },
+    },
+    async (request) => endpoints.get(principalOf(request).tenantId, request.params.id),
+  );
+
+  app.patch(
+    '/webhooks/:id',
+    {
+      config: write,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Change a webhook endpoint',
+        description: 'Needs webhooks:write. A merge patch of `url`, `events`, `description`, `enabled`. A concurrent change is 409 `conflict`.',
+        security: SECURITY,
+        params,
+        body: updateWebhookInput,
+        response: { 200: endpointSchema, ...errorResponses(400, 403, 404, 409) },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      return endpoints.update(principal.actor, principal.tenantId, request.params.id, request.body);
+    },
+  );
+
+  app.delete(
+    '/webhooks/:id',
+    {
+      config: write,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Delete a webhook endpoint and its deliveries',
+        description: 'Needs webhooks:write.',
+        security: SECURITY,
+        params,
+        response: { 204: noContent, ...errorResponses(400, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      await endpoints.delete(principal.actor, principal.tenantId, request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/webhooks/:id/_roll_secret',
+    {
+      config: write,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Make a new signing secret',
+        description:
+          'Needs webhooks:write. Answers the new secret once. For 24 hours messages carry a signature under the previous ' +
+          'secret too (`webhook-signature` holds both), so receivers can switch without losing a message.',
+        security: SECURITY,
+        params,
+        response: { 200: issuedSchema, ...errorResponses(400, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      return reply.header('cache-control', 'no-store').send(await endpoints.rollSecret(principal.actor, principal.tenantId, request.params.id));
+    },
+  );
+
+  app.get(
+    '/webhooks/:id/deliveries',
+    {
+      config: read,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Recent deliveries of an endpoint, newest first',
+        description: 'Needs webhooks:read. Each delivery lists its attempts (status code, error code, duration, a short snippet of the answer).',
+        security: SECURITY,
+        params,
+        querystring: deliveriesQuery,
+        response: { 200: z.object({ items: z.array(deliverySchema) }), ...errorResponses(400, 403, 404) },
+      },
+    },
+    async (request) => {
+      const { limit, status } = request.query;
+      const items = await webhooks.deliveries(principalOf(request).tenantId, request.params.id, { ...(limit !== undefined ? { limit } : {}), ...(status ? { status } : {}) });
+      return { items };
+    },
+  );
+
+  app.post(
+    '/webhooks/:id/deliveries/:deliveryId/_redeliver',
+    {
+      config: write,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Send a delivery again',
+        description: 'Needs webhooks:write. The delivery is due at once, with a fresh set of attempts; its `webhook-id` stays the same.',
+        security: SECURITY,
+        params: deliveryParams,
+        response: { 202: deliverySchema, ...errorResponses(400, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { id, deliveryId } = request.params;
+      return reply.code(202).send(await webhooks.redeliver(principalOf(request).tenantId, id, deliveryId));
+    },
+  );
+};
