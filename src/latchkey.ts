@@ -4,6 +4,7 @@ import type { DataKeys, Keyring } from './crypto/index.js';
 import { createApiKeys, createUsageGate, API_KEY_PEPPER_TYPE, type ApiKeys } from './apikeys/index.js';
 import { buildServerApp } from './assembly/server-app.js';
 import { openStorage } from './assembly/storage.js';
+import { createProxy, type Proxy } from './proxy/index.js';
 import { CONNECT_SESSION_TYPE, createConnectSessions, type ConnectSessions } from './connect/index.js';
 import { CONNECTOR_TYPE, createConnectorService, loadCatalog, type ConnectorService } from './connectors/index.js';
 import { InvalidationBus, type DatabaseHandle } from './db/index.js';
@@ -116,6 +117,8 @@ export interface Latchkey {
   connectors: ConnectorService;
   /** The authorization code flow, the stored connections and the token client that keeps them fresh. */
   oauth: { flow: OAuthFlow; connections: ConnectionStore; tokens: TokenClient };
+  /** Calls to connectors' APIs with their credentials (what `/api/v1/connectors/{id}/proxy/*` runs). */
+  proxy: Proxy;
   /** Connect sessions: what an application's end users use on the hosted connect page. */
   connect: { sessions: ConnectSessions };
   /** Webhook endpoints, `emit`, and the stored deliveries (sent by the background work). */
@@ -229,6 +232,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       logger,
     });
     const { flow, connections, tokens } = oauth;
+    const proxy = createProxy({ connectors, tokens, outbound, logger });
     const connectSessions = createConnectSessions({ store, connectors, publicUrl: settings.publicUrl, audit: identity.audit, clock });
 
     let stopStateCleanup = () => {};
@@ -267,7 +271,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             keyring,
             trustProxy: settings.trustProxy,
             apiPlugins: [
-              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens }, connectSessions, webhooks }),
+              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens }, connectSessions, webhooks, proxy }),
             ],
             sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, flow, publicUrl: settings.publicUrl, clock })],
           });
@@ -287,6 +291,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       connectors,
       oauth: { flow, connections, tokens },
       connect: { sessions: connectSessions },
+      proxy,
       webhooks,
       app,
       background,

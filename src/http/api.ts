@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ApiKeys } from '../apikeys/index.js';
 import type { ConnectSessions } from '../connect/index.js';
 import type { ConnectorService } from '../connectors/index.js';
+import type { Proxy } from '../proxy/index.js';
 import type { Clock } from '../core/index.js';
 import type { InvalidationBus } from '../db/index.js';
 import type { Identity } from '../identity/index.js';
@@ -15,6 +16,7 @@ import { apiKeyRoutes } from './routes/api-keys.js';
 import { auditRoutes } from './routes/audit.js';
 import { connectCallbackOutcome, connectPageRoutes, connectSessionRoutes } from './routes/connect.js';
 import { connectionRoutes } from './routes/connections.js';
+import { proxyRoutes } from './routes/proxy.js';
 import { connectorRoutes } from './routes/connectors.js';
 import { groupRoutes } from './routes/groups.js';
 import { meRoutes } from './routes/me.js';
@@ -46,6 +48,8 @@ export interface ApiRoutesOptions {
     /** OAuth callbacks per client address within the window (default 60 a minute). */
     callbackLimit?: RateLimit;
   };
+  /** The proxy to connectors' APIs (needs `connectors` and `oauth`). */
+  proxy?: Proxy;
   /** Connect sessions for end users (needs `connectors` and `oauth`); the page itself is {@link connectPage}. */
   connectSessions?: ConnectSessions;
   /** Webhook endpoints and deliveries; without them the webhook routes are left out. */
@@ -112,6 +116,7 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
           ...clock,
         });
         if (options.connectSessions) await secured.register(connectSessionRoutes, { sessions: options.connectSessions });
+        if (options.proxy) await secured.register(proxyRoutes, { connectors, proxy: options.proxy });
       }
     });
   };

@@ -1,0 +1,242 @@
+import { Readable } from 'node:stream';
+import { credentialOf, type ConnectorService, type ResolvedConnector } from '../connectors/index.js';
+import { LatchkeyError, type Logger } from '../core/index.js';
+import type { ConnectionOwner, TokenClient } from '../oauth/index.js';
+import type { Outbound } from '../outbound/index.js';
+
+/** Headers that describe one hop, never forwarded (RFC 9110 7.6.1), plus the ones Latchkey owns. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+/** The caller's own credentials and client details never reach the provider. */
+const CALLER_ONLY = new Set(['authorization', 'cookie', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-real-ip', 'accept-encoding', 'content-length']);
+/** What a provider's answer may not set on Latchkey's origin. */
+const RESPONSE_DROPPED = new Set(['set-cookie', 'set-cookie2', 'content-encoding', 'content-length', 'strict-transport-security', 'alt-svc', 'clear-site-data']);
+
+/** Request bodies up to this size are buffered so a 401 or 429 can be retried; larger ones stream once. */
+const REPLAYABLE_BYTES = 64 * 1024;
+/** `Latchkey-Retries` beyond this is capped. */
+const MAX_RETRIES = 3;
+/** A `Retry-After` longer than this is not waited for: the answer is passed through. */
+const MAX_RETRY_WAIT_MS = 10_000;
+
+export interface ProxyRequest {
+  tenantId: string;
+  connectorId: string;
+  /** Whose connection for a per-user connector (null for a shared one). */
+  owner: ConnectionOwner;
+  method: string;
+  /** The path below the provider's API base URL, starting with `/`, as the caller sent it (still percent-encoded). */
+  path: string;
+  /** The raw query string without `?`, or empty. */
+  query: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** The request body as it arrives, or undefined for none. */
+  body: Readable | undefined;
+  /** Retries of a 429/503 with `Retry-After` the caller asked for (`Latchkey-Retries`). */
+  retries?: number;
+  signal?: AbortSignal;
+}
+
+export interface ProxyResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  /** The provider's body, streamed; null for none. */
+  body: Readable | null;
+  /** What was called, for the audit record: never a query string or credential. */
+  target: string;
+  /** Whether a rejected OAuth token was refreshed for a retry. */
+  refreshed: boolean;
+}
+
+export interface ProxyOptions {
+  connectors: ConnectorService;
+  tokens: TokenClient;
+  outbound: Outbound;
+  /** Response bodies larger than this are cut off with an error (default 10 MiB... the outbound default). */
+  maxResponseBytes?: number;
+  maxRequestBytes?: number;
+  logger?: Logger;
+}
+
+export interface Proxy {
+  forward(request: ProxyRequest): Promise<ProxyResponse>;
+}
+
+interface Injected {
+  headers: Record<string, string>;
+  query: Record<string, string>;
+  /** The OAuth access token used, to report it as rejected on a 401. */
+  accessToken?: string;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
+/** The target URL: the base URL with the caller's path appended; a path may not climb out of the base. */
+export function targetUrl(base: string, path: string, query: string): URL {
+  const root = new URL(base.endsWith('/') ? base : `${base}/`);
+  if (!path.startsWith('/')) throw new LatchkeyError('invalid_request', 'The proxied path must start with "/".');
+  // Percent-encoded dots and slashes could climb after decoding at the provider: refused as they are.
+  if (/(^|\/)(\.|%2e){1,2}(\/|$)/i.test(path) || /%2f|%5c|\\/i.test(path)) {
+    throw new LatchkeyError('invalid_request', 'The proxied path may not contain "." or ".." segments or encoded slashes.');
+  }
+  const url = new URL(path.slice(1), root);
+  if (url.origin !== root.origin || !url.pathname.startsWith(root.pathname)) {
+    throw new LatchkeyError('invalid_request', 'The proxied path must stay below the provider\'s API base URL.');
+  }
+  url.search = query;
+  return url;
+}
+
+function retryAfterMs(value: string | null, now: number): number | undefined {
+  if (value === null) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+async function readLimited(body: Readable, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    size += buffer.length;
+    if (size > max) throw new LatchkeyError('payload_too_large', `The request body is larger than ${max} bytes.`);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The proxy: forwards a caller's request to a connector's API with the connector's credential
+ * injected (OAuth bearer token of the shared or per-user connection, API key in a header or the
+ * query, basic, bearer), through the outbound module (egress policy, timeouts, size limits, a
+ * concurrency limit per connector). Streams both bodies. A 401 refreshes the OAuth token once,
+ * and only when the stored token is still the one refused; 429/503 are retried only when asked.
+ *
+ * @example
+ * const answer = await proxy.forward({ tenantId, connectorId, owner: { endUserId: 'u-42' }, method: 'GET', path: '/user', query: '', headers: {}, body: undefined });
+ */
+export function createProxy(options: ProxyOptions): Proxy {
+  const { connectors, tokens, outbound } = options;
+  const send = outbound.fetchWith({
+    maxRedirects: 0,
+    ...(options.maxResponseBytes !== undefined ? { maxResponseBytes: options.maxResponseBytes } : {}),
+    ...(options.maxRequestBytes !== undefined ? { maxRequestBytes: options.maxRequestBytes } : {}),
+  });
+
+  async function inject(resolved: ResolvedConnector, owner: ConnectionOwner, rejected?: string): Promise<Injected> {
+    const { connector } = resolved;
+    if (connector.authType === 'oauth_authorization_code' || connector.authType === 'oauth_client_credentials') {
+      const token = rejected
+        ? await tokens.refreshRejected(connector.tenantId, connector.id, owner, rejected)
+        : await tokens.getAccessToken(connector.tenantId, connector.id, owner);
+      return { headers: { authorization: `${token.tokenType} ${token.accessToken}` }, query: {}, accessToken: token.accessToken };
+    }
+    if (owner !== null) {
+      throw new LatchkeyError('invalid_request', `The connector ${connector.id} has one credential for the whole tenant; leave out the user and end user.`);
+    }
+    const credential = credentialOf(resolved);
+    switch (credential.authType) {
+      case 'api_key':
+        return credential.in === 'header'
+          ? { headers: { [credential.name.toLowerCase()]: `${credential.prefix}${credential.key}` }, query: {} }
+          : { headers: {}, query: { [credential.name]: `${credential.prefix}${credential.key}` } };
+      case 'basic':
+        return { headers: { authorization: `Basic ${Buffer.from(`${credential.username}:${credential.password}`, 'utf8').toString('base64')}` }, query: {} };
+      case 'bearer':
+        return { headers: { authorization: `Bearer ${credential.token}` }, query: {} };
+    }
+  }
+
+  return {
+    async forward(request) {
+      const resolved = await connectors.getResolved(request.tenantId, request.connectorId);
+      const base = resolved.provider.apiBaseUrl;
+      if (!base) {
+        throw new LatchkeyError('invalid_request', `The connector ${request.connectorId} has no API base URL to proxy to; set config.apiBaseUrl.`);
+      }
+      const url = targetUrl(base, request.path, request.query);
+      outbound.assertAllowed(url, 'API');
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(request.headers)) {
+        const lower = name.toLowerCase();
+        if (value === undefined || HOP_BY_HOP.has(lower) || CALLER_ONLY.has(lower) || lower.startsWith('latchkey-')) continue;
+        headers[lower] = Array.isArray(value) ? value.join(', ') : value;
+      }
+      // Uncompressed from the provider: Latchkey streams what it gets, byte for byte.
+      headers['accept-encoding'] = 'identity';
+      const method = request.method.toUpperCase();
+      const lengthHeader = request.headers['content-length'];
+      const length = typeof lengthHeader === 'string' ? Number(lengthHeader) : undefined;
+      let body: Buffer | Readable | undefined = request.body;
+      if (body && length !== undefined && length <= REPLAYABLE_BYTES) body = await readLimited(body, REPLAYABLE_BYTES);
+      const replayable = body === undefined || Buffer.isBuffer(body);
+      const retries = Math.min(Math.max(Math.trunc(request.retries ?? 0), 0), MAX_RETRIES);
+
+      return outbound.limit(`${request.tenantId}\n${request.connectorId}`, async () => {
+        let injected = await inject(resolved, request.owner);
+        let refreshed = false;
+        for (let attempt = 0; ; attempt++) {
+          const target = new URL(url);
+          for (const [name, value] of Object.entries(injected.query)) target.searchParams.set(name, value);
+          const init: RequestInit & { duplex?: 'half' } = {
+            method,
+            headers: { ...headers, ...injected.headers },
+            redirect: 'manual',
+            ...(request.signal ? { signal: request.signal } : {}),
+          };
+          if (body !== undefined && method !== 'GET' && method !== 'HEAD') {
+            init.body = Buffer.isBuffer(body) ? body : (Readable.toWeb(body) as ReadableStream<Uint8Array>);
+            if (!Buffer.isBuffer(body)) init.duplex = 'half';
+          }
+          const response = await send(target, init);
+          if (response.status === 401 && injected.accessToken !== undefined && !refreshed && replayable) {
+            await response.body?.cancel();
+            // Refreshes only if the stored token is still the refused one (else uses the newer one), exactly once.
+            injected = await inject(resolved, request.owner, injected.accessToken);
+            refreshed = true;
+            continue;
+          }
+          if ((response.status === 429 || response.status === 503) && attempt < retries && replayable) {
+            const wait = retryAfterMs(response.headers.get('retry-after'), Date.now());
+            if (wait !== undefined && wait <= MAX_RETRY_WAIT_MS) {
+              await response.body?.cancel();
+              await sleep(wait, request.signal);
+              continue;
+            }
+          }
+          const out: Record<string, string | string[]> = {};
+          response.headers.forEach((value, name) => {
+            if (!HOP_BY_HOP.has(name) && !RESPONSE_DROPPED.has(name)) out[name] = value;
+          });
+          return {
+            status: response.status,
+            headers: out,
+            body: response.body ? Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>) : null,
+            target: `${url.origin}${url.pathname}`,
+            refreshed,
+          };
+        }
+      });
+    },
+  };
+}
