@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { credentialOf, type ConnectorService, type ResolvedConnector } from '../connectors/index.js';
 import { LatchkeyError, type Logger } from '../core/index.js';
 import type { ConnectionOwner, TokenClient } from '../oauth/index.js';
@@ -231,7 +232,7 @@ export function createProxy(options: ProxyOptions): Proxy {
           return {
             status: response.status,
             headers: out,
-            body: response.body ? Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>) : null,
+            body: response.body ? Readable.fromWeb(response.body as WebReadableStream<Uint8Array>) : null,
             target: `${url.origin}${url.pathname}`,
             refreshed,
           };
