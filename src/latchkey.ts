@@ -232,7 +232,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       logger,
     });
     const { flow, connections, tokens } = oauth;
-    const proxy = createProxy({ connectors, tokens, outbound, logger });
+    const proxy = createProxy({ connectors, tokens, outbound, audit: { log: identity.audit, db: database.db }, logger });
     const connectSessions = createConnectSessions({ store, connectors, publicUrl: settings.publicUrl, audit: identity.audit, clock });
 
     let stopStateCleanup = () => {};

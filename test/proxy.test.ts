@@ -174,6 +174,24 @@ await eachDialect('the proxy', (dialect) => {
     assert.ok(statuses.every((s) => s === 200), `every call succeeds after the refresh: ${JSON.stringify(statuses.filter((s) => s !== 200))}`);
     assert.equal(op.counters.refresh, 1, 'one refresh for every call that met the 401');
     assert.deepEqual(answers[0]?.json, { sub: 'alice-at-idp' });
+
+    // Every proxied call and every token handed out is in the audit log: who, for which end user,
+    // which connector, the outcome; never a token.
+    const token = await h.call({ method: 'POST', url: `/api/v1/connectors/${id}/token`, key: t.adminKey, headers: { 'latchkey-end-user': 'bob' } });
+    assert.equal(token.status, 200, token.text);
+    const audit = await h.call({ method: 'GET', url: `/api/v1/audit?action=connection.proxied&target=${id}&limit=500`, key: t.adminKey });
+    assert.equal(audit.status, 200, audit.text);
+    const calls = audit.json.items as Array<{ actor: string; details: Record<string, unknown> }>;
+    assert.equal(calls.length, 102, 'one call per end user before the burst, a hundred in it');
+    assert.ok(calls.some((c) => c.details.refreshed === true));
+    assert.deepEqual(calls.at(-1)?.details, { endUserId: 'alice', method: 'GET', path: '/me', status: 200 });
+    assert.match(calls[0]?.actor ?? '', /^api_key:/);
+    const issued = await h.call({ method: 'GET', url: `/api/v1/audit?action=connection.token_issued&target=${id}`, key: t.adminKey });
+    assert.equal(issued.json.items.length, 1);
+    assert.equal(issued.json.items[0].details.endUserId, 'bob');
+    for (const secretToken of [...grants.values(), token.json.accessToken as string]) {
+      assert.ok(!audit.text.includes(secretToken) && !issued.text.includes(secretToken), 'no token in the audit log');
+    }
   });
 
   it('streams a large body, passes 429 through unless asked to retry, and refuses what the egress policy does not allow', async () => {

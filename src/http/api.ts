@@ -112,6 +112,7 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
           flow,
           connections,
           tokens,
+          ...(options.proxy ? { proxy: options.proxy } : {}),
           ...(oauth.authorizeLimit ? { authorizeLimit: oauth.authorizeLimit } : {}),
           ...clock,
         });

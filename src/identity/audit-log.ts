@@ -33,6 +33,10 @@ export interface AuditListOptions {
   before?: string;
   /** Only events with this action. */
   action?: string;
+  /** Only events about this target. */
+  target?: string;
+  /** Only events by this actor (`user:<id>`, `api_key:<id>`, `system`). */
+  actor?: string;
 }
 
 /** The tenant-scoped, append-only audit log. */
@@ -124,6 +128,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       }
       let query = options.db.selectFrom('audit_events').selectAll().where('tenant_id', '=', tenantId);
       if (listOptions.action !== undefined) query = query.where('action', '=', listOptions.action);
+      if (listOptions.target !== undefined) query = query.where('target', '=', listOptions.target);
+      if (listOptions.actor !== undefined) query = query.where('actor', '=', listOptions.actor);
       if (listOptions.before !== undefined) {
         const [at, id] = decodeCursor(listOptions.before);
         query = query.where((eb) => eb.or([eb('at', '<', at), eb.and([eb('at', '=', at), eb('id', '<', id)])]));

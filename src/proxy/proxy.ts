@@ -2,7 +2,10 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { credentialOf, type ConnectorService, type ResolvedConnector } from '../connectors/index.js';
 import { LatchkeyError, type Logger } from '../core/index.js';
-import type { ConnectionOwner, TokenClient } from '../oauth/index.js';
+import type { Database } from '../db/index.js';
+import type { Actor, AuditLog } from '../identity/index.js';
+import type { Kysely } from 'kysely';
+import { isEndUser, type AccessToken, type ConnectionOwner, type TokenClient } from '../oauth/index.js';
 import type { Outbound } from '../outbound/index.js';
 
 /** Headers that describe one hop, never forwarded (RFC 9110 7.6.1), plus the ones Latchkey owns. */
@@ -31,6 +34,8 @@ const MAX_RETRIES = 3;
 const MAX_RETRY_WAIT_MS = 10_000;
 
 export interface ProxyRequest {
+  /** Who calls: recorded in the audit log with the connection and the outcome. */
+  actor: Actor;
   tenantId: string;
   connectorId: string;
   /** Whose connection for a per-user connector (null for a shared one). */
@@ -66,11 +71,21 @@ export interface ProxyOptions {
   /** Response bodies larger than this are cut off with an error (default 10 MiB... the outbound default). */
   maxResponseBytes?: number;
   maxRequestBytes?: number;
+  /** Records every token handed out and every proxied call (never a token, a query or a body). */
+  audit?: { log: AuditLog; db: Kysely<Database> };
   logger?: Logger;
 }
 
 export interface Proxy {
   forward(request: ProxyRequest): Promise<ProxyResponse>;
+  /** A valid access token of an OAuth connection, handed out to `actor` (audited as `connection.token_issued`). */
+  token(actor: Actor, tenantId: string, connectorId: string, owner: ConnectionOwner): Promise<AccessToken>;
+}
+
+/** Whose connection, as the audit log shows it. */
+function ownerDetails(owner: ConnectionOwner): Record<string, string> {
+  if (owner === null) return {};
+  return isEndUser(owner) ? { endUserId: owner.endUserId } : { userId: owner };
 }
 
 interface Injected {
@@ -168,7 +183,18 @@ export function createProxy(options: ProxyOptions): Proxy {
     }
   }
 
+  async function record(actor: Actor, tenantId: string, action: string, connectorId: string, details: Record<string, unknown>): Promise<void> {
+    if (!options.audit) return;
+    await options.audit.log.record(options.audit.db, { tenantId, actor, action, target: connectorId, details });
+  }
+
   return {
+    async token(actor, tenantId, connectorId, owner) {
+      const token = await tokens.getAccessToken(tenantId, connectorId, owner);
+      await record(actor, tenantId, 'connection.token_issued', connectorId, { ...ownerDetails(owner), expiresAt: token.expiresAt });
+      return token;
+    },
+
     async forward(request) {
       const resolved = await connectors.getResolved(request.tenantId, request.connectorId);
       const base = resolved.provider.apiBaseUrl;
@@ -225,6 +251,14 @@ export function createProxy(options: ProxyOptions): Proxy {
               continue;
             }
           }
+          // The path is recorded, never the query (it may hold a key) or a body.
+          await record(request.actor, request.tenantId, 'connection.proxied', request.connectorId, {
+            ...ownerDetails(request.owner),
+            method,
+            path: url.pathname,
+            status: response.status,
+            ...(refreshed ? { refreshed: true } : {}),
+          });
           const out: Record<string, string | string[]> = {};
           response.headers.forEach((value, name) => {
             if (!HOP_BY_HOP.has(name) && !RESPONSE_DROPPED.has(name)) out[name] = value;

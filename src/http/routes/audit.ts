@@ -23,6 +23,12 @@ const auditQuery = z.strictObject({
     .regex(/^[a-z_]+(\.[a-z_]+)+$/, { error: 'must look like "resource.verb"' })
     .optional()
     .describe('Only events with this action, such as `api_key.revoked`.'),
+  target: z.string({ error: 'must be a string' }).min(1).max(300, { error: 'is too long' }).optional().describe('Only events about this target: a connector id for `connection.proxied`, a key id...'),
+  actor: z
+    .string({ error: 'must be a string' })
+    .regex(/^(user|api_key):[A-Za-z0-9_-]{1,100}$|^system$/, { error: 'must look like "user:<id>", "api_key:<id>" or "system"' })
+    .optional()
+    .describe('Only events by this actor.'),
 });
 
 const auditEventSchema = z
@@ -61,11 +67,13 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (fastif
       },
     },
     async (request) => {
-      const { limit, before, action } = request.query;
+      const { limit, before, action, target, actor } = request.query;
       return identity.audit.list(principalOf(request).tenantId, {
         ...(limit !== undefined ? { limit } : {}),
         ...(before !== undefined ? { before } : {}),
         ...(action !== undefined ? { action } : {}),
+        ...(target !== undefined ? { target } : {}),
+        ...(actor !== undefined ? { actor } : {}),
       });
     },
   );

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { connectorCredentialSchema, isStaticCredentialAuthType, type ConnectorService } from '../../connectors/index.js';
 import { LatchkeyError, systemClock, type Clock } from '../../core/index.js';
 import { connectionId, isEndUser, type ConnectionStore, type ConnectionView, type OAuthFlow, type TokenClient } from '../../oauth/index.js';
+import type { Proxy } from '../../proxy/index.js';
 import { forbidden, isAdmin, principalOf, SECURITY, type Principal } from '../auth.js';
 import {
   accessTokenSchema,
@@ -26,6 +27,8 @@ export interface ConnectionRoutesOptions {
   flow: OAuthFlow;
   connections: ConnectionStore;
   tokens: TokenClient;
+  /** Hands out tokens, audited (`connection.token_issued`); without it they are handed out unaudited. */
+  proxy?: Proxy;
   /** Authorization starts allowed per user within the window (default 20 a minute). */
   authorizeLimit?: RateLimit;
   clock?: Clock;
@@ -123,7 +126,9 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
         return reply.header('cache-control', 'no-store').send(credential);
       }
       try {
-        const token = await tokens.getAccessToken(principal.tenantId, connector.id, owner);
+        const token = options.proxy
+          ? await options.proxy.token(principal.actor, principal.tenantId, connector.id, owner)
+          : await tokens.getAccessToken(principal.tenantId, connector.id, owner);
         return reply.header('cache-control', 'no-store').send(token);
       } catch (err) {
         throw withRetryAfter(err, clock.now().getTime());

@@ -66,6 +66,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
         if (!reply.raw.writableFinished) controller.abort();
       });
       const answer = await proxy.forward({
+        actor: principal.actor,
         tenantId: principal.tenantId,
         connectorId: connector.id,
         owner,
