@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, it } from 'node:test';
 import { freePort, runCli, startServer, type ServerProcess } from './support/cli.js';
-import { createTestDatabase, eachDialect, latchkeyEnv } from './support/databases.js';
+import { createTestDatabase, eachDialect, latchkeyEnv, LOOPBACK_EGRESS } from './support/databases.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
 
 interface Reply {
@@ -98,7 +98,7 @@ async function start(browser: Browser, pageUrl: string, connectorName: string): 
 await eachDialect('end users and the hosted connect page', (dialect) => {
   it('two end users connect through the page; each gets their own token; a link finished in another browser attaches nothing', async () => {
     const tdb = await createTestDatabase(dialect);
-    const env = latchkeyEnv(tdb, { LATCHKEY_PUBLIC_URL: base, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1' });
+    const env = latchkeyEnv(tdb, { LATCHKEY_PUBLIC_URL: base, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS });
     let server: ServerProcess | undefined;
     try {
       server = await startServer(['--port', String(port)], { env });
@@ -228,7 +228,7 @@ await eachDialect('end users and the hosted connect page', (dialect) => {
 
   it('a provider that refuses shows its own error in words and sends it to returnTo', async () => {
     const tdb = await createTestDatabase(dialect);
-    const env = latchkeyEnv(tdb, { LATCHKEY_PUBLIC_URL: base, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1' });
+    const env = latchkeyEnv(tdb, { LATCHKEY_PUBLIC_URL: base, LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS });
     let server: ServerProcess | undefined;
     try {
       server = await startServer(['--port', String(port)], { env });

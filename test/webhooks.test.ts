@@ -12,13 +12,13 @@ import type { DialectName } from '../src/db/index.js';
 import { SYSTEM_ACTOR } from '../src/identity/index.js';
 import { createLatchkey } from '../src/latchkey.js';
 import { CONNECTION_TYPE, connectionId } from '../src/oauth/index.js';
-import { createTestDatabase, eachDialect, latchkeyEnv } from './support/databases.js';
+import { createTestDatabase, eachDialect, latchkeyEnv, LOOPBACK_EGRESS } from './support/databases.js';
 import { assertError, createHttpHarness, randomName, type HttpHarness } from './support/http.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
 
 const PUBLIC_URL = 'https://latchkey.test';
 const CALLBACK = `${PUBLIC_URL}/api/v1/oauth/callback`;
-const ENV = { LATCHKEY_PUBLIC_URL: PUBLIC_URL, LATCHKEY_ALLOW_INSECURE_LOOPBACK: 'true' };
+const ENV = { LATCHKEY_PUBLIC_URL: PUBLIC_URL, LATCHKEY_ALLOW_INSECURE_LOOPBACK: 'true', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS };
 const ALL_EVENTS = ['connection.created', 'connection.refresh_failed', 'connection.needs_reauthorization', 'connection.recovered', 'connection.deleted'];
 
 interface Received {
@@ -207,12 +207,12 @@ await eachDialect('webhooks', (dialect: DialectName) => {
       const bodies = messages.map((m) => verified(all.secret, m));
       assert.deepEqual(bodies.map((b) => b.type), expected);
       const id = connectionId(connectorId);
-      assert.deepEqual(bodies[0]?.data, { connectorId, connectionId: id, userId: null, status: 'active', errorCode: null });
+      assert.deepEqual(bodies[0]?.data, { connectorId, connectionId: id, userId: null, endUserId: null, status: 'active', errorCode: null });
       assert.equal(bodies[1]?.data.status, 'degraded');
       assert.equal(typeof bodies[1]?.data.errorCode, 'string');
-      assert.deepEqual(bodies[2]?.data, { connectorId, connectionId: id, userId: null, status: 'active', errorCode: null });
-      assert.deepEqual(bodies[3]?.data, { connectorId, connectionId: id, userId: null, status: 'deleted', errorCode: null });
-      assert.deepEqual(bodies[4]?.data, { connectorId, connectionId: id, userId: null, status: 'needs_reauthorization', errorCode: 'no_refresh_token' });
+      assert.deepEqual(bodies[2]?.data, { connectorId, connectionId: id, userId: null, endUserId: null, status: 'active', errorCode: null });
+      assert.deepEqual(bodies[3]?.data, { connectorId, connectionId: id, userId: null, endUserId: null, status: 'deleted', errorCode: null });
+      assert.deepEqual(bodies[4]?.data, { connectorId, connectionId: id, userId: null, endUserId: null, status: 'needs_reauthorization', errorCode: 'no_refresh_token' });
       // Distinct message ids; a receiver rejects a signature under another secret.
       assert.equal(new Set(messages.map((m) => m.headers['webhook-id'])).size, messages.length);
       assert.throws(() => verified(deletedOnly.secret, messages[0] as Received));
@@ -253,7 +253,7 @@ await eachDialect('webhooks', (dialect: DialectName) => {
       const endpoint = await createEndpoint(h, t.adminKey, receiver.url('/rolled'), ['connection.deleted']);
       const rolled = await h.call({ method: 'POST', url: `/api/v1/webhooks/${endpoint.id}/_roll_secret`, key: t.adminKey });
       assert.equal(rolled.status, 200, rolled.text);
-      await h.latchkey.webhooks.emit(t.id, 'connection.deleted', { connectorId: 'connector_x', connectionId: 'shared:connector_x', userId: null, status: 'deleted', errorCode: null });
+      await h.latchkey.webhooks.emit(t.id, 'connection.deleted', { connectorId: 'connector_x', connectionId: 'shared:connector_x', userId: null, endUserId: null, status: 'deleted', errorCode: null });
       const [message] = await until('the message at /rolled', () => (messagesTo('/rolled').length > 0 ? messagesTo('/rolled') : undefined));
       assert.equal(verified(rolled.json.secret, message as Received).type, 'connection.deleted');
       assert.equal(verified(endpoint.secret, message as Received).type, 'connection.deleted');
@@ -270,7 +270,7 @@ await eachDialect('webhooks', (dialect: DialectName) => {
       const a = await h.tenant();
       const b = await h.tenant();
       const endpoint = await createEndpoint(h, a.adminKey, receiver.url('/tenant-a'), ['connection.deleted']);
-      await h.latchkey.webhooks.emit(a.id, 'connection.deleted', { connectorId: 'connector_y', connectionId: 'shared:connector_y', userId: null, status: 'deleted', errorCode: null });
+      await h.latchkey.webhooks.emit(a.id, 'connection.deleted', { connectorId: 'connector_y', connectionId: 'shared:connector_y', userId: null, endUserId: null, status: 'deleted', errorCode: null });
       const [delivery] = await until('a delivery', async () => {
         const items = await h.latchkey.webhooks.deliveries(a.id, endpoint.id);
         return items.length > 0 ? items : undefined;
@@ -301,7 +301,7 @@ await eachDialect('webhooks', (dialect: DialectName) => {
       await receiver?.close();
     });
 
-    const event = { connectorId: 'connector_r', connectionId: 'shared:connector_r', userId: null, status: 'deleted', errorCode: null };
+    const event = { connectorId: 'connector_r', connectionId: 'shared:connector_r', userId: null, endUserId: null, status: 'deleted', errorCode: null };
     const deliveriesOf = async (tenantId: string, endpointId: string) => h.latchkey.webhooks.deliveries(tenantId, endpointId);
 
     it('retries a failing receiver with backoff until it answers, with the same webhook-id', async () => {
@@ -387,7 +387,7 @@ await eachDialect('webhooks', (dialect: DialectName) => {
       const first = await createLatchkey({ settings, clock: manualClock(), webhooks, http: false });
       const tenant = await first.identity.tenants.create({ name: randomName('t') });
       const { endpoint, secret } = await first.webhooks.endpoints.create(SYSTEM_ACTOR, tenant.id, { url: receiver.url('/restart'), events: ['connection.created'] });
-      await first.webhooks.emit(tenant.id, 'connection.created', { connectorId: 'connector_z', connectionId: 'shared:connector_z', userId: null, status: 'active', errorCode: null });
+      await first.webhooks.emit(tenant.id, 'connection.created', { connectorId: 'connector_z', connectionId: 'shared:connector_z', userId: null, endUserId: null, status: 'active', errorCode: null });
       const [pending] = await first.webhooks.deliveries(tenant.id, endpoint.id);
       assert.equal(pending?.status, 'pending');
       await first.close();

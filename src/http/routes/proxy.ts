@@ -1,10 +1,11 @@
 import type { IncomingMessage } from 'node:http';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ConnectorService } from '../../connectors/index.js';
 import { LatchkeyError } from '../../core/index.js';
 import type { Proxy } from '../../proxy/index.js';
 import { principalOf, SECURITY } from '../auth.js';
 import { endUserOf, ownerOf } from '../connection-owner.js';
+import { errorResponses } from '../schemas.js';
 
 export interface ProxyRoutesOptions {
   connectors: ConnectorService;
@@ -42,6 +43,8 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
         'safe headers and body as they come. A 401 refreshes the token once (only if it is still the refused one) and ' +
         'retries; `Latchkey-Retries: N` (at most 3) retries a 429/503 that says `Retry-After` (up to 10 s).',
       security: SECURITY,
+      // The provider's own answers pass through unchanged; these are Latchkey's.
+      response: errorResponses(400, 403, 404, 409, 502, 503),
     },
     handler: async (request, reply) => {
       const principal = principalOf(request);
@@ -78,9 +81,11 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
         retries,
         signal: controller.signal,
       });
-      reply.code(answer.status);
-      for (const [name, value] of Object.entries(answer.headers)) reply.header(name, value);
-      return reply.send(answer.body ?? '');
+      // Any status the provider answered, not only the ones documented for Latchkey's own errors.
+      const out: FastifyReply = reply;
+      out.code(answer.status);
+      for (const [name, value] of Object.entries(answer.headers)) out.header(name, value);
+      return out.send(answer.body ?? '');
     },
   });
 };
