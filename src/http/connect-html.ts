@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import { escapeHtml } from './result-page.js';
+import { escapeHtml, pageHeaders } from './result-page.js';
 
 /** The connect page's one style sheet and one script, served by Latchkey itself (no CDN, no inline code). */
 export const CONNECT_ASSETS = {
@@ -105,10 +105,5 @@ export function connectOutcomePage(outcome: ConnectOutcome, origins: readonly st
 
 /** Headers of every connect page: never cached or framed, no Referer, nothing loaded but its own assets. */
 export function connectHeaders(reply: FastifyReply): FastifyReply {
-  return reply
-    .header('cache-control', 'no-store')
-    .header('referrer-policy', 'no-referrer')
-    .header('x-content-type-options', 'nosniff')
-    .header('x-frame-options', 'DENY')
-    .header('content-security-policy', "default-src 'none'; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'");
+  return pageHeaders(reply, "default-src 'none'; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'");
 }

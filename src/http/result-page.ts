@@ -36,10 +36,15 @@ export function resultPage(title: string, message: string): string {
  * Referer (the callback URL carries the authorization code).
  */
 export function callbackHeaders(reply: FastifyReply): FastifyReply {
+  return pageHeaders(reply, "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+}
+
+/** Headers of every page Latchkey serves outside the console: never cached or framed, no Referer, this CSP. */
+export function pageHeaders(reply: FastifyReply, contentSecurityPolicy: string): FastifyReply {
   return reply
     .header('cache-control', 'no-store')
     .header('referrer-policy', 'no-referrer')
     .header('x-content-type-options', 'nosniff')
     .header('x-frame-options', 'DENY')
-    .header('content-security-policy', "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    .header('content-security-policy', contentSecurityPolicy);
 }
