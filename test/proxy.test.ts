@@ -27,7 +27,7 @@ before(async () => {
   op = await startOidcProvider();
   upstream = Fastify();
   upstream.removeAllContentTypeParsers();
-  upstream.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  upstream.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 10 * 1024 * 1024 }, (_req, body, done) => done(null, (body as Buffer).toString('latin1')));
   upstream.get('/me', async (request, reply) => {
     const token = /^Bearer (.+)$/.exec(String(request.headers.authorization ?? ''))?.[1];
     if (!token) return reply.code(401).send({ error: 'no token' });
@@ -207,6 +207,19 @@ await eachDialect('the proxy', (dialect) => {
     limitedLeft = 2;
     const retried = await proxied(t.adminKey, id, '/limited', { headers: { 'latchkey-retries': '2' } });
     assert.equal(retried.status, 200, retried.text);
+
+    // Over a real socket: a streamed upload larger than the replay buffer, and the large answer.
+    const address = await h.app.listen({ host: '127.0.0.1', port: 0 });
+    const upload = randomBytes(300 * 1024);
+    const echoed = await fetch(`${address}/api/v1/connectors/${id}/proxy/api/upload`, {
+      method: 'PUT',
+      headers: { authorization: `ApiKey ${t.adminKey}`, 'content-type': 'application/octet-stream' },
+      body: upload,
+    });
+    assert.equal(echoed.status, 200, await echoed.clone().text());
+    assert.equal(seen.at(-1)?.body, upload.toString('latin1'), 'the streamed upload arrives whole');
+    const big = await fetch(`${address}/api/v1/connectors/${id}/proxy/big`, { headers: { authorization: `ApiKey ${t.adminKey}` } });
+    assert.ok(Buffer.from(await big.arrayBuffer()).equals(BIG));
 
     const elsewhere = await connector(t.adminKey, { provider: 'http', authType: 'bearer', config: { apiBaseUrl: upstreamUrl.replace('127.0.0.1', '127.0.0.2') }, secrets: { token: secret('t') } });
     assertError(await proxied(t.adminKey, elsewhere, '/x'), 403, 'egress_refused');

@@ -84,6 +84,9 @@ export function assertId(value: unknown, argument: string): asserts value is str
 }
 
 /** Arrays and objects a parser or caller built (query strings come with a null-prototype base). */
+/** Arrays and objects as parsers make them; never a stream (a proxied body is one), which is not walked. */
 function isPlainContainer(value: unknown): value is Record<string, unknown> {
-  return Array.isArray(value) || Object.prototype.toString.call(value) === '[object Object]';
+  if (Array.isArray(value)) return true;
+  if (Object.prototype.toString.call(value) !== '[object Object]') return false;
+  return typeof (value as { pipe?: unknown }).pipe !== 'function';
 }

@@ -65,7 +65,8 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
       const retriesHeader = request.headers['latchkey-retries'];
       const retries = typeof retriesHeader === 'string' && /^\d{1,2}$/.test(retriesHeader) ? Number(retriesHeader) : 0;
       const controller = new AbortController();
-      request.raw.once('close', () => {
+      // The caller went away before the answer was sent: stop talking to the provider too.
+      reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) controller.abort();
       });
       const answer = await proxy.forward({
