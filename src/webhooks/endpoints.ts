@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { LatchkeyError, newId, parseInput, systemClock, type Clock } from '../core/index.js';
 import type { Actor, AuditLog } from '../identity/index.js';
-import type { EncryptedObjectStore, ObjectTransaction, ObjectTypeDefinition, StoredObject } from '../objects/index.js';
+import { defineObjectType, type AttributesOf, type EncryptedObjectStore, type ObjectTransaction, type PlainAttributesOf, type StoredObject } from '../objects/index.js';
 import type { Outbound } from '../outbound/index.js';
 import { WEBHOOK_EVENTS, type WebhookEventType } from './events.js';
 import { newSigningSecret } from './signing.js';
@@ -13,7 +13,7 @@ const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be 
  * sealed with the URL in its AAD: a row edited to send to another URL no longer decrypts, so no
  * signed message goes there.
  */
-export const WEBHOOK_ENDPOINT_TYPE: ObjectTypeDefinition = {
+export const WEBHOOK_ENDPOINT_TYPE = defineObjectType({
   name: 'webhook_endpoint',
   versions: [
     {
@@ -32,18 +32,9 @@ export const WEBHOOK_ENDPOINT_TYPE: ObjectTypeDefinition = {
       attributesToIncludeInAAD: ['url'],
     },
   ],
-};
+});
 
-interface EndpointAttributes {
-  url: string;
-  events: WebhookEventType[];
-  description: string | null;
-  enabled: boolean;
-  secretRolledAt: string;
-  previousSecretExpiresAt: string | null;
-  signingSecret?: string;
-  previousSigningSecret?: string;
-}
+type EndpointAttributes = AttributesOf<typeof WEBHOOK_ENDPOINT_TYPE>;
 
 /** An endpoint as reads show it: never a secret. */
 export interface WebhookEndpointView {
@@ -98,7 +89,7 @@ export interface WebhookEndpointsOptions {
   onDelete?: (tx: ObjectTransaction, tenantId: string, id: string) => Promise<void>;
 }
 
-const TYPE = WEBHOOK_ENDPOINT_TYPE.name;
+const TYPE = WEBHOOK_ENDPOINT_TYPE;
 const DAY_MS = 24 * 3600 * 1000;
 const ENDPOINT_ID = /^whk_[0-9A-Za-z]{1,32}$/;
 
@@ -115,8 +106,8 @@ export const createWebhookInput = z.strictObject({ url, events, description: des
 /** The body of an update: a merge patch (absent keeps). */
 export const updateWebhookInput = z.strictObject({ url: url.optional(), events: events.optional(), description: description.optional(), enabled: z.boolean({ error: 'must be true or false' }).optional() });
 
-function toView(object: StoredObject): WebhookEndpointView {
-  const a = object.attributes as unknown as EndpointAttributes;
+function toView(object: StoredObject<PlainAttributesOf<typeof WEBHOOK_ENDPOINT_TYPE>>): WebhookEndpointView {
+  const a = object.attributes;
   return {
     id: object.id,
     url: a.url,
@@ -172,11 +163,11 @@ export function createWebhookEndpoints(options: WebhookEndpointsOptions): Webhoo
     });
   }
 
-  async function read(s: EncryptedObjectStore, tenantId: string, id: string, decrypt: boolean): Promise<StoredObject> {
+  async function read<T>(tenantId: string, id: string, get: (tenantId: string, id: string) => Promise<T>): Promise<T> {
     assertTenant(tenantId);
     if (typeof id !== 'string' || !ENDPOINT_ID.test(id)) throw notFound(String(id));
     try {
-      return decrypt ? await s.getDecrypted(TYPE, tenantId, id) : await s.get(TYPE, tenantId, id);
+      return await get(tenantId, id);
     } catch (err) {
       if (err instanceof LatchkeyError && err.code === 'not_found') throw notFound(id);
       throw err;
@@ -193,6 +184,9 @@ export function createWebhookEndpoints(options: WebhookEndpointsOptions): Webhoo
       after = page.next;
     }
   }
+
+  const plain = (tenantId: string, id: string) => store.get(TYPE, tenantId, id);
+  const decrypted = (tenantId: string, id: string) => store.getDecrypted(TYPE, tenantId, id);
 
   return {
     async create(actor, tenantId, input) {
@@ -216,7 +210,7 @@ export function createWebhookEndpoints(options: WebhookEndpointsOptions): Webhoo
     },
 
     async get(tenantId, id) {
-      return toView(await read(store, tenantId, id, false));
+      return toView(await read(tenantId, id, plain));
     },
 
     async list(tenantId, listOptions = {}) {
@@ -227,7 +221,7 @@ export function createWebhookEndpoints(options: WebhookEndpointsOptions): Webhoo
 
     async update(actor, tenantId, id, patch) {
       const body = parseInput(updateWebhookInput, patch, 'webhook endpoint');
-      const current = await read(store, tenantId, id, false);
+      const current = await read(tenantId, id, plain);
       const next: Partial<EndpointAttributes> = {};
       if (body.url !== undefined) next.url = checkUrl(body.url);
       if (body.events !== undefined) next.events = body.events;
@@ -244,7 +238,7 @@ export function createWebhookEndpoints(options: WebhookEndpointsOptions): Webhoo
     },
 
     async delete(actor, tenantId, id) {
-      await read(store, tenantId, id, false);
+      await read(tenantId, id, plain);
       await changed(actor, tenantId, async (tx) => {
         if (!(await tx.store.delete(TYPE, tenantId, id))) throw notFound(id);
         await options.onDelete?.(tx, tenantId, id);
@@ -253,14 +247,14 @@ export function createWebhookEndpoints(options: WebhookEndpointsOptions): Webhoo
     },
 
     async rollSecret(actor, tenantId, id) {
-      const current = await read(store, tenantId, id, true);
-      const a = current.attributes as unknown as EndpointAttributes;
+      const current = await read(tenantId, id, decrypted);
+      const a = current.attributes;
       const secret = newSigningSecret();
       const now = clock.now();
       const patch: Partial<EndpointAttributes> = {
         signingSecret: secret,
         secretRolledAt: now.toISOString(),
-        previousSigningSecret: a.signingSecret as string,
+        previousSigningSecret: a.signingSecret,
         previousSecretExpiresAt: new Date(now.getTime() + previousTtlMs).toISOString(),
       };
       const rolled = await changed(actor, tenantId, async (tx) => ({
@@ -272,15 +266,15 @@ export function createWebhookEndpoints(options: WebhookEndpointsOptions): Webhoo
     },
 
     async signingSecrets(tenantId, id) {
-      let object: StoredObject;
+      let object: StoredObject<EndpointAttributes>;
       try {
-        object = await read(store, tenantId, id, true);
+        object = await read(tenantId, id, decrypted);
       } catch (err) {
         if (err instanceof LatchkeyError && err.code === 'not_found') return undefined;
         throw err;
       }
-      const a = object.attributes as unknown as EndpointAttributes;
-      const secrets = [a.signingSecret as string];
+      const a = object.attributes;
+      const secrets = [a.signingSecret];
       const previousValid = a.previousSecretExpiresAt !== null && Date.parse(a.previousSecretExpiresAt) > clock.now().getTime();
       if (a.previousSigningSecret !== undefined && previousValid) secrets.push(a.previousSigningSecret);
       return { url: a.url, enabled: a.enabled, secrets };
