@@ -24,7 +24,7 @@ export { openSqlite } from './sqlite.js';
 export type { SqliteOptions } from './sqlite.js';
 export { openPostgres, describePostgresUrl } from './postgres.js';
 export type { PostgresOptions } from './postgres.js';
-export { migrateToLatest, migrationStatus, pendingMigrations } from './migrator.js';
+export { migrateToLatest, migrateTo, migrationStatus, pendingMigrations } from './migrator.js';
 export type { MigrationStatus } from './migrator.js';
 export { registerDatabaseMetrics } from './metrics.js';
 export { InvalidationBus } from './invalidation-bus.js';

@@ -69,8 +69,24 @@ export async function migrateToLatest(
   handle: DatabaseHandle,
   onApplied?: (name: string) => void,
 ): Promise<string[]> {
+  return migrate(handle, (m) => m.migrateToLatest(), onApplied);
+}
+
+/**
+ * Applies pending migrations up to and including `name` (tests use it to build a database as an
+ * earlier version left it).
+ */
+export async function migrateTo(handle: DatabaseHandle, name: string): Promise<string[]> {
+  return migrate(handle, (m) => m.migrateTo(name));
+}
+
+async function migrate(
+  handle: DatabaseHandle,
+  run: (m: Migrator) => Promise<MigrationResultSet>,
+  onApplied?: (name: string) => void,
+): Promise<string[]> {
   const result: MigrationResultSet = await withSchemaRaceRetry(
-    () => handle.withMigrationLock(async () => (await migrator(handle)).migrateToLatest()),
+    () => handle.withMigrationLock(async () => run(await migrator(handle))),
     (r) => r.error,
   );
   const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
