@@ -1,60 +1,13 @@
 // The HTTP part of `npm run bench:apikeys`: autocannon (in this process) against an authenticated
 // GET /api/v1/me on a real `latchkey serve` process (SQLite), and against a bare Fastify route
 // returning a constant in another process, in alternating runs of the same length.
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { createTestDatabase } from '../test/support/databases.js';
 import { latchkeyEnv, newEncryptionKey, openLatchkey } from './apikeys-latchkey.js';
 import { startBareServer, startLatchkeyServer, type BenchServer } from './apikeys-servers.js';
+import { load, summarise, type HttpSettings, type LoadRun, type LoadSummary } from './http-load.js';
 
-/** The part of autocannon's options and results used here (the package ships no types). */
-interface AutocannonOptions {
-  url: string;
-  connections: number;
-  duration: number;
-  headers?: Record<string, string>;
-}
-interface AutocannonResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  '2xx': number;
-  latency: { p50: number; p99: number; average: number };
-  statusCodeStats?: Record<string, { count: number }>;
-}
-type Autocannon = (options: AutocannonOptions) => Promise<AutocannonResult>;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
-
-export interface HttpSettings {
-  connections: number;
-  durationS: number;
-  warmupS: number;
-  /** Timed runs per server, alternating A B B A ... */
-  runs: number;
-}
-
-export interface LoadRun {
-  requestsPerSec: number;
-  requests: number;
-  p50Ms: number;
-  p99Ms: number;
-  /** CPU time the server process used per answered request (user + system), when /proc has it. */
-  serverCpuUsPerRequest: number | undefined;
-  /** CPU time this process (autocannon) used per answered request. */
-  clientCpuUsPerRequest: number;
-}
-
-export interface LoadSummary {
-  name: string;
-  runs: LoadRun[];
-  requestsPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  serverCpuUsPerRequest: number | undefined;
-  clientCpuUsPerRequest: number;
-}
+export type { HttpSettings, LoadRun, LoadSummary };
 
 export interface HttpResult {
   bare: LoadSummary;
@@ -66,60 +19,6 @@ export interface HttpResult {
   meQuiet: LoadSummary;
   /** The top-level fields of the /me answer, to show what the route returns. */
   meFields: string[];
-}
-
-const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
-
-/** User + system CPU seconds of a process, from /proc (Linux); undefined elsewhere. */
-function processCpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return undefined;
-  }
-}
-
-async function load(server: BenchServer, path: string, headers: Record<string, string>, connections: number, durationS: number): Promise<LoadRun> {
-  const serverCpu = processCpuSeconds(server.child.pid);
-  const clientCpu = process.cpuUsage();
-  const result = await autocannon({ url: `${server.url}${path}`, connections, duration: durationS, headers });
-  const clientUsed = process.cpuUsage(clientCpu);
-  const serverAfter = processCpuSeconds(server.child.pid);
-  if (result.non2xx > 0 || result.errors > 0) {
-    throw new Error(
-      `${server.name} ${path}: ${result.non2xx} non-2xx answers and ${result.errors} errors under load ` +
-        `(${JSON.stringify(result.statusCodeStats ?? {})}); the figure would be meaningless`,
-    );
-  }
-  const requests = result['2xx'];
-  return {
-    requestsPerSec: requests / result.duration,
-    requests,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    serverCpuUsPerRequest: serverCpu === undefined || serverAfter === undefined ? undefined : ((serverAfter - serverCpu) * 1e6) / requests,
-    clientCpuUsPerRequest: (clientUsed.user + clientUsed.system) / requests,
-  };
-}
-
-function summarise(name: string, runs: LoadRun[]): LoadSummary {
-  const mean = (f: (r: LoadRun) => number) => runs.reduce((s, r) => s + f(r), 0) / runs.length;
-  const serverCpu = runs.every((r) => r.serverCpuUsPerRequest !== undefined) ? mean((r) => r.serverCpuUsPerRequest as number) : undefined;
-  const requests = runs.reduce((s, r) => s + r.requests, 0);
-  const seconds = runs.reduce((s, r) => s + r.requests / r.requestsPerSec, 0);
-  return {
-    name,
-    runs,
-    requestsPerSec: requests / seconds,
-    p50Ms: mean((r) => r.p50Ms),
-    p99Ms: Math.max(...runs.map((r) => r.p99Ms)),
-    serverCpuUsPerRequest: serverCpu,
-    clientCpuUsPerRequest: mean((r) => r.clientCpuUsPerRequest),
-  };
 }
 
 /** The server has no GET /api/v1/me (it is being written); the HTTP parts cannot run yet. */
@@ -179,13 +78,13 @@ export async function benchHttp(settings: HttpSettings, log: (message: string) =
     ];
     for (const t of targets) {
       log(`http: warming up ${t.name} (${settings.warmupS} s)`);
-      await load(t.server, t.path, t.headers, settings.connections, settings.warmupS);
+      await load(t, settings.connections, settings.warmupS);
     }
     for (let run = 0; run < settings.runs; run++) {
       // Forward, then backward: each target's runs sit at both ends of the sequence.
       for (const t of run % 2 === 0 ? targets : [...targets].reverse()) {
         log(`http: ${t.name}, run ${run + 1} of ${settings.runs} (${settings.connections} connections, ${settings.durationS} s)`);
-        t.runs.push(await load(t.server, t.path, t.headers, settings.connections, settings.durationS));
+        t.runs.push(await load(t, settings.connections, settings.durationS));
       }
     }
     const [bareT, meT, healthzT, quietT] = targets.map((t) => summarise(t.name, t.runs)) as [LoadSummary, LoadSummary, LoadSummary, LoadSummary];

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createLogger, SECRET_FIELDS, type Logger } from './index.js';
+import { isoTime } from './logger.js';
 
 const random = (prefix: string) => `${prefix}_${randomBytes(18).toString('base64url')}`;
 
@@ -120,5 +121,15 @@ describe('logger redaction', () => {
     log.error({ connector: { secrets: { clientSecret: inner, note: inner } } }, 'failed');
     assert.ok(!text().includes(inner), text());
     assert.equal(at(lines()[0], ['connector', 'secrets']), '[redacted]');
+  });
+});
+
+describe('logger timestamps', () => {
+  it('writes the time exactly as toISOString does, across second and millisecond boundaries', (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: Date.UTC(2026, 11, 2, 9, 26, 24, 998) });
+    for (let i = 0; i < 2_005; i++) {
+      assert.equal(isoTime(), `,"time":"${new Date(Date.now()).toISOString()}"`);
+      t.mock.timers.tick(1);
+    }
   });
 });

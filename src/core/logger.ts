@@ -70,6 +70,22 @@ function redactSecrets(value: unknown, depth: number): unknown {
   return copy ?? value;
 }
 
+// pino's isoTime formats a Date for every line; the second changes far less often than lines are
+// written, so its text is kept and only the milliseconds are written each time.
+let cachedSecond = -1;
+let cachedPrefix = '';
+
+/** `,"time":"2026-12-02T09:26:24.571Z"`, as pino.stdTimeFunctions.isoTime writes it. */
+export function isoTime(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== cachedSecond) {
+    cachedSecond = second;
+    cachedPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+  }
+  return `,"time":"${cachedPrefix}${String(now - second * 1000).padStart(3, '0')}Z"`;
+}
+
 export interface LoggerOptions {
   level?: LevelWithSilent;
   destination?: DestinationStream;
@@ -93,9 +109,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       formatters: {
         log: (object) => redactSecrets(object, 0) as Record<string, unknown>,
       },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       base: { pid: process.pid },
     },
-    options.destination,
+    // Asynchronous writes to stdout: lines written while a write is in flight go out together in
+    // the next one instead of one system call each; pino flushes what is left when the process exits.
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }

@@ -68,12 +68,15 @@ function assertErrorShape(body: unknown, code: string, requestId: string): void 
 }
 
 describe('http app', () => {
-  it('answers /healthz with ok and a generated request id', async () => {
+  it('answers /healthz with ok and a generated request id, a new one for every request', async () => {
     const { app } = await harness();
     const res = await app.inject({ method: 'GET', url: '/healthz' });
     assert.equal(res.statusCode, 200);
     assert.deepEqual(res.json(), { status: 'ok' });
-    assert.match(String(res.headers['x-request-id']), /^req_[0-9A-Za-z]+$/);
+    assert.match(String(res.headers['x-request-id']), /^req_[0-9a-f]{16}_[0-9a-z]+$/);
+    const ids = new Set<string>();
+    for (let i = 0; i < 50; i++) ids.add(String((await app.inject({ method: 'GET', url: '/healthz' })).headers['x-request-id']));
+    assert.equal(ids.size, 50);
     await app.close();
   });
 

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Metrics } from '../core/index.js';
@@ -30,29 +30,49 @@ export function routeLabel(request: FastifyRequest): string {
  * await app.register(httpMetricsPlugin, { metrics: createMetrics() });
  */
 const httpMetrics: FastifyPluginAsync<HttpMetricsOptions> = async (app, options) => {
-    const { registry } = options.metrics;
-    const duration = existing<Histogram<HttpLabel>>(registry, HTTP_DURATION_METRIC) ??
-      new Histogram({
-        name: HTTP_DURATION_METRIC,
-        help: 'HTTP request duration in seconds, by method, route pattern and status code.',
-        labelNames: LABELS,
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-        registers: [registry],
-      });
-    const total = existing<Counter<HttpLabel>>(registry, HTTP_REQUESTS_METRIC) ??
-      new Counter({
-        name: HTTP_REQUESTS_METRIC,
-        help: 'HTTP requests answered, by method, route pattern and status code.',
-        labelNames: LABELS,
-        registers: [registry],
-      });
-
-    app.addHook('onResponse', async (request, reply) => {
-      const labels = { method: request.method, route: routeLabel(request), status_code: String(reply.statusCode) };
-      duration.observe(labels, reply.elapsedTime / 1000);
-      total.inc(labels);
-    });
+  const record = createHttpRecorder(options.metrics);
+  app.addHook('onResponse', (request, reply, done) => {
+    record(request, reply);
+    done();
+  });
 };
+
+/**
+ * What the metrics plugin does for each response: one observation of the duration and one count,
+ * on the children bound to (method, route pattern, status). prom-client would otherwise hash a
+ * labels object on every call; routes are patterns and statuses few, so the map stays small.
+ */
+export function createHttpRecorder(metrics: Metrics): (request: FastifyRequest, reply: FastifyReply) => void {
+  const { registry } = metrics;
+  const duration = existing<Histogram<HttpLabel>>(registry, HTTP_DURATION_METRIC) ??
+    new Histogram({
+      name: HTTP_DURATION_METRIC,
+      help: 'HTTP request duration in seconds, by method, route pattern and status code.',
+      labelNames: LABELS,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+  const total = existing<Counter<HttpLabel>>(registry, HTTP_REQUESTS_METRIC) ??
+    new Counter({
+      name: HTTP_REQUESTS_METRIC,
+      help: 'HTTP requests answered, by method, route pattern and status code.',
+      labelNames: LABELS,
+      registers: [registry],
+    });
+  const children = new Map<string, { duration: Histogram.Internal<HttpLabel>; total: Counter.Internal }>();
+  return (request, reply) => {
+    const route = routeLabel(request);
+    const key = `${request.method} ${route} ${reply.statusCode}`;
+    let child = children.get(key);
+    if (child === undefined) {
+      const labels = { method: request.method, route, status_code: String(reply.statusCode) };
+      child = { duration: duration.labels(labels), total: total.labels(labels) };
+      children.set(key, child);
+    }
+    child.duration.observe(reply.elapsedTime / 1000);
+    child.total.inc();
+  };
+}
 
 export const httpMetricsPlugin = fp(httpMetrics, { name: 'latchkey-http-metrics' });
 

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { routeLabel } from './metrics.js';
 import { scrubSecrets } from './secrets.js';
@@ -13,23 +13,26 @@ import { scrubSecrets } from './secrets.js';
  * Fastify({ disableRequestLogging: true }).register(requestLogPlugin);
  */
 const requestLog: FastifyPluginAsync = async (app) => {
-    // Through the app logger with the request id spelled out: `request.log` is made only when
-    // something else logs through it (see request-logger.ts).
-    const log = app.log;
-    app.addHook('onResponse', async (request, reply) => {
-      log.info(
-        {
-          requestId: request.id,
-          method: request.method,
-          path: scrubSecrets(request.url.split('?')[0] ?? ''),
-          route: routeLabel(request),
-          statusCode: reply.statusCode,
-          responseTimeMs: Math.round(reply.elapsedTime * 10) / 10,
-        },
-        'request completed',
-      );
-    });
+  // Through the app logger with the request id spelled out: `request.log` is made only when
+  // something else logs through it (see request-logger.ts).
+  const log = app.log;
+  app.addHook('onResponse', (request, reply, done) => {
+    log.info(requestCompletedFields(request, reply), 'request completed');
+    done();
+  });
 };
+
+/** The fields of a "request completed" line: never the query string, nothing shaped like a key. */
+export function requestCompletedFields(request: FastifyRequest, reply: FastifyReply): Record<string, unknown> {
+  return {
+    requestId: request.id,
+    method: request.method,
+    path: scrubSecrets(request.url.split('?')[0] ?? ''),
+    route: routeLabel(request),
+    statusCode: reply.statusCode,
+    responseTimeMs: Math.round(reply.elapsedTime * 10) / 10,
+  };
+}
 
 export const requestLogPlugin = fp(requestLog, { name: 'latchkey-request-log' });
 

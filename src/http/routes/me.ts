@@ -9,7 +9,7 @@ export interface MeRoutesOptions {
   display: DisplayCache;
 }
 
-const meSchema = z
+export const meSchema = z
   .object({
     tenant: z.object({ id: z.string(), name: z.string() }),
     user: z.object({ id: z.string(), username: z.string() }),
@@ -33,8 +33,6 @@ export const meRoutes: FastifyPluginAsync<MeRoutesOptions> = async (fastify, opt
     '/me',
     {
       config: { permission: 'authenticated' },
-      // The handler builds exactly the documented shape: plain JSON, without a per-request zod pass.
-      serializerCompiler: () => (data) => JSON.stringify(data),
       schema: {
         tags: ['me'],
         summary: 'The caller: tenant, user, API key and effective permissions',
