@@ -411,6 +411,10 @@ await eachDialect('API key verifier', (dialect) => {
       assert.equal((await verifier.verify(limited.key, { consume: false })).code, 'valid', 'not counted');
 
       const metered = await newKey(f, { name: 'metered', credits: { remaining: 2 } });
+      // Scoped to another tenant, the key is unknown: same answer as none, and nothing is charged.
+      assert.deepEqual(await verifier.verify(metered.key, { tenantId: 'other-tenant' }), NOT_FOUND);
+      assert.deepEqual(await verifier.verify(metered.key, { tenantId: `${f.tenantId}x` }), NOT_FOUND);
+      assert.equal((await verifier.verify(metered.key, { tenantId: f.tenantId, consume: false })).code, 'valid');
       assert.deepEqual([(await verifier.verify(metered.key)).remaining, (await verifier.verify(metered.key)).remaining], [1, 0]);
       assert.equal((await verifier.verify(metered.key)).code, 'usage_exceeded');
 

@@ -45,6 +45,11 @@ export interface VerifyOptions {
   permissions?: readonly Permission[];
   /** Count this request against the key's rate limit and credits, and note the key as used (default true). */
   consume?: boolean;
+  /**
+   * Only a key of this tenant: another tenant's key answers exactly like an unknown one (`not_found`, after the
+   * same keyed hash) and is neither counted against its limits nor recorded as a failure of that tenant.
+   */
+  tenantId?: string;
 }
 
 export interface ApiKeyVerifierOptions {
@@ -129,7 +134,7 @@ export class ApiKeyVerifier {
     const parsed = parseApiKey(key);
     if (parsed === undefined) return notFound();
     const entry = this.#cache.peek(parsed.id) ?? (await this.#cache.load(parsed.id));
-    if (!entry.found) {
+    if (!entry.found || (options?.tenantId !== undefined && entry.tenantId !== options.tenantId)) {
       keyedHash(DECOY_PEPPER, parsed.secret);
       return notFound();
     }
