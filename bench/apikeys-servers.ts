@@ -11,6 +11,12 @@ import { cliEnv, freePort, ROOT } from '../test/support/cli.js';
 /** tsx's loader by absolute URL, as test/support/cli.ts runs the CLI from source. */
 const TSX = import.meta.resolve('tsx');
 
+/** `BENCH_CPU_PROF=<dir>`: each `latchkey serve` writes a V8 CPU profile there when it stops (open it in Chrome's DevTools). */
+function profileArgs(): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir === undefined || dir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+}
+
 export interface BenchServer {
   name: string;
   /** Base URL, no trailing slash. */
@@ -69,13 +75,13 @@ async function spawnLogged(name: string, args: string[], env: Record<string, str
 /** `latchkey serve` from source, on 127.0.0.1 and a free port, with `env` (LATCHKEY_*) settings. */
 export async function startLatchkeyServer(name: string, env: Record<string, string>, logFile: string): Promise<BenchServer> {
   const port = await freePort();
-  const args = ['--import', TSX, `${ROOT}src/cli/main.ts`, 'serve', '--host', '127.0.0.1', '--port', String(port)];
+  const args = [...profileArgs(), '--import', TSX, `${ROOT}src/cli/main.ts`, 'serve', '--host', '127.0.0.1', '--port', String(port)];
   return spawnLogged(name, args, env, logFile, port, '/healthz');
 }
 
 /** The bare Fastify baseline (bench/apikeys-bare-server.ts), same Node and loader. */
 export async function startBareServer(logFile: string): Promise<BenchServer> {
   const port = await freePort();
-  const args = ['--import', TSX, `${ROOT}bench/apikeys-bare-server.ts`, String(port)];
+  const args = [...profileArgs(), '--import', TSX, `${ROOT}bench/apikeys-bare-server.ts`, String(port)];
   return spawnLogged('bare Fastify', args, {}, logFile, port, '/bare');
 }

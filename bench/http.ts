@@ -227,7 +227,7 @@ function notes(r: Result): string[] {
     `Both servers keep their one JavaScript thread busy, so requests/s follows the server's CPU per request (and autocannon, in the benchmark process, shares the 2 cores).`,
     `Latchkey's stack around every route (/healthz minus the bare route): ${us(stack)} a request. Of it, the request id, the request line and metrics, timed alone, are ${us(named)}; the rest is Fastify's hooks, the edge input check, the error and request-id headers and serialisation of the answer.`,
     `/me beyond /healthz (authentication and the route): ${us(auth)}; the cached key verification alone is ${us(part('authentication'))}, serialising the /me answer ${us(part('serialisation'))} (${us(part('for comparison'))} through zod, the serializer before this change).`,
-    `_verify beyond /healthz (authentication, JSON body parsing and validation, two verifications of the checked key, the route): ${us(verify)}.`,
+    `_verify beyond /healthz (authentication, JSON body parsing and validation, one verification of the checked key, the route): ${us(verify)}.`,
   ];
 }
 
