@@ -38,7 +38,8 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-async function spawnLogged(name: string, args: string[], env: Record<string, string>, logFile: string, port: number, readyPath: string): Promise<BenchServer> {
+/** A child process of this Node running `args`, output to `logFile`, ready once `readyPath` answers 200. */
+export async function spawnLogged(name: string, args: string[], env: Record<string, string>, logFile: string, port: number, readyPath: string): Promise<BenchServer> {
   const fd = openSync(logFile, 'a');
   const child = spawn(process.execPath, args, { cwd: ROOT, env: cliEnv(env), stdio: ['ignore', fd, fd] });
   closeSync(fd);

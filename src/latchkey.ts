@@ -216,6 +216,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       audit: identity.audit,
       allowInsecureLoopback: outbound.allowInsecureLoopback,
       beforeDelete: (tenantId, connectorId) => oauth.disconnectConnector(tenantId, connectorId),
+      bus,
     });
     const oauth: AssembledOAuth = assembleOAuth({
       store,
@@ -232,7 +233,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       logger,
     });
     const { flow, connections, tokens } = oauth;
-    const proxy = createProxy({ connectors, tokens, outbound, audit: { log: identity.audit, db: database.db }, logger });
+    const proxy = createProxy({ connectors, tokens, outbound, audit: identity.audit, logger });
     const connectSessions = createConnectSessions({ store, connectors, publicUrl: settings.publicUrl, audit: identity.audit, clock });
 
     let stopStateCleanup = () => {};

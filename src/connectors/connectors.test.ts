@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LatchkeyError } from '../core/index.js';
+import { InvalidationBus } from '../db/index.js';
 import { createAuditLog, type Actor } from '../identity/index.js';
 import { eachDialect } from '../../test/support/databases.js';
 import { createStoreFixture, type StoreFixture } from '../../test/support/store.js';
@@ -222,6 +223,51 @@ await eachDialect('connector service', (dialect) => {
       await rejectsWith(connectors.get(tenantA, created.id), 'not_found');
       await rejectsWith(connectors.delete(ACTOR, tenantA, created.id), 'not_found');
     } finally {
+      await f.dispose();
+    }
+  });
+
+  it('keeps decrypted connectors per process: a change shows at once where it was made, elsewhere once the bus says so', async () => {
+    const f = await createStoreFixture(dialect, [CONNECTOR_TYPE]);
+    const other = f.peer({});
+    const busA = new InvalidationBus({ handle: f.handle });
+    const busB = new InvalidationBus({ handle: other.handle });
+    try {
+      await busA.start();
+      // B is polled by hand below (not started: no timer, no LISTEN), so what it knows is what the test let it hear.
+      const a = createConnectorService({ store: f.store, catalog, audit: createAuditLog({ db: f.handle.db }), bus: busA });
+      const b = createConnectorService({ store: other.store, catalog, bus: busB });
+      const tenant = `ten_${randomBytes(6).toString('hex')}`;
+      const first = secret();
+      const created = await a.create(ACTOR, tenant, {
+        name: 'Cached',
+        provider: 'oauth2',
+        authType: 'oauth_authorization_code',
+        config: { clientId: 'client-1', authorizationUrl: 'https://as.example.com/authorize', tokenUrl: 'https://as.example.com/token' },
+        secrets: { clientSecret: first },
+      });
+      assert.equal((await a.getResolved(tenant, created.id)).clientSecret, first);
+      assert.equal((await b.getResolved(tenant, created.id)).clientSecret, first);
+      const shared = await a.getResolved(tenant, created.id);
+      assert.throws(() => {
+        (shared as { template: unknown }).template = null;
+      }, TypeError, 'a cached connector is shared by every caller: frozen');
+
+      const second = secret();
+      await a.update(ACTOR, tenant, created.id, { secrets: { clientSecret: second } });
+      assert.equal((await a.getResolved(tenant, created.id)).clientSecret, second, 'at once in the process that changed it');
+      assert.equal((await b.getResolved(tenant, created.id)).clientSecret, first, 'the other process still answers from its cache');
+      await busB.poll();
+      assert.equal((await b.getResolved(tenant, created.id)).clientSecret, second, 'until its bus hears of the change');
+
+      await a.delete(ACTOR, tenant, created.id);
+      await rejectsWith(a.getResolved(tenant, created.id), 'not_found');
+      await busB.poll();
+      await rejectsWith(b.getResolved(tenant, created.id), 'not_found');
+      await rejectsWith(b.getResolved(`${tenant}x`, created.id), 'not_found');
+    } finally {
+      await busA.stop();
+      await busB.stop();
       await f.dispose();
     }
   });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DecryptionError, LatchkeyError } from '../core/index.js';
+import type { InvalidationBus } from '../db/index.js';
 import type { Actor, AuditLog } from '../identity/index.js';
 import { defineObjectType, type EncryptedObjectStore, type PlainAttributesOf, type StoredObject } from '../objects/index.js';
 import { resolveProvider, type Catalog, type ResolvedProvider } from './catalog.js';
@@ -17,6 +18,7 @@ import {
 import { AUTH_TYPES, type AuthType, type ProviderTemplate } from './provider-schema.js';
 import { credentialOf, type ConnectorCredential } from './credentials.js';
 import { createProviderDirectory, type ProviderDirectory } from './provider-directory.js';
+import { ResolvedConnectorCache } from './resolved-cache.js';
 
 /**
  * Connectors in the encrypted object store. Secrets are one encrypted attribute, bound by AAD to the
@@ -127,6 +129,11 @@ export interface ConnectorServiceOptions {
    * (and revokes) its connections, so no stored token outlives its connector. A failure stops the delete.
    */
   beforeDelete?: (tenantId: string, connectorId: string) => Promise<void>;
+  /**
+   * With a bus, {@link ConnectorService.getResolved} keeps decrypted connectors in this process
+   * (see ResolvedConnectorCache): updates and deletes announce themselves on it in their transaction.
+   */
+  bus?: InvalidationBus;
 }
 
 function assertString(value: unknown, name: string): asserts value is string {
@@ -181,19 +188,49 @@ function notFound(id: string): LatchkeyError {
 export function createConnectorService(options: ConnectorServiceOptions): ConnectorService {
   const { store, catalog, audit } = options;
   const rules = { allowInsecureLoopback: options.allowInsecureLoopback === true };
+  const bus = options.bus;
+  const resolvedCache = bus === undefined ? undefined : new ResolvedConnectorCache<ResolvedConnector>(bus);
 
-  /** Runs a change and its audit record in one transaction: both commit, or neither. */
+  /**
+   * Runs a change and its audit record in one transaction: both commit, or neither. A change to an
+   * existing connector (`invalidates`) is announced on the bus in the same transaction.
+   */
   async function audited<T>(
     actor: Actor,
     tenantId: string,
     change: (store: EncryptedObjectStore) => Promise<{ result: T; action: string; target: string; details: Record<string, unknown> }>,
+    invalidates?: string,
   ): Promise<T> {
-    if (!audit) return (await change(store)).result;
-    return store.transaction(async (tx) => {
-      const { result, action, target, details } = await change(tx.store);
-      await audit.record(tx.db, { tenantId, actor, action, target, details });
-      return result;
+    const announce = invalidates === undefined || bus === undefined ? undefined : { scope: 'connector' as const, tenantId, subjectId: invalidates };
+    if (!audit && !announce) return (await change(store)).result;
+    const result = await store.transaction(async (tx) => {
+      const done = await change(tx.store);
+      if (audit) await audit.record(tx.db, { tenantId, actor, action: done.action, target: done.target, details: done.details });
+      if (announce) await bus?.publish(tx.db, announce);
+      return done.result;
     });
+    if (announce) bus?.applyLocal(announce);
+    return result;
+  }
+
+  async function resolve(tenantId: string, id: string): Promise<ResolvedConnector> {
+    const object = await read(tenantId, id, decrypted);
+    const attributes = object.attributes;
+    const template = catalog.get(attributes.provider);
+    if (!template) {
+      throw new LatchkeyError('invalid_request', `The connector ${id} uses provider "${attributes.provider}", which is not in the catalog.`);
+    }
+    const resolved = {
+      connector: Object.freeze(toView(object)),
+      template,
+      provider: Object.freeze(resolveProvider(template, attributes.config)),
+      clientId: attributes.config.clientId,
+    } as ResolvedConnector;
+    const secrets = Object.freeze({ ...attributes.secrets });
+    Object.defineProperty(resolved, 'secrets', { value: secrets, enumerable: false });
+    Object.defineProperty(resolved, 'clientSecret', { value: secrets.clientSecret, enumerable: false });
+    // Shared by every caller while cached: nobody may change it.
+    return Object.freeze(resolved);
   }
 
   async function read<T>(tenantId: string, id: string, get: (tenantId: string, id: string) => Promise<T>): Promise<T> {
@@ -250,41 +287,36 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
       // Compare-and-set: a concurrent update is refused with `conflict`, never silently lost.
       const changed = Object.keys(patch as object).filter((key) => key !== 'secrets');
       const secrets = Object.keys((patch as { secrets?: object }).secrets ?? {});
-      const updated = await audited(actor, tenantId, async (s) => ({
-        result: await s.update(CONNECTOR_TYPE, tenantId, id, { ...next }, { expectedRevision: current.revision }),
-        action: 'connector.updated',
-        target: id,
-        details: { changed, ...(secrets.length > 0 ? { secretsChanged: secrets } : {}) },
-      }));
+      const updated = await audited(
+        actor,
+        tenantId,
+        async (s) => ({
+          result: await s.update(CONNECTOR_TYPE, tenantId, id, { ...next }, { expectedRevision: current.revision }),
+          action: 'connector.updated',
+          target: id,
+          details: { changed, ...(secrets.length > 0 ? { secretsChanged: secrets } : {}) },
+        }),
+        id,
+      );
       return toView(updated);
     },
 
     async delete(actor, tenantId, id) {
       await read(tenantId, id, plain);
       await options.beforeDelete?.(tenantId, id);
-      await audited(actor, tenantId, async (s) => {
-        if (!(await s.delete(CONNECTOR_TYPE, tenantId, id))) throw notFound(id);
-        return { result: undefined, action: 'connector.deleted', target: id, details: {} };
-      });
+      await audited(
+        actor,
+        tenantId,
+        async (s) => {
+          if (!(await s.delete(CONNECTOR_TYPE, tenantId, id))) throw notFound(id);
+          return { result: undefined, action: 'connector.deleted', target: id, details: {} };
+        },
+        id,
+      );
     },
 
     async getResolved(tenantId, id) {
-      const object = await read(tenantId, id, decrypted);
-      const attributes = object.attributes;
-      const template = catalog.get(attributes.provider);
-      if (!template) {
-        throw new LatchkeyError('invalid_request', `The connector ${id} uses provider "${attributes.provider}", which is not in the catalog.`);
-      }
-      const resolved = {
-        connector: toView(object),
-        template,
-        provider: resolveProvider(template, attributes.config),
-        clientId: attributes.config.clientId,
-      } as ResolvedConnector;
-      const secrets = Object.freeze({ ...attributes.secrets });
-      Object.defineProperty(resolved, 'secrets', { value: secrets, enumerable: false });
-      Object.defineProperty(resolved, 'clientSecret', { value: secrets.clientSecret, enumerable: false });
-      return resolved;
+      return resolvedCache === undefined ? resolve(tenantId, id) : resolvedCache.get(tenantId, id, () => resolve(tenantId, id));
     },
 
     providers: createProviderDirectory(catalog),

@@ -5,8 +5,8 @@ import type { Database } from './schema.js';
 /** What changed: every process drops cached entries that depend on it. */
 export interface Invalidation {
   seq: number;
-  /** `api_key` (one key), `user` (one user's permissions), `tenant` (roles, groups: every user). */
-  scope: 'api_key' | 'user' | 'tenant';
+  /** `api_key` (one key), `user` (one user's permissions), `tenant` (roles, groups: every user), `connector` (one connector's settings and secrets). */
+  scope: 'api_key' | 'user' | 'tenant' | 'connector';
   tenantId: string;
   subjectId: string | null;
 }

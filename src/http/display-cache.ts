@@ -61,7 +61,7 @@ export class DisplayCache {
     this.#unsubscribe = options.bus.subscribe((inv) => {
       if (inv.scope === 'tenant' || inv.subjectId === null) this.dropTenant(inv.tenantId);
       else if (inv.scope === 'user') this.#tenants.get(inv.tenantId)?.users.delete(inv.subjectId);
-      else this.#tenants.get(inv.tenantId)?.keys.delete(inv.subjectId);
+      else if (inv.scope === 'api_key') this.#tenants.get(inv.tenantId)?.keys.delete(inv.subjectId);
     });
   }
 

@@ -84,6 +84,50 @@ await eachDialect('identity: audit log', (dialect) => {
     }
   });
 
+  it('appends outside a transaction in group commits: every concurrent event is committed when its promise resolves', async () => {
+    const f = await createIdentityFixture(dialect, { empty: true });
+    try {
+      const { audit } = f.identity;
+      const tenantId = 'ten_group';
+      const actor: Actor = { type: 'user', tenantId, userId: 'usr_a', apiKeyId: 'key_a' };
+      const token = randomSecret();
+      // More than one batch (500 rows) at once, with a secret-named detail that must be dropped.
+      const appended = Array.from({ length: 1_200 }, (_, i) => audit.append({ tenantId, actor, action: 'connection.proxied', target: `c${i}`, details: { i, accessToken: token } }));
+      // A bad event is refused on its own; the others still commit.
+      await assert.rejects(audit.append({ tenantId, actor, action: 'not an action' }), /resource\.verb/);
+      await Promise.all(appended);
+      const seen = new Set<string>();
+      let before: string | undefined;
+      do {
+        const page = await audit.list(tenantId, { limit: 500, ...(before ? { before } : {}) });
+        for (const e of page.items) {
+          assert.equal(JSON.stringify(e).includes(token), false, 'no secret in the log');
+          seen.add(e.target ?? '');
+        }
+        before = page.next;
+      } while (before);
+      assert.equal(seen.size, 1_200);
+      // Later appends still go through (the writer restarts after going idle).
+      await audit.append({ tenantId, actor, action: 'connection.proxied', target: 'late' });
+      assert.equal((await audit.list(tenantId, { target: 'late' })).items.length, 1);
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('an append whose batch cannot be written rejects, and nothing of the batch is half-written', async () => {
+    const f = await createIdentityFixture(dialect, { empty: true });
+    try {
+      const { audit } = f.identity;
+      const actor: Actor = { type: 'system' };
+      await f.handle.db.schema.dropTable('audit_events').execute();
+      const failed = await Promise.allSettled([1, 2, 3].map((i) => audit.append({ tenantId: 'ten_x', actor, action: 'thing.done', target: `t${i}` })));
+      assert.deepEqual(failed.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+    } finally {
+      await f.dispose();
+    }
+  });
+
   it('never holds a secret: secret-named details are dropped, and passwords never reach it', async () => {
     const f = await createIdentityFixture(dialect);
     try {

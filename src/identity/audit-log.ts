@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { Insertable, Kysely, Transaction } from 'kysely';
 import { LatchkeyError, SECRET_FIELDS, systemClock, type Clock } from '../core/index.js';
 import type { Database } from '../db/index.js';
 import { actorLabel, type Actor } from './actor.js';
@@ -43,9 +43,19 @@ export interface AuditListOptions {
 export interface AuditLog {
   /** Appends an event, inside the caller's transaction when given one. */
   record(db: Kysely<Database> | Transaction<Database>, event: AuditRecord): Promise<void>;
+  /**
+   * Appends an event that belongs to no transaction (a proxied call, a token handed out), committed
+   * together with the other events appended meanwhile: one insert and one commit for a batch
+   * (group commit). Resolves once the event is committed, so a caller that waits for it answers
+   * only what is on record; rejects when the batch could not be written.
+   */
+  append(event: AuditRecord): Promise<void>;
   /** Events newest first, `limit` at a time; `next` is the cursor of the following page. */
   list(tenantId: string, options?: AuditListOptions): Promise<{ items: AuditEvent[]; next?: string }>;
 }
+
+/** Events one group commit writes at most (well under SQLite's bound on bound parameters). */
+const BATCH_ROWS = 500;
 
 const SECRET_KEYS = new Set<string>([...SECRET_FIELDS, 'passwordHash', 'password_hash', 'hash']);
 
@@ -96,28 +106,67 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     return `aud_${time}${sequence.toString(16).padStart(6, '0')}${randomBytes(6).toString('hex')}`;
   };
 
+  type Row = Insertable<Database['audit_events']>;
+  const toRow = (event: AuditRecord): Row => {
+    assertId(event.tenantId, 'tenantId');
+    if (typeof event.action !== 'string' || !/^[a-z_]+(\.[a-z_]+)+$/.test(event.action)) {
+      throw new TypeError('"action" must look like "resource.verb".');
+    }
+    const now = clock.now();
+    return {
+      id: nextId(now.getTime()),
+      tenant_id: event.tenantId,
+      at: now.toISOString(),
+      actor: actorLabel(event.actor),
+      action: event.action,
+      target: event.target ?? null,
+      details: event.details === undefined ? null : JSON.stringify(scrub(event.details)),
+    };
+  };
+
+  // Group commit: events appended while a batch is being written wait for the next one.
+  let queue: Array<{ row: Row; resolve: () => void; reject: (err: unknown) => void }> = [];
+  let writing: Promise<void> | undefined;
+  const writeQueued = async (): Promise<void> => {
+    while (queue.length > 0) {
+      const batch = queue.slice(0, BATCH_ROWS);
+      queue = queue.slice(batch.length);
+      try {
+        await options.db.insertInto('audit_events').values(batch.map((b) => b.row)).execute();
+        for (const b of batch) b.resolve();
+      } catch (err) {
+        for (const b of batch) b.reject(err);
+      }
+    }
+  };
+
+  // Waits for the events of this turn of the event loop, then writes them all at once; one writer at a time.
+  const schedule = (): void => {
+    if (writing !== undefined) return;
+    writing = new Promise<void>((started) => setImmediate(started))
+      .then(writeQueued)
+      .finally(() => {
+        writing = undefined;
+        if (queue.length > 0) schedule();
+      });
+  };
+
   return {
     async record(db, event) {
-      assertId(event.tenantId, 'tenantId');
-      if (typeof event.action !== 'string' || !/^[a-z_]+(\.[a-z_]+)+$/.test(event.action)) {
-        throw new TypeError('"action" must look like "resource.verb".');
-      }
-      const now = clock.now();
-      const details = event.details === undefined ? null : JSON.stringify(scrub(event.details));
-      await db
-        .insertInto('audit_events')
-        .values({
-          id: nextId(now.getTime()),
-          tenant_id: event.tenantId,
-          at: now.toISOString(),
-          actor: actorLabel(event.actor),
-          action: event.action,
-          target: event.target ?? null,
-          details,
-        })
-        .execute();
+      await db.insertInto('audit_events').values(toRow(event)).execute();
     },
-
+    append(event) {
+      let row: Row;
+      try {
+        row = toRow(event);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ row, resolve, reject });
+        schedule();
+      });
+    },
     async list(tenantId, listOptions = {}) {
       assertId(tenantId, 'tenantId');
       const limit = listOptions.limit ?? 50;

@@ -2,9 +2,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { credentialOf, type ConnectorService, type ResolvedConnector } from '../connectors/index.js';
 import { LatchkeyError, type Logger } from '../core/index.js';
-import type { Database } from '../db/index.js';
 import type { Actor, AuditLog } from '../identity/index.js';
-import type { Kysely } from 'kysely';
 import { isEndUser, type AccessToken, type ConnectionOwner, type TokenClient } from '../oauth/index.js';
 import type { Outbound } from '../outbound/index.js';
 
@@ -71,8 +69,11 @@ export interface ProxyOptions {
   /** Response bodies larger than this are cut off with an error (default 10 MiB... the outbound default). */
   maxResponseBytes?: number;
   maxRequestBytes?: number;
-  /** Records every token handed out and every proxied call (never a token, a query or a body). */
-  audit?: { log: AuditLog; db: Kysely<Database> };
+  /**
+   * Records every token handed out and every proxied call (never a token, a query or a body),
+   * committed before the answer is given (group commit: concurrent calls share one write).
+   */
+  audit?: AuditLog;
   logger?: Logger;
 }
 
@@ -184,8 +185,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   }
 
   async function record(actor: Actor, tenantId: string, action: string, connectorId: string, details: Record<string, unknown>): Promise<void> {
-    if (!options.audit) return;
-    await options.audit.log.record(options.audit.db, { tenantId, actor, action, target: connectorId, details });
+    await options.audit?.append({ tenantId, actor, action, target: connectorId, details });
   }
 
   return {
@@ -219,7 +219,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       const replayable = body === undefined || Buffer.isBuffer(body);
       const retries = Math.min(Math.max(Math.trunc(request.retries ?? 0), 0), MAX_RETRIES);
 
-      return outbound.limit(`${request.tenantId}\n${request.connectorId}`, async () => {
+      const { response, refreshed } = await outbound.limit(`${request.tenantId}\n${request.connectorId}`, async () => {
         let injected = await inject(resolved, request.owner);
         let refreshed = false;
         for (let attempt = 0; ; attempt++) {
@@ -251,27 +251,34 @@ export function createProxy(options: ProxyOptions): Proxy {
               continue;
             }
           }
-          // The path is recorded, never the query (it may hold a key) or a body.
-          await record(request.actor, request.tenantId, 'connection.proxied', request.connectorId, {
-            ...ownerDetails(request.owner),
-            method,
-            path: url.pathname,
-            status: response.status,
-            ...(refreshed ? { refreshed: true } : {}),
-          });
-          const out: Record<string, string | string[]> = {};
-          response.headers.forEach((value, name) => {
-            if (!HOP_BY_HOP.has(name) && !RESPONSE_DROPPED.has(name)) out[name] = value;
-          });
-          return {
-            status: response.status,
-            headers: out,
-            body: response.body ? Readable.fromWeb(response.body as WebReadableStream<Uint8Array>) : null,
-            target: `${url.origin}${url.pathname}`,
-            refreshed,
-          };
+          return { response, refreshed };
         }
       });
+      // The path is recorded, never the query (it may hold a key) or a body; outside the
+      // connector's concurrency limit, which is for the provider.
+      try {
+        await record(request.actor, request.tenantId, 'connection.proxied', request.connectorId, {
+          ...ownerDetails(request.owner),
+          method,
+          path: url.pathname,
+          status: response.status,
+          ...(refreshed ? { refreshed: true } : {}),
+        });
+      } catch (err) {
+        await response.body?.cancel().catch(() => {});
+        throw err;
+      }
+      const out: Record<string, string | string[]> = {};
+      response.headers.forEach((value, name) => {
+        if (!HOP_BY_HOP.has(name) && !RESPONSE_DROPPED.has(name)) out[name] = value;
+      });
+      return {
+        status: response.status,
+        headers: out,
+        body: response.body ? Readable.fromWeb(response.body as WebReadableStream<Uint8Array>) : null,
+        target: `${url.origin}${url.pathname}`,
+        refreshed,
+      };
     },
   };
 }

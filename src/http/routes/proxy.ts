@@ -49,7 +49,8 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
     handler: async (request, reply) => {
       const principal = principalOf(request);
       const params = request.params as { id: string };
-      const connector = await connectors.get(principal.tenantId, params.id);
+      // From this process's cache of decrypted connectors, which forward() reads again.
+      const { connector } = await connectors.getResolved(principal.tenantId, params.id);
       const raw = request.raw.url ?? '';
       const marker = `/connectors/${encodeURIComponent(params.id)}/proxy`;
       const at = raw.indexOf(marker);
