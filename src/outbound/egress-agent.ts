@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import { Agent, buildConnector } from 'undici';
@@ -28,6 +27,9 @@ export interface EgressAgentOptions {
   connectTimeoutMs?: number;
 }
 
+/** Host names whose last checked addresses are kept for the connect step. */
+const MAX_CHECKED_HOSTS = 10_000;
+
 const systemResolve: Resolve = async (hostname) => (await dnsLookup(hostname, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
 
 /** The refusal every caller sees: names the host, never a path, query or credential. */
@@ -49,10 +51,13 @@ export function egressRefused(host: string, reason: string): LatchkeyError {
 export function createEgressAgent(options: EgressAgentOptions): Agent {
   const { policy } = options;
   const resolve = options.resolve ?? systemResolve;
-  const checked = new AsyncLocalStorage<readonly ResolvedAddress[]>();
-  // net.connect asks this for the addresses of the host: it answers the list checked just before.
+  // net.connect asks this lookup for the addresses of the host: it answers the list checked for
+  // that host just before (every list kept here passed the policy, so a concurrent connect to the
+  // same host can only get another checked list). A map rather than AsyncLocalStorage, whose
+  // promise hooks would tax every promise of the process; one connector, so TLS sessions resume.
+  const checked = new Map<string, readonly ResolvedAddress[]>();
   const pinnedLookup: LookupFunction = (hostname, lookupOptions, callback) => {
-    const addresses = (checked.getStore() ?? []).filter((a) => !lookupOptions.family || a.family === lookupOptions.family);
+    const addresses = (checked.get(hostname) ?? []).filter((a) => !lookupOptions.family || a.family === lookupOptions.family);
     const first = addresses[0];
     if (first === undefined) {
       const err = Object.assign(new Error(`No checked address for ${hostname}.`), { code: 'ENOTFOUND' });
@@ -62,7 +67,16 @@ export function createEgressAgent(options: EgressAgentOptions): Agent {
     else callback(null, first.address, first.family);
   };
   const connector = buildConnector({ lookup: pinnedLookup, timeout: options.connectTimeoutMs ?? 10_000 });
-  const open: OpenConnection = options.open ?? ((connectOptions, addresses, callback) => checked.run(addresses, () => connector(connectOptions, callback)));
+  const open: OpenConnection =
+    options.open ??
+    ((connectOptions, addresses, callback) => {
+      if (!checked.has(connectOptions.hostname) && checked.size >= MAX_CHECKED_HOSTS) {
+        const oldest = checked.keys().next();
+        if (!oldest.done) checked.delete(oldest.value);
+      }
+      checked.set(connectOptions.hostname, addresses);
+      connector(connectOptions, callback);
+    });
 
   const connect: buildConnector.connector = (connectOptions, callback) => {
     const host = connectOptions.hostname.replace(/^\[(.*)\]$/, '$1');

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { LatchkeyError } from '../core/index.js';
 import { createEgressPolicy, createOutbound, type OpenConnection, type ResolvedAddress } from './index.js';
@@ -319,6 +320,86 @@ describe('egress policy', () => {
       await assert.rejects(streamed.text(), tooLarge);
       assert.equal((await (await outbound.fetchWith({ maxResponseBytes: 2000 })(`${base}/stream`)).text()).length, 1200);
       await outbound.close();
+    });
+  });
+
+  describe('streamed requests (the proxy\'s)', () => {
+    const servers: Server[] = [];
+    let base = '';
+    before(async () => {
+      const server = createServer((req, res) => {
+        const url = new URL(req.url ?? '/', 'http://x');
+        if (url.pathname === '/silent') return; // never answers
+        if (url.pathname === '/redirect') return res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere' }).end();
+        if (url.pathname === '/sized') return res.end('y'.repeat(Number(url.searchParams.get('size'))));
+        if (url.pathname === '/chunked') {
+          res.write('z'.repeat(600));
+          return res.end('z'.repeat(600));
+        }
+        let size = 0;
+        req.on('data', (chunk: Buffer) => (size += chunk.length));
+        req.on('end', () => res.end(`got ${size}`));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      servers.push(server);
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    after(() => {
+      for (const server of servers) server.close();
+    });
+    const read = async (body: NodeJS.ReadableStream) => {
+      let text = '';
+      for await (const chunk of body) text += String(chunk);
+      return text;
+    };
+
+    it('is refused by the egress policy after DNS, before any connection, naming only the host', async () => {
+      const secret = randomBytes(12).toString('hex');
+      const outbound = createOutbound({ resolve: async () => [{ address: '169.254.169.254', family: 4 }], open: never });
+      try {
+        await assert.rejects(
+          outbound.streamWith({})({ url: new URL(`https://meta.example/latest?token=${secret}`), method: 'GET', headers: { authorization: secret } }),
+          (err: unknown) => refused('meta.example')(err) && !(err as Error).message.includes(secret),
+        );
+        await assert.rejects(createOutbound().streamWith({})({ url: new URL(`${base}/sized?size=1`), method: 'GET', headers: {} }), refused('127.0.0.1'));
+      } finally {
+        await outbound.close();
+      }
+    });
+
+    it('bounds both bodies, follows no redirect, and turns an unreachable or silent provider into provider_unavailable', async () => {
+      const outbound = createOutbound({ egressAllow: ['127.0.0.1/32'], timeoutMs: 300, limits: { maxResponseBytes: 1000, maxRequestBytes: 1000 } });
+      const stream = outbound.streamWith({});
+      try {
+        const ok = await stream({ url: new URL(`${base}/sized?size=1000`), method: 'GET', headers: {} });
+        assert.equal((await read(ok.body)).length, 1000);
+        const tooLarge = (err: unknown) => err instanceof LatchkeyError && err.code === 'response_too_large' && err.message.includes('127.0.0.1');
+        await assert.rejects(stream({ url: new URL(`${base}/sized?size=1001`), method: 'GET', headers: {} }), tooLarge);
+        const chunked = await stream({ url: new URL(`${base}/chunked`), method: 'GET', headers: {} });
+        await assert.rejects(read(chunked.body), tooLarge);
+        assert.equal((await read((await outbound.streamWith({ maxResponseBytes: 2000 })({ url: new URL(`${base}/chunked`), method: 'GET', headers: {} })).body)).length, 1200);
+
+        const upload = (size: number) => Readable.from([Buffer.alloc(size / 2), Buffer.alloc(size / 2)]);
+        const sent = await stream({ url: new URL(`${base}/upload`), method: 'POST', headers: {}, body: upload(1000) });
+        assert.equal(await read(sent.body), 'got 1000');
+        await assert.rejects(stream({ url: new URL(`${base}/upload`), method: 'POST', headers: {}, body: upload(1002) }), (err: unknown) => err instanceof LatchkeyError && err.code === 'payload_too_large');
+        await assert.rejects(stream({ url: new URL(`${base}/upload`), method: 'POST', headers: {}, body: Buffer.alloc(1001) }), (err: unknown) => err instanceof LatchkeyError && err.code === 'payload_too_large');
+
+        const redirect = await stream({ url: new URL(`${base}/redirect`), method: 'GET', headers: {} });
+        assert.equal(redirect.status, 302, 'a redirect is the answer, not followed');
+        await redirect.discard();
+
+        const unavailable = (what: RegExp) => (err: unknown) => err instanceof LatchkeyError && err.code === 'provider_unavailable' && what.test(err.message);
+        await assert.rejects(stream({ url: new URL(`${base}/silent`), method: 'GET', headers: {} }), unavailable(/did not answer within 300 ms/));
+        await assert.rejects(stream({ url: new URL('http://127.0.0.1:1/nothing'), method: 'GET', headers: {} }), unavailable(/could not be reached/));
+        // The caller going away is the caller's own abort, not the provider's failure.
+        const gone = new AbortController();
+        const pending = stream({ url: new URL(`${base}/silent`), method: 'GET', headers: {}, signal: gone.signal });
+        gone.abort(new Error('caller left'));
+        await assert.rejects(pending, /caller left/);
+      } finally {
+        await outbound.close();
+      }
     });
   });
 

@@ -7,6 +7,7 @@ export type { EgressPolicy } from './egress-policy.js';
 export { createEgressAgent } from './egress-agent.js';
 export type { EgressAgentOptions, OpenConnection, Resolve, ResolvedAddress } from './egress-agent.js';
 export type { OutboundLimits } from './guarded-fetch.js';
+export type { StreamRequest, StreamResponse } from './stream-request.js';
 export { createDiscoveryCache } from './discovery.js';
 export type { DiscoveryCache } from './discovery.js';
 export { isLoopbackHost } from './loopback.js';

@@ -7,6 +7,7 @@ import { createEgressAgent, type OpenConnection, type Resolve } from './egress-a
 import { createEgressPolicy, type EgressPolicy } from './egress-policy.js';
 import { DEFAULT_LIMITS, guardedFetch, type OutboundLimits } from './guarded-fetch.js';
 import { isLoopbackHost } from './loopback.js';
+import { streamRequester, type StreamRequest, type StreamResponse } from './stream-request.js';
 
 export interface OutboundOptions {
   /**
@@ -72,6 +73,11 @@ export interface Outbound {
   fetch: typeof fetch;
   /** The same fetch with other limits (the proxy's and webhooks' own). */
   fetchWith(limits: Partial<OutboundLimits>): typeof fetch;
+  /**
+   * One request through the same policy, timeout and limits, bodies as Node streams and no
+   * redirect followed (the proxy passes a provider's 3xx through). With `limits`, those instead.
+   */
+  streamWith(limits: Partial<OutboundLimits>): (request: StreamRequest) => Promise<StreamResponse>;
   /**
    * Runs `task` under the concurrency limit of `key` (a connector, a webhook endpoint): at most
    * `concurrency` at once, the rest wait in order; past `maxQueued` waiting, `rate_limited`.
@@ -155,6 +161,7 @@ export function createOutbound(options: OutboundOptions = {}): Outbound {
     egress,
     fetch: guarded,
     fetchWith: (more) => guardedFetch(base, agent, timeoutMs, { ...limits, ...more }),
+    streamWith: (more) => streamRequester(agent, timeoutMs, { ...limits, ...more }),
     async limit(key, task) {
       let limiter = limiters.get(key);
       if (!limiter) {

@@ -1,5 +1,4 @@
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Readable } from 'node:stream';
 import { credentialOf, type ConnectorService, type ResolvedConnector } from '../connectors/index.js';
 import { LatchkeyError, type Logger } from '../core/index.js';
 import type { Actor, AuditLog } from '../identity/index.js';
@@ -24,6 +23,8 @@ const CALLER_ONLY = new Set(['authorization', 'cookie', 'x-forwarded-for', 'x-fo
 /** What a provider's answer may not set on Latchkey's origin. */
 const RESPONSE_DROPPED = new Set(['set-cookie', 'set-cookie2', 'content-encoding', 'content-length', 'strict-transport-security', 'alt-svc', 'clear-site-data']);
 
+/** Answers that have no body. */
+const NO_BODY = new Set([204, 205, 304]);
 /** Request bodies up to this size are buffered so a 401 or 429 can be retried; larger ones stream once. */
 const REPLAYABLE_BYTES = 64 * 1024;
 /** `Latchkey-Retries` beyond this is capped. */
@@ -154,8 +155,7 @@ async function readLimited(body: Readable, max: number): Promise<Buffer> {
  */
 export function createProxy(options: ProxyOptions): Proxy {
   const { connectors, tokens, outbound } = options;
-  const send = outbound.fetchWith({
-    maxRedirects: 0,
+  const send = outbound.streamWith({
     ...(options.maxResponseBytes !== undefined ? { maxResponseBytes: options.maxResponseBytes } : {}),
     ...(options.maxRequestBytes !== undefined ? { maxRequestBytes: options.maxRequestBytes } : {}),
   });
@@ -225,28 +225,25 @@ export function createProxy(options: ProxyOptions): Proxy {
         for (let attempt = 0; ; attempt++) {
           const target = new URL(url);
           for (const [name, value] of Object.entries(injected.query)) target.searchParams.set(name, value);
-          const init: RequestInit & { duplex?: 'half' } = {
+          const response = await send({
+            url: target,
             method,
             headers: { ...headers, ...injected.headers },
-            redirect: 'manual',
+            ...(body !== undefined && method !== 'GET' && method !== 'HEAD' ? { body } : {}),
             ...(request.signal ? { signal: request.signal } : {}),
-          };
-          if (body !== undefined && method !== 'GET' && method !== 'HEAD') {
-            init.body = Buffer.isBuffer(body) ? body : (Readable.toWeb(body) as ReadableStream<Uint8Array>);
-            if (!Buffer.isBuffer(body)) init.duplex = 'half';
-          }
-          const response = await send(target, init);
+          });
           if (response.status === 401 && injected.accessToken !== undefined && !refreshed && replayable) {
-            await response.body?.cancel();
+            await response.discard();
             // Refreshes only if the stored token is still the refused one (else uses the newer one), exactly once.
             injected = await inject(resolved, request.owner, injected.accessToken);
             refreshed = true;
             continue;
           }
           if ((response.status === 429 || response.status === 503) && attempt < retries && replayable) {
-            const wait = retryAfterMs(response.headers.get('retry-after'), Date.now());
+            const retryAfter = response.headers['retry-after'];
+            const wait = retryAfterMs(typeof retryAfter === 'string' ? retryAfter : null, Date.now());
             if (wait !== undefined && wait <= MAX_RETRY_WAIT_MS) {
-              await response.body?.cancel();
+              await response.discard();
               await sleep(wait, request.signal);
               continue;
             }
@@ -265,17 +262,17 @@ export function createProxy(options: ProxyOptions): Proxy {
           ...(refreshed ? { refreshed: true } : {}),
         });
       } catch (err) {
-        await response.body?.cancel().catch(() => {});
+        await response.discard().catch(() => {});
         throw err;
       }
       const out: Record<string, string | string[]> = {};
-      response.headers.forEach((value, name) => {
+      for (const [name, value] of Object.entries(response.headers)) {
         if (!HOP_BY_HOP.has(name) && !RESPONSE_DROPPED.has(name)) out[name] = value;
-      });
+      }
       return {
         status: response.status,
         headers: out,
-        body: response.body ? Readable.fromWeb(response.body as WebReadableStream<Uint8Array>) : null,
+        body: method === 'HEAD' || NO_BODY.has(response.status) ? (await response.discard(), null) : response.body,
         target: `${url.origin}${url.pathname}`,
         refreshed,
       };

@@ -70,19 +70,29 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) controller.abort();
       });
-      const answer = await proxy.forward({
-        actor: principal.actor,
-        tenantId: principal.tenantId,
-        connectorId: connector.id,
-        owner,
-        method: request.method,
-        path,
-        query,
-        headers: request.headers,
-        body: request.body === undefined || request.body === null ? undefined : (request.body as IncomingMessage),
-        retries,
-        signal: controller.signal,
-      });
+      let answer: Awaited<ReturnType<typeof proxy.forward>>;
+      try {
+        answer = await proxy.forward({
+          actor: principal.actor,
+          tenantId: principal.tenantId,
+          connectorId: connector.id,
+          owner,
+          method: request.method,
+          path,
+          query,
+          headers: request.headers,
+          body: request.body === undefined || request.body === null ? undefined : (request.body as IncomingMessage),
+          retries,
+          signal: controller.signal,
+        });
+      } catch (err) {
+        if (!controller.signal.aborted) throw err;
+        // Nobody is left to answer: not a failure of Latchkey's, nor of the provider's.
+        request.log.info({ connectorId: connector.id }, 'The caller went away before the provider answered.');
+        reply.hijack();
+        reply.raw.destroy();
+        return reply;
+      }
       // Any status the provider answered, not only the ones documented for Latchkey's own errors.
       const out: FastifyReply = reply;
       out.code(answer.status);

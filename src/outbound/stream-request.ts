@@ -1,0 +1,99 @@
+import { pipeline, Readable, Transform } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { LatchkeyError } from '../core/index.js';
+import type { OutboundLimits } from './guarded-fetch.js';
+
+/** One request sent as it is: no redirect followed (a 3xx is the answer), bodies as Node streams. */
+export interface StreamRequest {
+  url: URL;
+  method: string;
+  /** Lower-case names; hop-by-hop headers are the caller's to leave out. */
+  headers: Record<string, string>;
+  /** A buffered body, or a stream sent once. */
+  body?: Buffer | Readable;
+  /** The caller went away: aborts the request and its answer. */
+  signal?: AbortSignal;
+}
+
+export interface StreamResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  /** Bounded by the response limit: past it the stream fails with `response_too_large`. */
+  body: Readable;
+  /** Reads the rest of the answer and throws it away, so the connection can be used again. */
+  discard(): Promise<void>;
+}
+
+/** A stream that fails with `error()` once more than `max` bytes went through it. */
+function counted(max: number, error: () => Error): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.length;
+      if (seen > max) done(error());
+      else done(null, chunk);
+    },
+  });
+}
+
+/**
+ * Requests through the egress dispatcher with undici's stream API, for the proxy: the same policy
+ * (checked in the dispatcher's connect step), the whole-request timeout and the size limits as
+ * {@link guardedFetch}, without WHATWG streams in the way of a body passed straight through. An
+ * unreachable or silent provider is `provider_unavailable` naming the host; an egress refusal
+ * is the refusal itself; a caller that went away gets its own abort reason back.
+ */
+export function streamRequester(dispatcher: Dispatcher, timeoutMs: number, limits: OutboundLimits): (request: StreamRequest) => Promise<StreamResponse> {
+  return async (request) => {
+    const { url } = request;
+    const host = url.host;
+    const tooLargeRequest = () => new LatchkeyError('payload_too_large', `The request to ${host} is larger than ${limits.maxRequestBytes} bytes.`);
+    const tooLargeResponse = () => new LatchkeyError('response_too_large', `The answer from ${host} is larger than ${limits.maxResponseBytes} bytes.`);
+    let body = request.body;
+    if (Buffer.isBuffer(body) && body.length > limits.maxRequestBytes) throw tooLargeRequest();
+    if (body instanceof Readable) body = pipeline(body, counted(limits.maxRequestBytes, tooLargeRequest), () => {});
+
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
+    let answer: Dispatcher.ResponseData;
+    try {
+      answer = await dispatcher.request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: request.method as Dispatcher.HttpMethod,
+        headers: request.headers,
+        body: body ?? null,
+        signal,
+      });
+    } catch (err) {
+      const cause = err instanceof Error ? err.cause : undefined;
+      if (err instanceof LatchkeyError) throw err;
+      if (cause instanceof LatchkeyError) throw cause;
+      if (request.signal?.aborted) throw request.signal.reason;
+      if (timeout.aborted) throw new LatchkeyError('provider_unavailable', `${host} did not answer within ${timeoutMs} ms.`);
+      throw new LatchkeyError('provider_unavailable', `${host} could not be reached.`, { cause: err });
+    }
+
+    const raw = answer.body;
+    const length = Number(answer.headers['content-length'] ?? Number.NaN);
+    if (length > limits.maxResponseBytes) {
+      raw.on('error', () => {}); // the abort that destroying it reports is ours
+      raw.destroy();
+      throw tooLargeResponse();
+    }
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined) headers[name] = value;
+    // A declared length within the limit bounds the body already (HTTP/1.1 framing ends it there);
+    // only an answer of unknown length is counted as it streams, and only once it is read.
+    let bounded: Readable | undefined = Number.isFinite(length) ? raw : undefined;
+    return {
+      status: answer.statusCode,
+      headers,
+      get body() {
+        bounded ??= pipeline(raw, counted(limits.maxResponseBytes, tooLargeResponse), () => {});
+        return bounded;
+      },
+      discard: () => raw.dump(),
+    };
+  };
+}
