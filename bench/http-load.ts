@@ -72,7 +72,7 @@ export interface LoadSummary {
 const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 /** User + system CPU seconds of a process, from /proc (Linux); undefined elsewhere. */
-function processCpuSeconds(pid: number | undefined): number | undefined {
+export function processCpuSeconds(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

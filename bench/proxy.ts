@@ -14,7 +14,7 @@ import { createTestDatabase } from '../test/support/databases.js';
 import { freePort, ROOT } from '../test/support/cli.js';
 import { latchkeyEnv, newEncryptionKey, openLatchkey } from './apikeys-latchkey.js';
 import { spawnLogged, startLatchkeyServer, type BenchServer } from './apikeys-servers.js';
-import { load, summarise, type HttpSettings, type LoadRun, type LoadSummary, type LoadTarget } from './http-load.js';
+import { load, processCpuSeconds, summarise, type HttpSettings, type LoadRun, type LoadSummary, type LoadTarget } from './http-load.js';
 import {
   describeMachine,
   formatCount,
@@ -39,6 +39,8 @@ const FULL: Settings = { connections: 50, durationS: 10, warmupS: 3, runs: 2, la
 const QUICK: Settings = { connections: 50, durationS: 2, warmupS: 1, runs: 1, latencyRequests: 200 };
 
 const TSX = import.meta.resolve('tsx');
+/** Connections for the 1 MiB targets (each keeps one request in flight). */
+const BODY_CONNECTIONS = 8;
 
 function log(message: string): void {
   process.stderr.write(`${message}\n`);
@@ -55,6 +57,62 @@ interface Latency {
 interface Result {
   summaries: Record<TargetId, LoadSummary>;
   latency: Record<TargetId, Latency>;
+}
+
+/**
+ * Large bodies: autocannon reads them slower than a server writes them, so it would measure
+ * itself. Here each of `connections` keeps one kept-alive request in flight and only counts the
+ * bytes of the body; the same CPU-per-request accounting as autocannon's runs.
+ */
+async function bodyLoad(target: LoadTarget, connections: number, durationS: number): Promise<LoadRun> {
+  const pids = [target.server, ...(target.also ?? [])].map((s) => s.child.pid);
+  const cpu = () => pids.reduce<number | undefined>((sum, pid) => {
+    const seconds = processCpuSeconds(pid);
+    return sum === undefined || seconds === undefined ? undefined : sum + seconds;
+  }, 0);
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const url = `${target.server.url}${target.path}`;
+  const latencies: number[] = [];
+  let bytes = 0;
+  const serverBefore = cpu();
+  const clientBefore = process.cpuUsage();
+  const start = process.hrtime.bigint();
+  const end = start + BigInt(durationS * 1e9);
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const began = process.hrtime.bigint();
+      const req = httpRequest(url, { agent, headers: target.headers ?? {} }, (res) => {
+        if (res.statusCode !== 200) reject(new Error(`GET ${url} answered ${res.statusCode}`));
+        res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        res.on('end', () => {
+          latencies.push(Number(process.hrtime.bigint() - began) / 1e6);
+          resolve();
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (process.hrtime.bigint() < end) await one();
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const client = process.cpuUsage(clientBefore);
+  const serverAfter = cpu();
+  agent.destroy();
+  const sorted = sortedCopy(latencies);
+  const requests = latencies.length;
+  return {
+    requestsPerSec: requests / seconds,
+    requests,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    serverCpuUsPerRequest: serverBefore === undefined || serverAfter === undefined ? undefined : ((serverAfter - serverBefore) * 1e6) / requests,
+    clientCpuUsPerRequest: (client.user + client.system) / requests,
+    bytesPerSec: bytes / seconds,
+  };
 }
 
 /** `count` GETs one after another on one kept-alive connection; the body is read to its end. */
@@ -149,12 +207,13 @@ async function run(settings: Settings): Promise<Result> {
       }
       for (const t of targets) {
         log(`proxy: warming up ${t.name} (${settings.warmupS} s)`);
-        await load(t, settings.connections, settings.warmupS);
+        await (t.id.endsWith('1m') ? bodyLoad(t, BODY_CONNECTIONS, settings.warmupS) : load(t, settings.connections, settings.warmupS));
       }
       for (let round = 0; round < settings.runs; round++) {
         for (const t of round % 2 === 0 ? targets : [...targets].reverse()) {
-          log(`proxy: ${t.name}, run ${round + 1} of ${settings.runs} (${settings.connections} connections, ${settings.durationS} s)`);
-          t.runs.push(await load(t, settings.connections, settings.durationS));
+          const connections = t.id.endsWith('1m') ? BODY_CONNECTIONS : settings.connections;
+          log(`proxy: ${t.name}, run ${round + 1} of ${settings.runs} (${connections} connections, ${settings.durationS} s)`);
+          t.runs.push(await (t.id.endsWith('1m') ? bodyLoad(t, BODY_CONNECTIONS, settings.durationS) : load(t, settings.connections, settings.durationS)));
         }
       }
       const latency = {} as Result['latency'];
@@ -228,7 +287,7 @@ function report(r: Result, machine: string, settings: Settings, date: string): s
   return [
     `Command: \`npm run bench:proxy\`. Date: ${date}. Machine: ${machine}; 1-minute load average at the end ${(loadavg()[0] ?? 0).toFixed(2)}.`,
     '',
-    `autocannon in the benchmark process, ${settings.connections} connections, ${settings.durationS} s per run, ${settings.runs} runs per target in alternating order after a ${settings.warmupS} s warm-up; then ${formatCount(settings.latencyRequests)} requests one at a time per target on one kept-alive connection for the added latency. \`latchkey serve\` on SQLite at the default log level, a generic \`http\` connector with an API key in a header; the upstream is a Fastify process on 127.0.0.1 checking that key.`,
+    `1 KiB: autocannon in the benchmark process, ${settings.connections} connections; 1 MiB: ${BODY_CONNECTIONS} kept-alive connections of node:http in the benchmark process counting body bytes (autocannon reads large bodies slower than the upstream writes them). ${settings.durationS} s per run, ${settings.runs} runs per target in alternating order after a ${settings.warmupS} s warm-up; then ${formatCount(settings.latencyRequests)} requests one at a time per target on one kept-alive connection for the added latency. \`latchkey serve\` on SQLite at the default log level, a generic \`http\` connector with an API key in a header; the upstream is a Fastify process on 127.0.0.1 checking that key.`,
     '',
     '### Targets',
     '',

@@ -5,6 +5,7 @@
 // climb out of the API base URL; bodies stream both ways.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { after, before, it } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -22,6 +23,7 @@ const seen: Array<{ method: string; url: string; headers: Record<string, unknown
 const refuseOnce = new Set<string>();
 let limitedLeft = 0;
 const BIG = randomBytes(1024 * 1024);
+const GZIPPED = gzipSync(BIG);
 
 before(async () => {
   op = await startOidcProvider();
@@ -37,6 +39,8 @@ before(async () => {
     return { sub: found.accountId };
   });
   upstream.get('/big', async (_request, reply) => reply.header('content-type', 'application/octet-stream').header('set-cookie', 'upstream=1').send(BIG));
+  // A provider that compresses whatever it was asked: the bytes pass through as they are, labelled.
+  upstream.get('/gz', async (_request, reply) => reply.header('content-type', 'application/octet-stream').header('content-encoding', 'gzip').send(GZIPPED));
   upstream.get('/limited', async (_request, reply) => {
     if (limitedLeft > 0) {
       limitedLeft--;
@@ -219,7 +223,13 @@ await eachDialect('the proxy', (dialect) => {
     assert.equal(echoed.status, 200, await echoed.clone().text());
     assert.equal(seen.at(-1)?.body, upload.toString('latin1'), 'the streamed upload arrives whole');
     const big = await fetch(`${address}/api/v1/connectors/${id}/proxy/big`, { headers: { authorization: `ApiKey ${t.adminKey}` } });
+    assert.equal(big.headers.get('content-length'), String(BIG.length), 'the provider\'s length goes along');
     assert.ok(Buffer.from(await big.arrayBuffer()).equals(BIG));
+    // Compressed by the provider: the same bytes, with the encoding that says how to read them.
+    const gz = await h.app.inject({ method: 'GET', url: `/api/v1/connectors/${id}/proxy/gz`, headers: { authorization: `ApiKey ${t.adminKey}` } });
+    assert.equal(gz.headers['content-encoding'], 'gzip');
+    assert.equal(gz.headers['content-length'], String(GZIPPED.length));
+    assert.ok(gunzipSync(gz.rawPayload).equals(BIG));
 
     const elsewhere = await connector(t.adminKey, { provider: 'http', authType: 'bearer', config: { apiBaseUrl: upstreamUrl.replace('127.0.0.1', '127.0.0.2') }, secrets: { token: secret('t') } });
     assertError(await proxied(t.adminKey, elsewhere, '/x'), 403, 'egress_refused');

@@ -20,8 +20,11 @@ const HOP_BY_HOP = new Set([
 ]);
 /** The caller's own credentials and client details never reach the provider. */
 const CALLER_ONLY = new Set(['authorization', 'cookie', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-real-ip', 'accept-encoding', 'content-length']);
-/** What a provider's answer may not set on Latchkey's origin. */
-const RESPONSE_DROPPED = new Set(['set-cookie', 'set-cookie2', 'content-encoding', 'content-length', 'strict-transport-security', 'alt-svc', 'clear-site-data']);
+/**
+ * What a provider's answer may not set on Latchkey's origin. Its body passes through byte for byte
+ * (never decoded), so its content-length and content-encoding still describe it and go along.
+ */
+const RESPONSE_DROPPED = new Set(['set-cookie', 'set-cookie2', 'strict-transport-security', 'alt-svc', 'clear-site-data']);
 
 /** Answers that have no body. */
 const NO_BODY = new Set([204, 205, 304]);
