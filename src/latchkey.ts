@@ -202,6 +202,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       handle: database,
       outbound,
       audit: identity.audit,
+      bus,
       clock,
       logger,
       ...webhookOptions,

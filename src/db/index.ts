@@ -28,6 +28,6 @@ export { migrateToLatest, migrateTo, migrationStatus, pendingMigrations } from '
 export type { MigrationStatus } from './migrator.js';
 export { registerDatabaseMetrics } from './metrics.js';
 export { InvalidationBus } from './invalidation-bus.js';
-export type { Invalidation, InvalidationBusOptions } from './invalidation-bus.js';
-export { runTransaction, isLockTimeout, deleteDataKeyIfUnused, claimRows } from './transaction.js';
+export type { Invalidation, InvalidationBusOptions, WakeTopic } from './invalidation-bus.js';
+export { runTransaction, withSavepoint, isLockTimeout, deleteDataKeyIfUnused, claimRows } from './transaction.js';
 export type { TransactionOptions, Executor } from './transaction.js';

@@ -102,4 +102,51 @@ await eachDialect('invalidation bus', (dialect) => {
       }
     });
   }
+
+  it('wakes the listeners of a topic in every process at commit, never after a rollback, without applying an invalidation', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const a = await tdb.openMigrated();
+      const b = tdb.open();
+      const busA = new InvalidationBus({ handle: a, boundMs: 60_000 });
+      const busB = new InvalidationBus({ handle: b, boundMs: 60_000 });
+      await busA.start();
+      await busB.start();
+      let wakes = 0;
+      const stopListening = busB.onWake('webhook_deliveries', () => wakes++);
+      const before = busB.generation;
+
+      await assert.rejects(
+        a.db.transaction().execute(async (trx) => {
+          await busA.wake(trx, 'webhook_deliveries');
+          throw new Error('rollback');
+        }),
+        /rollback/,
+      );
+      await a.db.transaction().execute(async (trx) => {
+        await busA.wake(trx, 'webhook_deliveries');
+        // Nothing is sent before the commit.
+        assert.equal(wakes, 0);
+      });
+      if (dialect === 'postgres') {
+        await until(() => wakes === 1);
+        // Marks the end of what the rolled-back wake-up could have sent: an invalidation after it.
+        const seen: Invalidation[] = [];
+        busB.subscribe((inv) => seen.push(inv));
+        await busA.publish(a.db, { scope: 'tenant', tenantId: 't_wake' });
+        await until(() => seen.length === 1);
+        assert.equal(wakes, 1, 'the rolled-back wake-up was never sent');
+        assert.equal(busB.generation, before + 1, 'a wake-up is no invalidation');
+      } else {
+        // No notifications: the topic's own polling finds the work.
+        assert.equal(wakes, 0);
+        assert.equal(busB.generation, before);
+      }
+      stopListening();
+      await busA.stop();
+      await busB.stop();
+    } finally {
+      await tdb.dispose();
+    }
+  });
 });

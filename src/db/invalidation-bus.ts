@@ -21,8 +21,16 @@ export interface InvalidationBusOptions {
   onError?: (err: unknown) => void;
 }
 
+/**
+ * Work queued in a table that other processes' workers should look at now rather than at their
+ * next poll (`webhook_deliveries`: deliveries due).
+ */
+export type WakeTopic = 'webhook_deliveries';
+
 const CHANNEL = 'latchkey_invalidations';
 const LOOK_BACK = 200;
+/** A notification with this payload prefix is a wake-up, not an invalidation. */
+const WAKE_PREFIX = 'wake:';
 
 /**
  * Cache invalidation across processes sharing one database. A change is written to the
@@ -30,6 +38,10 @@ const LOOK_BACK = 200;
  * that did not commit), and PostgreSQL's transactional NOTIFY wakes every listener at commit.
  * Each process also polls the table, so a lost notification (or SQLite, which has none) delays
  * an invalidation by at most the bound.
+ *
+ * The same notifications carry wake-ups ({@link InvalidationBus.wake}): a process that queued work
+ * in a table (a webhook delivery) wakes the workers of every process at commit, on the one
+ * listening connection each process already has. A lost wake-up costs the worker's poll interval.
  *
  * `generation` grows with every invalidation this process applies: a cache that reads the
  * database checks it before and after, and does not store a value read across an invalidation
@@ -40,6 +52,7 @@ export class InvalidationBus {
   readonly #boundMs: number;
   readonly #onError: (err: unknown) => void;
   readonly #listeners = new Set<(inv: Invalidation) => void>();
+  readonly #wakeListeners = new Map<WakeTopic, Set<() => void>>();
   #lastSeq = 0;
   /** Sequence numbers applied within the look-back window (see #pollOnce). */
   readonly #seen = new Set<number>();
@@ -70,6 +83,40 @@ export class InvalidationBus {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Calls `listener` whenever any process (this one included) wakes `topic`, while the bus is started. */
+  onWake(topic: WakeTopic, listener: () => void): () => void {
+    let set = this.#wakeListeners.get(topic);
+    if (!set) {
+      set = new Set();
+      this.#wakeListeners.set(topic, set);
+    }
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /**
+   * Wakes the listeners of `topic` in every process: at the commit of the caller's transaction
+   * (nothing when it rolls back), or at once outside one. Only where the database has
+   * notifications (PostgreSQL); elsewhere the topic's own polling finds the work.
+   */
+  async wake(db: Kysely<Database> | Transaction<Database>, topic: WakeTopic): Promise<void> {
+    if (this.#handle.supportsNotify) await sql`select pg_notify(${CHANNEL}, ${WAKE_PREFIX + topic})`.execute(db);
+  }
+
+  #onNotify(payload: string): void {
+    if (!payload.startsWith(WAKE_PREFIX)) {
+      void this.poll();
+      return;
+    }
+    for (const listener of this.#wakeListeners.get(payload.slice(WAKE_PREFIX.length) as WakeTopic) ?? []) {
+      try {
+        listener();
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
+  }
+
   /** Records an invalidation inside the caller's transaction (or on its own). */
   async publish(
     db: Kysely<Database> | Transaction<Database>,
@@ -93,7 +140,7 @@ export class InvalidationBus {
     this.#lastSeq = Number(row?.seq ?? 0);
     if (this.#handle.listen) {
       try {
-        this.#unlisten = await this.#handle.listen(CHANNEL, () => void this.poll());
+        this.#unlisten = await this.#handle.listen(CHANNEL, (payload) => this.#onNotify(payload));
       } catch (err) {
         this.#onError(err);
       }

@@ -26,6 +26,34 @@ export async function runTransaction<T>(handle: DatabaseHandle, fn: (trx: Transa
   });
 }
 
+let savepoints = 0;
+
+/**
+ * Runs `fn` inside a savepoint of the transaction `trx`: when `fn` throws, what it wrote is rolled
+ * back and the transaction stays usable (on PostgreSQL a failed statement otherwise aborts the whole
+ * transaction), and the error is thrown on. For a write that must never cost the change around it.
+ *
+ * @example
+ * await runTransaction(handle, async (trx) => {
+ *   await writeTheChange(trx);
+ *   await withSavepoint(trx, () => recordTheEvent(trx)).catch((err) => logger.warn({ err }, 'The event was not recorded.'));
+ * });
+ */
+export async function withSavepoint<T>(trx: Transaction<Database>, fn: () => Promise<T>): Promise<T> {
+  const name = `lk_savepoint_${++savepoints}`;
+  await sql.raw(`savepoint ${name}`).execute(trx);
+  let value: T;
+  try {
+    value = await fn();
+  } catch (err) {
+    await sql.raw(`rollback to savepoint ${name}`).execute(trx);
+    await sql.raw(`release savepoint ${name}`).execute(trx);
+    throw err;
+  }
+  await sql.raw(`release savepoint ${name}`).execute(trx);
+  return value;
+}
+
 /** Whether `err` says a lock could not be had in time: PostgreSQL lock_timeout, or SQLite's busy timeout. */
 export function isLockTimeout(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;

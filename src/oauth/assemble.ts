@@ -4,8 +4,8 @@ import type { DatabaseHandle } from '../db/index.js';
 import type { EncryptedObjectStore } from '../objects/index.js';
 import type { Outbound } from '../outbound/index.js';
 import { createClientResolver } from './client-resolver.js';
-import { notifyAfterCommit, type ConnectionEventSink } from './connection-events.js';
-import { createConnectionStore, type ConnectionStore } from './connections.js';
+import { recordConnectionEvent, type ConnectionEventSink } from './connection-events.js';
+import { CONNECTION_TYPE, connectionId, createConnectionStore, isEndUser, type ConnectionStore } from './connections.js';
 import { createOAuthFlow, type OAuthFlow } from './flow.js';
 import { createServerResolver } from './flow-server.js';
 import { createTokenClient, type TokenClient } from './token-client.js';
@@ -25,7 +25,10 @@ export interface OAuthAssemblyOptions {
   cacheMs: number;
   clock: Clock;
   logger: Logger;
-  /** Told when a connection is created, fails to refresh, recovers or is deleted (the webhooks module). */
+  /**
+   * Told when a connection is created, fails to refresh, recovers or is deleted (the webhooks
+   * module), in the transaction of the change: see `recordConnectionEvent`.
+   */
   onConnectionEvent?: ConnectionEventSink;
 }
 
@@ -62,14 +65,30 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
     ...(options.allowedReturnOrigins ? { allowedReturnOrigins: options.allowedReturnOrigins } : {}),
     ...(options.stateTtlMs !== undefined ? { stateTtlMs: options.stateTtlMs } : {}),
     outbound,
-    onTokens: async (tenantId, connectorId, userId, tokens) => {
-      const before = sink ? await connections.find(tenantId, connectorId, userId) : undefined;
-      const saved = await connections.save(tenantId, connectorId, userId, tokens);
-      // A reconnect of a connection that needed it is its recovery; anything else a (re)creation.
-      const type = before !== undefined && before.status !== 'active' ? 'connection.recovered' : 'connection.created';
-      const data = { connectorId, connectionId: saved.id, userId: saved.userId, endUserId: saved.endUserId, status: saved.status, errorCode: null };
-      await notifyAfterCommit(sink, { type, tenantId, data }, logger);
-    },
+    // The tokens and their event commit together: the event is written first, so a failing write
+    // of the tokens takes it back too.
+    onTokens: (tenantId, connectorId, owner, tokens) =>
+      store.transaction(async (tx) => {
+        const inTx = createConnectionStore({ store: tx.store });
+        if (sink) {
+          const id = connectionId(connectorId, owner);
+          // Held until the commit: of two callbacks for one connection, the second sees the first's.
+          await tx.lock(CONNECTION_TYPE, tenantId, id);
+          const before = await inTx.find(tenantId, connectorId, owner);
+          // A reconnect of a connection that needed it is its recovery; anything else a (re)creation.
+          const type = before !== undefined && before.status !== 'active' ? 'connection.recovered' : 'connection.created';
+          const data = {
+            connectorId,
+            connectionId: id,
+            userId: typeof owner === 'string' ? owner : null,
+            endUserId: isEndUser(owner) ? owner.endUserId : null,
+            status: 'active' as const,
+            errorCode: null,
+          };
+          await recordConnectionEvent(sink, { type, tenantId, data }, tx, logger);
+        }
+        await inTx.save(tenantId, connectorId, owner, tokens);
+      }),
     clock,
     logger,
   });
@@ -95,10 +114,12 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
           await tokens.disconnect(tenantId, connectorId, connection.endUserId !== null ? { endUserId: connection.endUserId } : connection.userId);
         } catch (err) {
           logger.warn({ err, tenantId, connectorId }, 'Revoking a connection of a deleted connector failed; it is deleted without revocation.');
-          if (await connections.delete(tenantId, connection.id)) {
+          await store.transaction(async (tx) => {
+            if (!(await tx.lock(CONNECTION_TYPE, tenantId, connection.id))) return;
             const data = { connectorId, connectionId: connection.id, userId: connection.userId, endUserId: connection.endUserId, status: 'deleted' as const, errorCode: null };
-            await notifyAfterCommit(sink, { type: 'connection.deleted', tenantId, data }, logger);
-          }
+            await recordConnectionEvent(sink, { type: 'connection.deleted', tenantId, data }, tx, logger);
+            await tx.store.delete(CONNECTION_TYPE, tenantId, connection.id);
+          });
         }
       }
       if (page.next === undefined) return;

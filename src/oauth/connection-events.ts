@@ -1,4 +1,5 @@
 import type { Logger } from '../core/index.js';
+import { withSavepoint } from '../db/index.js';
 import type { ObjectTransaction } from '../objects/index.js';
 import type { ConnectionStatus } from './connections.js';
 
@@ -28,17 +29,23 @@ export interface ConnectionEvent {
 }
 
 /**
- * Receives connection events. With `tx` the event is part of the change's transaction (it commits
- * with it, and a throw rolls the change back); without, it follows a committed change.
+ * Receives connection events, in the transaction of the change they report: the sink writes
+ * through `tx` (webhook deliveries), so the event commits with the change or not at all. Latchkey
+ * always passes `tx`; an embedder's own sink may ignore it.
  */
 export type ConnectionEventSink = (event: ConnectionEvent, tx?: ObjectTransaction) => Promise<void>;
 
-/** Sends an event after its change committed: a failing sink is logged, never the caller's failure. */
-export async function notifyAfterCommit(sink: ConnectionEventSink | undefined, event: ConnectionEvent, logger: Logger | undefined): Promise<void> {
+/**
+ * Records `event` in the change's transaction `tx`, before the change is written: a crash commits
+ * both or neither, and a failing write of the change rolls the event back with it. The sink runs in
+ * a savepoint, so a sink that fails is rolled back alone and logged, and the change still commits:
+ * a failing listener must never cost a rotated refresh token or a fresh grant.
+ */
+export async function recordConnectionEvent(sink: ConnectionEventSink | undefined, event: ConnectionEvent, tx: ObjectTransaction, logger: Logger | undefined): Promise<void> {
   if (!sink) return;
   try {
-    await sink(event);
+    await withSavepoint(tx.db, () => sink(event, tx));
   } catch (err) {
-    logger?.warn({ err, tenantId: event.tenantId, connectionId: event.data.connectionId, event: event.type }, `Recording the event ${event.type} failed.`);
+    logger?.warn({ err, tenantId: event.tenantId, connectionId: event.data.connectionId, event: event.type }, `Recording the event ${event.type} failed; the change is kept without it.`);
   }
 }

@@ -1,6 +1,6 @@
 import { LatchkeyError, systemClock, type Clock, type Logger } from '../core/index.js';
 import type { EncryptedObjectStore, ObjectTransaction } from '../objects/index.js';
-import { notifyAfterCommit, type ConnectionEvent, type ConnectionEventSink } from './connection-events.js';
+import { recordConnectionEvent, type ConnectionEvent, type ConnectionEventSink } from './connection-events.js';
 import {
   CONNECTION_TYPE,
   assertConnectionKey,
@@ -42,7 +42,7 @@ export interface TokenClientOptions {
    * are never served from the cache.
    */
   cacheMs?: number;
-  /** Told of refresh failures and recoveries (in the refresh's transaction) and of disconnects. */
+  /** Told of refresh failures, recoveries and disconnects, in the transaction of the change (see `recordConnectionEvent`). */
   onConnectionEvent?: ConnectionEventSink;
 }
 
@@ -87,7 +87,7 @@ interface Served {
   refreshAtMs: number;
 }
 
-type Outcome = { kind: 'token'; served: Served; recovered?: ConnectionEvent } | { kind: 'error'; error: LatchkeyError };
+type Outcome = { kind: 'token'; served: Served } | { kind: 'error'; error: LatchkeyError };
 
 function assertTenant(tenantId: unknown): asserts tenantId is string {
   if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 200) throw new TypeError('"tenantId" must be a non-empty string.');
@@ -188,16 +188,14 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       const write = (patch: Partial<ConnectionAttributes>) => txStore.update(type, tenantId, id, patch, { expectedRevision: current.revision });
       if (decision.kind === 'unrefreshable') {
         const failed = failedAttributes(a, { outcome: 'needs_reauthorization', code: 'no_refresh_token' }, clock.now(), options.backoff);
+        await recordConnectionEvent(sink, eventOf(tenantId, id, 'connection.needs_reauthorization', a, 'needs_reauthorization', 'no_refresh_token'), tx, logger);
         await write(failed.patch);
-        await sink?.(eventOf(tenantId, id, 'connection.needs_reauthorization', a, 'needs_reauthorization', 'no_refresh_token'), tx);
         return { kind: 'error', error: failed.error(id) };
       }
       return callProvider(tenantId, current, client, rejected, write, tx);
     });
     if (!locked.found || locked.value === undefined) throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
     if (locked.value.kind === 'error') throw locked.value.error;
-    // After the commit: a failing listener must never cost a rotated refresh token.
-    if (locked.value.recovered) await notifyAfterCommit(sink, locked.value.recovered, logger);
     return locked.value.served;
   }
 
@@ -226,9 +224,9 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
         { tenantId, connectionId: current.id, code: failure.code, status: failure.status, outcome: failure.outcome, backoffUntil: failed.patch.backoffUntil },
         `Refreshing the connection ${current.id} failed (${failure.code}).`,
       );
-      await write(failed.patch);
       const failedType = failure.outcome === 'needs_reauthorization' ? 'connection.needs_reauthorization' : 'connection.refresh_failed';
-      await sink?.(eventOf(tenantId, current.id, failedType, a, failed.patch.status ?? a.status, failure.code), tx);
+      await recordConnectionEvent(sink, eventOf(tenantId, current.id, failedType, a, failed.patch.status ?? a.status, failure.code), tx, logger);
+      await write(failed.patch);
       // A degraded connection whose token has not expired yet (nor been refused) still serves it.
       const usable = a.accessToken !== '' && a.accessToken !== rejected;
       if (failure.outcome === 'degraded' && usable && (a.expiresAt === null || Date.parse(a.expiresAt) > clock.now().getTime())) {
@@ -238,6 +236,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     }
     const requested = client.authType === 'oauth_client_credentials' ? client.scopes : a.scopes;
     const patch = refreshedAttributes(a, toTokenSet(response, sentAt, requested), sentAt);
+    if (a.status !== 'active') await recordConnectionEvent(sink, eventOf(tenantId, current.id, 'connection.recovered', a, 'active', null), tx, logger);
     try {
       await write(patch);
     } catch (err) {
@@ -246,8 +245,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       throw err;
     }
     logger?.debug({ tenantId, connectionId: current.id, rotated: response.refresh_token !== undefined }, `Refreshed the connection ${current.id}.`);
-    const recovered = a.status === 'active' ? undefined : eventOf(tenantId, current.id, 'connection.recovered', a, 'active', null);
-    return { kind: 'token', served: served(patch, skewMs), ...(recovered ? { recovered } : {}) };
+    return { kind: 'token', served: served(patch, skewMs) };
   }
 
   /** canRefresh() lets only client credentials connections through without a refresh token. */
@@ -328,32 +326,27 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     async disconnect(tenantId, connectorId, userId) {
       const { client, id } = await resolve(tenantId, connectorId, userId);
       cache?.forget(tenantId, connectorId);
-      let removed;
-      try {
-        // One statement deletes the row and returns its latest tokens (a refresh in flight commits first).
-        removed = await store.consume(type, id, { tenantId });
-      } catch (err) {
-        if (!(err instanceof LatchkeyError)) throw err;
-        // Deleted, but its tokens could not be read back: nothing to revoke with.
-        logger?.warn({ tenantId, connectionId: id, code: err.code }, `The connection ${id} was deleted but could not be decrypted to revoke its tokens.`);
-        await notifyAfterCommit(sink, eventOf(
-            tenantId,
-            id,
-            'connection.deleted',
-            {
-              connectorId,
-              userId: id === connectionId(connectorId) || isEndUser(userId) ? null : (userId ?? null),
-              endUserId: isEndUser(userId) ? userId.endUserId : null,
-            },
-            'deleted',
-            null,
-          ), logger);
-        return { revoked: false };
-      }
-      if (!removed) throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
-      await notifyAfterCommit(sink, eventOf(tenantId, id, 'connection.deleted', removed.attributes, 'deleted', null), logger);
+      // The owner is in the id (see connectionId), so the event needs nothing read from the row.
+      const shared = id === connectionId(connectorId);
+      const owner = { connectorId, userId: shared || isEndUser(userId) ? null : (userId ?? null), endUserId: !shared && isEndUser(userId) ? userId.endUserId : null };
+      const outcome = await store.transaction(async (tx): Promise<{ found: false } | { found: true; removed?: ConnectionAttributes }> => {
+        if (!(await tx.lock(type, tenantId, id))) return { found: false };
+        await recordConnectionEvent(sink, eventOf(tenantId, id, 'connection.deleted', owner, 'deleted', null), tx, logger);
+        try {
+          // One statement deletes the row and returns its latest tokens.
+          const removed = await tx.store.consume(type, id, { tenantId });
+          return removed ? { found: true, removed: removed.attributes } : { found: false };
+        } catch (err) {
+          if (!(err instanceof LatchkeyError)) throw err;
+          // Deleted (the transaction commits), but its tokens could not be read back: nothing to revoke with.
+          logger?.warn({ tenantId, connectionId: id, code: err.code }, `The connection ${id} was deleted but could not be decrypted to revoke its tokens.`);
+          return { found: true };
+        }
+      });
+      if (!outcome.found) throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
+      if (outcome.removed === undefined) return { revoked: false };
       if (client.revocationUrl === undefined) return { revoked: false };
-      const a = removed.attributes;
+      const a = outcome.removed;
       // Revoking the refresh token ends the grant (RFC 7009 2.1: its access tokens should go too).
       const [token, hint] = a.refreshToken !== undefined ? [a.refreshToken, 'refresh_token' as const] : [a.accessToken, 'access_token' as const];
       if (token === '') return { revoked: false };

@@ -97,6 +97,12 @@ export interface ObjectTransaction {
    * Objects that cannot be decrypted are in `failures`, still held.
    */
   claim<T extends ObjectTypeRef>(type: T, options?: ClaimOptions): Promise<ListResult<AttributesOf<T>>>;
+  /**
+   * Runs `fn` once the transaction has committed (never when it rolls back), in this process: what
+   * may only follow a durable change, such as waking a worker for rows the transaction queued. `fn`
+   * must not throw; a throw is ignored, since the change it follows is already committed.
+   */
+  afterCommit(fn: () => void): void;
 }
 
 export interface ClaimOptions {
@@ -156,7 +162,8 @@ export class EncryptedObjectStore {
     if (this.#tx) return fn(this.#tx);
     const handle = this.#options.handle;
     if (!handle) throw new TypeError('This store was built without "handle"; it cannot open transactions.');
-    return runTransaction(
+    const committed: Array<() => void> = [];
+    const result = await runTransaction(
       handle,
       async (trx) => {
         const bound = new EncryptedObjectStore({ ...this.#options, db: trx, dataKeys: this.#options.dataKeys.on(trx) });
@@ -165,12 +172,21 @@ export class EncryptedObjectStore {
           db: trx,
           lock: (type, tenantId, id) => lockRow(handle, trx, this.#type(type).name, tenantId, id),
           claim: (type, claimOptions) => bound.#claim(handle, trx, type, claimOptions ?? {}),
+          afterCommit: (after) => void committed.push(after),
         };
         bound.#tx = tx;
         return fn(tx);
       },
       options,
     );
+    for (const after of committed) {
+      try {
+        after();
+      } catch {
+        // Documented: the change is committed; a failing follow-up must not make it look failed.
+      }
+    }
+    return result;
   }
 
   async create<T extends ObjectTypeRef>(typeRef: T, tenantId: string, attributes: AttributesOf<T>, options: { id?: string } = {}): Promise<StoredObject<PlainAttributesOf<T>>> {

@@ -1,7 +1,9 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { z } from 'zod';
+import { withSavepoint } from '../db/index.js';
 import { eachDialect } from '../../test/support/databases.js';
 import { createStoreFixture } from '../../test/support/store.js';
 import { defineObjectType } from './index.js';
@@ -181,6 +183,68 @@ await eachDialect('object store transactions', (dialect) => {
         versions: [{ version: 1, schema: z.object({ title: z.string(), body: z.string() }), attributesToEncrypt: [], attributesToIncludeInAAD: [] }],
       });
       await assert.rejects(f.store.create(impostor, tenant(), { title: 'x', body: secret() }), TypeError);
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('runs afterCommit callbacks once the outermost transaction commits, and never after a rollback', async () => {
+    const f = await createStoreFixture(dialect, [note]);
+    try {
+      const t = tenant();
+      const ran: string[] = [];
+      const made = await f.store.transaction(async (tx) => {
+        tx.afterCommit(() => ran.push('outer'));
+        // A nested call's callbacks wait for the outermost commit too.
+        await tx.store.transaction(async (inner) => inner.afterCommit(() => ran.push('inner')));
+        // A callback that throws is ignored: the change is committed, and the others still run.
+        tx.afterCommit(() => {
+          throw new Error('follow-up failed');
+        });
+        tx.afterCommit(() => ran.push('last'));
+        const created = await tx.store.create(note, t, { title: 'a', body: secret() });
+        assert.deepEqual(ran, [], 'nothing runs before the commit');
+        return created;
+      });
+      assert.deepEqual(ran, ['outer', 'inner', 'last']);
+      assert.equal((await f.store.get(note, t, made.id)).attributes.title, 'a');
+
+      await assert.rejects(
+        f.store.transaction(async (tx) => {
+          tx.afterCommit(() => ran.push('rolled back'));
+          await tx.store.create(note, t, { title: 'b', body: secret() });
+          throw new Error('changed my mind');
+        }),
+        /changed my mind/,
+      );
+      assert.deepEqual(ran, ['outer', 'inner', 'last']);
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('a savepoint takes back only its own writes, even after a failed statement, and the transaction commits the rest', async () => {
+    const f = await createStoreFixture(dialect, [note]);
+    try {
+      const t = tenant();
+      let inside = '';
+      const [before, after] = await f.store.transaction(async (tx) => {
+        const first = await tx.store.create(note, t, { title: 'before', body: secret() });
+        await assert.rejects(
+          withSavepoint(tx.db, async () => {
+            inside = (await tx.store.create(note, t, { title: 'inside', body: secret() })).id;
+            // A failed statement: on PostgreSQL it would abort the whole transaction without the savepoint.
+            await sql`select * from no_such_table`.execute(tx.db);
+          }),
+        );
+        const value = await withSavepoint(tx.db, async () => (await tx.store.create(note, t, { title: 'kept', body: secret() })).id);
+        const last = await tx.store.create(note, t, { title: 'after', body: secret() });
+        return [first.id, [value, last.id]] as const;
+      });
+      assert.equal((await f.store.get(note, t, before)).attributes.title, 'before');
+      await assert.rejects(f.store.get(note, t, inside), { code: 'not_found' });
+      assert.equal((await f.store.get(note, t, after[0])).attributes.title, 'kept');
+      assert.equal((await f.store.get(note, t, after[1])).attributes.title, 'after');
     } finally {
       await f.dispose();
     }

@@ -1,5 +1,5 @@
 import { newId, systemClock, type Clock, type Logger } from '../core/index.js';
-import type { DatabaseHandle } from '../db/index.js';
+import type { DatabaseHandle, InvalidationBus } from '../db/index.js';
 import type { AuditLog } from '../identity/index.js';
 import type { EncryptedObjectStore, ObjectTransaction } from '../objects/index.js';
 import type { Outbound } from '../outbound/index.js';
@@ -22,8 +22,16 @@ export interface WebhooksOptions {
   backoff?: WebhookBackoff;
   /** Per attempt (default the outbound module's timeout). */
   timeoutMs?: number;
-  /** How often the worker looks for due deliveries (default 1 s). */
+  /**
+   * How often the worker looks for due deliveries (default 1 s). With `bus`, deliveries queued by
+   * any process wake it at once on PostgreSQL, and the poll is the fallback for a lost wake-up.
+   */
   pollIntervalMs?: number;
+  /**
+   * Wakes the workers of every process when a delivery is queued (PostgreSQL `NOTIFY`, on the
+   * bus's one listening connection). Without it, only this process's worker is woken.
+   */
+  bus?: InvalidationBus;
   /** Deliveries attempted at once by this process (default 10). */
   concurrency?: number;
   /** Finished deliveries are kept this long for the deliveries API (default 30 days). */
@@ -31,7 +39,10 @@ export interface WebhooksOptions {
 }
 
 export interface EmitOptions {
-  /** Write the deliveries in this store transaction, so they commit with the change they report. */
+  /**
+   * Write the deliveries in this store transaction, so they commit with the change they report (or
+   * not at all); workers are woken at the commit.
+   */
   tx?: ObjectTransaction;
 }
 
@@ -53,6 +64,7 @@ export interface Webhooks {
 }
 
 const DEFAULT_MAX_ATTEMPTS = 8;
+const WAKE_TOPIC = 'webhook_deliveries';
 const MINUTE_MS = 60_000;
 
 /**
@@ -65,7 +77,7 @@ const MINUTE_MS = 60_000;
  * await webhooks.emit(tenantId, 'connection.created', { connectorId, connectionId, userId, status: 'active', errorCode: null });
  */
 export function createWebhooks(options: WebhooksOptions): Webhooks {
-  const { store, handle, outbound, logger } = options;
+  const { store, handle, outbound, logger, bus } = options;
   const clock = options.clock ?? systemClock;
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 50) throw new TypeError('"maxAttempts" must be a whole number from 1 to 50.');
@@ -91,6 +103,8 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
     backoff,
     concurrency: options.concurrency ?? 10,
   });
+  bus?.onWake(WAKE_TOPIC, () => worker.wake());
+  const wakeLocal = () => setImmediate(() => worker.wake());
 
   const limitOf = (limit: number | undefined) => Math.min(Math.max(Math.trunc(limit ?? 50), 1), 100);
 
@@ -107,9 +121,13 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
       // The Standard Webhooks payload: type, timestamp, data. The same bytes are signed and sent on every attempt.
       const payload = JSON.stringify({ type: event, timestamp: at.toISOString(), data });
       const rows = subscribed.map((endpoint) => ({ tenantId, endpointId: endpoint.id, messageId, eventType: event, payload, attemptsAllowed: maxAttempts, at }));
-      await deliveryStore.enqueue(tx?.db ?? handle.db, rows);
-      // In a transaction the rows are visible only after the commit; the next poll finds them then.
-      if (!tx) setImmediate(() => worker.wake());
+      const db = tx?.db ?? handle.db;
+      await deliveryStore.enqueue(db, rows);
+      // Other processes' workers hear of the rows at the commit (NOTIFY is transactional); this
+      // process's worker right after it, also where there is no NOTIFY.
+      await bus?.wake(db, WAKE_TOPIC);
+      if (tx) tx.afterCommit(wakeLocal);
+      else wakeLocal();
       return { messageId, deliveries: rows.length };
     },
     async deliveries(tenantId, endpointId, listOptions = {}) {
@@ -120,7 +138,8 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
     async redeliver(tenantId, endpointId, deliveryId) {
       await endpoints.get(tenantId, endpointId);
       const view = await deliveryStore.redeliver(tenantId, endpointId, deliveryId, clock.now(), maxAttempts);
-      setImmediate(() => worker.wake());
+      await bus?.wake(handle.db, WAKE_TOPIC);
+      wakeLocal();
       return view;
     },
     async prune() {

@@ -19,7 +19,7 @@ export interface DeliveryWorkerOptions {
   outbound: Outbound;
   clock: Clock;
   logger?: Logger;
-  /** How often due deliveries are looked for (default 1 s; emit wakes this process's worker at once). */
+  /** How often due deliveries are looked for (default 1 s); a queued delivery wakes the worker at once (see `bus`). */
   pollIntervalMs: number;
   /** Per attempt, connection to last byte (default 10 s). */
   timeoutMs: number;
@@ -108,7 +108,7 @@ export class DeliveryWorker {
     await this.#tick;
   }
 
-  /** Looks for due deliveries now (after an emit in this process). */
+  /** Looks for due deliveries now (after an emit here, or a wake-up from another process). */
   wake(): void {
     if (!this.#running) return;
     if (this.#tick) {
