@@ -138,3 +138,27 @@ export function summarise(name: string, runs: LoadRun[]): LoadSummary {
   };
 }
 
+
+/** A target and the runs measured on it. */
+export interface MeasuredTarget extends LoadTarget {
+  name: string;
+  runs: LoadRun[];
+  /** Connections to load it with, when not the settings' (and its own loader, `load` otherwise). */
+  connections?: number;
+  loader?: (target: LoadTarget, connections: number, durationS: number) => Promise<LoadRun>;
+}
+
+/** Warms every target up, then runs each `settings.runs` times in alternating order (A B B A ...). */
+export async function runAlternating(prefix: string, targets: MeasuredTarget[], settings: HttpSettings, log: (message: string) => void): Promise<void> {
+  const once = (t: MeasuredTarget, seconds: number) => (t.loader ?? load)(t, t.connections ?? settings.connections, seconds);
+  for (const t of targets) {
+    log(`${prefix}: warming up ${t.name} (${settings.warmupS} s)`);
+    await once(t, settings.warmupS);
+  }
+  for (let round = 0; round < settings.runs; round++) {
+    for (const t of round % 2 === 0 ? targets : [...targets].reverse()) {
+      log(`${prefix}: ${t.name}, run ${round + 1} of ${settings.runs} (${t.connections ?? settings.connections} connections, ${settings.durationS} s)`);
+      t.runs.push(await once(t, settings.durationS));
+    }
+  }
+}

@@ -19,7 +19,7 @@ import { responseSerializerCompiler } from '../src/http/serializer.js';
 import { createTestDatabase } from '../test/support/databases.js';
 import { latchkeyEnv, newEncryptionKey, openLatchkey, type BenchLatchkey } from './apikeys-latchkey.js';
 import { startBareServer, startLatchkeyServer, type BenchServer } from './apikeys-servers.js';
-import { load, summarise, type HttpSettings, type LoadRun, type LoadSummary, type LoadTarget } from './http-load.js';
+import { runAlternating, summarise, type HttpSettings, type LoadSummary, type MeasuredTarget } from './http-load.js';
 import {
   describeMachine,
   formatCount,
@@ -27,8 +27,8 @@ import {
   machineLine,
   markdownTable,
   parseMode,
+  publish,
   textTable,
-  writeBenchmarkSection,
   type BenchMode,
 } from './support.js';
 
@@ -147,7 +147,7 @@ async function run(settings: typeof FULL): Promise<Result> {
 
       const bare = await startBareServer(join(tdb.dataDir, 'bare.log'));
       servers.push(bare);
-      const targets: Array<LoadTarget & { id: keyof Result['summaries']; name: string; runs: LoadRun[] }> = [
+      const targets: Array<MeasuredTarget & { id: keyof Result['summaries'] }> = [
         { id: 'bare', name: 'bare Fastify route returning a constant', server: bare, path: '/bare', runs: [] },
         { id: 'healthz', name: 'Latchkey GET /healthz (no authentication)', server, path: '/healthz', runs: [] },
         { id: 'me', name: 'Latchkey GET /api/v1/me, API key', server, path: '/api/v1/me', headers, runs: [] },
@@ -162,16 +162,7 @@ async function run(settings: typeof FULL): Promise<Result> {
           runs: [],
         },
       ];
-      for (const t of targets) {
-        log(`http: warming up ${t.name} (${settings.warmupS} s)`);
-        await load(t, settings.connections, settings.warmupS);
-      }
-      for (let round = 0; round < settings.runs; round++) {
-        for (const t of round % 2 === 0 ? targets : [...targets].reverse()) {
-          log(`http: ${t.name}, run ${round + 1} of ${settings.runs} (${settings.connections} connections, ${settings.durationS} s)`);
-          t.runs.push(await load(t, settings.connections, settings.durationS));
-        }
-      }
+      await runAlternating('http', targets, settings, log);
       log('http: timing each part of the stack in this process');
       const parts = await timeParts(bench, key, meBody, join(tdb.dataDir, 'parts.log'), settings);
       const summaries = Object.fromEntries(targets.map((t) => [t.id, summarise(t.name, t.runs)])) as Result['summaries'];
@@ -264,15 +255,12 @@ async function main(mode: BenchMode): Promise<void> {
   const machine = machineLine(describeMachine());
   const result = await run(settings);
   const t = tables(result);
-  process.stdout.write(`\n${textTable(t.header, t.rows)}\n\n${textTable(t.partHeader, t.partRows)}\n\n`);
-  for (const v of verdicts(result)) process.stdout.write(`${v.met ? 'met   ' : 'MISSED'} ${v.target}: ${v.measured}\n`);
-  for (const n of notes(result)) process.stdout.write(`- ${n}\n`);
-  if (mode.quick) {
-    log('Quick mode: BENCHMARKS.md left unchanged; run without --quick to record figures.');
-    return;
-  }
-  writeBenchmarkSection(HEADING, report(result, machine, settings, mode.quick, new Date().toISOString().slice(0, 10)));
-  log(`Wrote the "${HEADING.slice(3)}" section of BENCHMARKS.md.`);
+  publish(mode, HEADING, {
+    text: [textTable(t.header, t.rows), textTable(t.partHeader, t.partRows)],
+    verdicts: verdicts(result),
+    notes: notes(result),
+    section: () => report(result, machine, settings, mode.quick, new Date().toISOString().slice(0, 10)),
+  });
 }
 
 await main(parseMode(process.argv.slice(2)));

@@ -14,7 +14,7 @@ import { createTestDatabase } from '../test/support/databases.js';
 import { freePort, ROOT } from '../test/support/cli.js';
 import { latchkeyEnv, newEncryptionKey, openLatchkey } from './apikeys-latchkey.js';
 import { spawnLogged, startLatchkeyServer, type BenchServer } from './apikeys-servers.js';
-import { load, processCpuSeconds, summarise, type HttpSettings, type LoadRun, type LoadSummary, type LoadTarget } from './http-load.js';
+import { processCpuSeconds, runAlternating, summarise, type HttpSettings, type LoadRun, type LoadSummary, type LoadTarget, type MeasuredTarget } from './http-load.js';
 import {
   describeMachine,
   formatCount,
@@ -24,8 +24,8 @@ import {
   parseMode,
   percentile,
   sortedCopy,
+  publish,
   textTable,
-  writeBenchmarkSection,
   type BenchMode,
 } from './support.js';
 
@@ -189,7 +189,7 @@ async function run(settings: Settings): Promise<Result> {
         if (res.status !== 200 || body.byteLength !== 1024) throw new Error(`${label} GET answered ${res.status} with ${body.byteLength} bytes`);
       }
 
-      const targets: Array<LoadTarget & { id: TargetId; name: string; runs: LoadRun[] }> = [];
+      const targets: Array<MeasuredTarget & { id: TargetId }> = [];
       for (const size of ['1k', '1m'] as const) {
         const label = size === '1k' ? '1 KiB' : '1 MiB';
         targets.push(
@@ -206,16 +206,11 @@ async function run(settings: Settings): Promise<Result> {
         );
       }
       for (const t of targets) {
-        log(`proxy: warming up ${t.name} (${settings.warmupS} s)`);
-        await (t.id.endsWith('1m') ? bodyLoad(t, BODY_CONNECTIONS, settings.warmupS) : load(t, settings.connections, settings.warmupS));
+        if (!t.id.endsWith('1m')) continue;
+        t.connections = BODY_CONNECTIONS;
+        t.loader = bodyLoad;
       }
-      for (let round = 0; round < settings.runs; round++) {
-        for (const t of round % 2 === 0 ? targets : [...targets].reverse()) {
-          const connections = t.id.endsWith('1m') ? BODY_CONNECTIONS : settings.connections;
-          log(`proxy: ${t.name}, run ${round + 1} of ${settings.runs} (${connections} connections, ${settings.durationS} s)`);
-          t.runs.push(await (t.id.endsWith('1m') ? bodyLoad(t, BODY_CONNECTIONS, settings.durationS) : load(t, settings.connections, settings.durationS)));
-        }
-      }
+      await runAlternating('proxy', targets, settings, log);
       const latency = {} as Result['latency'];
       for (const t of targets) {
         log(`proxy: latency of ${t.name}, ${formatCount(settings.latencyRequests)} requests one at a time`);
@@ -313,15 +308,12 @@ async function main(mode: BenchMode): Promise<void> {
   const machine = machineLine(describeMachine());
   const result = await run(settings);
   const t = tables(result);
-  process.stdout.write(`\n${textTable(t.header, t.rows)}\n\n${textTable(t.latencyHeader, t.latencyRows)}\n\n`);
-  for (const v of verdicts(result)) process.stdout.write(`${v.met ? 'met   ' : 'MISSED'} ${v.target}: ${v.measured}\n`);
-  for (const n of notes(result)) process.stdout.write(`- ${n}\n`);
-  if (mode.quick) {
-    log('Quick mode: BENCHMARKS.md left unchanged; run without --quick to record figures.');
-    return;
-  }
-  writeBenchmarkSection(HEADING, report(result, machine, settings, new Date().toISOString().slice(0, 10)));
-  log(`Wrote the "${HEADING.slice(3)}" section of BENCHMARKS.md.`);
+  publish(mode, HEADING, {
+    text: [textTable(t.header, t.rows), textTable(t.latencyHeader, t.latencyRows)],
+    verdicts: verdicts(result),
+    notes: notes(result),
+    section: () => report(result, machine, settings, new Date().toISOString().slice(0, 10)),
+  });
 }
 
 await main(parseMode(process.argv.slice(2)));

@@ -208,3 +208,23 @@ export function writeBenchmarkSection(heading: string, body: string, file = BENC
   }
   writeFileSync(file, next.endsWith('\n') ? next : `${next}\n`);
 }
+
+/**
+ * Prints a benchmark's tables, met/missed per target and notes; in full mode, writes its section of
+ * BENCHMARKS.md (quick mode writes nothing).
+ */
+export function publish(
+  mode: BenchMode,
+  heading: string,
+  out: { text: string[]; verdicts: Array<{ target: string; measured: string; met: boolean }>; notes: string[]; section: () => string },
+): void {
+  process.stdout.write(`\n${out.text.join('\n\n')}\n\n`);
+  for (const v of out.verdicts) process.stdout.write(`${v.met ? 'met   ' : 'MISSED'} ${v.target}: ${v.measured}\n`);
+  for (const n of out.notes) process.stdout.write(`- ${n}\n`);
+  if (mode.quick) {
+    process.stderr.write('Quick mode: BENCHMARKS.md left unchanged; run without --quick to record figures.\n');
+    return;
+  }
+  writeBenchmarkSection(heading, out.section());
+  process.stderr.write(`Wrote the "${heading.slice(3)}" section of BENCHMARKS.md.\n`);
+}
