@@ -1,6 +1,7 @@
 import type { ConnectorService } from '../connectors/index.js';
 import type { Clock, Logger } from '../core/index.js';
 import type { DatabaseHandle } from '../db/index.js';
+import type { AuditLog } from '../identity/index.js';
 import type { EncryptedObjectStore } from '../objects/index.js';
 import type { Outbound } from '../outbound/index.js';
 import { createClientResolver } from './client-resolver.js';
@@ -9,6 +10,7 @@ import { createConnectionStore, type ConnectionStore } from './connections.js';
 import { createOAuthFlow, type OAuthFlow } from './flow.js';
 import { createServerResolver } from './flow-server.js';
 import { createTokenClient, type TokenClient } from './token-client.js';
+import { createUserCredentials, type UserCredentials } from './user-credentials.js';
 
 export interface OAuthAssemblyOptions {
   /** Its registry must know the connection and OAuth state types. */
@@ -27,12 +29,16 @@ export interface OAuthAssemblyOptions {
   logger: Logger;
   /** Told when a connection is created, fails to refresh, recovers or is deleted (the webhooks module). */
   onConnectionEvent?: ConnectionEventSink;
+  /** Records users' credentials saved and handed out (never a value). */
+  audit?: AuditLog;
 }
 
 export interface AssembledOAuth {
   flow: OAuthFlow;
   connections: ConnectionStore;
   tokens: TokenClient;
+  /** Users' and end users' own credentials for per-user api_key, basic and bearer connectors. */
+  credentials: UserCredentials;
   /**
    * Disconnects every connection of a connector, revoking at the provider where it can; a
    * connection that cannot be revoked is deleted all the same, so no stored token outlives its
@@ -62,9 +68,9 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
     ...(options.allowedReturnOrigins ? { allowedReturnOrigins: options.allowedReturnOrigins } : {}),
     ...(options.stateTtlMs !== undefined ? { stateTtlMs: options.stateTtlMs } : {}),
     outbound,
-    onTokens: async (tenantId, connectorId, userId, tokens) => {
+    onTokens: async (tenantId, connectorId, userId, tokens, config) => {
       const before = sink ? await connections.find(tenantId, connectorId, userId) : undefined;
-      const saved = await connections.save(tenantId, connectorId, userId, tokens);
+      const saved = await connections.save(tenantId, connectorId, userId, tokens, { config });
       // A reconnect of a connection that needed it is its recovery; anything else a (re)creation.
       const type = before !== undefined && before.status !== 'active' ? 'connection.recovered' : 'connection.created';
       const data = { connectorId, connectionId: saved.id, userId: saved.userId, endUserId: saved.endUserId, status: saved.status, errorCode: null };
@@ -105,5 +111,13 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
     }
   }
 
-  return { flow, connections, tokens, disconnectConnector };
+  const credentials = createUserCredentials({
+    store,
+    connectors,
+    ...(options.audit ? { audit: options.audit } : {}),
+    ...(sink ? { onConnectionEvent: sink } : {}),
+    logger,
+  });
+
+  return { flow, connections, tokens, credentials, disconnectConnector };
 }
