@@ -1,0 +1,73 @@
+// A browser for end-to-end tests of Latchkey's pages over a real socket: keeps the cookies it is
+// given (and drops the ones cleared), follows no redirect on its own.
+
+export class Browser {
+  readonly #cookies = new Map<string, string>();
+
+  /** Every body this browser received, in order. */
+  readonly bodies: string[] = [];
+
+  async get(url: string): Promise<Response> {
+    return this.#send(url, { method: 'GET' });
+  }
+
+  async post(url: string, form: Record<string, string>): Promise<Response> {
+    return this.postRaw(url, new URLSearchParams(form).toString());
+  }
+
+  async postRaw(url: string, body: string): Promise<Response> {
+    return this.#send(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+  }
+
+  /** The text of a response, recorded in `bodies`. */
+  async text(res: Response): Promise<string> {
+    const text = await res.text();
+    this.bodies.push(text);
+    return text;
+  }
+
+  cookie(name: string): string | undefined {
+    return this.#cookies.get(name);
+  }
+
+  async #send(url: string, init: RequestInit): Promise<Response> {
+    const cookie = [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), ...(cookie ? { cookie } : {}) } });
+    for (const line of res.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const at = (pair ?? '').indexOf('=');
+      const name = (pair ?? '').slice(0, at);
+      const value = (pair ?? '').slice(at + 1);
+      if (/max-age=0|expires=thu, 01 jan 1970/i.test(line) || value === '') this.#cookies.delete(name);
+      else this.#cookies.set(name, value);
+    }
+    return res;
+  }
+}
+
+/** A page's text with HTML's character references undone, to match messages against. */
+export function unescapeHtml(html: string): string {
+  return html.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+}
+
+/** One form of a connect page: where it posts, its hidden values, the names of the fields to fill. */
+export interface PageForm {
+  action: string;
+  label: string;
+  hidden: Record<string, string>;
+  inputs: string[];
+}
+
+/** The forms of a connect page, by the accessible label of their button (`Connect <name>`). */
+export function pageForms(html: string): Map<string, PageForm> {
+  const forms = new Map<string, PageForm>();
+  for (const match of html.matchAll(/<form[^>]*action="([^"]+)"[^>]*>(.*?)<\/form>/gs)) {
+    const [, action, inner] = match as unknown as [string, string, string];
+    const label = /aria-label="([^"]+)"/.exec(inner)?.[1] ?? '';
+    const hidden: Record<string, string> = {};
+    for (const h of inner.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) hidden[h[1] as string] = (h[2] as string).replace(/&amp;/g, '&');
+    const inputs = [...inner.matchAll(/<input id="[^"]*" type="(?:text|password)" name="([^"]+)"/g)].map((m) => m[1] as string);
+    forms.set(label, { action, label, hidden, inputs });
+  }
+  return forms;
+}
