@@ -19,6 +19,7 @@ import {
   type ConnectionStore,
   type OAuthFlow,
   type TokenClient,
+  type UserCredentials,
 } from './oauth/index.js';
 import { createOutbound } from './outbound/index.js';
 import { ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
@@ -115,8 +116,11 @@ export interface Latchkey {
   identity: Identity;
   apiKeys: ApiKeys;
   connectors: ConnectorService;
-  /** The authorization code flow, the stored connections and the token client that keeps them fresh. */
-  oauth: { flow: OAuthFlow; connections: ConnectionStore; tokens: TokenClient };
+  /**
+   * The authorization code flow, the stored connections, the token client that keeps them fresh,
+   * and users' own credentials for per-user api_key, basic and bearer connectors.
+   */
+  oauth: { flow: OAuthFlow; connections: ConnectionStore; tokens: TokenClient; credentials: UserCredentials };
   /** Calls to connectors' APIs with their credentials (what `/api/v1/connectors/{id}/proxy/*` runs). */
   proxy: Proxy;
   /** Connect sessions: what an application's end users use on the hosted connect page. */
@@ -230,11 +234,12 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       ...(oauthOptions.refreshSkewMs !== undefined ? { refreshSkewMs: oauthOptions.refreshSkewMs } : {}),
       cacheMs: settings.cacheBoundMs,
       onConnectionEvent: (event, tx) => webhooks.emit(event.tenantId, event.type, event.data, tx ? { tx } : {}).then(() => {}),
+      audit: identity.audit,
       clock,
       logger,
     });
-    const { flow, connections, tokens } = oauth;
-    const proxy = createProxy({ connectors, tokens, outbound, audit: identity.audit, logger });
+    const { flow, connections, tokens, credentials } = oauth;
+    const proxy = createProxy({ connectors, tokens, credentials, connections, outbound, audit: identity.audit, logger });
     const connectSessions = createConnectSessions({ store, connectors, publicUrl: settings.publicUrl, audit: identity.audit, clock });
 
     let stopStateCleanup = () => {};
@@ -273,9 +278,9 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             keyring,
             trustProxy: settings.trustProxy,
             apiPlugins: [
-              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens }, connectSessions, webhooks, proxy }),
+              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens, credentials }, connectSessions, webhooks, proxy }),
             ],
-            sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, flow, publicUrl: settings.publicUrl, clock })],
+            sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, credentials, flow, publicUrl: settings.publicUrl, clock })],
           });
     let appClosed = false;
     if (app) closers.push(() => (appClosed ? undefined : app.close()));
@@ -291,7 +296,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       identity,
       apiKeys,
       connectors,
-      oauth: { flow, connections, tokens },
+      oauth: { flow, connections, tokens, credentials },
       connect: { sessions: connectSessions },
       proxy,
       webhooks,

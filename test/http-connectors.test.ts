@@ -675,7 +675,7 @@ await eachDialect('HTTP connectors and connections', (dialect) => {
     const section = readme.slice(readme.indexOf('## Connecting an account'), readme.indexOf('## Running on PostgreSQL'));
     const bodies = [...section.matchAll(/-d '(\{[\s\S]*?\})'\n/g)].map((m) => JSON.parse(m[1] as string) as Record<string, unknown>);
     const connectors = bodies.filter((body) => 'provider' in body);
-    assert.deepEqual(connectors.map((body) => body.provider), ['google', 'http', 'microsoft']);
+    assert.deepEqual(connectors.map((body) => body.provider), ['google', 'http', 'http', 'microsoft']);
     const t = await h.tenant();
     for (const body of connectors) {
       const res = await h.call({ method: 'POST', url: '/api/v1/connectors', key: t.adminKey, body });

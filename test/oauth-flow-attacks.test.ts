@@ -245,7 +245,7 @@ await eachDialect('OAuth flow against a stand-in token endpoint', (dialect) => {
       assert.equal(rows[0]?.id, stateObjectId(state));
       assert.equal(rows[0]?.tenant_id, x.tenantA);
       assert.ok(!JSON.stringify(rows).includes(state), 'the state value is not stored');
-      assert.deepEqual(JSON.parse(rows[0]?.aad_attributes ?? '[]'), ['connectorId', 'userId', 'redirectUri', 'endUserId', 'connectSessionId', 'browserBinding']);
+      assert.deepEqual(JSON.parse(rows[0]?.aad_attributes ?? '[]'), ['connectorId', 'userId', 'redirectUri', 'endUserId', 'connectSessionId', 'browserBinding', 'config']);
 
       const result = await x.flow.callback(callbackParams(started.authorizationUrl, { code: 'the-code' }));
       assert.deepEqual(result, { ok: true, tenantId: x.tenantA, connectorId: x.connector.id, userId: 'usr_alice', endUserId: null, connectSessionId: null, returnTo: 'https://app.example.com/done' });

@@ -135,6 +135,7 @@ export function createApiKeyService(options: ApiKeyServiceOptions): ApiKeyServic
    */
   async function assertActorHolds(actor: Actor, carried: Iterable<Permission>, actorPermissions?: ReadonlySet<Permission>): Promise<void> {
     if (actor.type === 'system') return;
+    if (actor.type === 'end_user') throw new LatchkeyError('insufficient_permissions', 'An end user cannot create or roll API keys.');
     const limit =
       actorPermissions ??
       actor.permissions ??

@@ -193,6 +193,23 @@ describe('provider schema refinements', () => {
     assertFileError(optional, 'oauth.tokenUrl', /an optional config field without a default/);
   });
 
+  it('lets an end user give only a patterned string field, never the client id or scopes', () => {
+    const data = acme();
+    data.oauth.tokenUrl = 'https://{tenant}.acme.example/token';
+    data.config.tenant = { type: 'string', required: true, description: 'The account.', pattern: '^[a-z]+$', endUser: true };
+    const template = parseProviderTemplate(data, 'acme.json');
+    assert.equal(template.config.tenant?.endUser, true);
+    const url = acme();
+    url.config.base = { type: 'url', required: false, description: 'Where.', endUser: true };
+    assertFileError(url, 'config.base.endUser', /needs a "string" field with a pattern/);
+    const unpatterned = acme();
+    unpatterned.config.tenant = { type: 'string', required: true, description: 'The account.', endUser: true };
+    assertFileError(unpatterned, 'config.tenant.endUser', /with a pattern/);
+    const client = acme();
+    client.config.clientId = { type: 'string', required: true, description: 'The client id.', pattern: '^.+$', endUser: true };
+    assertFileError(client, 'config.clientId.endUser', /application chooses them/);
+  });
+
   it('allows a token response field in the API base URL', () => {
     const data = { ...acme(), apiBaseUrl: '{instance_url}/api', tokenResponseFields: ['instance_url'] };
     assert.equal(parseProviderTemplate(data, 'acme.json').apiBaseUrl, '{instance_url}/api');

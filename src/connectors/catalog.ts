@@ -148,7 +148,7 @@ export interface ResolvedProvider {
   apiBaseUrl: string | undefined;
   /** Undefined for providers without api_key, and while a config field it names is not set (`http` connectors of another auth type). */
   apiKey: ApiKeyPlacement | undefined;
-  /** Undefined for providers without OAuth. */
+  /** Undefined for providers without OAuth, and while its endpoints use a field an end user has not given yet. */
   oauth: ResolvedOAuth | undefined;
 }
 
@@ -211,7 +211,9 @@ export function loadCatalog(sources: readonly ProviderSource[] = BUNDLED_PROVIDE
  * present; values must be non-empty strings matching the field's type and pattern (`scopes` may also
  * be a list of scopes, stored space-separated). Secrets are refused with a pointer to `secrets`. With
  * `allowInsecureLoopback: false`, plain http URLs are refused even where the template allows loopback
- * http. On success, `config` holds the given values plus defaults.
+ * http. With `leaveToEndUsers` (per-user connectors), a required field the template marks `endUser`
+ * may be left out: each end user gives it when connecting. On success, `config` holds the given
+ * values plus defaults.
  *
  * @example
  * const result = validateConnectorConfig(catalog.get('microsoft')!, 'oauth_authorization_code', {
@@ -224,7 +226,7 @@ export function validateConnectorConfig(
   template: ProviderTemplate,
   authType: string,
   config: unknown,
-  options: { allowInsecureLoopback?: boolean } = {},
+  options: { allowInsecureLoopback?: boolean; leaveToEndUsers?: boolean } = {},
 ): ConfigValidation {
   assertTemplate(template);
   const fields: ConfigFieldError[] = [];
@@ -254,8 +256,61 @@ export function validateConnectorConfig(
   }
   for (const [name, field] of Object.entries(template.config)) {
     if (!applies(field) || Object.hasOwn(config, name)) continue;
-    if (field.required) fields.push({ path: `config.${name}`, message: 'is required' });
+    // A per-user connector may leave an end-user field to each end user (see endUserFieldsOf).
+    if (field.required && !(options.leaveToEndUsers === true && field.endUser === true)) fields.push({ path: `config.${name}`, message: 'is required' });
     else if (field.default !== undefined) out[name] = field.default;
+  }
+  return fields.length > 0 ? { ok: false, fields } : { ok: true, config: out };
+}
+
+/**
+ * The config fields each end user gives when connecting: those the template marks `endUser`, that
+ * apply to the auth type and that the connector leaves unset. Empty for shared connectors.
+ *
+ * @example
+ * endUserFieldsOf(catalog.get('zendesk')!, 'oauth_authorization_code', 'per_user', { clientId }); // ['subdomain']
+ */
+export function endUserFieldsOf(template: ProviderTemplate, authType: AuthType, tokenMode: string, config: ConnectorConfig): string[] {
+  assertTemplate(template);
+  if (tokenMode !== 'per_user') return [];
+  return Object.entries(template.config)
+    .filter(([name, field]) => field.endUser === true && (field.authTypes ?? template.authTypes).includes(authType) && !Object.hasOwn(config, name))
+    .map(([name]) => name);
+}
+
+/**
+ * Checks the config an end user gives (see {@link endUserFieldsOf}): only those fields, each a
+ * string matching the field's pattern, the required ones present. Messages name the field, never
+ * the value. On success, `config` holds the values given.
+ *
+ * @example
+ * validateEndUserConfig(zendesk, 'oauth_authorization_code', 'per_user', { clientId }, { subdomain: 'acme' });
+ * // { ok: true, config: { subdomain: 'acme' } }
+ */
+export function validateEndUserConfig(
+  template: ProviderTemplate,
+  authType: AuthType,
+  tokenMode: string,
+  connectorConfig: ConnectorConfig,
+  given: unknown,
+): ConfigValidation {
+  const asked = endUserFieldsOf(template, authType, tokenMode, connectorConfig);
+  if (!isRecord(given)) return { ok: false, fields: [{ path: 'config', message: 'must be an object' }] };
+  const fields: ConfigFieldError[] = [];
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(given)) {
+    const path = `config.${name}`;
+    const field = asked.includes(name) ? template.config[name] : undefined;
+    if (!field) {
+      fields.push({ path, message: asked.length === 0 ? 'is not asked of end users by this connector' : `is not one of the fields asked of end users (${asked.join(', ')})` });
+      continue;
+    }
+    const problem = valueProblem(template, name, field, value);
+    if (problem) fields.push({ path, message: problem });
+    else out[name] = value as string;
+  }
+  for (const name of asked) {
+    if (!Object.hasOwn(given, name) && template.config[name]?.required) fields.push({ path: `config.${name}`, message: 'is required' });
   }
   return fields.length > 0 ? { ok: false, fields } : { ok: true, config: out };
 }
@@ -266,7 +321,10 @@ export function validateConnectorConfig(
  * URL; one in the host must be a host name; one in the path must be a single segment (percent-encoded);
  * one in the query is percent-encoded. A bad config value throws `validation_failed` naming the field;
  * a bad token response value throws `internal_error`. The config is expected to have passed
- * {@link validateConnectorConfig}; values placed in URLs are checked again here.
+ * {@link validateConnectorConfig}; values placed in URLs are checked again here. `pending` names
+ * fields each end user gives (see {@link endUserFieldsOf}): until they are in `config`, every URL
+ * that uses one is undefined (the OAuth block too when its endpoints do), so nothing is ever sent
+ * to a guessed address.
  *
  * @example
  * const resolved = resolveProvider(catalog.get('microsoft')!, { tenantId: 'contoso.onmicrosoft.com', clientId });
@@ -279,6 +337,7 @@ export function resolveProvider(
   template: ProviderTemplate,
   config: ConnectorConfig,
   tokenResponse?: Readonly<Record<string, unknown>>,
+  options: { pending?: readonly string[] } = {},
 ): ResolvedProvider {
   assertTemplate(template);
   if (!isRecord(config)) throw new TypeError('"config" must be an object.');
@@ -292,7 +351,7 @@ export function resolveProvider(
     if (problem) throw configError(name, problem);
     values.set(name, value as string);
   }
-  const context: FillContext = { template, values, tokenResponse };
+  const context: FillContext = { template, values, tokenResponse, pending: new Set(options.pending ?? []) };
   return {
     provider: template.id,
     apiBaseUrl: fillUrl(context, template.apiBaseUrl),
@@ -301,7 +360,10 @@ export function resolveProvider(
   };
 }
 
-function resolveOAuth(context: FillContext, oauth: NonNullable<ProviderTemplate['oauth']>): ResolvedOAuth {
+function resolveOAuth(context: FillContext, oauth: NonNullable<ProviderTemplate['oauth']>): ResolvedOAuth | undefined {
+  // Endpoints that depend on an end user's value are not known before that end user gives it.
+  const early = [oauth.authorizationUrl, oauth.tokenUrl, oauth.issuer];
+  if (early.some((url) => url !== undefined && usesPending(context, url))) return undefined;
   const separator = oauth.scopes.separator;
   const configured = context.template.config.scopes ? context.values.get('scopes') : undefined;
   const scopes = configured === undefined ? undefined : splitScopes(configured, separator);
@@ -330,6 +392,8 @@ interface FillContext {
   template: ProviderTemplate;
   values: ReadonlyMap<string, string>;
   tokenResponse: Readonly<Record<string, unknown>> | undefined;
+  /** Fields each end user gives: while unknown, every URL that uses one is undefined. */
+  pending: ReadonlySet<string>;
 }
 
 /** The schema guarantees that these URLs exist and use only fields that always have a value. */
@@ -337,6 +401,12 @@ function requiredUrl(context: FillContext, urlTemplate: string | undefined, key:
   const url = urlTemplate === undefined ? undefined : fillUrl(context, urlTemplate);
   if (url === undefined) throw new ConfigError(`Provider "${context.template.id}" has no value for "oauth.${key}".`);
   return url;
+}
+
+function usesPending(context: FillContext, urlTemplate: string): boolean {
+  if (context.pending.size === 0) return false;
+  const parts = parseUrlTemplate(urlTemplate);
+  return typeof parts !== 'string' && parts.some((part) => part.kind === 'placeholder' && context.pending.has(part.name) && !context.values.has(part.name));
 }
 
 /**
@@ -355,6 +425,7 @@ function fillUrl(context: FillContext, urlTemplate: string): string | undefined 
       continue;
     }
     const source = lookup(context, part.name);
+    if (source.value === undefined && context.pending.has(part.name)) return undefined;
     if (source.value === undefined) {
       if (source.required) throw source.fail('is required');
       return undefined;

@@ -1,10 +1,14 @@
 import { LatchkeyError } from '../core/index.js';
 import { validateConnectorConfig, type Catalog, type ConfigFieldError } from './catalog.js';
 import { nearestIds, orList } from './nearest-ids.js';
-import { AUTH_TYPES, urlProblem, type AuthType, type ProviderTemplate } from './provider-schema.js';
+import { AUTH_TYPES, PER_USER_AUTH_TYPES, urlProblem, type AuthType, type ProviderTemplate } from './provider-schema.js';
 
 export const TOKEN_MODES = ['shared', 'per_user'] as const;
-/** `shared`: one connection for the connector; `per_user`: one per user (authorization code only). */
+/**
+ * `shared`: one connection for the connector; `per_user`: one per user or end user (authorization
+ * code, where each user signs in; `api_key`, `basic` and `bearer`, where each user gives their own
+ * credential and the connector holds none).
+ */
 export type TokenMode = (typeof TOKEN_MODES)[number];
 
 export const SECRET_NAMES = ['clientSecret', 'apiKeyValue', 'username', 'password', 'token'] as const;
@@ -27,6 +31,19 @@ export const SECRETS_BY_AUTH_TYPE: Readonly<Record<AuthType, readonly SecretName
   oauth_authorization_code: ['clientSecret'],
 });
 
+/**
+ * The secrets a connector itself holds: its auth type's, except for a per-user `api_key`, `basic`
+ * or `bearer` connector, whose credentials are each user's own and live in their connections.
+ *
+ * @example
+ * connectorSecretsOf('basic', 'shared');   // ['username', 'password']
+ * connectorSecretsOf('basic', 'per_user'); // []
+ */
+export function connectorSecretsOf(authType: AuthType, tokenMode: TokenMode): readonly SecretName[] {
+  if (tokenMode === 'per_user' && (authType === 'api_key' || authType === 'basic' || authType === 'bearer')) return [];
+  return SECRETS_BY_AUTH_TYPE[authType];
+}
+
 const MAX_NAME_LENGTH = 100;
 const MAX_SECRET_LENGTH = 8192;
 const MAX_RETURN_ORIGINS = 20;
@@ -37,7 +54,7 @@ export interface CreateConnectorInput {
   name: string;
   provider: string;
   authType: AuthType;
-  /** Default `shared`. `per_user` only with `oauth_authorization_code`. */
+  /** Default `shared`. `per_user` with `oauth_authorization_code`, `api_key`, `basic` or `bearer`. */
   tokenMode?: TokenMode;
   /** `scopes` may be a list as well as a space-separated string. */
   config?: Record<string, string | readonly string[]>;
@@ -130,15 +147,16 @@ export interface InputRules {
  * Checks the secrets against the auth type: each required one set, no other one given. `lost`: the
  * stored secrets could not be decrypted, so a missing one is asked for again.
  */
-function checkSecrets(authType: AuthType | undefined, secrets: Record<string, unknown>, fields: Fields, lost = false): ConnectorSecrets {
-  const applicable = authType ? SECRETS_BY_AUTH_TYPE[authType] : SECRET_NAMES;
+function checkSecrets(authType: AuthType | undefined, tokenMode: TokenMode, secrets: Record<string, unknown>, fields: Fields, lost = false): ConnectorSecrets {
+  const applicable = authType ? connectorSecretsOf(authType, tokenMode) : SECRET_NAMES;
   const out: ConnectorSecrets = {};
   for (const [name, value] of Object.entries(secrets)) {
     const path = `secrets.${name}`;
     if (!(SECRET_NAMES as readonly string[]).includes(name)) {
       fields.push({ path, message: `is not a connector secret (${SECRET_NAMES.join(', ')})` });
     } else if (!applicable.includes(name as SecretName)) {
-      fields.push({ path, message: `does not apply to auth type ${authType}` });
+      const perUser = authType !== undefined && SECRETS_BY_AUTH_TYPE[authType].includes(name as SecretName);
+      fields.push({ path, message: perUser ? 'does not apply to a per_user connector: each user gives their own credential when connecting' : `does not apply to auth type ${authType}` });
     } else if (typeof value !== 'string') {
       fields.push({ path, message: 'must be a string' });
     } else if (value.length === 0) {
@@ -150,7 +168,7 @@ function checkSecrets(authType: AuthType | undefined, secrets: Record<string, un
     }
   }
   if (authType) {
-    for (const name of SECRETS_BY_AUTH_TYPE[authType]) {
+    for (const name of connectorSecretsOf(authType, tokenMode)) {
       if (Object.hasOwn(secrets, name)) continue;
       const message = lost ? 'must be sent again: the stored secrets cannot be decrypted, so every secret of the connector is replaced' : `is required for auth type ${authType}`;
       fields.push({ path: `secrets.${name}`, message });
@@ -197,12 +215,13 @@ export function parseCreateInput(catalog: Catalog, input: unknown, rules: InputR
   const tokenMode = input.tokenMode ?? 'shared';
   if (!(TOKEN_MODES as readonly unknown[]).includes(tokenMode)) {
     fields.push({ path: 'tokenMode', message: `must be one of ${TOKEN_MODES.join(', ')}` });
-  } else if (tokenMode === 'per_user' && authType && authType !== 'oauth_authorization_code') {
-    fields.push({ path: 'tokenMode', message: 'can be per_user only with auth type oauth_authorization_code' });
+  } else if (tokenMode === 'per_user' && authType && !PER_USER_AUTH_TYPES.includes(authType)) {
+    fields.push({ path: 'tokenMode', message: `can be per_user only with auth type ${PER_USER_AUTH_TYPES.join(', ')}` });
   }
+  const mode: TokenMode = tokenMode === 'per_user' ? 'per_user' : 'shared';
   let config: Record<string, string> = {};
   if (tpl && authType) {
-    const result = validateConnectorConfig(tpl, authType, input.config ?? {}, rules);
+    const result = validateConnectorConfig(tpl, authType, input.config ?? {}, { ...rules, leaveToEndUsers: mode === 'per_user' });
     if (result.ok) config = result.config;
     else fields.push(...result.fields);
   } else if (input.config !== undefined && !isRecord(input.config)) {
@@ -211,7 +230,7 @@ export function parseCreateInput(catalog: Catalog, input: unknown, rules: InputR
   const rawSecrets = input.secrets ?? {};
   let secrets: ConnectorSecrets = {};
   if (!isRecord(rawSecrets)) fields.push({ path: 'secrets', message: 'must be an object' });
-  else secrets = checkSecrets(authType, rawSecrets, fields);
+  else secrets = checkSecrets(authType, mode, rawSecrets, fields);
   const redirectUri = input.redirectUri ?? null;
   const redirectIssue = redirectUriProblem(redirectUri);
   if (redirectIssue) fields.push({ path: 'redirectUri', message: redirectIssue });
@@ -271,7 +290,10 @@ export function parseUpdateInput(catalog: Catalog, current: ConnectorAttributes,
       if (!tpl) {
         fields.push({ path: 'provider', message: 'is no longer in the catalog' });
       } else {
-        const result = validateConnectorConfig(tpl, current.authType, mergePatch(current.config, patch.config), rules);
+        const result = validateConnectorConfig(tpl, current.authType, mergePatch(current.config, patch.config), {
+          ...rules,
+          leaveToEndUsers: current.tokenMode === 'per_user',
+        });
         if (result.ok) next.config = result.config;
         else fields.push(...result.fields);
       }
@@ -282,7 +304,7 @@ export function parseUpdateInput(catalog: Catalog, current: ConnectorAttributes,
     if (!isRecord(given)) {
       fields.push({ path: 'secrets', message: 'must be an object' });
     } else {
-      next.secrets = checkSecrets(current.authType, mergePatch(current.secrets, given), fields, rules.secretsLost);
+      next.secrets = checkSecrets(current.authType, current.tokenMode, mergePatch(current.secrets, given), fields, rules.secretsLost);
       next.secretsSet = secretNames(next.secrets);
     }
   }

@@ -7,7 +7,8 @@ import { createAuditLog, type Actor } from '../identity/index.js';
 import { eachDialect } from '../../test/support/databases.js';
 import { createStoreFixture, type StoreFixture } from '../../test/support/store.js';
 import { loadCatalog } from './catalog.js';
-import { CONNECTOR_TYPE, createConnectorService, type ConnectorService } from './connectors.js';
+import { CONNECTOR_TYPE, createConnectorService, resolveForEndUser, type ConnectorService } from './connectors.js';
+import { credentialOf } from './credentials.js';
 
 const catalog = loadCatalog();
 const ACTOR: Actor = { type: 'user', tenantId: 'ten_a', userId: 'usr_admin' };
@@ -164,7 +165,9 @@ await eachDialect('connector service', (dialect) => {
         [{ name: 'x', provider: 'nope', authType: 'api_key' }, 'provider', /not a provider/],
         [{ name: 'x', provider: 'stripe', authType: 'oauth_authorization_code' }, 'authType', /must be one of api_key/],
         [{ name: 'x', provider: 'stripe', authType: 'magic' }, 'authType', /must be one of none/],
-        [{ name: 'x', provider: 'stripe', authType: 'api_key', tokenMode: 'per_user', secrets: { apiKeyValue: 'k' } }, 'tokenMode', /per_user only/],
+        [{ name: 'x', provider: 'oauth2', authType: 'oauth_client_credentials', tokenMode: 'per_user', config: { clientId: 'c', authorizationUrl: 'https://a.example.com', tokenUrl: 'https://t.example.com' }, secrets: { clientSecret: 's' } }, 'tokenMode', /per_user only/],
+        [{ name: 'x', provider: 'stripe', authType: 'api_key', tokenMode: 'per_user', secrets: { apiKeyValue: 'k' } }, 'secrets.apiKeyValue', /each user gives their own credential/],
+        [{ name: 'x', provider: 'zendesk', authType: 'oauth_authorization_code', config: { clientId: 'c' }, secrets: { clientSecret: 's' } }, 'config.subdomain', /required/],
         [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: {} }, 'secrets.apiKeyValue', /required/],
         [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: '' } }, 'secrets.apiKeyValue', /empty/],
         [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: 5 } }, 'secrets.apiKeyValue', /string/],
@@ -180,6 +183,70 @@ await eachDialect('connector service', (dialect) => {
         assert.match(fieldsOf(caseErr)[path] ?? `(no error on ${path}: ${JSON.stringify(caseErr.details)})`, message, path);
       }
       assert.equal((await connectors.list(tenantA)).items.length, 0, 'nothing was created');
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('per-user api_key, basic and bearer connectors hold no credential; end-user fields are left to each end user and resolved for them', async () => {
+    const { f, connectors, tenantA } = await fixture(dialect);
+    try {
+      const basic = await connectors.create(ACTOR, tenantA, { name: 'Each own', provider: 'http', authType: 'basic', tokenMode: 'per_user', config: { apiBaseUrl: 'https://api.example.com' } });
+      assert.deepEqual(basic.secrets, {}, 'no secret flags: the connector holds none');
+      assert.deepEqual(basic.endUserFields, []);
+      await rejectsWith(connectors.update(ACTOR, tenantA, basic.id, { secrets: { password: secret() } }), 'validation_failed');
+      const resolvedBasic = await connectors.getResolved(tenantA, basic.id);
+      assert.throws(() => credentialOf(resolvedBasic), /keeps one credential per user/);
+
+      const zendesk = await connectors.create(ACTOR, tenantA, {
+        name: 'Zendesk',
+        provider: 'zendesk',
+        authType: 'oauth_authorization_code',
+        tokenMode: 'per_user',
+        config: { clientId: 'client-1' },
+        secrets: { clientSecret: secret() },
+      });
+      assert.deepEqual(zendesk.endUserFields, ['subdomain']);
+      const open = await connectors.getResolved(tenantA, zendesk.id);
+      assert.equal(open.provider.oauth, undefined, 'no endpoint is guessed before the end user names their subdomain');
+      assert.equal(open.provider.apiBaseUrl, undefined);
+      const acme = resolveForEndUser(open, { subdomain: 'acme' });
+      assert.ok(acme.provider.oauth && acme.provider.oauth.discovery === undefined);
+      assert.equal(acme.provider.oauth.tokenUrl, 'https://acme.zendesk.com/oauth/tokens');
+      assert.equal(acme.provider.apiBaseUrl, 'https://acme.zendesk.com/api/v2');
+      assert.equal(acme.clientSecret, open.clientSecret, 'the secrets stay with the resolution');
+      assert.deepEqual(Object.keys(acme).includes('clientSecret'), false);
+      assert.deepEqual(acme.endUserConfig, { subdomain: 'acme' });
+      const bad: [unknown, string, RegExp][] = [
+        [{}, 'config.subdomain', /required/],
+        [{ subdomain: 'evil.example.com/x' }, 'config.subdomain', /must match/],
+        [{ subdomain: 'ac\u0000me' }, 'config.subdomain', /control characters/],
+        [{ subdomain: 'a'.repeat(5000) }, 'config.subdomain', /at most 2048/],
+        [{ subdomain: 7 }, 'config.subdomain', /string/],
+        [{ subdomain: 'acme', clientId: 'mine' }, 'config.clientId', /not one of the fields asked of end users/],
+        ['acme', 'config', /object/],
+      ];
+      for (const [given, path, message] of bad) {
+        let caught: unknown;
+        try {
+          resolveForEndUser(open, given);
+        } catch (err) {
+          caught = err;
+        }
+        assert.ok(caught instanceof LatchkeyError && caught.code === 'validation_failed', `${JSON.stringify(given)} is refused`);
+        assert.match(fieldsOf(caught)[path] ?? '', message, path);
+        assert.ok(!caught.message.includes('evil.example.com') && !caught.message.includes('mine'), 'the value is not echoed');
+      }
+      // The connector may still fix the field for everyone: then nobody is asked.
+      const fixed = await connectors.create(ACTOR, tenantA, {
+        name: 'Zendesk acme',
+        provider: 'zendesk',
+        authType: 'oauth_authorization_code',
+        tokenMode: 'per_user',
+        config: { clientId: 'client-1', subdomain: 'acme' },
+        secrets: { clientSecret: secret() },
+      });
+      assert.deepEqual(fixed.endUserFields, []);
     } finally {
       await f.dispose();
     }

@@ -3,11 +3,11 @@ import { DecryptionError, LatchkeyError } from '../core/index.js';
 import type { InvalidationBus } from '../db/index.js';
 import type { Actor, AuditLog } from '../identity/index.js';
 import { defineObjectType, type EncryptedObjectStore, type PlainAttributesOf, type StoredObject } from '../objects/index.js';
-import { resolveProvider, type Catalog, type ResolvedProvider } from './catalog.js';
+import { endUserFieldsOf, resolveProvider, validateEndUserConfig, type Catalog, type ConnectorConfig, type ResolvedProvider } from './catalog.js';
 import {
   SECRET_NAMES,
-  SECRETS_BY_AUTH_TYPE,
   TOKEN_MODES,
+  connectorSecretsOf,
   parseCreateInput,
   parseUpdateInput,
   type ConnectorAttributes,
@@ -66,8 +66,10 @@ export interface ConnectorView {
   config: Record<string, string>;
   redirectUri: string | null;
   allowedReturnOrigins: string[];
-  /** One flag per secret of the auth type, e.g. `{ clientSecret: { set: true } }`. */
+  /** One flag per secret the connector holds, e.g. `{ clientSecret: { set: true } }` (none for per-user api_key, basic and bearer connectors). */
   secrets: Partial<Record<SecretName, { set: boolean }>>;
+  /** Config fields each end user gives when connecting (a subdomain...): the provider's end-user fields this connector leaves unset. */
+  endUserFields: string[];
   revision: number;
   createdAt: string;
   updatedAt: string;
@@ -80,8 +82,16 @@ export interface ConnectorView {
 export interface ResolvedConnector {
   connector: ConnectorView;
   template: ProviderTemplate;
-  /** The template's placeholders filled from the config (endpoints, scopes, client authentication). */
+  /**
+   * The template's placeholders filled from the config (endpoints, scopes, client authentication)
+   * and the end user's config. While `endUserFields` are missing from `endUserConfig`, every URL
+   * that uses one is undefined: resolve again with {@link resolveForEndUser}.
+   */
   provider: ResolvedProvider;
+  /** The connector's {@link ConnectorView.endUserFields}. */
+  endUserFields: readonly string[];
+  /** The end user's values of `endUserFields`, as resolved; empty until given. */
+  endUserConfig: Readonly<Record<string, string>>;
   /** `config.clientId` for OAuth connectors. */
   clientId: string | undefined;
   readonly clientSecret: string | undefined;
@@ -100,8 +110,11 @@ export interface ConnectorService {
   list(tenantId: string, options?: { limit?: number; after?: string }): Promise<ConnectorPage>;
   update(actor: Actor, tenantId: string, id: string, patch: unknown): Promise<ConnectorView>;
   delete(actor: Actor, tenantId: string, id: string): Promise<void>;
-  /** Internal (OAuth and token code): the connector with its secrets and resolved endpoints. */
-  getResolved(tenantId: string, id: string): Promise<ResolvedConnector>;
+  /**
+   * Internal (OAuth and token code): the connector with its secrets and resolved endpoints; with
+   * `endUserConfig`, resolved for the end user who gave it (see {@link resolveForEndUser}).
+   */
+  getResolved(tenantId: string, id: string, endUserConfig?: unknown): Promise<ResolvedConnector>;
   /** The catalog's providers as the API shows them. */
   readonly providers: ProviderDirectory;
   /**
@@ -142,10 +155,11 @@ function assertString(value: unknown, name: string): asserts value is string {
   }
 }
 
-function toView(object: PlainConnector): ConnectorView {
+function toView(catalog: Catalog, object: PlainConnector): ConnectorView {
   const a = object.attributes;
   const flags: ConnectorView['secrets'] = {};
-  for (const name of SECRETS_BY_AUTH_TYPE[a.authType]) flags[name] = { set: a.secretsSet.includes(name) };
+  for (const name of connectorSecretsOf(a.authType, a.tokenMode)) flags[name] = { set: a.secretsSet.includes(name) };
+  const template = catalog.get(a.provider);
   return {
     id: object.id,
     tenantId: object.tenantId,
@@ -157,6 +171,7 @@ function toView(object: PlainConnector): ConnectorView {
     redirectUri: a.redirectUri,
     allowedReturnOrigins: [...a.allowedReturnOrigins],
     secrets: flags,
+    endUserFields: template ? endUserFieldsOf(template, a.authType, a.tokenMode, a.config) : [],
     revision: object.revision,
     createdAt: object.createdAt,
     updatedAt: object.updatedAt,
@@ -170,6 +185,38 @@ function isConnectorId(id: string): boolean {
 function notFound(id: string): LatchkeyError {
   // The same answer for an unknown id and another tenant's: ids are no oracle.
   return new LatchkeyError('not_found', `No connector with id ${JSON.stringify(id)} exists.`);
+}
+
+/**
+ * The connector resolved for one end user: `endUserConfig` (the values of its `endUserFields` that
+ * the end user gave, checked against the provider's patterns) fills the placeholders the connector
+ * leaves open. Throws `validation_failed` naming the field (never the value). No database read.
+ *
+ * @example
+ * const forAcme = resolveForEndUser(await connectors.getResolved(tenantId, id), { subdomain: 'acme' });
+ * forAcme.provider.oauth?.discovery === undefined && forAcme.provider.oauth.tokenUrl; // 'https://acme.zendesk.com/oauth/tokens'
+ */
+export function resolveForEndUser(resolved: ResolvedConnector, endUserConfig: unknown): ResolvedConnector {
+  const { connector, template } = resolved;
+  const checked = validateEndUserConfig(template, connector.authType, connector.tokenMode, connector.config, endUserConfig);
+  if (!checked.ok) {
+    const [first] = checked.fields;
+    const more = checked.fields.length > 1 ? ` (and ${checked.fields.length - 1} more)` : '';
+    const where = first ? `"${first.path}" ${first.message}` : 'invalid';
+    throw new LatchkeyError('validation_failed', `The account details are invalid: ${where}${more}.`, { details: { fields: checked.fields } });
+  }
+  const config: ConnectorConfig = { ...connector.config, ...checked.config };
+  const next = {
+    connector,
+    template,
+    provider: resolveProvider(template, config, undefined, { pending: resolved.endUserFields }),
+    endUserFields: resolved.endUserFields,
+    endUserConfig: Object.freeze({ ...checked.config }),
+    clientId: resolved.clientId,
+  } as ResolvedConnector;
+  Object.defineProperty(next, 'secrets', { value: resolved.secrets, enumerable: false });
+  Object.defineProperty(next, 'clientSecret', { value: resolved.clientSecret, enumerable: false });
+  return next;
 }
 
 /**
@@ -220,10 +267,13 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
     if (!template) {
       throw new LatchkeyError('invalid_request', `The connector ${id} uses provider "${attributes.provider}", which is not in the catalog.`);
     }
+    const view = Object.freeze(toView(catalog, object));
     const resolved = {
-      connector: Object.freeze(toView(object)),
+      connector: view,
       template,
-      provider: Object.freeze(resolveProvider(template, attributes.config)),
+      provider: Object.freeze(resolveProvider(template, attributes.config, undefined, { pending: view.endUserFields })),
+      endUserFields: Object.freeze([...view.endUserFields]),
+      endUserConfig: Object.freeze({}),
       clientId: attributes.config.clientId,
     } as ResolvedConnector;
     const secrets = Object.freeze({ ...attributes.secrets });
@@ -257,17 +307,17 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
         const details = { name: attributes.name, provider: attributes.provider, authType: attributes.authType, tokenMode: attributes.tokenMode };
         return { result: object, action: 'connector.created', target: object.id, details };
       });
-      return toView(created);
+      return toView(catalog, created);
     },
 
     async get(tenantId, id) {
-      return toView(await read(tenantId, id, plain));
+      return toView(catalog, await read(tenantId, id, plain));
     },
 
     async list(tenantId, listOptions = {}) {
       assertString(tenantId, 'tenantId');
       const page = await store.list(CONNECTOR_TYPE, tenantId, { limit: listOptions.limit ?? 100, after: listOptions.after });
-      return page.next === undefined ? { items: page.items.map(toView) } : { items: page.items.map(toView), next: page.next };
+      return page.next === undefined ? { items: page.items.map((item) => toView(catalog, item)) } : { items: page.items.map((item) => toView(catalog, item)), next: page.next };
     },
 
     async update(actor, tenantId, id, patch) {
@@ -298,7 +348,7 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
         }),
         id,
       );
-      return toView(updated);
+      return toView(catalog, updated);
     },
 
     async delete(actor, tenantId, id) {
@@ -315,8 +365,9 @@ export function createConnectorService(options: ConnectorServiceOptions): Connec
       );
     },
 
-    async getResolved(tenantId, id) {
-      return resolvedCache === undefined ? resolve(tenantId, id) : resolvedCache.get(tenantId, id, () => resolve(tenantId, id));
+    async getResolved(tenantId, id, endUserConfig) {
+      const resolved = resolvedCache === undefined ? await resolve(tenantId, id) : await resolvedCache.get(tenantId, id, () => resolve(tenantId, id));
+      return endUserConfig === undefined ? resolved : resolveForEndUser(resolved, endUserConfig);
     },
 
     providers: createProviderDirectory(catalog),

@@ -4,6 +4,7 @@
 export {
   AUTH_TYPES,
   OAUTH_AUTH_TYPES,
+  PER_USER_AUTH_TYPES,
   API_KEY_LOCATIONS,
   isOAuthAuthType,
   providerTemplateSchema,
@@ -28,6 +29,8 @@ export {
   parseProviderTemplate,
   resolveProvider,
   validateConnectorConfig,
+  endUserFieldsOf,
+  validateEndUserConfig,
 } from './catalog.js';
 export type {
   Catalog,
@@ -40,11 +43,19 @@ export type {
   ResolvedOAuthEndpoints,
   ResolvedOAuthDiscovery,
 } from './catalog.js';
-export { CONNECTOR_TYPE, createConnectorService } from './connectors.js';
+export { CONNECTOR_TYPE, createConnectorService, resolveForEndUser } from './connectors.js';
 export type { ConnectorService, ConnectorServiceOptions, ConnectorView, ConnectorPage, ResolvedConnector } from './connectors.js';
-export { TOKEN_MODES, SECRET_NAMES, SECRETS_BY_AUTH_TYPE } from './connectors-input.js';
+export { TOKEN_MODES, SECRET_NAMES, SECRETS_BY_AUTH_TYPE, connectorSecretsOf } from './connectors-input.js';
 export type { TokenMode, SecretName, ConnectorSecrets, CreateConnectorInput, UpdateConnectorInput } from './connectors-input.js';
-export { STATIC_CREDENTIAL_AUTH_TYPES, connectorCredentialSchema, credentialOf, isStaticCredentialAuthType } from './credentials.js';
-export type { ConnectorCredential, StaticCredentialAuthType } from './credentials.js';
+export {
+  STATIC_CREDENTIAL_AUTH_TYPES,
+  USER_CREDENTIAL_FIELDS,
+  connectorCredentialSchema,
+  credentialOf,
+  credentialWith,
+  isStaticCredentialAuthType,
+  parseUserCredential,
+} from './credentials.js';
+export type { ConnectorCredential, StaticCredentialAuthType, UserCredential } from './credentials.js';
 export { createProviderDirectory } from './provider-directory.js';
 export type { ProviderDirectory, ProviderView, ProviderField, ProviderFieldSchema } from './provider-directory.js';

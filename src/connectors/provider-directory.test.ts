@@ -48,10 +48,13 @@ describe('provider directory', () => {
       location: 'secrets',
       secret: true,
       required: true,
+      endUser: false,
       description: 'The OAuth client secret of your app registration.',
       authTypes: ['oauth_authorization_code', 'oauth_client_credentials'],
       schema: { type: 'string', minLength: 1, maxLength: 8192, writeOnly: true },
     });
+    assert.equal(tenantId.endUser, false);
+    assert.equal(providers.get('zendesk').fields.find((f) => f.name === 'subdomain')?.endUser, true, 'each end user may name their own subdomain');
     const salesforce = providers.get('salesforce').fields.find((f) => f.name === 'loginHost');
     assert.equal(salesforce?.schema.default, 'login.salesforce.com');
     assert.equal(salesforce?.required, false);

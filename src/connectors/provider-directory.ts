@@ -24,8 +24,10 @@ export interface ProviderField {
   location: 'config' | 'secrets';
   /** A credential: mask it when it is typed in. Every `secrets` value is stored encrypted and never shown again. */
   secret: boolean;
-  /** Required for the auth types it applies to. */
+  /** Required for the auth types it applies to (a per-user `api_key`, `basic` or `bearer` connector holds no secret: each user gives their own). */
   required: boolean;
+  /** A per-user connector may leave it unset: each end user then gives it when connecting (an account subdomain). */
+  endUser: boolean;
   description: string;
   /** The auth types it applies to. */
   authTypes: AuthType[];
@@ -75,6 +77,7 @@ function configField(template: ProviderTemplate, name: string, field: ConfigFiel
     location: 'config',
     secret: false,
     required: field.required,
+    endUser: field.endUser === true,
     description: field.description,
     authTypes: [...(field.authTypes ?? template.authTypes)],
     schema,
@@ -87,7 +90,7 @@ function secretFields(template: ProviderTemplate): ProviderField[] {
     if (authTypes.length === 0) return [];
     const { secret, description } = SECRET_FIELDS[name];
     const schema: ProviderFieldSchema = { type: 'string', minLength: 1, maxLength: MAX_SECRET_LENGTH, writeOnly: true };
-    return [{ name, location: 'secrets' as const, secret, required: true, description, authTypes, schema }];
+    return [{ name, location: 'secrets' as const, secret, required: true, endUser: false, description, authTypes, schema }];
   });
 }
 

@@ -20,6 +20,9 @@ export function isOAuthAuthType(authType: string): boolean {
   return (OAUTH_AUTH_TYPES as readonly string[]).includes(authType);
 }
 
+/** The auth types a connector may keep one connection per user for (`tokenMode: per_user`). */
+export const PER_USER_AUTH_TYPES: readonly AuthType[] = ['oauth_authorization_code', 'api_key', 'basic', 'bearer'];
+
 /**
  * Where a `{placeholder}` sits in a URL template, which decides how its value is checked and filled:
  * `url` starts the template and must be a whole URL; `host` is in the authority and must be a host name;
@@ -133,6 +136,11 @@ const configFieldSchema = z.strictObject({
   default: z.string().min(1).max(2048).optional(),
   /** The auth types the field applies to; all of the provider's when omitted. */
   authTypes: z.array(z.enum(AUTH_TYPES)).min(1).optional(),
+  /**
+   * Each end user of a per-user connector may give the value (an account subdomain, a shop) when
+   * they connect, if the connector leaves it unset. A string field with a pattern only.
+   */
+  endUser: z.boolean().optional(),
 });
 
 const oauthSchema = z.strictObject({
@@ -245,6 +253,11 @@ function checkConfigFields(t: RawTemplate, oauthTypes: AuthType[], issue: Issue)
     if (new Set(applies).size !== applies.length) issue([...path, 'authTypes'], 'must not repeat an auth type');
     for (const authType of applies) {
       if (!t.authTypes.includes(authType)) issue([...path, 'authTypes'], `names ${authType}, which the provider does not support`);
+    }
+    if (field.endUser === true) {
+      if (name === 'clientId' || name === 'scopes') issue([...path, 'endUser'], 'is not allowed on clientId or scopes; the application chooses them');
+      if (field.type !== 'string' || field.pattern === undefined) issue([...path, 'endUser'], 'needs a "string" field with a pattern; an end user types the value');
+      if (!applies.some((authType) => PER_USER_AUTH_TYPES.includes(authType))) issue([...path, 'endUser'], 'needs an auth type that keeps a connection per user');
     }
     const pattern = field.pattern === undefined ? undefined : compilePattern(field.pattern);
     if (typeof pattern === 'string') issue([...path, 'pattern'], pattern);

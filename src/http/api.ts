@@ -7,7 +7,7 @@ import type { Proxy } from '../proxy/index.js';
 import type { Clock } from '../core/index.js';
 import type { InvalidationBus } from '../db/index.js';
 import type { Identity } from '../identity/index.js';
-import type { ConnectionStore, OAuthFlow, TokenClient } from '../oauth/index.js';
+import type { ConnectionStore, OAuthFlow, TokenClient, UserCredentials } from '../oauth/index.js';
 import type { Webhooks } from '../webhooks/index.js';
 import { authPlugin } from './auth.js';
 import { DisplayCache } from './display-cache.js';
@@ -43,6 +43,7 @@ export interface ApiRoutesOptions {
     flow: OAuthFlow;
     connections: ConnectionStore;
     tokens: TokenClient;
+    credentials: UserCredentials;
     /** Authorization starts per user within the window (default 20 a minute). */
     authorizeLimit?: RateLimit;
     /** OAuth callbacks per client address within the window (default 60 a minute). */
@@ -106,12 +107,13 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
       if (connectors) await secured.register(providerRoutes, { providers: connectors.providers });
       if (webhooks) await secured.register(webhookRoutes, { webhooks });
       if (connectors && oauth) {
-        const { flow, connections, tokens } = oauth;
+        const { flow, connections, tokens, credentials } = oauth;
         await secured.register(connectionRoutes, {
           connectors,
           flow,
           connections,
           tokens,
+          credentials,
           ...(options.proxy ? { proxy: options.proxy } : {}),
           ...(oauth.authorizeLimit ? { authorizeLimit: oauth.authorizeLimit } : {}),
           ...clock,
@@ -127,6 +129,7 @@ export interface ConnectPageOptions {
   sessions: ConnectSessions;
   connectors: ConnectorService;
   connections: ConnectionStore;
+  credentials: UserCredentials;
   flow: OAuthFlow;
   publicUrl: string;
   clock?: Clock;
@@ -136,7 +139,7 @@ export interface ConnectPageOptions {
  * The hosted connect page (`/connect`), registered at the root of the app next to the API.
  *
  * @example
- * await createHttpApp({ ..., apiPlugins: [apiRoutes({ ..., connectSessions })], sitePlugins: [connectPage({ sessions, connectors, connections, flow, publicUrl })] });
+ * await createHttpApp({ ..., apiPlugins: [apiRoutes({ ..., connectSessions })], sitePlugins: [connectPage({ sessions, connectors, connections, credentials, flow, publicUrl })] });
  */
 export function connectPage(options: ConnectPageOptions): FastifyPluginAsync {
   return async (site) => {
@@ -145,6 +148,7 @@ export function connectPage(options: ConnectPageOptions): FastifyPluginAsync {
       sessions: options.sessions,
       connectors: options.connectors,
       connections: options.connections,
+      credentials: options.credentials,
       flow: options.flow,
       secureCookie: new URL(options.publicUrl).protocol === 'https:',
       ...(options.clock ? { clock: options.clock } : {}),

@@ -14,6 +14,10 @@ li { display: flex; align-items: center; justify-content: space-between; gap: 1r
 .status { font-size: .85rem; opacity: .8; }
 button { font: inherit; padding: .4rem .9rem; cursor: pointer; }
 .error { color: #b00020; }
+form.fields { display: grid; gap: .5rem; min-width: 14rem; }
+form.fields label { display: grid; gap: .2rem; font-size: .9rem; }
+form.fields input { font: inherit; padding: .3rem .4rem; }
+.hint { font-size: .8rem; opacity: .8; }
 `,
   },
   'connect.js': {
@@ -46,13 +50,39 @@ function page(title: string, body: string, script = false): string {
   ].join('\n');
 }
 
+/** One value the connect page asks of the end user. */
+export interface ConnectFormField {
+  /** The form field's name: `config.<field>` or `credential.<part>`. */
+  name: string;
+  label: string;
+  /** The provider's description of a config field. */
+  hint?: string;
+  /** Typed into a masked, never autofilled input. */
+  secret: boolean;
+  required: boolean;
+  maxLength: number;
+}
+
 export interface ConnectPageItem {
   id: string;
   name: string;
   /** What the end user reads next to it. */
   status: 'connected' | 'needs_reauthorization' | 'degraded' | 'not_connected';
-  /** False for connectors this page cannot connect (no authorization code flow). */
-  connectable: boolean;
+  /**
+   * `oauth`: a Connect button that starts the authorization code flow (after the fields, if any);
+   * `credential`: a form for the end user's own credential (api_key, basic, bearer); `none`: not
+   * connectable here.
+   */
+  kind: 'oauth' | 'credential' | 'none';
+  /** What the form asks for: the connector's end-user fields, then the credential's parts. */
+  fields: readonly ConnectFormField[];
+}
+
+export interface ConnectListOptions {
+  /** Binds the credential forms to this browser (see the connect routes); required for `credential` items. */
+  formToken?: string;
+  /** A refusal of the last submission, shown above the list: the connector's id and one sentence (never a value). */
+  error?: { connectorId: string; message: string };
 }
 
 const STATUS_TEXT: Record<ConnectPageItem['status'], string> = {
@@ -62,20 +92,45 @@ const STATUS_TEXT: Record<ConnectPageItem['status'], string> = {
   not_connected: 'Not connected',
 };
 
-/** The list of connectors with a Connect button each (a form: works without script). */
-export function connectListPage(session: string, displayName: string | null, items: readonly ConnectPageItem[]): string {
+function hidden(name: string, value: string): string {
+  return `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`;
+}
+
+/** A labelled input; never prefilled, so no submitted value comes back into the page. */
+function input(field: ConnectFormField, id: string): string {
+  const type = field.secret ? 'password' : 'text';
+  const hint = field.hint ? `<span class="hint">${escapeHtml(field.hint)}</span>` : '';
+  const required = field.required ? ' required' : '';
+  return `<label for="${escapeHtml(id)}">${escapeHtml(field.label)}${hint}<input id="${escapeHtml(id)}" type="${type}" name="${escapeHtml(field.name)}" maxlength="${field.maxLength}" autocomplete="off" spellcheck="false"${required}></label>`;
+}
+
+function action(session: string, item: ConnectPageItem, formToken: string | undefined): string {
+  const label = item.status === 'not_connected' ? 'Connect' : 'Reconnect';
+  const button = `<button type="submit" aria-label="${escapeHtml(`${label} ${item.name}`)}">${label}</button>`;
+  const base = `${hidden('session', session)}${hidden('connector', item.id)}`;
+  const inputs = item.fields.map((field, index) => input(field, `f-${item.id}-${index}`)).join('');
+  if (item.kind === 'oauth') {
+    if (item.fields.length === 0) return `<form method="post" action="/connect/start">${base}${button}</form>`;
+    return `<form class="fields" method="post" action="/connect/start">${base}${inputs}${button}</form>`;
+  }
+  if (item.kind === 'credential' && formToken !== undefined) {
+    return `<form class="fields" method="post" action="/connect/credentials">${base}${hidden('form_token', formToken)}${inputs}${button}</form>`;
+  }
+  return '<span class="status">Set up by the application</span>';
+}
+
+/** The list of connectors with a Connect button or form each (forms: works without script). */
+export function connectListPage(session: string, displayName: string | null, items: readonly ConnectPageItem[], options: ConnectListOptions = {}): string {
   const greeting = displayName ? `<p>Signed in as ${escapeHtml(displayName)}.</p>` : '';
   if (items.length === 0) {
     return page('Connect your accounts', `${greeting}<p>There is nothing to connect here. Ask the application that sent you.</p>`);
   }
-  const rows = items.map((item) => {
-    const label = item.status === 'not_connected' ? 'Connect' : 'Reconnect';
-    const action = item.connectable
-      ? `<form method="post" action="/connect/start"><input type="hidden" name="session" value="${escapeHtml(session)}"><input type="hidden" name="connector" value="${escapeHtml(item.id)}"><button type="submit" aria-label="${escapeHtml(`${label} ${item.name}`)}">${label}</button></form>`
-      : '<span class="status">Set up by the application</span>';
-    return `<li><div><strong>${escapeHtml(item.name)}</strong><br><span class="status">${STATUS_TEXT[item.status]}</span></div>${action}</li>`;
-  });
-  return page('Connect your accounts', `${greeting}<ul>${rows.join('')}</ul>`);
+  const failed = options.error ? items.find((item) => item.id === options.error?.connectorId) : undefined;
+  const error = options.error ? `<p class="error" role="alert">${failed ? `${escapeHtml(failed.name)}: ` : ''}${escapeHtml(options.error.message)}</p>` : '';
+  const rows = items.map(
+    (item) => `<li><div><strong>${escapeHtml(item.name)}</strong><br><span class="status">${STATUS_TEXT[item.status]}</span></div>${action(session, item, options.formToken)}</li>`,
+  );
+  return page('Connect your accounts', `${greeting}${error}<ul>${rows.join('')}</ul>`);
 }
 
 /** A page that says what went wrong, in words (provider text escaped). */

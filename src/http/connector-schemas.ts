@@ -40,7 +40,7 @@ export const createConnectorBody = z.strictObject({
   tokenMode: z
     .enum(TOKEN_MODES, { error: `must be one of ${TOKEN_MODES.join(', ')}` })
     .optional()
-    .describe('`shared` (default): one connection for the connector; `per_user`: one per user (authorization code only).'),
+    .describe('`shared` (default): one connection for the connector; `per_user`: one per user or end user (oauth_authorization_code, api_key, basic or bearer; for the last three each user gives their own credential).'),
   config: z
     .record(z.string(), configValue, { error: 'must be an object of strings' })
     .optional()
@@ -84,7 +84,10 @@ export const connectorSchema = z
     config: z.record(z.string(), z.string()),
     redirectUri: z.string().nullable(),
     allowedReturnOrigins: z.array(z.string()),
-    secrets: z.object(bySecret(secretFlag)).describe('One flag per secret of the auth type, e.g. `{"clientSecret":{"set":true}}`; never a value.'),
+    secrets: z
+      .object(bySecret(secretFlag))
+      .describe('One flag per secret the connector holds, e.g. `{"clientSecret":{"set":true}}`; never a value. Per-user api_key, basic and bearer connectors hold none: each user gives their own.'),
+    endUserFields: z.array(z.string()).describe('Config fields each end user gives when connecting (an account subdomain): the provider\'s end-user fields this connector leaves unset.'),
     revision: z.number().int(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -154,10 +157,29 @@ export const connectionSchema = z
     lastFailureAt: z.string().nullable(),
     backoffUntil: z.string().nullable(),
     extra: z.record(z.string(), z.unknown()).describe('Other fields the provider returned (`instance_url`...); never a token.'),
+    config: z.record(z.string(), z.string()).describe('What the user gave for the connector\'s end-user fields (`{"subdomain":"acme"}`); never a secret.'),
     createdAt: z.string(),
     updatedAt: z.string(),
   })
   .meta({ id: 'Connection' });
+
+const credentialValue = z.string({ error: 'must be a string' }).max(8192, { error: 'must be at most 8192 characters' });
+
+/** `PUT .../connection`: a user's own credential for a per-user api_key, basic or bearer connector. */
+export const saveCredentialBody = z
+  .strictObject({
+    credential: z
+      .strictObject(
+        { key: credentialValue.optional(), username: credentialValue.optional(), password: credentialValue.optional(), token: credentialValue.optional() },
+        { error: 'must be an object' },
+      )
+      .describe('`{key}` for api_key, `{username, password}` for basic, `{token}` for bearer; stored encrypted, never shown again.'),
+    config: z
+      .record(z.string(), z.string({ error: 'must be a string' }).max(2048, { error: 'must be at most 2048 characters' }), { error: 'must be an object of strings' })
+      .optional()
+      .describe('The connector\'s `endUserFields` (an account subdomain...).'),
+  })
+  .meta({ id: 'SaveCredential' });
 
 export const disconnectedSchema = z
   .object({ revoked: z.boolean().describe('Whether the provider confirmed the revocation (RFC 7009); the connection is deleted either way.') })

@@ -6,10 +6,11 @@ import { permissionsOfRoles, userRoleNames, type Db } from './role-queries.js';
 /**
  * What the actor holds right now: the permissions it carries (a request's principal: a key's are
  * its owner's narrowed by its roles), else its user's current permissions read in `db`.
- * Undefined for the system actor, which holds everything.
+ * Undefined for the system actor, which holds everything; nothing for an end user.
  */
 export async function heldPermissions(db: Db, actor: Actor): Promise<ReadonlySet<Permission> | undefined> {
   if (actor.type === 'system') return undefined;
+  if (actor.type === 'end_user') return new Set();
   if (actor.permissions) return actor.permissions;
   const disabled = await db.selectFrom('users').select('disabled').where('tenant_id', '=', actor.tenantId).where('id', '=', actor.userId).executeTakeFirst();
   if (!disabled || Number(disabled.disabled) !== 0) return new Set();

@@ -1,6 +1,7 @@
 import type { ConnectorService } from '../connectors/index.js';
 import type { Clock, Logger } from '../core/index.js';
 import type { DatabaseHandle } from '../db/index.js';
+import type { AuditLog } from '../identity/index.js';
 import type { EncryptedObjectStore } from '../objects/index.js';
 import type { Outbound } from '../outbound/index.js';
 import { createClientResolver } from './client-resolver.js';
@@ -9,6 +10,7 @@ import { CONNECTION_TYPE, connectionId, createConnectionStore, isEndUser, type C
 import { createOAuthFlow, type OAuthFlow } from './flow.js';
 import { createServerResolver } from './flow-server.js';
 import { createTokenClient, type TokenClient } from './token-client.js';
+import { createUserCredentials, type UserCredentials } from './user-credentials.js';
 
 export interface OAuthAssemblyOptions {
   /** Its registry must know the connection and OAuth state types. */
@@ -30,12 +32,16 @@ export interface OAuthAssemblyOptions {
    * module), in the transaction of the change: see `recordConnectionEvent`.
    */
   onConnectionEvent?: ConnectionEventSink;
+  /** Records users' credentials saved and handed out (never a value). */
+  audit?: AuditLog;
 }
 
 export interface AssembledOAuth {
   flow: OAuthFlow;
   connections: ConnectionStore;
   tokens: TokenClient;
+  /** Users' and end users' own credentials for per-user api_key, basic and bearer connectors. */
+  credentials: UserCredentials;
   /**
    * Disconnects every connection of a connector, revoking at the provider where it can; a
    * connection that cannot be revoked is deleted all the same, so no stored token outlives its
@@ -67,7 +73,7 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
     outbound,
     // The tokens and their event commit together: the event is written first, so a failing write
     // of the tokens takes it back too.
-    onTokens: (tenantId, connectorId, owner, tokens) =>
+    onTokens: (tenantId, connectorId, owner, tokens, config) =>
       store.transaction(async (tx) => {
         const inTx = createConnectionStore({ store: tx.store });
         if (sink) {
@@ -87,7 +93,7 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
           };
           await recordConnectionEvent(sink, { type, tenantId, data }, tx, logger);
         }
-        await inTx.save(tenantId, connectorId, owner, tokens);
+        await inTx.save(tenantId, connectorId, owner, tokens, { config });
       }),
     clock,
     logger,
@@ -126,5 +132,13 @@ export function assembleOAuth(options: OAuthAssemblyOptions): AssembledOAuth {
     }
   }
 
-  return { flow, connections, tokens, disconnectConnector };
+  const credentials = createUserCredentials({
+    store,
+    connectors,
+    ...(options.audit ? { audit: options.audit } : {}),
+    ...(sink ? { onConnectionEvent: sink } : {}),
+    logger,
+  });
+
+  return { flow, connections, tokens, credentials, disconnectConnector };
 }

@@ -1,4 +1,4 @@
-import type { ConnectorService } from '../connectors/index.js';
+import { resolveForEndUser, type ConnectorService } from '../connectors/index.js';
 import { LatchkeyError } from '../core/index.js';
 import type { ServerResolver } from './flow-server.js';
 import type { ResolvedClient } from './resolved-client.js';
@@ -9,12 +9,25 @@ import type { ResolvedClient } from './resolved-client.js';
  * fails, the endpoints last discovered in this process are used). The client secret is
  * non-enumerable: it never reaches a log line.
  *
+ * A connector whose endpoints depend on each end user's config (a Zendesk subdomain) is resolved
+ * with the connection's: `connectionConfig` reads it, and only such connectors call it.
+ *
  * @example
  * const tokens = createTokenClient({ store, outbound, resolveClient: createClientResolver({ connectors, servers }) });
  */
-export function createClientResolver(deps: { connectors: ConnectorService; servers: ServerResolver }): (tenantId: string, connectorId: string) => Promise<ResolvedClient> {
-  return async (tenantId, connectorId) => {
-    const resolved = await deps.connectors.getResolved(tenantId, connectorId);
+export function createClientResolver(deps: {
+  connectors: ConnectorService;
+  servers: ServerResolver;
+}): (tenantId: string, connectorId: string, connectionConfig?: () => Promise<Record<string, string> | undefined>) => Promise<ResolvedClient> {
+  return async (tenantId, connectorId, connectionConfig) => {
+    let resolved = await deps.connectors.getResolved(tenantId, connectorId);
+    if (resolved.endUserFields.length > 0) {
+      const config = await connectionConfig?.();
+      if (config === undefined) {
+        throw new LatchkeyError('not_connected', `The connector ${connectorId} has no connection for that user; connect the account first.`);
+      }
+      resolved = resolveForEndUser(resolved, config);
+    }
     const { connector } = resolved;
     const config = resolved.provider.oauth;
     const authType = connector.authType;

@@ -26,7 +26,10 @@ const connectionSchema = z.object({
   backoffUntil: isoTime.nullable(),
   /** Refresh failures in a row; sets the backoff. */
   failureCount: z.number().int().nonnegative(),
-  /** Empty only for a client credentials connection that has not got its first token yet. */
+  /**
+   * Empty for a client credentials connection that has not got its first token yet, and for the
+   * credential connection of a per-user api_key, basic or bearer connector (version 4).
+   */
   accessToken: z.string(),
   refreshToken: z.string().min(1).optional(),
 });
@@ -44,7 +47,20 @@ const connectionSchemaV2 = connectionSchema.extend({ issuedAt: isoTime.nullable(
  */
 const connectionSchemaV3 = connectionSchemaV2.extend({ endUserId: z.string().min(1).nullable() });
 
-export type ConnectionAttributes = z.infer<typeof connectionSchemaV3>;
+/**
+ * Version 4 adds `config`: the values an end user gave for the connector's end-user fields (an
+ * account subdomain), which decide where this connection's tokens go; bound into the AAD, so a row
+ * edited to send them elsewhere does not decrypt. And `credential`: the user's own secret of a
+ * per-user `api_key`, `basic` or `bearer` connector (such a connection has no access token), sealed.
+ */
+const connectionSchemaV4 = connectionSchemaV3.extend({
+  config: z.record(z.string(), z.string()),
+  credential: z
+    .object({ key: z.string().optional(), username: z.string().optional(), password: z.string().optional(), token: z.string().optional() })
+    .optional(),
+});
+
+export type ConnectionAttributes = z.infer<typeof connectionSchemaV4>;
 
 /**
  * A connection: the tokens of one connector (shared) or of one user of a connector (per user).
@@ -73,6 +89,13 @@ export const CONNECTION_TYPE = defineObjectType({
       attributesToEncrypt: ['accessToken', 'refreshToken'],
       attributesToIncludeInAAD: ['connectorId', 'userId', 'endUserId'],
       up: (previous) => ({ ...previous, endUserId: null }),
+    },
+    {
+      version: 4,
+      schema: connectionSchemaV4,
+      attributesToEncrypt: ['accessToken', 'refreshToken', 'credential'],
+      attributesToIncludeInAAD: ['connectorId', 'userId', 'endUserId', 'config'],
+      up: (previous) => ({ ...previous, config: {} }),
     },
   ],
 });
@@ -173,6 +196,8 @@ export interface ConnectionView {
   lastFailureAt: string | null;
   backoffUntil: string | null;
   extra: Record<string, unknown>;
+  /** What the end user gave for the connector's end-user fields (`{subdomain: 'acme'}`); never a secret. */
+  config: Record<string, string>;
   createdAt: string;
   updatedAt: string;
 }
@@ -189,7 +214,7 @@ export interface ConnectionStore {
    * Stores the tokens of a (re)connection, replacing any earlier ones (a reconnect clears a
    * `needs_reauthorization` or `degraded` status). `userId` null: the connector's shared connection.
    */
-  save(tenantId: string, connectorId: string, owner: ConnectionOwner, tokens: TokenSet): Promise<ConnectionView>;
+  save(tenantId: string, connectorId: string, owner: ConnectionOwner, tokens: TokenSet, options?: SaveConnectionOptions): Promise<ConnectionView>;
   /** Throws `not_connected` when there is none. */
   get(tenantId: string, id: string): Promise<ConnectionView>;
   find(tenantId: string, connectorId: string, owner?: ConnectionOwner): Promise<ConnectionView | undefined>;
@@ -197,6 +222,11 @@ export interface ConnectionStore {
   list(tenantId: string, options?: ConnectionListOptions): Promise<ConnectionPage>;
   /** Deletes without revoking (the token client's `disconnect` revokes). False when there was none. */
   delete(tenantId: string, id: string): Promise<boolean>;
+}
+
+export interface SaveConnectionOptions {
+  /** The end user's values of the connector's end-user fields, which the connection's tokens were granted for. */
+  config?: Readonly<Record<string, string>>;
 }
 
 export interface ConnectionListOptions {
@@ -253,7 +283,7 @@ function assertTokenSet(tokens: TokenSet): void {
 }
 
 /** The attributes of a fresh connection holding these tokens (status active, no failure). */
-export function connectedAttributes(connectorId: string, owner: ConnectionOwner, tokens: TokenSet): ConnectionAttributes {
+export function connectedAttributes(connectorId: string, owner: ConnectionOwner, tokens: TokenSet, config: Readonly<Record<string, string>> = {}): ConnectionAttributes {
   assertTokenSet(tokens);
   return {
     connectorId,
@@ -271,9 +301,55 @@ export function connectedAttributes(connectorId: string, owner: ConnectionOwner,
     lastFailureAt: null,
     backoffUntil: null,
     failureCount: 0,
+    config: { ...config },
     accessToken: tokens.accessToken,
     refreshToken: tokens.refreshToken,
   };
+}
+
+/**
+ * The attributes of a connection that holds a user's own credential for a per-user `api_key`,
+ * `basic` or `bearer` connector: no access token, the auth type as its token type.
+ */
+export function credentialAttributes(
+  connectorId: string,
+  owner: ConnectionOwner,
+  authType: 'api_key' | 'basic' | 'bearer',
+  credential: NonNullable<ConnectionAttributes['credential']>,
+  config: Readonly<Record<string, string>> = {},
+): ConnectionAttributes {
+  if (owner === null) throw new TypeError('A credential connection belongs to a user or an end user.');
+  return {
+    connectorId,
+    userId: typeof owner === 'string' ? owner : null,
+    endUserId: isEndUser(owner) ? owner.endUserId : null,
+    tokenType: authType,
+    scopes: [],
+    expiresAt: null,
+    issuedAt: null,
+    refreshTokenExpiresAt: null,
+    extra: {},
+    status: 'active',
+    lastRefreshAt: null,
+    lastRefreshError: null,
+    lastFailureAt: null,
+    backoffUntil: null,
+    failureCount: 0,
+    config: { ...config },
+    accessToken: '',
+    credential: { ...credential },
+  };
+}
+
+/** Creates the connection, or replaces every attribute of the one there (a reconnect). */
+export async function upsertConnection(store: EncryptedObjectStore, tenantId: string, id: string, attributes: ConnectionAttributes): Promise<ConnectionView> {
+  try {
+    return toConnectionView(await store.create(CONNECTION_TYPE, tenantId, attributes, { id }));
+  } catch (err) {
+    if (!(err instanceof LatchkeyError && err.code === 'conflict')) throw err;
+  }
+  // A reconnect: every attribute is replaced (an absent refresh token included).
+  return toConnectionView(await store.update(CONNECTION_TYPE, tenantId, id, attributes));
 }
 
 export function toConnectionView(object: StoredObject<PlainAttributesOf<typeof CONNECTION_TYPE>>): ConnectionView {
@@ -293,6 +369,7 @@ export function toConnectionView(object: StoredObject<PlainAttributesOf<typeof C
     lastFailureAt: a.lastFailureAt,
     backoffUntil: a.backoffUntil,
     extra: { ...a.extra },
+    config: { ...a.config },
     createdAt: object.createdAt,
     updatedAt: object.updatedAt,
   };
@@ -344,16 +421,9 @@ export function createConnectionStore(options: ConnectionStoreOptions): Connecti
   }
 
   return {
-    async save(tenantId, connectorId, owner, tokens) {
+    async save(tenantId, connectorId, owner, tokens, saveOptions = {}) {
       const id = connectionId(connectorId, owner);
-      const attributes = connectedAttributes(connectorId, owner, tokens);
-      try {
-        return toConnectionView(await store.create(type, tenantId, attributes, { id }));
-      } catch (err) {
-        if (!(err instanceof LatchkeyError && err.code === 'conflict')) throw err;
-      }
-      // A reconnect: every attribute is replaced (an absent refresh token included).
-      return toConnectionView(await store.update(type, tenantId, id, attributes));
+      return upsertConnection(store, tenantId, id, connectedAttributes(connectorId, owner, tokens, saveOptions.config));
     },
     get,
     async find(tenantId, connectorId, owner) {

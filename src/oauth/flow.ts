@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as oauth from 'oauth4webapi';
 import { withoutIdToken } from './id-token.js';
-import type { ConnectorService, ResolvedConnector } from '../connectors/index.js';
+import { resolveForEndUser, type ConnectorService, type ResolvedConnector } from '../connectors/index.js';
 import { LatchkeyError, systemClock, type Clock, type Logger } from '../core/index.js';
 import type { Database } from '../db/index.js';
 import type { EncryptedObjectStore } from '../objects/index.js';
@@ -28,8 +28,11 @@ export interface OAuthFlowOptions {
   stateTtlMs?: number;
   /** Origins `returnTo` may point at for every connector (each connector may add its own). */
   allowedReturnOrigins?: readonly string[];
-  /** Stores the tokens (the connection store's save); the owner is null for shared connectors. */
-  onTokens(tenantId: string, connectorId: string, owner: ConnectionOwner, tokens: TokenSet): Promise<void>;
+  /**
+   * Stores the tokens (the connection store's save); the owner is null for shared connectors;
+   * `config` holds the end user's values of the connector's end-user fields (empty without).
+   */
+  onTokens(tenantId: string, connectorId: string, owner: ConnectionOwner, tokens: TokenSet, config: Record<string, string>): Promise<void>;
   /** Every request to a provider (discovery, token exchange) goes through it (default: `createOutbound()`). */
   outbound?: Outbound;
   clock?: Clock;
@@ -51,6 +54,11 @@ export interface AuthorizeOptions {
    * cookie; the callback is refused unless it brings the same value. Always on for end users.
    */
   bindBrowser?: boolean;
+  /**
+   * The values of the connector's end-user fields (`{subdomain: 'acme'}`), checked against the
+   * provider; they decide the authorization and token endpoints of this connection.
+   */
+  endUserConfig?: unknown;
 }
 
 export interface AuthorizeResult {
@@ -162,8 +170,14 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
       assertString((subject as { userId?: unknown }).userId, 'userId');
     }
     assertString(connectorId, 'connectorId');
-    const resolved = await connectors.getResolved(subject.tenantId, connectorId);
-    const { connector } = resolved;
+    const open = await connectors.getResolved(subject.tenantId, connectorId);
+    const { connector } = open;
+    if (open.endUserFields.length > 0 && authorizeOptions.endUserConfig === undefined) {
+      throw new LatchkeyError('validation_failed', `The connector ${connectorId} needs ${open.endUserFields.join(', ')} from each user who connects it; send them as config.`, {
+        details: { fields: open.endUserFields.map((name) => ({ path: `config.${name}`, message: 'is required' })) },
+      });
+    }
+    const resolved = authorizeOptions.endUserConfig === undefined ? open : resolveForEndUser(open, authorizeOptions.endUserConfig);
     if (connector.authType !== 'oauth_authorization_code' || !resolved.provider.oauth) {
       throw new LatchkeyError('invalid_request', `The connector ${connectorId} does not use the authorization code flow (its auth type is ${connector.authType}).`);
     }
@@ -195,6 +209,7 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
       endUserId: endUser?.endUserId ?? null,
       connectSessionId: endUser?.connectSessionId ?? null,
       browserBinding: browserCookie === undefined ? null : sha256(browserCookie),
+      config: { ...resolved.endUserConfig },
       redirectUri,
       returnTo,
       expiresAt,
@@ -280,10 +295,13 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
 
     let resolved: ResolvedConnector;
     try {
-      resolved = await connectors.getResolved(pending.tenantId, pending.connectorId);
+      const open = await connectors.getResolved(pending.tenantId, pending.connectorId);
+      // The endpoints the end user's config made at authorize (checked again: the connector may have changed).
+      resolved = open.endUserFields.length > 0 || Object.keys(pending.config).length > 0 ? resolveForEndUser(open, pending.config) : open;
     } catch (err) {
       if (err instanceof LatchkeyError && err.status < 500) {
-        return withReturn({ code: 'connector_unavailable', message: 'The connector was removed while connecting; start again.' });
+        const changed = err.code === 'validation_failed' ? 'changed' : 'was removed';
+        return withReturn({ code: 'connector_unavailable', message: `The connector ${changed} while connecting; start again.` });
       }
       throw err;
     }
@@ -302,7 +320,7 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
       return withReturn({ code: 'connector_unavailable', message: 'The connector changed while connecting; start again.' });
     }
     try {
-      await options.onTokens(pending.tenantId, pending.connectorId, owner, tokens);
+      await options.onTokens(pending.tenantId, pending.connectorId, owner, tokens, { ...resolved.endUserConfig });
     } catch (err) {
       logger?.error({ err, connectorId: pending.connectorId, tenantId: pending.tenantId }, 'Storing the tokens of an OAuth callback failed.');
       return withReturn({ code: 'internal_error', message: 'The account was authorized but could not be saved; try connecting again.' });

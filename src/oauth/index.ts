@@ -1,11 +1,13 @@
 // The OAuth module. Tokens and connections:
 export { CONNECTION_TYPE, CONNECTION_STATUSES, connectionId, createConnectionStore, isEndUser, isEndUserId } from './connections.js';
-export type { ConnectionStore, ConnectionStoreOptions, ConnectionView, ConnectionPage, ConnectionStatus, ConnectionListOptions, ConnectionOwner, EndUserRef, TokenSet } from './connections.js';
+export type { ConnectionStore, ConnectionStoreOptions, ConnectionView, ConnectionPage, ConnectionStatus, ConnectionListOptions, ConnectionOwner, EndUserRef, SaveConnectionOptions, TokenSet } from './connections.js';
 export { createTokenClient } from './token-client.js';
 export type { TokenClient, TokenClientOptions, AccessToken } from './token-client.js';
 export { clientAuthentication } from './resolved-client.js';
 export type { ResolvedClient } from './resolved-client.js';
 export { createClientResolver } from './client-resolver.js';
+export { createUserCredentials } from './user-credentials.js';
+export type { UserCredentials, UserCredentialsOptions } from './user-credentials.js';
 export { assembleOAuth } from './assemble.js';
 export type { AssembledOAuth, OAuthAssemblyOptions } from './assemble.js';
 export type { BackoffOptions } from './refresh.js';

@@ -30,6 +30,12 @@ const stateSchemaV2 = stateSchemaV1.extend({
   browserBinding: z.string().nullable(),
 });
 
+/**
+ * Version 3: the values the end user gave for the connector's end-user fields (an account
+ * subdomain), which decide the token endpoint the code is exchanged at. A new attribute, in the AAD.
+ */
+const stateSchemaV3 = stateSchemaV2.extend({ config: z.record(z.string(), z.string()) });
+
 export const OAUTH_STATE_TYPE = defineObjectType({
   name: 'oauth_state',
   versions: [
@@ -46,6 +52,13 @@ export const OAUTH_STATE_TYPE = defineObjectType({
       attributesToIncludeInAAD: ['connectorId', 'userId', 'redirectUri', 'endUserId', 'connectSessionId', 'browserBinding'],
       up: (previous) => ({ ...previous, endUserId: null, connectSessionId: null, browserBinding: null }),
     },
+    {
+      version: 3,
+      schema: stateSchemaV3,
+      attributesToEncrypt: ['codeVerifier'],
+      attributesToIncludeInAAD: ['connectorId', 'userId', 'redirectUri', 'endUserId', 'connectSessionId', 'browserBinding', 'config'],
+      up: (previous) => ({ ...previous, config: {} }),
+    },
   ],
 });
 
@@ -59,6 +72,8 @@ export interface OAuthState {
   connectSessionId: string | null;
   /** SHA-256 (base64url) of the cookie the starting browser got; the callback must bring it. */
   browserBinding: string | null;
+  /** The end user's values of the connector's end-user fields; empty when it has none. */
+  config: Record<string, string>;
   redirectUri: string;
   returnTo: string | null;
   expiresAt: string;
@@ -136,6 +151,7 @@ export function createOAuthStateStore(options: OAuthStateStoreOptions): OAuthSta
         endUserId: a.endUserId,
         connectSessionId: a.connectSessionId,
         browserBinding: a.browserBinding,
+        config: { ...a.config },
         redirectUri: a.redirectUri,
         returnTo: a.returnTo,
         expiresAt: a.expiresAt,

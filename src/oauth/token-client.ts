@@ -23,7 +23,11 @@ import { AccessTokenCache } from './token-client-cache.js';
 export interface TokenClientOptions {
   /** Its registry must know {@link CONNECTION_TYPE}; built with `handle` (refreshes run in its transactions). */
   store: EncryptedObjectStore;
-  resolveClient(tenantId: string, connectorId: string): Promise<ResolvedClient>;
+  /**
+   * The connector as the token client uses it. `connectionConfig` reads the config stored with the
+   * connection (the end user's subdomain...), for connectors whose endpoints depend on it.
+   */
+  resolveClient(tenantId: string, connectorId: string, connectionConfig?: () => Promise<Record<string, string> | undefined>): Promise<ResolvedClient>;
   /** Every call to a token or revocation endpoint goes through it (default: `createOutbound()`). */
   outbound?: Outbound;
   clock?: Clock;
@@ -160,7 +164,17 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   async function resolve(tenantId: string, connectorId: string, userId: ConnectionOwner | undefined) {
     assertTenant(tenantId);
     assertConnectionKey(connectorId, userId);
-    const client = await options.resolveClient(tenantId, connectorId);
+    // Only per-user connectors leave fields to end users: their connection's id is the owner's.
+    const connectionConfig = async () => {
+      if (userId === undefined || userId === null) return undefined;
+      try {
+        return (await store.get(type, tenantId, connectionId(connectorId, userId))).attributes.config;
+      } catch (err) {
+        if (err instanceof LatchkeyError && err.code === 'not_found') return undefined;
+        throw err;
+      }
+    };
+    const client = await options.resolveClient(tenantId, connectorId, connectionConfig);
     return { client, id: idFor(client, connectorId, userId) };
   }
 

@@ -24,6 +24,7 @@ function connection(patch: Partial<ConnectionAttributes> = {}): ConnectionAttrib
     lastFailureAt: null,
     backoffUntil: null,
     failureCount: 0,
+    config: {},
     accessToken: 'at',
     refreshToken: 'rt',
     ...patch,

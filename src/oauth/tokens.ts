@@ -125,6 +125,7 @@ export function placeholderAttributes(client: ResolvedClient): ConnectionAttribu
     lastFailureAt: null,
     backoffUntil: null,
     failureCount: 0,
+    config: {},
     accessToken: '',
   };
 }

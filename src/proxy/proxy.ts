@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
-import { credentialOf, type ConnectorService, type ResolvedConnector } from '../connectors/index.js';
+import { credentialOf, isStaticCredentialAuthType, resolveForEndUser, type ConnectorCredential, type ConnectorService, type ResolvedConnector } from '../connectors/index.js';
 import { LatchkeyError, type Logger } from '../core/index.js';
 import type { Actor, AuditLog } from '../identity/index.js';
-import { isEndUser, type AccessToken, type ConnectionOwner, type TokenClient } from '../oauth/index.js';
+import { isEndUser, type AccessToken, type ConnectionOwner, type ConnectionStore, type TokenClient, type UserCredentials } from '../oauth/index.js';
 import type { Outbound } from '../outbound/index.js';
 
 /** Headers that describe one hop, never forwarded (RFC 9110 7.6.1), plus the ones Latchkey owns. */
@@ -69,6 +69,10 @@ export interface ProxyResponse {
 export interface ProxyOptions {
   connectors: ConnectorService;
   tokens: TokenClient;
+  /** The connections' own credentials of per-user api_key, basic and bearer connectors. */
+  credentials: UserCredentials;
+  /** The config stored with a connection, for connectors whose API base URL depends on each end user's. */
+  connections: ConnectionStore;
   outbound: Outbound;
   /** Response bodies larger than this are cut off with an error (default 10 MiB... the outbound default). */
   maxResponseBytes?: number;
@@ -163,7 +167,20 @@ export function createProxy(options: ProxyOptions): Proxy {
     ...(options.maxRequestBytes !== undefined ? { maxRequestBytes: options.maxRequestBytes } : {}),
   });
 
-  async function inject(resolved: ResolvedConnector, owner: ConnectionOwner, rejected?: string): Promise<Injected> {
+  /**
+   * The connector resolved for the connection the request uses (an end user's subdomain fills its
+   * API base URL) and, for a per-user api_key, basic or bearer connector, that connection's credential.
+   */
+  async function forConnection(resolved: ResolvedConnector, owner: ConnectionOwner): Promise<{ resolved: ResolvedConnector; credential?: ConnectorCredential }> {
+    const { connector } = resolved;
+    if (connector.tokenMode === 'per_user' && isStaticCredentialAuthType(connector.authType)) return options.credentials.credentialFor(resolved, owner);
+    if (resolved.endUserFields.length === 0 || owner === null) return { resolved };
+    const connection = await options.connections.find(connector.tenantId, connector.id, owner);
+    if (!connection) throw new LatchkeyError('not_connected', `The connector ${connector.id} has no connection for that user; connect the account first.`);
+    return { resolved: resolveForEndUser(resolved, connection.config) };
+  }
+
+  async function inject(resolved: ResolvedConnector, owner: ConnectionOwner, rejected?: string, userCredential?: ConnectorCredential): Promise<Injected> {
     const { connector } = resolved;
     if (connector.authType === 'oauth_authorization_code' || connector.authType === 'oauth_client_credentials') {
       const token = rejected
@@ -171,10 +188,10 @@ export function createProxy(options: ProxyOptions): Proxy {
         : await tokens.getAccessToken(connector.tenantId, connector.id, owner);
       return { headers: { authorization: `${token.tokenType} ${token.accessToken}` }, query: {}, accessToken: token.accessToken };
     }
-    if (owner !== null) {
+    if (owner !== null && userCredential === undefined) {
       throw new LatchkeyError('invalid_request', `The connector ${connector.id} has one credential for the whole tenant; leave out the user and end user.`);
     }
-    const credential = credentialOf(resolved);
+    const credential = userCredential ?? credentialOf(resolved);
     switch (credential.authType) {
       case 'api_key':
         return credential.in === 'header'
@@ -199,7 +216,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     },
 
     async forward(request) {
-      const resolved = await connectors.getResolved(request.tenantId, request.connectorId);
+      const { resolved, credential } = await forConnection(await connectors.getResolved(request.tenantId, request.connectorId), request.owner);
       const base = resolved.provider.apiBaseUrl;
       if (!base) {
         throw new LatchkeyError('invalid_request', `The connector ${request.connectorId} has no API base URL to proxy to; set config.apiBaseUrl.`);
@@ -223,7 +240,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       const retries = Math.min(Math.max(Math.trunc(request.retries ?? 0), 0), MAX_RETRIES);
 
       const { response, refreshed } = await outbound.limit(`${request.tenantId}\n${request.connectorId}`, async () => {
-        let injected = await inject(resolved, request.owner);
+        let injected = await inject(resolved, request.owner, undefined, credential);
         let refreshed = false;
         for (let attempt = 0; ; attempt++) {
           const target = new URL(url);

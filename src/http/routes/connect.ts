@@ -1,12 +1,23 @@
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { ConnectSessions } from '../../connect/index.js';
-import type { ConnectorService } from '../../connectors/index.js';
+import { CONNECT_PAGE_PATH, type ConnectSession, type ConnectSessions } from '../../connect/index.js';
+import { USER_CREDENTIAL_FIELDS, isStaticCredentialAuthType, type ConnectorService, type ConnectorView } from '../../connectors/index.js';
 import { LatchkeyError, systemClock, type Clock } from '../../core/index.js';
-import { CALLBACK_PATH, type CallbackResult, type ConnectionStore, type OAuthFlow } from '../../oauth/index.js';
+import { CALLBACK_PATH, type CallbackResult, type ConnectionStore, type OAuthFlow, type UserCredentials } from '../../oauth/index.js';
 import { principalOf, SECURITY } from '../auth.js';
-import { CONNECT_ASSETS, connectErrorPage, connectHeaders, connectListPage, connectOutcomePage, type ConnectAssetName, type ConnectOutcome, type ConnectPageItem } from '../connect-html.js';
+import {
+  CONNECT_ASSETS,
+  connectErrorPage,
+  connectHeaders,
+  connectListPage,
+  connectOutcomePage,
+  type ConnectAssetName,
+  type ConnectFormField,
+  type ConnectOutcome,
+  type ConnectPageItem,
+} from '../connect-html.js';
 import { RequestLimiter, type RateLimit } from '../rate-limit.js';
 import { errorResponses } from '../schemas.js';
 
@@ -70,13 +81,21 @@ export interface ConnectPageRoutesOptions {
   sessions: ConnectSessions;
   connectors: ConnectorService;
   connections: ConnectionStore;
+  /** Stores end users' own credentials for per-user api_key, basic and bearer connectors. */
+  credentials: UserCredentials;
   flow: OAuthFlow;
-  /** The callback cookie is `Secure` when the public URL is https. */
+  /** The callback and form cookies are `Secure` when the public URL is https. */
   secureCookie: boolean;
-  /** Flows started per session within the window (default 20 a minute). */
+  /** Flows started and credentials submitted per session within the window (default 20 a minute). */
   startLimit?: RateLimit;
   clock?: Clock;
 }
+
+/** The cookie that binds the page's credential forms to the browser that opened the page. */
+export const CONNECT_FORM_COOKIE = 'latchkey_connect_form';
+const FORM_COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/;
+/** Form bodies: a credential is at most 8192 characters, and every field is percent-encoded. */
+const FORM_BODY_LIMIT = 64 * 1024;
 
 function statusOf(status: string | undefined): ConnectPageItem['status'] {
   if (status === undefined) return 'not_connected';
@@ -84,34 +103,130 @@ function statusOf(status: string | undefined): ConnectPageItem['status'] {
   return status === 'degraded' ? 'degraded' : 'needs_reauthorization';
 }
 
+const CREDENTIAL_LABELS: Readonly<Record<'key' | 'username' | 'password' | 'token', { label: string; secret: boolean; maxLength: number }>> = {
+  key: { label: 'API key', secret: true, maxLength: 8192 },
+  username: { label: 'User name', secret: false, maxLength: 255 },
+  password: { label: 'Password', secret: true, maxLength: 8192 },
+  token: { label: 'Token', secret: true, maxLength: 8192 },
+};
+
+/** What the page asks of the end user for a connector: its end-user fields, then its credential's parts. */
+function itemOf(connector: ConnectorView, providers: ConnectorService['providers'], status: ConnectPageItem['status']): ConnectPageItem {
+  const described = new Map(providers.get(connector.provider).fields.filter((f) => f.location === 'config').map((f) => [f.name, f]));
+  const fields: ConnectFormField[] = connector.endUserFields.map((name) => {
+    const field = described.get(name);
+    return {
+      name: `config.${name}`,
+      label: name.replace(/([a-z])([A-Z])/g, '$1 $2').replace(/^./, (c) => c.toUpperCase()),
+      ...(field ? { hint: field.description } : {}),
+      secret: false,
+      required: field?.required ?? true,
+      maxLength: field?.schema.maxLength ?? 2048,
+    };
+  });
+  const base = { id: connector.id, name: connector.name, status };
+  if (connector.authType === 'oauth_authorization_code') return { ...base, kind: 'oauth', fields };
+  if (connector.tokenMode === 'per_user' && isStaticCredentialAuthType(connector.authType)) {
+    const parts = USER_CREDENTIAL_FIELDS[connector.authType].map((part) => ({ name: `credential.${part}`, required: true, ...CREDENTIAL_LABELS[part] }));
+    return { ...base, kind: 'credential', fields: [...fields, ...parts] };
+  }
+  return { ...base, kind: 'none', fields: [] };
+}
+
+/** `config.<field>` and `credential.<part>` form fields as the services take them; anything else stays a top-level key (and is refused there). */
+function formInput(body: Record<string, unknown>, omit: readonly string[]): { config: Record<string, unknown>; credential: Record<string, unknown>; rest: Record<string, unknown> } {
+  const out = { config: {} as Record<string, unknown>, credential: {} as Record<string, unknown>, rest: {} as Record<string, unknown> };
+  for (const [name, value] of Object.entries(body)) {
+    if (omit.includes(name)) continue;
+    const dot = name.indexOf('.');
+    const group = dot === -1 ? undefined : name.slice(0, dot);
+    if (group === 'config' || group === 'credential') out[group][name.slice(dot + 1)] = value;
+    else out.rest[name] = value;
+  }
+  return out;
+}
+
+/** The form token of a session in a browser: the hash of the browser's form cookie and the session's id. */
+function formTokenOf(cookie: string, sessionId: string): string {
+  return createHash('sha256').update(`${cookie}\n${sessionId}`, 'utf8').digest('base64url');
+}
+
 /**
  * The hosted connect page: `GET /connect?session=...` lists what the end user may connect;
  * `POST /connect/start` (a form) starts the authorization code flow, bound to the session, the end
- * user and a cookie of this browser. Public: the session token is the credential.
+ * user and a cookie of this browser, after the connector's end-user fields (a subdomain) when it has
+ * any; `POST /connect/credentials` stores the end user's own credential of a per-user api_key, basic
+ * or bearer connector, through the same service as `PUT /api/v1/connectors/{id}/connection`. Public:
+ * the session token is the credential.
+ *
+ * Credential forms carry a form token, the hash of a random `SameSite=Strict`, HttpOnly cookie set
+ * when the page is opened and the session's id: a submission must come from the browser that opened
+ * the page (a cross-site post carries no cookie; a forwarded form token is no good without it).
  */
 export const connectPageRoutes: FastifyPluginAsync<ConnectPageRoutesOptions> = async (fastify, options) => {
-  const { sessions, connections, flow } = options;
-  const limiter = new RequestLimiter(options.startLimit ?? { limit: 20, windowMs: 60_000 }, 'Too many connection attempts; try again in a minute.', options.clock ?? systemClock);
-  // The page's forms post urlencoded fields; URLSearchParams parses them.
-  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+  const { sessions, connectors, connections, credentials, flow } = options;
+  const clock = options.clock ?? systemClock;
+  const limiter = new RequestLimiter(options.startLimit ?? { limit: 20, windowMs: 60_000 }, 'Too many connection attempts; try again in a minute.', clock);
+  // The page's forms post urlencoded fields; URLSearchParams parses them (a repeated field keeps its last value).
+  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
 
+  const html = (reply: FastifyReply, status: number, body: string) => connectHeaders(reply).code(status).type('text/html; charset=utf-8').send(body);
   const fail = (reply: FastifyReply, err: unknown) => {
     if (!(err instanceof LatchkeyError) || err.status >= 500) throw err;
-    return connectHeaders(reply).code(err.status).type('text/html; charset=utf-8').send(connectErrorPage(err.message));
+    return html(reply, err.status, connectErrorPage(err.message));
+  };
+  // Errors before a route runs (a body over the limit, a malformed one) are pages too, in words.
+  fastify.setErrorHandler((err, _request, reply) => {
+    const status = typeof (err as { statusCode?: unknown }).statusCode === 'number' ? (err as { statusCode: number }).statusCode : 500;
+    if (err instanceof LatchkeyError) return fail(reply, err);
+    if (status === 413) return html(reply, 413, connectErrorPage('What you sent is too large; nothing was saved.'));
+    if (status >= 400 && status < 500) return html(reply, 400, connectErrorPage('The form could not be read; nothing was saved. Open the connect link again.'));
+    throw err;
+  });
+
+  /** The form cookie this browser has, or a new one set on the reply. */
+  const formCookie = (request: FastifyRequest, reply: FastifyReply, session: ConnectSession): string => {
+    const header = request.headers.cookie;
+    const existing = header === undefined ? undefined : fastify.parseCookie(header)[CONNECT_FORM_COOKIE];
+    if (existing !== undefined && FORM_COOKIE_VALUE.test(existing)) return existing;
+    const value = randomBytes(32).toString('base64url');
+    const maxAge = Math.max(1, Math.floor((Date.parse(session.expiresAt) - clock.now().getTime()) / 1000));
+    reply.setCookie(CONNECT_FORM_COOKIE, value, { path: CONNECT_PAGE_PATH, httpOnly: true, sameSite: 'strict', secure: options.secureCookie, maxAge });
+    return value;
+  };
+
+  const assertSameBrowser = (request: FastifyRequest, session: ConnectSession, token: unknown) => {
+    const header = request.headers.cookie;
+    const cookie = header === undefined ? undefined : fastify.parseCookie(header)[CONNECT_FORM_COOKIE];
+    const expected = Buffer.from(cookie !== undefined && FORM_COOKIE_VALUE.test(cookie) ? formTokenOf(cookie, session.id) : '');
+    const actual = Buffer.from(typeof token === 'string' ? token : '');
+    if (expected.length === 0 || actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
+      throw new LatchkeyError('forbidden', 'This form was not opened in this browser, or it has expired; open the connect link again in this browser.');
+    }
+  };
+
+  const listItems = async (session: ConnectSession): Promise<ConnectPageItem[]> => {
+    const items: ConnectPageItem[] = [];
+    for (const connector of await sessions.connectors(session)) {
+      const connection = await connections.find(session.tenantId, connector.id, { endUserId: session.endUserId });
+      items.push(itemOf(connector, connectors.providers, statusOf(connection?.status)));
+    }
+    return items;
+  };
+
+  const listPage = async (request: FastifyRequest, reply: FastifyReply, token: string, session: ConnectSession, status: number, error?: { connectorId: string; message: string }) => {
+    const items = await listItems(session);
+    const formToken = items.some((item) => item.kind === 'credential') ? formTokenOf(formCookie(request, reply, session), session.id) : undefined;
+    return html(reply, status, connectListPage(token, session.displayName, items, { ...(formToken ? { formToken } : {}), ...(error ? { error } : {}) }));
   };
 
   fastify.get('/connect', { schema: { hide: true } }, async (request, reply) => {
     const token = (request.query as Record<string, unknown>)['session'];
     try {
       const session = await sessions.open(token);
-      const items: ConnectPageItem[] = [];
-      for (const connector of await sessions.connectors(session)) {
-        const connection = await connections.find(session.tenantId, connector.id, { endUserId: session.endUserId });
-        items.push({ id: connector.id, name: connector.name, status: statusOf(connection?.status), connectable: connector.authType === 'oauth_authorization_code' });
-      }
-      return connectHeaders(reply).type('text/html; charset=utf-8').send(connectListPage(token as string, session.displayName, items));
+      return await listPage(request, reply, token as string, session, 200);
     } catch (err) {
       return fail(reply, err);
     }
@@ -119,11 +234,14 @@ export const connectPageRoutes: FastifyPluginAsync<ConnectPageRoutesOptions> = a
 
   fastify.post('/connect/start', { schema: { hide: true } }, async (request, reply) => {
     const body = (request.body ?? {}) as Record<string, unknown>;
+    let session: ConnectSession | undefined;
     try {
-      const session = await sessions.open(body['session']);
+      session = await sessions.open(body['session']);
       limiter.take(session.id);
       const connector = await sessions.connector(session, body['connector']);
-      const started = await flow.authorize({ tenantId: session.tenantId, endUserId: session.endUserId, connectSessionId: session.id }, connector.id);
+      const given = formInput(body, ['session', 'connector']);
+      const subject = { tenantId: session.tenantId, endUserId: session.endUserId, connectSessionId: session.id };
+      const started = await flow.authorize(subject, connector.id, connector.endUserFields.length > 0 ? { endUserConfig: given.config } : {});
       const maxAge = Math.max(1, Math.floor((Date.parse(started.expiresAt) - Date.now()) / 1000));
       reply.setCookie(CONNECT_COOKIE, started.browserCookie ?? '', {
         path: CALLBACK_PATH,
@@ -134,6 +252,32 @@ export const connectPageRoutes: FastifyPluginAsync<ConnectPageRoutesOptions> = a
       });
       return connectHeaders(reply).redirect(started.authorizationUrl, 303);
     } catch (err) {
+      // Bad account details: the page again, with the reason (never the value).
+      if (session && err instanceof LatchkeyError && err.code === 'validation_failed') {
+        return listPage(request, reply, body['session'] as string, session, 400, { connectorId: String(body['connector']), message: err.message });
+      }
+      return fail(reply, err);
+    }
+  });
+
+  fastify.post('/connect/credentials', { schema: { hide: true } }, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    let session: ConnectSession | undefined;
+    try {
+      session = await sessions.open(body['session']);
+      limiter.take(session.id);
+      assertSameBrowser(request, session, body['form_token']);
+      const connector = await sessions.connector(session, body['connector']);
+      const { config, credential, rest } = formInput(body, ['session', 'connector', 'form_token']);
+      const actor = { type: 'end_user' as const, tenantId: session.tenantId, endUserId: session.endUserId, connectSessionId: session.id };
+      await credentials.save(actor, session.tenantId, connector.id, { endUserId: session.endUserId }, { ...rest, credential, config });
+      const outcome: ConnectOutcome = { type: 'latchkey:connect', ok: true, connectorId: connector.id, endUserId: session.endUserId, message: `${connector.name} account is connected.` };
+      // 303: the browser follows a form post with a GET.
+      return sendOutcome(reply, session, outcome, 303);
+    } catch (err) {
+      if (session && err instanceof LatchkeyError && err.code === 'validation_failed') {
+        return listPage(request, reply, body['session'] as string, session, 400, { connectorId: String(body['connector']), message: err.message });
+      }
       return fail(reply, err);
     }
   });
@@ -145,6 +289,30 @@ export const connectPageRoutes: FastifyPluginAsync<ConnectPageRoutesOptions> = a
     return reply.header('cache-control', 'public, max-age=3600').header('x-content-type-options', 'nosniff').type(asset.type).send(asset.body);
   });
 };
+
+/**
+ * Tells the end user and the application how connecting went: a redirect to the session's
+ * `returnTo` (with `status`, `connector` and, on failure, `error`, `provider_error` and
+ * `error_description`), else a page that says it and posts it to the opener (allowed origins only).
+ */
+function sendOutcome(reply: FastifyReply, session: ConnectSession | undefined, outcome: ConnectOutcome, redirectStatus: 302 | 303): FastifyReply {
+  connectHeaders(reply);
+  if (session?.returnTo) {
+    const target = new URL(session.returnTo);
+    target.searchParams.set('status', outcome.ok ? 'connected' : 'failed');
+    if (outcome.connectorId) target.searchParams.set('connector', outcome.connectorId);
+    if (!outcome.ok) {
+      target.searchParams.set('error', outcome.error ?? 'failed');
+      if (outcome.providerError) target.searchParams.set('provider_error', outcome.providerError);
+      target.searchParams.set('error_description', outcome.message);
+    }
+    return reply.redirect(target.href, redirectStatus);
+  }
+  return reply
+    .code(outcome.ok ? 200 : 400)
+    .type('text/html; charset=utf-8')
+    .send(connectOutcomePage(outcome, session?.allowedOrigins ?? []));
+}
 
 /**
  * What the OAuth callback shows for a flow started on the connect page: a redirect to the
@@ -176,20 +344,5 @@ export async function connectCallbackOutcome(
       message: result.message,
     };
   }
-  connectHeaders(reply);
-  if (session?.returnTo) {
-    const target = new URL(session.returnTo);
-    target.searchParams.set('status', outcome.ok ? 'connected' : 'failed');
-    if (outcome.connectorId) target.searchParams.set('connector', outcome.connectorId);
-    if (!outcome.ok) {
-      target.searchParams.set('error', outcome.error ?? 'failed');
-      if (outcome.providerError) target.searchParams.set('provider_error', outcome.providerError);
-      target.searchParams.set('error_description', outcome.message);
-    }
-    return reply.redirect(target.href, 302);
-  }
-  return reply
-    .code(result.ok ? 200 : 400)
-    .type('text/html; charset=utf-8')
-    .send(connectOutcomePage(outcome, session?.allowedOrigins ?? []));
+  return sendOutcome(reply, session, outcome, 302);
 }

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { connectorCredentialSchema, isStaticCredentialAuthType, type ConnectorService } from '../../connectors/index.js';
 import { LatchkeyError, systemClock, type Clock } from '../../core/index.js';
-import { connectionId, isEndUser, type ConnectionStore, type ConnectionView, type OAuthFlow, type TokenClient } from '../../oauth/index.js';
+import { connectionId, isEndUser, type ConnectionStore, type ConnectionView, type OAuthFlow, type TokenClient, type UserCredentials } from '../../oauth/index.js';
 import type { Proxy } from '../../proxy/index.js';
 import { forbidden, isAdmin, principalOf, SECURITY, type Principal } from '../auth.js';
 import {
@@ -17,6 +17,7 @@ import {
   connectorConnectionsQuery,
   connectorParams,
   disconnectedSchema,
+  saveCredentialBody,
 } from '../connector-schemas.js';
 import { endUserOf, ownerOf } from '../connection-owner.js';
 import { RequestLimiter, type RateLimit } from '../rate-limit.js';
@@ -27,6 +28,7 @@ export interface ConnectionRoutesOptions {
   flow: OAuthFlow;
   connections: ConnectionStore;
   tokens: TokenClient;
+  credentials: UserCredentials;
   /** Hands out tokens, audited (`connection.token_issued`); without it they are handed out unaudited. */
   proxy?: Proxy;
   /** Authorization starts allowed per user within the window (default 20 a minute). */
@@ -52,7 +54,7 @@ function withRetryAfter(err: unknown, now: number): unknown {
  */
 export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = async (fastify, options) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const { connectors, flow, connections, tokens } = options;
+  const { connectors, flow, connections, tokens, credentials } = options;
   const clock = options.clock ?? systemClock;
   const authorizeLimit = new RequestLimiter(
     options.authorizeLimit ?? { limit: 20, windowMs: 60_000 },
@@ -103,7 +105,8 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
         tags: ['connections'],
         summary: 'Take a valid access token of a connection, or the credential of an api_key, basic or bearer connector',
         description:
-          'Needs connectors:token. An `api_key`, `basic` or `bearer` connector answers its stored credential, typed by `authType` ' +
+          'Needs connectors:token. An `api_key`, `basic` or `bearer` connector answers its stored credential (a per-user one: ' +
+          'the user\'s or end user\'s own, as `PUT .../connection` stored it), typed by `authType` ' +
           '(`{authType:"api_key",in,name,prefix,key}`, `{authType:"basic",username,password}`, `{authType:"bearer",token}`); every ' +
           'handout is in the audit log as `connector.credential_issued`. An OAuth connector answers an access token, refreshed ' +
           'when it expires within the skew, or within half its lifetime when that is shorter (exactly once, however many ' +
@@ -122,7 +125,10 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       const connector = await connectors.get(principal.tenantId, request.params.id);
       const owner = ownerOf(principal, connector, request.query.user, endUserOf(request));
       if (isStaticCredentialAuthType(connector.authType)) {
-        const credential = await connectors.issueCredential(principal.actor, principal.tenantId, connector.id);
+        const credential =
+          owner === null
+            ? await connectors.issueCredential(principal.actor, principal.tenantId, connector.id)
+            : await credentials.issue(principal.actor, principal.tenantId, connector.id, owner);
         return reply.header('cache-control', 'no-store').send(credential);
       }
       try {
@@ -133,6 +139,34 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       } catch (err) {
         throw withRetryAfter(err, clock.now().getTime());
       }
+    },
+  );
+
+  app.put(
+    '/connectors/:id/connection',
+    {
+      config: { permission: 'connectors:use' },
+      schema: {
+        tags: ['connections'],
+        summary: 'Store a user\'s own credential for a per-user api_key, basic or bearer connector',
+        description:
+          'Needs connectors:use; another Latchkey user\'s also needs identity:admin. Name the owner as for `/token` (`?user=`, ' +
+          'the `Latchkey-End-User` header, or the caller). Replaces an earlier credential. `config` holds the connector\'s ' +
+          '`endUserFields`. The hosted connect page stores an end user\'s through the same service. Answers the connection, ' +
+          'never the credential.',
+        security: SECURITY,
+        params: connectorParams,
+        querystring: connectionQuery,
+        body: saveCredentialBody,
+        response: { 200: connectionSchema, ...errorResponses(400, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const connector = await connectors.get(principal.tenantId, request.params.id);
+      const owner = ownerOf(principal, connector, request.query.user, endUserOf(request));
+      const saved = await credentials.save(principal.actor, principal.tenantId, connector.id, owner, request.body);
+      return reply.header('cache-control', 'no-store').send(saved);
     },
   );
 
