@@ -680,9 +680,14 @@ await eachDialect('HTTP connectors and connections', (dialect) => {
     for (const body of connectors) {
       const res = await h.call({ method: 'POST', url: '/api/v1/connectors', key: t.adminKey, body });
       assert.equal(res.status, 201, res.text);
-      assert.deepEqual(res.json.secrets, body.provider === 'http' ? { apiKeyValue: { set: true } } : { clientSecret: { set: true } });
+      // A per-user http connector holds no secret: each end user gives their own on the connect page.
+      const expected = body.provider !== 'http' ? { clientSecret: { set: true } } : body.tokenMode === 'per_user' ? {} : { apiKeyValue: { set: true } };
+      assert.deepEqual(res.json.secrets, expected);
     }
-    assert.deepEqual(bodies.filter((body) => !('provider' in body) && !('endUser' in body)), [{ returnTo: 'https://app.example.com/settings/connected' }]);
+    assert.deepEqual(bodies.filter((body) => !('provider' in body) && !('endUser' in body)), [
+      { returnTo: 'https://app.example.com/settings/connected' },
+      { credential: { key: 'the-end-users-key' } },
+    ]);
     // The connect session body, with the shell's $CONNECTOR filled in by a per-user connector.
     const sessions = bodies.filter((body) => 'endUser' in body);
     assert.equal(sessions.length, 1);
