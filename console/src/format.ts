@@ -68,8 +68,16 @@ export function limits(key: ApiKey): string {
   return parts.length === 0 ? 'none' : parts.join('; ');
 }
 
-/** "clientId" → "Client id", "apiBaseUrl" → "Api base url". */
+const ACRONYMS: Record<string, string> = { api: 'API', id: 'ID', url: 'URL', uri: 'URI', oauth: 'OAuth' };
+
+/** A field name in words: "clientId" → "Client ID", "apiBaseUrl" → "API base URL". */
 export function humanize(name: string): string {
-  const words = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/[_-]+/g, ' ').toLowerCase();
-  return words.charAt(0).toUpperCase() + words.slice(1);
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/[_-]+/g, ' ')
+    .toLowerCase()
+    .split(' ')
+    .map((word) => ACRONYMS[word] ?? word);
+  const text = words.join(' ');
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api, ApiError, listAll } from '../api';
 import { EmptyState, ErrorAlert, StatusLine } from '../components/alert';
 import { Dialog } from '../components/dialog';
@@ -32,6 +32,9 @@ export function ApiKeysPage({ me }: { me: Me }) {
   const [rolling, setRolling] = useState<ApiKey | undefined>();
   const [revoking, setRevoking] = useState<ApiKey | undefined>();
   const canWrite = me.permissions.includes('apikeys:write');
+  // Where focus goes when what had it goes away (the new key's panel, a revoked key's buttons).
+  const listHeading = useRef<HTMLHeadingElement>(null);
+  const focusList = () => listHeading.current?.focus();
 
   const afterIssue = async (next: Issued) => {
     setIssued(next);
@@ -42,7 +45,10 @@ export function ApiKeysPage({ me }: { me: Me }) {
     <>
       <h1>API keys</h1>
       <p class="lead">A key lets a program call the Latchkey API with your permissions (or fewer). Send it as <code>Authorization: ApiKey &lt;key&gt;</code>.</p>
-      {issued !== undefined && <IssuedKey title={issued.title} apiKey={issued.key} {...(issued.note !== undefined ? { note: issued.note } : {})} onDone={() => setIssued(undefined)} />}
+      {issued !== undefined && <IssuedKey title={issued.title} apiKey={issued.key} {...(issued.note !== undefined ? { note: issued.note } : {})} onDone={() => {
+            setIssued(undefined);
+            focusList();
+          }} />}
       {canWrite && (
         <CreateKeyForm
           onCreated={(created) => {
@@ -53,7 +59,9 @@ export function ApiKeysPage({ me }: { me: Me }) {
       )}
       <StatusLine message={status} />
       <section aria-labelledby="keys-title">
-        <h2 id="keys-title">Keys</h2>
+        <h2 id="keys-title" ref={listHeading} tabIndex={-1}>
+          Keys
+        </h2>
         {keys.error !== undefined && <ErrorAlert>{keys.error.message}</ErrorAlert>}
         {keys.data === undefined && keys.error === undefined && <p class="loading">Loading keys…</p>}
         {keys.data !== undefined && keys.data.length === 0 && (
@@ -133,7 +141,7 @@ export function ApiKeysPage({ me }: { me: Me }) {
         onRevoked={(revoked) => {
           setRevoking(undefined);
           setStatus(`Key “${revoked.name}” is revoked.`);
-          void keys.reload();
+          void keys.reload().then(focusList);
         }}
       />
     </>
