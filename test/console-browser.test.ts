@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { CHROMIUM, launchChromium, type TestBrowser } from './support/chromium.js';
+import { CHROMIUM, launchChromium, type PageGlobals, type TestBrowser } from './support/chromium.js';
 import { ROOT, startServer, type ServerProcess } from './support/cli.js';
 import { createTestDatabase, latchkeyEnv, LOOPBACK_EGRESS, type TestDatabase } from './support/databases.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
@@ -46,9 +46,9 @@ async function logIn(page: Page): Promise<void> {
 /** The element that has focus, described for assertions. */
 async function focused(page: Page): Promise<{ tag: string; id: string; name: string }> {
   return page.evaluate(() => {
-    const el = document.activeElement as HTMLElement | null;
-    const labelled = el && 'labels' in el ? [...((el as HTMLInputElement).labels ?? [])].map((l) => l.textContent ?? '').join(' ') : '';
-    return { tag: el?.tagName.toLowerCase() ?? '', id: el?.id ?? '', name: (el?.getAttribute('aria-label') ?? labelled ?? '').trim() || (el?.textContent ?? '').trim() };
+    const el = (globalThis as unknown as PageGlobals).document.activeElement;
+    const labelled = Array.from(el?.labels ?? []).map((l) => l.textContent ?? '').join(' ');
+    return { tag: el?.tagName.toLowerCase() ?? '', id: el?.id ?? '', name: (el?.getAttribute('aria-label') ?? labelled).trim() || (el?.textContent ?? '').trim() };
   });
 }
 
@@ -130,7 +130,7 @@ describe('web console in chromium', () => {
     await page.getByRole('heading', { name: 'No connectors yet' }).waitFor();
     await browser.screenshot(page, 'connectors-empty');
     // Marks this document: a reload would lose it.
-    await page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
+    await page.evaluate(() => ((globalThis as unknown as PageGlobals).sameDocument = true));
 
     await page.getByRole('link', { name: 'Create connector' }).first().click();
     await page.getByLabel('Provider').selectOption({ label: 'Generic OpenID Connect' });
@@ -164,7 +164,7 @@ describe('web console in chromium', () => {
 
     await row.locator('[data-status]', { hasText: /^connected$/ }).waitFor();
     await page.getByText('“Local IdP” is connected.').waitFor();
-    assert.equal(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument), true, 'no reload');
+    assert.equal(await page.evaluate(() => (globalThis as unknown as PageGlobals).sameDocument), true, 'no reload');
     await browser.screenshot(page, 'connectors-connected');
 
     // Editing shows the secret as set, never its value.
@@ -209,7 +209,7 @@ describe('web console in chromium', () => {
     await page.getByText('It is shown only this once').waitFor();
     await page.getByRole('button', { name: 'Copy' }).click();
     await page.getByText('Copied to the clipboard.').waitFor();
-    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
+    assert.equal(await page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText()), key);
     await browser.screenshot(page, 'api-keys-created');
     assert.equal(await call('GET', '/api/v1/me', key), 200, 'the key works');
 
@@ -258,10 +258,9 @@ describe('web console in chromium', () => {
     await page.goto(`${server.url}/console/api-keys`);
     await page.getByRole('heading', { name: 'API keys' }).waitFor();
     const unlabelled = await page.evaluate(() =>
-      [...document.querySelectorAll('input, select, button, a[href]')]
+      Array.from((globalThis as unknown as PageGlobals).document.querySelectorAll('input, select, button, a[href]'))
         .filter((el) => {
-          const labels = (el as HTMLInputElement).labels;
-          const name = el.getAttribute('aria-label') ?? (labels && labels.length > 0 ? 'label' : el.textContent);
+          const name = el.getAttribute('aria-label') ?? (el.labels && el.labels.length > 0 ? 'label' : el.textContent);
           return (name ?? '').trim() === '';
         })
         .map((el) => el.outerHTML),
@@ -281,7 +280,7 @@ describe('web console in chromium', () => {
     await tabTo(page, (el) => el.name === 'Copy', 3);
     await page.keyboard.press('Enter');
     await page.getByText('Copied to the clipboard.').waitFor();
-    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
+    assert.equal(await page.evaluate(() => (globalThis as unknown as PageGlobals).navigator.clipboard.readText()), key);
     await tabTo(page, (el) => el.name === 'I have stored the key', 3);
     await page.keyboard.press('Space');
     await page.getByLabel('The new API key').waitFor({ state: 'detached' });

@@ -22,6 +22,27 @@ const FLAGS = [
 
 export const SCREENSHOTS = join(ROOT, 'test-results', 'screenshots');
 
+/** An element as `page.evaluate` callbacks read it (the tests' tsconfig has no DOM types). */
+export interface PageElement {
+  tagName: string;
+  id: string;
+  textContent: string | null;
+  outerHTML: string;
+  getAttribute(name: string): string | null;
+  labels?: ArrayLike<{ textContent: string | null }> | null;
+}
+
+/**
+ * The page's globals as `page.evaluate` callbacks use them: `(globalThis as unknown as PageGlobals)`
+ * inside a callback is the page's own global object when it runs there.
+ */
+export interface PageGlobals {
+  document: { activeElement: PageElement | null; querySelectorAll(selectors: string): ArrayLike<PageElement> };
+  navigator: { clipboard: { readText(): Promise<string> } };
+  /** A mark a test sets on a document, to tell later whether the page was reloaded. */
+  sameDocument?: boolean;
+}
+
 export interface TestBrowser {
   context: BrowserContext;
   /** What went wrong on Latchkey's pages since the last {@link TestBrowser.takeProblems}. */
