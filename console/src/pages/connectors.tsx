@@ -68,7 +68,9 @@ export function ConnectorsPage({ me }: { me: Me }) {
     run(connector, 'Waiting for the sign-in window…', async () => {
       const result = await connectInPopup(connector.id);
       if (result.type === 'blocked') throw new ApiError('blocked', 'The browser blocked the sign-in window; allow pop-ups for this site and try again.', 0);
-      if (result.type === 'closed') return `The sign-in window for “${connector.name}” was closed before connecting finished.`;
+      // Also when the popup ended on another origin than this page's (a public URL that differs
+      // from the address in the browser): the status reloaded below says whether it connected.
+      if (result.type === 'closed') return `The sign-in window for “${connector.name}” was closed.`;
       if (!result.ok) throw new ApiError(result.error ?? 'failed', `Connecting failed: ${failureMessage(result.error)}`, 0);
       return `“${connector.name}” is connected.`;
     });
