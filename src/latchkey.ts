@@ -9,7 +9,7 @@ import { CONNECT_SESSION_TYPE, createConnectSessions, type ConnectSessions } fro
 import { CONNECTOR_TYPE, createConnectorService, loadCatalog, type ConnectorService } from './connectors/index.js';
 import { InvalidationBus, type DatabaseHandle } from './db/index.js';
 import { createIdentity, type BootstrapResult, type Identity } from './identity/index.js';
-import { apiRoutes, connectPage, listenWithShutdown, type RunningServer } from './http/index.js';
+import { apiRoutes, connectPage, consoleSite, listenWithShutdown, type RunningServer } from './http/index.js';
 import {
   CONNECTION_TYPE,
   OAUTH_STATE_TYPE,
@@ -280,7 +280,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             apiPlugins: [
               apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens, credentials }, connectSessions, webhooks, proxy }),
             ],
-            sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, credentials, flow, publicUrl: settings.publicUrl, clock })],
+            sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, credentials, flow, publicUrl: settings.publicUrl, clock }), consoleSite()],
           });
     let appClosed = false;
     if (app) closers.push(() => (appClosed ? undefined : app.close()));

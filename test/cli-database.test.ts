@@ -79,7 +79,9 @@ await eachDialect('latchkey serve: the first admin password', (dialect) => {
         });
         assert.equal(login.status, 201);
         const { userId } = (await login.json()) as { userId: string };
-        const cookie = login.headers.get('set-cookie')?.split(';')[0] ?? '';
+        const cookies = login.headers.getSetCookie().map((line) => line.split(';')[0] ?? '');
+        const cookie = cookies.join('; ');
+        const csrf = cookies.find((pair) => pair.startsWith('latchkey_csrf='))?.slice('latchkey_csrf='.length) ?? '';
 
         // A restart with the password unchanged keeps the file.
         assert.equal(await server.stop(), 0);
@@ -88,7 +90,7 @@ await eachDialect('latchkey serve: the first admin password', (dialect) => {
           assert.equal(readFileSync(passwordFile, 'utf8').trim(), password);
           const changed = await fetch(`${again.url}/api/v1/users/${userId}`, {
             method: 'PATCH',
-            headers: { 'content-type': 'application/json', cookie },
+            headers: { 'content-type': 'application/json', cookie, 'x-latchkey-csrf': csrf },
             body: JSON.stringify({ password: randomBytes(18).toString('base64url') }),
           });
           assert.equal(changed.status, 200, await changed.text());

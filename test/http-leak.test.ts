@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { generateApiKey } from '../src/apikeys/index.js';
 import { eachDialect } from './support/databases.js';
-import { cookiePair, createHttpHarness, randomAddress, randomName, randomPassword, type Answer, type HttpHarness } from './support/http.js';
+import { cookiePair, cookiePairs, createHttpHarness, csrfOf, randomAddress, randomName, randomPassword, type Answer, type HttpHarness } from './support/http.js';
 
 /** Every form a key's secret takes: the whole key, the secret alone, and secret + checksum. */
 function formsOf(key: string): string[] {
@@ -37,8 +37,9 @@ await eachDialect('HTTP leak test', (dialect) => {
     const login = async (tenant: string, username: string, password: string): Promise<string> => {
       const answer = await h.call({ method: 'POST', url: '/api/v1/sessions', body: { tenant, username, password } });
       assert.equal(answer.status, 201, answer.text);
-      const cookie = cookiePair(answer.headers['set-cookie']);
-      keep('session token', cookie.slice('latchkey_session='.length));
+      const cookie = cookiePairs(answer.headers['set-cookie']);
+      keep('session token', cookiePair(answer.headers['set-cookie']).slice('latchkey_session='.length));
+      keep('CSRF token', csrfOf(cookie) ?? 'no CSRF cookie');
       return cookie;
     };
 

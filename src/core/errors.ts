@@ -10,6 +10,7 @@ export const ERROR_STATUS = {
   invalid_connect_session: 401,
   forbidden: 403,
   insufficient_permissions: 403,
+  csrf_failed: 403,
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,

@@ -56,29 +56,31 @@ describe('logger redaction', () => {
     });
   }
 
-  it('redacts the authorization, cookie and x-api-key request headers and keeps the others', () => {
+  it('redacts the authorization, cookie, x-api-key and CSRF token request headers and keeps the others', () => {
     const { log, text, lines } = capture();
     const apiKey = random('lk');
     const cookie = `session=${random('c')}`;
     const xApiKey = random('lk');
+    const csrf = random('csrf');
     const requestId = random('req');
     log.info(
       {
         req: {
           method: 'GET',
           url: '/v1/connectors',
-          headers: { authorization: `ApiKey ${apiKey}`, cookie, 'x-api-key': xApiKey, 'x-request-id': requestId, 'user-agent': 'sdk' },
+          headers: { authorization: `ApiKey ${apiKey}`, cookie, 'x-api-key': xApiKey, 'x-latchkey-csrf': csrf, 'x-request-id': requestId, 'user-agent': 'sdk' },
         },
       },
       'request',
     );
     const out = text();
-    for (const secret of [apiKey, cookie, xApiKey]) assert.ok(!out.includes(secret), `a header leaked: ${out}`);
+    for (const secret of [apiKey, cookie, xApiKey, csrf]) assert.ok(!out.includes(secret), `a header leaked: ${out}`);
     const headers = at(lines()[0], ['req', 'headers']) as Record<string, unknown>;
     assert.deepEqual(headers, {
       authorization: '[redacted]',
       cookie: '[redacted]',
       'x-api-key': '[redacted]',
+      'x-latchkey-csrf': '[redacted]',
       'x-request-id': requestId,
       'user-agent': 'sdk',
     });

@@ -37,10 +37,12 @@ export const REDACT_PATHS: string[] = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-api-key"]',
+  'req.headers["x-latchkey-csrf"]',
   'res.headers["set-cookie"]',
   'headers.authorization',
   'headers.cookie',
   'headers["x-api-key"]',
+  'headers["x-latchkey-csrf"]',
   ...SECRET_FIELDS,
 ];
 

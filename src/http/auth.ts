@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import type { ApiKeys, VerifyResult } from '../apikeys/index.js';
 import { LatchkeyError, systemClock, type Clock } from '../core/index.js';
 import { SlidingWindow, type Actor, type Identity, type Permission } from '../identity/index.js';
+import { CSRF_FAILED, CSRF_HEADER, csrfTokenMatches, needsCsrfToken } from './csrf.js';
 import type { DisplayCache } from './display-cache.js';
 
 /** Who is calling: a user, through one of their API keys or a console session. */
@@ -172,6 +173,11 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
     const cookie = request.headers.cookie;
     const token = cookie === undefined ? undefined : app.parseCookie(cookie)[SESSION_COOKIE];
     if (token === undefined || token === '') return undefined;
+    // Checked before the session is even looked up: a forged request costs no database read and
+    // counts as no failed authentication.
+    if (needsCsrfToken(request.method) && !csrfTokenMatches(token, request.headers[CSRF_HEADER])) {
+      throw new LatchkeyError('csrf_failed', CSRF_FAILED);
+    }
     const session = await identity.sessions.authenticate(token);
     if (session === undefined) return undefined;
     const user = await identity.authorizer.userPermissions(session.tenantId, session.userId);
@@ -223,7 +229,10 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
  * route declares (`config.permission`), before the body is parsed:
  * - `Authorization: ApiKey <key>` (or `Bearer <key>`) goes through the API key verifier, counting
  *   against the key's rate limit and credits; a limit hit is 429 with `Retry-After`, never 401.
- * - otherwise the `latchkey_session` cookie, checked against the user's current permissions.
+ * - otherwise the `latchkey_session` cookie, checked against the user's current permissions. A
+ *   state-changing request (any method but GET, HEAD, OPTIONS) made with it must also send the
+ *   session's CSRF token (`X-Latchkey-CSRF`, the value of the `latchkey_csrf` cookie set at login),
+ *   or it is 403 `csrf_failed` before the session is looked up.
  * Every failure is the same 401 sentence; failures are counted per client address (`request.ip`:
  * the socket's peer, or `X-Forwarded-For` from a trusted proxy), and an address over the limit
  * gets 429 for its failures until its window frees up. Valid credentials always pass.

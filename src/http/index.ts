@@ -24,3 +24,6 @@ export { scrubSecrets } from './secrets.js';
 export { RequestLimiter } from './rate-limit.js';
 export type { RateLimit } from './rate-limit.js';
 export { escapeHtml, resultPage } from './result-page.js';
+export { consoleSite, defaultConsoleDir, CONSOLE_CSP, CONSOLE_PATH } from './console.js';
+export type { ConsoleSiteOptions } from './console.js';
+export { CSRF_COOKIE, CSRF_HEADER, csrfTokenFor } from './csrf.js';

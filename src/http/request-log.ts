@@ -36,7 +36,7 @@ export function requestCompletedFields(request: FastifyRequest, reply: FastifyRe
 
 export const requestLogPlugin = fp(requestLog, { name: 'latchkey-request-log' });
 
-const SECRET_HEADER = /authorization|cookie|api-?key|token|secret|signature/i;
+const SECRET_HEADER = /authorization|cookie|api-?key|token|secret|signature|csrf/i;
 
 /**
  * Request headers safe to log: credential-bearing headers are replaced before the logger's own

@@ -17,8 +17,13 @@ export interface CallOptions {
   url: string;
   /** Sent as `Authorization: ApiKey <key>`. */
   key?: string;
-  /** A `latchkey_session=…` pair. */
+  /** A `latchkey_session=…` pair (and the `latchkey_csrf=…` pair `login` adds). */
   cookie?: string;
+  /**
+   * Whether to send the cookie's CSRF token in `X-Latchkey-CSRF`, as the console does (default
+   * true: taken from the `latchkey_csrf` pair of `cookie`, when it has one).
+   */
+  csrf?: boolean;
   /** JSON body. */
   body?: unknown;
   /** A raw body, sent as application/json. */
@@ -62,7 +67,7 @@ export interface HttpHarness {
   /** Every answer given so far. */
   answers: Answer[];
   call(options: CallOptions): Promise<Answer>;
-  /** Logs in; returns the `latchkey_session=…` pair. */
+  /** Logs in; returns the `latchkey_session=…; latchkey_csrf=…` pairs. */
   login(tenant: string, username: string, password: string): Promise<string>;
   tenant(): Promise<TenantFixture>;
   close(): Promise<void>;
@@ -88,6 +93,17 @@ export function cookiePair(setCookie: Answer['headers'][string]): string {
   const header = Array.isArray(setCookie) ? setCookie[0] : setCookie;
   assert.equal(typeof header, 'string', 'a Set-Cookie header');
   return String(header).split(';')[0] ?? '';
+}
+
+/** Every `name=value` pair of the Set-Cookie headers, as a Cookie header. */
+export function cookiePairs(setCookie: Answer['headers'][string]): string {
+  const headers = Array.isArray(setCookie) ? setCookie : [setCookie];
+  return headers.map((header) => String(header).split(';')[0] ?? '').join('; ');
+}
+
+/** The value of the `latchkey_csrf` pair of a Cookie header, if any. */
+export function csrfOf(cookie: string): string | undefined {
+  return /(?:^|;\s*)latchkey_csrf=([^;]*)/.exec(cookie)?.[1];
 }
 
 /** `extra`: createLatchkey options beyond settings (OAuth and webhook knobs). */
@@ -125,7 +141,11 @@ export async function createHttpHarness(
   const call = async (options: CallOptions): Promise<Answer> => {
     const headers: Record<string, string> = { ...options.headers };
     if (options.key !== undefined) headers.authorization = `ApiKey ${options.key}`;
-    if (options.cookie !== undefined) headers.cookie = options.cookie;
+    if (options.cookie !== undefined) {
+      headers.cookie = options.cookie;
+      const csrf = csrfOf(options.cookie);
+      if (options.csrf !== false && csrf !== undefined) headers['x-latchkey-csrf'] ??= csrf;
+    }
     let payload: string | undefined;
     if (options.raw !== undefined) payload = options.raw;
     else if (options.body !== undefined) payload = JSON.stringify(options.body);
@@ -151,7 +171,7 @@ export async function createHttpHarness(
   const login = async (tenant: string, username: string, password: string): Promise<string> => {
     const res = await call({ method: 'POST', url: '/api/v1/sessions', body: { tenant, username, password } });
     assert.equal(res.status, 201, res.text);
-    return cookiePair(res.headers['set-cookie']);
+    return cookiePairs(res.headers['set-cookie']);
   };
 
   const tenant = async (): Promise<TenantFixture> => {

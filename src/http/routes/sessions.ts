@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { stringError } from '../../core/index.js';
 import type { Identity } from '../../identity/index.js';
 import { SESSION_COOKIE } from '../auth.js';
+import { CSRF_COOKIE, csrfTokenFor } from '../csrf.js';
 import { noContent, publicErrorResponses } from '../schemas.js';
 
 export interface SessionRoutesOptions {
@@ -31,6 +32,8 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (fa
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { identity } = options;
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, path: '/', secure: options.secureCookie };
+  // The CSRF token (see csrf.ts): the console's script reads it, no other site gets it.
+  const csrfCookieOptions = { httpOnly: false, sameSite: 'strict' as const, path: '/', secure: options.secureCookie };
 
   app.post(
     '/sessions',
@@ -49,7 +52,9 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (fa
     async (request, reply) => {
       const { tenant, username, password } = request.body;
       const session = await identity.sessions.login({ tenant, username, password, address: request.ip });
-      reply.setCookie(SESSION_COOKIE, session.token, { ...cookieOptions, expires: new Date(session.expiresAt) });
+      const expires = new Date(session.expiresAt);
+      reply.setCookie(SESSION_COOKIE, session.token, { ...cookieOptions, expires });
+      reply.setCookie(CSRF_COOKIE, csrfTokenFor(session.token), { ...csrfCookieOptions, expires });
       reply.header('cache-control', 'no-store');
       return reply.code(201).send({ tenantId: session.tenantId, userId: session.userId, expiresAt: session.expiresAt });
     },
@@ -71,6 +76,7 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (fa
       const token = cookie === undefined ? undefined : app.parseCookie(cookie)[SESSION_COOKIE];
       if (token !== undefined && token !== '') await identity.sessions.logout(token);
       reply.clearCookie(SESSION_COOKIE, cookieOptions);
+      reply.clearCookie(CSRF_COOKIE, csrfCookieOptions);
       return reply.code(204).send(null);
     },
   );
