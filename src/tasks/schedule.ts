@@ -25,35 +25,64 @@ function cronOf(pattern: string, timezone: string | undefined): Cron {
   return new Cron(pattern, { paused: true, mode: '5-or-6-parts', ...(timezone !== undefined ? { timezone } : {}) });
 }
 
-const atSchedule = z.strictObject({ at: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time such as "2030-01-01T09:00:00Z"' }) });
-const everySchedule = z.strictObject({
-  every: z.union([z.string().max(32), z.number()], { error: 'must be a duration such as "10m" or a number of milliseconds' }).refine(
-    (v) => {
-      const ms = parseDuration(v);
-      return ms !== undefined && ms >= MIN_EVERY_MS && ms <= MAX_EVERY_MS;
-    },
-    { error: 'must be a duration from 1s to 366d, such as "10m"' },
-  ),
-});
+const EXACTLY_ONE = 'must have exactly one of "at", "every" or "cron" (and "timezone" with "cron")';
+const strict = { error: (issue: { code?: string }) => (issue.code === 'unrecognized_keys' ? EXACTLY_ONE : undefined) };
+
+const atSchedule = z.strictObject({ at: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time such as "2030-01-01T09:00:00Z"' }) }, strict);
+const everySchedule = z.strictObject(
+  {
+    every: z.union([z.string(), z.number()], { error: 'must be a duration such as "10m" or a number of milliseconds' }).refine(
+      (v) => {
+        if (typeof v === 'string' && v.length > 32) return false;
+        const ms = parseDuration(v);
+        return ms !== undefined && ms >= MIN_EVERY_MS && ms <= MAX_EVERY_MS;
+      },
+      { error: 'must be a duration from 1s to 366d, such as "10m"' },
+    ),
+  },
+  strict,
+);
+const CRON_MESSAGE = 'must be a cron pattern of five fields (or six with seconds), such as "0 * * * *"';
 const cronSchedule = z
-  .strictObject({
-    cron: z.string({ error: 'must be a cron pattern such as "0 * * * *"' }).min(1).max(200),
-    timezone: z.string().max(64).refine(isTimeZone, { error: 'must be an IANA time zone such as "Europe/Paris"' }).optional(),
-  })
+  .strictObject(
+    {
+      cron: z.string({ error: CRON_MESSAGE }).min(1, CRON_MESSAGE).max(200, 'must be at most 200 characters'),
+      timezone: z
+        .string({ error: 'must be an IANA time zone such as "Europe/Paris"' })
+        .max(64, 'must be an IANA time zone such as "Europe/Paris"')
+        .refine(isTimeZone, { error: 'must be an IANA time zone such as "Europe/Paris"' })
+        .optional(),
+    },
+    strict,
+  )
   .superRefine((value, ctx) => {
-    let cron: Cron;
+    // A bad time zone has its own issue already.
+    if (value.timezone !== undefined && !isTimeZone(value.timezone)) return;
+    let next: Date | null;
     try {
-      cron = cronOf(value.cron, value.timezone);
+      next = cronOf(value.cron, value.timezone).nextRun(new Date());
     } catch {
-      ctx.addIssue({ code: 'custom', path: ['cron'], message: 'must be a cron pattern of five fields (or six with seconds), such as "0 * * * *"' });
+      ctx.addIssue({ code: 'custom', path: ['cron'], message: CRON_MESSAGE });
       return;
     }
-    if (cron.nextRun(new Date()) === null) ctx.addIssue({ code: 'custom', path: ['cron'], message: 'never matches a future time' });
+    if (next === null) ctx.addIssue({ code: 'custom', path: ['cron'], message: 'never matches a future time' });
   });
 
-/** The zod schema of a {@link TaskSchedule}: exactly one of `at`, `every` or `cron`. */
-export const taskScheduleSchema = z.union([atSchedule, everySchedule, cronSchedule], {
-  error: 'must be {"at": time}, {"every": duration} or {"cron": pattern, "timezone"?: zone}',
+/**
+ * The zod schema of a {@link TaskSchedule}: exactly one of `at`, `every` or `cron`, each
+ * checked by its own rules so that an error names the field at fault.
+ */
+export const taskScheduleSchema: z.ZodType<TaskSchedule, unknown> = z.unknown().transform((value, ctx): TaskSchedule => {
+  const shape = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  const schema = shape === undefined ? undefined : 'cron' in shape ? cronSchedule : 'every' in shape ? everySchedule : 'at' in shape ? atSchedule : undefined;
+  if (schema === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'must be {"at": time}, {"every": duration} or {"cron": pattern, "timezone"?: zone}' });
+    return z.NEVER;
+  }
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  return z.NEVER;
 });
 
 /** The schedule as stored: `at` in UTC. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { LatchkeyError, newId, parseInput, stringError, systemClock, type Clock, type Logger } from '../core/index.js';
-import type { DatabaseHandle, Executor } from '../db/index.js';
+import { runTransaction, type DatabaseHandle, type Executor } from '../db/index.js';
 import { TaskRunner } from './runner.js';
 import { firstSlot, normalizeSchedule, taskScheduleSchema, type TaskSchedule } from './schedule.js';
 import { TaskStore, type TaskRunRow } from './task-store.js';
@@ -99,9 +99,9 @@ export interface Tasks {
 
 const MAX_PARAMS_BYTES = 64 * 1024;
 const RUNS_SHOWN = 10;
-const id = z.string({ error: stringError }).min(1).max(200);
+const id = z.string({ error: stringError }).min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 const scheduleInput = z.strictObject({
-  type: z.string({ error: stringError }).min(1).max(64),
+  type: z.string({ error: stringError }).min(1, 'must not be empty').max(64, 'must be at most 64 characters'),
   params: z.unknown().optional(),
   schedule: taskScheduleSchema.nullable().optional(),
   owner: z.strictObject({ tenantId: id, userId: id.nullable().optional() }).optional(),
@@ -120,6 +120,15 @@ function paramsJson(params: unknown): string {
   return json;
 }
 
+/** Params as stored; null when the row no longer holds JSON (the run then fails with `invalid_params`). */
+function storedParams(json: string): unknown {
+  try {
+    return JSON.parse(json) as unknown;
+  } catch {
+    return null;
+  }
+}
+
 function toView(row: TaskRow): TaskView {
   const status = row.status as TaskStatus;
   return {
@@ -127,7 +136,7 @@ function toView(row: TaskRow): TaskView {
     type: row.type,
     key: row.key,
     owner: row.tenant_id === null ? null : { tenantId: row.tenant_id, userId: row.owner_id },
-    params: JSON.parse(row.params) as unknown,
+    params: storedParams(row.params),
     schedule: scheduleOf(row),
     status,
     enabled: Number(row.enabled) === 1,
@@ -196,7 +205,8 @@ export function createTasks(options: TasksOptions): Tasks {
       throw new LatchkeyError('validation_failed', 'The task is invalid: "type" must be a registered task type.', { details: { fields: [{ path: 'type', message: 'must be a registered task type' }] } });
     }
     paramsJson(parsed.params);
-    const params = paramsJson(parseInput(type.paramsSchema, parsed.params ?? {}, 'task params'));
+    // Parsed under "params" so that errors name the field as the caller wrote it ("params.label").
+    const params = paramsJson(parseInput(z.object({ params: type.paramsSchema }), { params: parsed.params ?? {} }, 'task').params);
     const schedule = parsed.schedule ? normalizeSchedule(parsed.schedule) : null;
     const now = clock.now();
     const slot = firstSlot(schedule, now).toISOString();
@@ -235,7 +245,9 @@ export function createTasks(options: TasksOptions): Tasks {
     register: (definition) => types.register(definition),
     async schedule(input, scheduleOptions = {}) {
       const row = prepare(input, null);
-      await store.insert(scheduleOptions.tx ?? handle.db, row, clock.now());
+      const now = clock.now();
+      if (scheduleOptions.tx) await store.insert(scheduleOptions.tx, row, now);
+      else await runTransaction(handle, (trx) => store.insert(trx, row, now));
       runner.wake();
       return toView(row);
     },
