@@ -233,7 +233,7 @@ export class TaskRunner {
       clearTimeout(timeout);
     }
     const finishedAt = clock.now();
-    if (run.cause === 'shutdown') {
+    if (run.cause === 'shutdown' && outcome.kind !== 'succeeded') {
       await store.release(row, finishedAt);
       return;
     }
@@ -265,22 +265,24 @@ export class TaskRunner {
     const { signal } = run.controller;
     const stop = aborted(signal);
     armTimeout(type.timeoutMs);
+    const context = {
+      taskId: row.id,
+      type: row.type,
+      params: parsed.data,
+      idempotencyKey: `${row.id}@${row.run_slot}`,
+      slot: new Date(row.run_slot),
+      attempt,
+      owner: row.tenant_id === null ? null : { tenantId: row.tenant_id, userId: row.owner_id },
+      signal,
+    };
+    let finished = false;
+    const work = (async () => {
+      await type.run(context);
+      finished = true;
+    })();
     try {
-      await Promise.race([
-        Promise.resolve().then(() =>
-          type.run({
-            taskId: row.id,
-            type: row.type,
-            params: parsed.data,
-            idempotencyKey: `${row.id}@${row.run_slot}`,
-            slot: new Date(row.run_slot),
-            attempt,
-            owner: row.tenant_id === null ? null : { tenantId: row.tenant_id, userId: row.owner_id },
-            signal,
-          }),
-        ),
-        stop.promise,
-      ]);
+      // A run that ignores its signal is not waited for past the abort.
+      await Promise.race([work, stop.promise]);
     } catch (err) {
       if (run.cause === undefined) {
         this.#o.logger?.warn({ err, taskId: row.id, type: row.type }, `Task ${row.id} (${row.type}) threw.`);
@@ -289,6 +291,8 @@ export class TaskRunner {
     } finally {
       stop.dispose();
     }
+    // A run that finished before its signal fired succeeded, whatever fired after.
+    if (finished) return { kind: 'succeeded' };
     if (run.cause === 'timeout') return { kind: 'timed_out', code: 'timeout', message: `The run took longer than its timeout of ${type.timeoutMs} ms.`, retry: true };
     if (run.cause !== undefined) return { kind: 'failed', code: run.cause, message: 'The run was aborted.', retry: true };
     return { kind: 'succeeded' };
