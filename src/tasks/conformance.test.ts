@@ -579,6 +579,24 @@ await eachDialect('task engine', (dialect) => {
       (err: unknown) => err instanceof LatchkeyError && err.code === 'not_found',
     );
     assert.deepEqual((await w.list(other)).tasks, []);
+    for (const bad of [`${task.id}\u0000`, 'x'.repeat(100_000)]) {
+      await assert.rejects(
+        () => w.get(bad),
+        (err: unknown) => err instanceof LatchkeyError && err.code === 'not_found',
+      );
+      await assert.rejects(
+        () => w.remove(bad),
+        (err: unknown) => err instanceof LatchkeyError && err.code === 'not_found',
+      );
+    }
+    await assert.rejects(
+      () => w.get(task.id, { tenantId: 'ten_a\u0000' }),
+      (err: unknown) => err instanceof LatchkeyError && err.code === 'not_found',
+    );
+    await assert.rejects(
+      () => w.list({ type: 'echo\u0000' }),
+      (err: unknown) => err instanceof LatchkeyError && err.code === 'validation_failed',
+    );
     const unchanged = await w.get(task.id, { tenantId: 'ten_a' });
     assert.equal(unchanged.enabled, true);
     assert.equal(unchanged.updatedAt, task.updatedAt);

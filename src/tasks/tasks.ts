@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LatchkeyError, newId, parseInput, stringError, systemClock, type Clock, type Logger } from '../core/index.js';
+import { LatchkeyError, assertSafeInput, newId, parseInput, stringError, systemClock, unsafeInput, type Clock, type Logger } from '../core/index.js';
 import { runTransaction, type DatabaseHandle, type Executor } from '../db/index.js';
 import { TaskRunner } from './runner.js';
 import { firstSlot, normalizeSchedule, taskScheduleSchema, type TaskSchedule } from './schedule.js';
@@ -164,7 +164,7 @@ function toRunView(row: TaskRunRow): TaskRunView {
 }
 
 function notFound(taskId: string): LatchkeyError {
-  return new LatchkeyError('not_found', `No task with id ${JSON.stringify(taskId.slice(0, 200))} exists.`);
+  return new LatchkeyError('not_found', `No task with id ${JSON.stringify(taskId.slice(0, 200).replaceAll('\u0000', ''))} exists.`);
 }
 
 /**
@@ -235,8 +235,11 @@ export function createTasks(options: TasksOptions): Tasks {
     };
   };
 
+  /** Ids no task can have (too long, a NUL character PostgreSQL refuses) answer like unknown ones. */
+  const lookable = (taskId: unknown, scope: TaskScope): taskId is string =>
+    typeof taskId === 'string' && taskId.length <= 200 && unsafeInput([taskId, scope.tenantId ?? '']) === undefined;
   const load = async (taskId: string, scope: TaskScope): Promise<TaskRow> => {
-    const row = typeof taskId === 'string' && taskId.length <= 200 ? await store.get(taskId, scope.tenantId) : undefined;
+    const row = lookable(taskId, scope) ? await store.get(taskId, scope.tenantId) : undefined;
     if (!row) throw notFound(String(taskId));
     return row;
   };
@@ -264,6 +267,7 @@ export function createTasks(options: TasksOptions): Tasks {
       return { ...toView(row), runs: (await store.runs(row.id, RUNS_SHOWN)).map(toRunView) };
     },
     async list(filter = {}) {
+      assertSafeInput(filter, 'task list');
       const limit = filter.limit ?? 50;
       if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new LatchkeyError('validation_failed', 'The task list is invalid: "limit" must be a whole number from 1 to 500.');
       if (filter.status !== undefined && !TASK_STATUSES.includes(filter.status)) {
@@ -292,7 +296,7 @@ export function createTasks(options: TasksOptions): Tasks {
       return toView(await load(taskId, scope));
     },
     async remove(taskId, scope = {}) {
-      if (typeof taskId !== 'string' || taskId.length > 200 || !(await store.remove(scope.tx ?? handle.db, taskId, scope.tenantId))) throw notFound(String(taskId));
+      if (!lookable(taskId, scope) || !(await store.remove(scope.tx ?? handle.db, taskId, scope.tenantId))) throw notFound(String(taskId));
     },
     runner,
     start: () => runner.start(),
