@@ -67,6 +67,11 @@ function aborted(signal: AbortSignal): { promise: Promise<void>; dispose: () => 
  * fenced updates. Woken by PostgreSQL NOTIFY (other processes' writes), by this process's own
  * writes and by a poll. `stop` stops claiming, waits for running tasks within the grace period,
  * then aborts the rest and releases their leases.
+ *
+ * @example
+ * // Built by createTasks; tests drive it by hand instead of starting its loop:
+ * await tasks.runner.claimAndRun();
+ * await tasks.runner.idle();
  */
 export class TaskRunner {
   readonly #o: TaskRunnerOptions;
