@@ -23,6 +23,7 @@ import {
 } from './oauth/index.js';
 import { createOutbound } from './outbound/index.js';
 import { ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
+import { createTasks, type Tasks } from './tasks/index.js';
 import { WEBHOOK_ENDPOINT_TYPE, createWebhooks, type WebhookBackoff, type Webhooks } from './webhooks/index.js';
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
@@ -65,6 +66,22 @@ export interface LatchkeyWebhookOptions {
   pollIntervalMs?: number;
 }
 
+/** Task engine knobs for embedders and tests; no setting or environment variable reaches them. */
+export interface LatchkeyTaskOptions {
+  /** How long a claim holds a task without a heartbeat; a task whose process died runs again after it (default 30 s). */
+  leaseMs?: number;
+  /** How often a running task's lease is extended (default 10 s; below the lease). */
+  heartbeatMs?: number;
+  /** Tasks run at once by this process (default 10). */
+  concurrency?: number;
+  /** How often due tasks are looked for besides wake-ups (default 1 s). */
+  pollIntervalMs?: number;
+  /** At shutdown, how long running tasks may go on before they are aborted and released (default 10 s). */
+  shutdownGraceMs?: number;
+  /** Runs kept per task (default 20). */
+  historyLimit?: number;
+}
+
 export interface LatchkeyOptions {
   settings: Settings;
   logger?: Logger;
@@ -85,10 +102,11 @@ export interface LatchkeyOptions {
   onBootstrap?: (result: Extract<BootstrapResult, { created: true }>) => void;
   oauth?: LatchkeyOAuthOptions;
   webhooks?: LatchkeyWebhookOptions;
+  tasks?: LatchkeyTaskOptions;
   /**
    * Start the background work while starting (default false): the invalidation bus (changes made
    * by other processes reach this one's caches at once rather than when entries expire), the API
-   * key usage flush, webhook deliveries, and the cleanup timers. `listen()` starts it in any case; CLI commands that
+   * key usage flush, webhook deliveries, the task runner, and the cleanup timers. `listen()` starts it in any case; CLI commands that
    * only touch the database never do.
    */
   background?: boolean;
@@ -127,9 +145,14 @@ export interface Latchkey {
   connect: { sessions: ConnectSessions };
   /** Webhook endpoints, `emit`, and the stored deliveries (sent by the background work). */
   webhooks: Webhooks;
+  /**
+   * The task engine: register task types, schedule tasks; the runner claims and runs them as
+   * part of the background work.
+   */
+  tasks: Tasks;
   /** Undefined when built with `http: false`. */
   app: FastifyInstance | undefined;
-  /** The invalidation bus, the usage flush and the cleanup timers: started by `listen()`, or by `background.start()`. */
+  /** The invalidation bus, the usage flush, webhook deliveries, the task runner and the cleanup timers: started by `listen()`, or by `background.start()`. */
   background: Background;
   /** Listens on the configured host and port; shuts down gracefully on SIGTERM/SIGINT. */
   listen(): Promise<RunningServer>;
@@ -242,6 +265,10 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     const proxy = createProxy({ connectors, tokens, credentials, connections, outbound, audit: identity.audit, logger });
     const connectSessions = createConnectSessions({ store, connectors, publicUrl: settings.publicUrl, audit: identity.audit, clock });
 
+    const tasks = createTasks({ handle: database, clock, logger, ...options.tasks });
+    // Stopped before the parts a running task may use (background work stops newest first).
+    background.add({ name: 'task runner', start: () => tasks.start(), stop: () => tasks.stop() });
+
     let stopStateCleanup = () => {};
     background.add({
       name: 'OAuth state cleanup',
@@ -300,6 +327,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       connect: { sessions: connectSessions },
       proxy,
       webhooks,
+      tasks,
       app,
       background,
       async listen() {

@@ -17,6 +17,8 @@ export type {
   InvalidationsTable,
   WebhookDeliveriesTable,
   WebhookDeliveryAttemptsTable,
+  TasksTable,
+  TaskRunsTable,
 } from './schema.js';
 export { openDatabase, sqlitePath } from './open.js';
 export type { OpenDatabaseOptions } from './open.js';
@@ -29,5 +31,6 @@ export type { MigrationStatus } from './migrator.js';
 export { registerDatabaseMetrics } from './metrics.js';
 export { InvalidationBus } from './invalidation-bus.js';
 export type { Invalidation, InvalidationBusOptions, WakeTopic } from './invalidation-bus.js';
+export { notify } from './notify.js';
 export { runTransaction, withSavepoint, isLockTimeout, deleteDataKeyIfUnused, claimRows } from './transaction.js';
 export type { TransactionOptions, Executor } from './transaction.js';

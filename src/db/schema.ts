@@ -204,6 +204,62 @@ export interface WebhookDeliveryAttemptsTable {
   response_snippet: string | null;
 }
 
+/**
+ * One stored task. The row is its own lease: a claim moves it to `running` with a lease end and
+ * the next fencing token; only that token's holder records the outcome.
+ */
+export interface TasksTable {
+  id: string;
+  /** A type registered in code; a process claims only the types it knows. */
+  type: string;
+  /** Unique name of a task that must exist once (built-in maintenance), or null. */
+  key: string | null;
+  /** The owner's tenant and user; null for Latchkey's own maintenance tasks. */
+  tenant_id: string | null;
+  owner_id: string | null;
+  /** JSON of the params as the type's schema parsed them. */
+  params: string;
+  /** JSON `{at}`, `{every}` or `{cron, timezone?}`; null: once, now. */
+  schedule: string | null;
+  /** `scheduled` | `running` | `succeeded` | `failed`. */
+  status: string;
+  enabled: Generated<number>;
+  /** Attempts started in the current run slot (a claim adds one; a success or a new slot resets it). */
+  attempts: Generated<number>;
+  /** The scheduled time the current or next run belongs to; with the id, its idempotency key. */
+  run_slot: string;
+  /** When the next attempt is due (a retry is due after its backoff, in the same slot). */
+  next_run_at: string;
+  /** Fencing token: one more on every claim. */
+  lease_token: Generated<number>;
+  /** The worker holding the lease, while running. */
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  last_run_at: string | null;
+  last_outcome: string | null;
+  last_error_code: string | null;
+  /** One sentence; never a secret. */
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One finished run (or attempt) of a task; only the latest few per task are kept. */
+export interface TaskRunsTable {
+  id: string;
+  task_id: string;
+  run_slot: string;
+  attempt: number;
+  lease_token: number;
+  started_at: string;
+  finished_at: string;
+  duration_ms: number;
+  /** `succeeded` | `failed` | `timed_out` | `lease_expired`. */
+  outcome: string;
+  error_code: string | null;
+  error: string | null;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -221,4 +277,6 @@ export interface Database {
   objects: ObjectsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_delivery_attempts: WebhookDeliveryAttemptsTable;
+  tasks: TasksTable;
+  task_runs: TaskRunsTable;
 }

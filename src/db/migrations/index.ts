@@ -4,6 +4,7 @@ import { encryptedObjects } from './0001-encrypted-objects.js';
 import { identityAndApiKeys } from './0002-identity-and-api-keys.js';
 import { systemTenant } from './0003-system-tenant.js';
 import { webhooks } from './0004-webhooks.js';
+import { tasks } from './0005-tasks.js';
 
 /** Every migration, in order. Names sort in the order they must run; never rename or reorder one. */
 export function migrationsFor(dialect: DialectName): Record<string, Migration> {
@@ -12,6 +13,7 @@ export function migrationsFor(dialect: DialectName): Record<string, Migration> {
     '0002-identity-and-api-keys': identityAndApiKeys(dialect),
     '0003-system-tenant': systemTenant,
     '0004-webhooks': webhooks,
+    '0005-tasks': tasks,
   };
 }
 

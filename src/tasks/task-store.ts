@@ -1,0 +1,291 @@
+import type { Insertable, Selectable, Updateable } from 'kysely';
+import { newId } from '../core/index.js';
+import { claimRows, notify, runTransaction, type DatabaseHandle, type Executor, type TaskRunsTable, type TasksTable } from '../db/index.js';
+import type { RunOutcomeKind, TaskRow, TaskStatus } from './transitions.js';
+
+export type TaskRunRow = Selectable<TaskRunsTable>;
+
+/** The channel that wakes workers when a task becomes due now (PostgreSQL NOTIFY). */
+export const TASKS_CHANNEL = 'latchkey_tasks';
+
+/** One finished attempt, as recorded in the history. */
+export interface RunRecord {
+  startedAt: Date;
+  finishedAt: Date;
+  durationMs: number;
+  outcome: RunOutcomeKind;
+  errorCode: string | null;
+  error: string | null;
+}
+
+export interface ClaimRequest {
+  now: Date;
+  workerId: string;
+  leaseMs: number;
+  limit: number;
+  /** Only tasks of these types are claimed (the types this process can run). */
+  types: readonly string[];
+}
+
+export interface ListFilter {
+  tenantId?: string;
+  type?: string;
+  status?: TaskStatus;
+  /** Ids after this one (pages in id order). */
+  after?: string;
+  limit: number;
+}
+
+const LEASE_EXPIRED_MESSAGE = 'The worker running this attempt stopped renewing its lease (it stopped or lost the database).';
+
+/**
+ * The `tasks` and `task_runs` tables: writes, claims with leases and fencing tokens, and the
+ * fenced updates that end a run. Every update of a claimed task names the token of its claim,
+ * so a worker whose lease was taken over changes nothing.
+ */
+export class TaskStore {
+  readonly #handle: DatabaseHandle;
+  readonly #historyLimit: number;
+
+  constructor(handle: DatabaseHandle, options: { historyLimit: number }) {
+    this.#handle = handle;
+    this.#historyLimit = options.historyLimit;
+  }
+
+  /** Inserts a task in `db` (a caller's transaction, or alone); wakes workers at commit when it is due. */
+  async insert(db: Executor, row: Insertable<TasksTable>, now: Date): Promise<void> {
+    await db.insertInto('tasks').values(row).execute();
+    if (row.next_run_at <= now.toISOString()) await notify(this.#handle, db, TASKS_CHANNEL);
+  }
+
+  /** Inserts the task unless one with its key exists; returns whether it inserted. */
+  async insertKeyed(row: Insertable<TasksTable> & { key: string }, now: Date): Promise<boolean> {
+    return runTransaction(this.#handle, async (trx) => {
+      const result = await trx.insertInto('tasks').values(row).onConflict((oc) => oc.column('key').doNothing()).executeTakeFirst();
+      const inserted = Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+      if (inserted && row.next_run_at <= now.toISOString()) await notify(this.#handle, trx, TASKS_CHANNEL);
+      return inserted;
+    });
+  }
+
+  async get(id: string, tenantId?: string): Promise<TaskRow | undefined> {
+    let query = this.#handle.db.selectFrom('tasks').selectAll().where('id', '=', id);
+    if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
+    return query.executeTakeFirst();
+  }
+
+  async getByKey(key: string): Promise<TaskRow | undefined> {
+    return this.#handle.db.selectFrom('tasks').selectAll().where('key', '=', key).executeTakeFirst();
+  }
+
+  async list(filter: ListFilter): Promise<TaskRow[]> {
+    let query = this.#handle.db.selectFrom('tasks').selectAll().orderBy('id').limit(filter.limit);
+    if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
+    if (filter.type !== undefined) query = query.where('type', '=', filter.type);
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+    if (filter.after !== undefined) query = query.where('id', '>', filter.after);
+    return query.execute();
+  }
+
+  /** The task's latest runs, newest first. */
+  async runs(taskId: string, limit: number): Promise<TaskRunRow[]> {
+    return this.#handle.db.selectFrom('task_runs').selectAll().where('task_id', '=', taskId).orderBy('lease_token', 'desc').orderBy('finished_at', 'desc').limit(limit).execute();
+  }
+
+  /** Changes a task that is not claimed; false when it does not exist (in that tenant) or is running. */
+  async updateIdle(id: string, tenantId: string | undefined, set: Updateable<TasksTable>, now: Date): Promise<boolean> {
+    return runTransaction(this.#handle, async (trx) => {
+      let query = trx.updateTable('tasks').set(set).where('id', '=', id).where('status', '!=', 'running');
+      if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
+      const result = await query.executeTakeFirst();
+      const updated = Number(result.numUpdatedRows) === 1;
+      if (updated && set.next_run_at !== undefined && set.next_run_at <= now.toISOString()) await notify(this.#handle, trx, TASKS_CHANNEL);
+      return updated;
+    });
+  }
+
+  /** Enables or disables a task, running or not (a running attempt finishes; no new one is claimed). */
+  async setEnabled(id: string, tenantId: string | undefined, enabled: boolean, now: Date): Promise<boolean> {
+    return runTransaction(this.#handle, async (trx) => {
+      let query = trx.updateTable('tasks').set({ enabled: enabled ? 1 : 0, updated_at: now.toISOString() }).where('id', '=', id);
+      if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
+      const result = await query.executeTakeFirst();
+      const updated = Number(result.numUpdatedRows) === 1;
+      if (updated && enabled) await notify(this.#handle, trx, TASKS_CHANNEL);
+      return updated;
+    });
+  }
+
+  /** Deletes a task and its history; a worker running it then fails its heartbeat and its fenced completion. */
+  async remove(db: Executor, id: string, tenantId: string | undefined): Promise<boolean> {
+    await db.deleteFrom('task_runs').where('task_id', 'in', (eb) => {
+      let owned = eb.selectFrom('tasks').select('id').where('id', '=', id);
+      if (tenantId !== undefined) owned = owned.where('tenant_id', '=', tenantId);
+      return owned;
+    }).execute();
+    let query = db.deleteFrom('tasks').where('id', '=', id);
+    if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
+    const result = await query.executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  /**
+   * Claims up to `limit` enabled tasks that are due, or whose lease has expired, in one
+   * transaction: PostgreSQL locks the candidates `FOR UPDATE SKIP LOCKED` (concurrent claimers
+   * take different tasks and never wait on each other); SQLite's transaction began IMMEDIATE and
+   * is the only writer. Each claimed task gets the next fencing token, a lease until
+   * `now + leaseMs`, and one more attempt; an expired lease is recorded in the history.
+   */
+  async claim(request: ClaimRequest): Promise<TaskRow[]> {
+    if (request.types.length === 0 || request.limit < 1) return [];
+    const now = request.now.toISOString();
+    return runTransaction(this.#handle, async (trx) => {
+      const candidates = await claimRows(
+        this.#handle,
+        trx
+          .selectFrom('tasks')
+          .select(['id', 'status', 'attempts', 'run_slot', 'lease_token', 'lease_expires_at', 'last_run_at'])
+          .where('enabled', '=', 1)
+          .where('type', 'in', request.types)
+          .where((eb) =>
+            eb.or([
+              eb.and([eb('status', '=', 'scheduled'), eb('next_run_at', '<=', now)]),
+              eb.and([eb('status', '=', 'running'), eb('lease_expires_at', '<=', now)]),
+            ]),
+          )
+          .orderBy('next_run_at')
+          .limit(request.limit),
+      ).execute();
+      if (candidates.length === 0) return [];
+      const expired = candidates.filter((c) => c.status === 'running');
+      for (const lost of expired) {
+        const startedAt = lost.last_run_at ?? now;
+        const finishedAt = lost.lease_expires_at ?? now;
+        await this.#recordRun(trx, lost.id, lost.run_slot, Number(lost.attempts), Number(lost.lease_token), {
+          startedAt: new Date(startedAt),
+          finishedAt: new Date(finishedAt),
+          durationMs: Date.parse(finishedAt) - Date.parse(startedAt),
+          outcome: 'lease_expired',
+          errorCode: 'lease_expired',
+          error: LEASE_EXPIRED_MESSAGE,
+        });
+      }
+      if (expired.length > 0) {
+        await trx
+          .updateTable('tasks')
+          .set({ last_outcome: 'lease_expired', last_error_code: 'lease_expired', last_error: LEASE_EXPIRED_MESSAGE })
+          .where(
+            'id',
+            'in',
+            expired.map((c) => c.id),
+          )
+          .execute();
+      }
+      const claimed = await trx
+        .updateTable('tasks')
+        .set((eb) => ({
+          status: 'running',
+          attempts: eb('attempts', '+', 1),
+          lease_token: eb('lease_token', '+', 1),
+          lease_owner: request.workerId,
+          lease_expires_at: new Date(request.now.getTime() + request.leaseMs).toISOString(),
+          last_run_at: now,
+          updated_at: now,
+        }))
+        .where(
+          'id',
+          'in',
+          candidates.map((c) => c.id),
+        )
+        .returningAll()
+        .execute();
+      return claimed;
+    });
+  }
+
+  /** Extends the lease of the claim holding `token`; false when the lease was taken over or the task removed. */
+  async heartbeat(id: string, token: number, leaseUntil: Date, now: Date): Promise<boolean> {
+    const result = await this.#handle.db
+      .updateTable('tasks')
+      .set({ lease_expires_at: leaseUntil.toISOString(), updated_at: now.toISOString() })
+      .where('id', '=', id)
+      .where('lease_token', '=', token)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Ends the claim holding `token` with `set` (the task's next state) and records the run, in one
+   * transaction. Refused (false, nothing written) when another claim took the task over or it was
+   * removed: a stale worker never overwrites the result of the one that took over.
+   */
+  async finish(claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
+    return runTransaction(this.#handle, async (trx) => {
+      const result = await trx
+        .updateTable('tasks')
+        .set(set)
+        .where('id', '=', claimed.id)
+        .where('lease_token', '=', claimed.lease_token)
+        .where('status', '=', 'running')
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) return false;
+      await this.#recordRun(trx, claimed.id, claimed.run_slot, Number(claimed.attempts), Number(claimed.lease_token), run);
+      if (set.next_run_at !== undefined && set.status === 'scheduled' && set.next_run_at <= run.finishedAt.toISOString()) await notify(this.#handle, trx, TASKS_CHANNEL);
+      return true;
+    });
+  }
+
+  /**
+   * Gives a claim back unfinished (shutdown): due again at once, the attempt not counted. Fenced
+   * like {@link finish}.
+   */
+  async release(claimed: TaskRow, now: Date): Promise<boolean> {
+    return runTransaction(this.#handle, async (trx) => {
+      const result = await trx
+        .updateTable('tasks')
+        .set((eb) => ({
+          status: 'scheduled',
+          attempts: eb('attempts', '-', 1),
+          next_run_at: now.toISOString(),
+          lease_owner: null,
+          lease_expires_at: null,
+          updated_at: now.toISOString(),
+        }))
+        .where('id', '=', claimed.id)
+        .where('lease_token', '=', claimed.lease_token)
+        .where('status', '=', 'running')
+        .executeTakeFirst();
+      const released = Number(result.numUpdatedRows) === 1;
+      if (released) await notify(this.#handle, trx, TASKS_CHANNEL);
+      return released;
+    });
+  }
+
+  async #recordRun(db: Executor, taskId: string, slot: string, attempt: number, token: number, run: RunRecord): Promise<void> {
+    await db
+      .insertInto('task_runs')
+      .values({
+        id: newId('tkr'),
+        task_id: taskId,
+        run_slot: slot,
+        attempt,
+        lease_token: token,
+        started_at: run.startedAt.toISOString(),
+        finished_at: run.finishedAt.toISOString(),
+        duration_ms: Math.max(0, Math.round(run.durationMs)),
+        outcome: run.outcome,
+        error_code: run.errorCode,
+        error: run.error,
+      })
+      .execute();
+    // Bounded history: the newest runs (by fencing token, which only grows) are kept.
+    await db
+      .deleteFrom('task_runs')
+      .where('task_id', '=', taskId)
+      .where('id', 'not in', (eb) =>
+        eb.selectFrom('task_runs').select('id').where('task_id', '=', taskId).orderBy('lease_token', 'desc').orderBy('finished_at', 'desc').limit(this.#historyLimit),
+      )
+      .execute();
+  }
+}

@@ -1,0 +1,123 @@
+import type { z } from 'zod';
+import { parseDuration } from '../core/index.js';
+
+/** Who a task runs for: a tenant and, optionally, one of its users. Null for Latchkey's own tasks. */
+export interface TaskOwner {
+  tenantId: string;
+  userId: string | null;
+}
+
+/** What a run is given. */
+export interface TaskRunContext<P> {
+  taskId: string;
+  type: string;
+  /** The stored params, parsed again by the type's schema. */
+  params: P;
+  /**
+   * The same on every attempt of one run slot (a retry, or a run again after its worker died),
+   * different for each slot: `<taskId>@<slot>`. Delivery is at least once, so a run with side
+   * effects elsewhere passes this on (an `Idempotency-Key` header, a unique column) to have them
+   * happen once.
+   */
+  idempotencyKey: string;
+  /** The scheduled time this run belongs to. */
+  slot: Date;
+  /** 1 for the first attempt of the slot. */
+  attempt: number;
+  owner: TaskOwner | null;
+  /**
+   * Aborted when the run times out, when this worker lost its lease (another took the task over),
+   * or at shutdown past its grace period. Pass it to every request and stop when it fires: an
+   * aborted run's outcome is not recorded as success.
+   */
+  signal: AbortSignal;
+}
+
+/** Retry delays after failures: `base · 2^(n-1)` capped at `max`, with jitter. Durations as `"30s"` or ms. */
+export interface TaskBackoff {
+  /** Delay after the first failure (default 30 s). */
+  base?: string | number;
+  /** Longest delay (default 1 hour). */
+  max?: string | number;
+}
+
+/** A task type, registered in code. */
+export interface TaskTypeDefinition<S extends z.ZodType = z.ZodType> {
+  /** Lowercase letters, digits, `_`, `.`, `:` and `-`; 1 to 64 characters. */
+  type: string;
+  /** Parses params when a task is scheduled, and again before each run. Params are stored in plain: never put a secret in them. */
+  paramsSchema: S;
+  run(context: TaskRunContext<z.output<S>>): Promise<void> | void;
+  /** Per attempt; the signal aborts past it (default 5 minutes). */
+  timeout?: string | number;
+  /** Attempts per run slot before a run is given up (default 3). */
+  maxAttempts?: number;
+  backoff?: TaskBackoff;
+}
+
+/** A task type with its settings resolved. */
+export interface RegisteredTaskType {
+  type: string;
+  paramsSchema: z.ZodType;
+  run(context: TaskRunContext<unknown>): Promise<void> | void;
+  timeoutMs: number;
+  maxAttempts: number;
+  backoff: { baseMs: number; maxMs: number };
+}
+
+const TYPE_NAME = /^[a-z][a-z0-9_.:-]{0,63}$/;
+const DEFAULT_TIMEOUT_MS = 5 * 60_000;
+const DEFAULT_MAX_ATTEMPTS = 3;
+const DEFAULT_BACKOFF = { baseMs: 30_000, maxMs: 3600_000 };
+
+function durationOption(value: string | number | undefined, fallback: number, name: string, type: string): number {
+  if (value === undefined) return fallback;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms < 1) throw new TypeError(`Task type "${type}": "${name}" must be a positive duration such as "30s" or a number of milliseconds.`);
+  return ms;
+}
+
+/** The task types this process knows. A process claims only tasks of its registered types. */
+export class TaskTypeRegistry {
+  readonly #types = new Map<string, RegisteredTaskType>();
+
+  /**
+   * Registers a task type. Throws a TypeError for a bad definition or a type registered twice.
+   *
+   * @example
+   * types.register({ type: 'report.send', paramsSchema: z.object({ to: z.email() }), run: async ({ params, signal }) => { ... } });
+   */
+  register<S extends z.ZodType>(definition: TaskTypeDefinition<S>): void {
+    const { type } = definition;
+    if (typeof type !== 'string' || !TYPE_NAME.test(type)) {
+      throw new TypeError(`Task type ${JSON.stringify(type)} must be 1 to 64 lowercase letters, digits, "_", ".", ":" or "-", starting with a letter.`);
+    }
+    if (this.#types.has(type)) throw new TypeError(`Task type "${type}" is already registered.`);
+    if (typeof definition.paramsSchema?.safeParse !== 'function') throw new TypeError(`Task type "${type}": "paramsSchema" must be a zod schema.`);
+    if (typeof definition.run !== 'function') throw new TypeError(`Task type "${type}": "run" must be a function.`);
+    const maxAttempts = definition.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) throw new TypeError(`Task type "${type}": "maxAttempts" must be a whole number from 1 to 100.`);
+    const backoff = {
+      baseMs: durationOption(definition.backoff?.base, DEFAULT_BACKOFF.baseMs, 'backoff.base', type),
+      maxMs: durationOption(definition.backoff?.max, DEFAULT_BACKOFF.maxMs, 'backoff.max', type),
+    };
+    if (backoff.maxMs < backoff.baseMs) throw new TypeError(`Task type "${type}": "backoff.max" must not be below "backoff.base".`);
+    this.#types.set(type, {
+      type,
+      paramsSchema: definition.paramsSchema,
+      run: (context) => definition.run(context as TaskRunContext<z.output<S>>),
+      timeoutMs: durationOption(definition.timeout, DEFAULT_TIMEOUT_MS, 'timeout', type),
+      maxAttempts,
+      backoff,
+    });
+  }
+
+  get(type: string): RegisteredTaskType | undefined {
+    return this.#types.get(type);
+  }
+
+  /** The registered type names. */
+  names(): string[] {
+    return [...this.#types.keys()];
+  }
+}
