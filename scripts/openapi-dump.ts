@@ -2,9 +2,9 @@
 // process on a throw-away SQLite database: `tsx scripts/openapi-dump.ts [out.json]`. `npm run lint`
 // lints it with redocly; the SDK's types are generated from it.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createLogger, loadSettings } from '../src/core/index.js';
 import { createLatchkey } from '../src/latchkey.js';
 
@@ -22,7 +22,10 @@ try {
     if (res.statusCode !== 200) throw new Error(`GET /openapi.json answered ${res.statusCode}.`);
     const text = `${JSON.stringify(JSON.parse(res.body), null, 2)}\n`;
     const out = process.argv[2];
-    if (out) writeFileSync(out, text);
+    if (out) {
+      mkdirSync(dirname(out), { recursive: true });
+      writeFileSync(out, text);
+    }
     else process.stdout.write(text);
   } finally {
     await latchkey.close();

@@ -80,7 +80,8 @@ export function finishOpenApiDocument(doc: Json, options: { publicUrl?: string }
   components.headers = { ...HEADERS };
   schemas.Error = ERROR_SCHEMA;
 
-  for (const item of Object.values((doc.paths ?? {}) as Record<string, Json>)) {
+  doc.paths = namedWildcards((doc.paths ?? {}) as Record<string, Json>);
+  for (const item of Object.values(doc.paths as Record<string, Json>)) {
     for (const method of METHODS) {
       const operation = item[method] as Json | undefined;
       if (!operation) continue;
@@ -93,6 +94,30 @@ export function finishOpenApiDocument(doc: Json, options: { publicUrl?: string }
 
   dropUnusedSchemas(doc, schemas);
   return doc;
+}
+
+/**
+ * Fastify's wildcard (`/proxy/*`) becomes `{*}`, which is no valid parameter name: call it `path`
+ * (the rest of the URL, slashes included).
+ */
+function namedWildcards(paths: Record<string, Json>): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  for (const [path, item] of Object.entries(paths)) {
+    if (!path.endsWith('/{*}')) {
+      out[path] = item;
+      continue;
+    }
+    for (const method of METHODS) {
+      const parameters = (item[method] as { parameters?: Json[] } | undefined)?.parameters ?? [];
+      for (const parameter of parameters) {
+        if (parameter.in !== 'path' || parameter.name !== '*') continue;
+        parameter.name = 'path';
+        parameter.description = 'The rest of the URL, slashes included: the path at the connector\'s API base URL.';
+      }
+    }
+    out[`${path.slice(0, -'{*}'.length)}{path}`] = item;
+  }
+  return out;
 }
 
 function finishResponse(status: number, response: Json, schemas: Json): void {

@@ -34,7 +34,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
 
   app.get(
     '/healthz',
-    { schema: { tags: ['health'], operationId: 'getHealth', summary: 'Liveness', security: [], response: { 200: healthSchema } } },
+    { schema: { tags: ['health'], operationId: 'getHealth', summary: 'Liveness', security: [], response: { 200: healthSchema, ...publicErrorResponses(400) } } },
     async () => ({ status: 'ok' as const }),
   );
 
@@ -46,7 +46,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
         operationId: 'getReadiness',
         summary: 'Readiness: every dependency answers',
         security: [],
-        response: { 200: readySchema, ...publicErrorResponses(503) },
+        response: { 200: readySchema, ...publicErrorResponses(400, 503) },
       },
     },
     async (request) => {

@@ -65,7 +65,8 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (fa
         summary: 'Log out',
         description: 'Ends the session named by the `latchkey_session` cookie, if any, and clears the cookie. Always 204.',
         security: [],
-        response: { 204: noContent },
+        // Like every route: a NUL character in the query string is a 400.
+        response: { 204: noContent, ...publicErrorResponses(400) },
       },
     },
     async (request, reply) => {
