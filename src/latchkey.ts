@@ -304,6 +304,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             database,
             keyring,
             trustProxy: settings.trustProxy,
+            publicUrl: settings.publicUrl,
             apiPlugins: [
               apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens, credentials }, connectSessions, webhooks, proxy }),
             ],

@@ -21,6 +21,8 @@ export async function buildServerApp(options: {
   sitePlugins?: FastifyPluginAsync[];
   /** Proxy addresses or CIDRs whose `X-Forwarded-For` names the client. */
   trustProxy: readonly string[];
+  /** `LATCHKEY_PUBLIC_URL`: the OpenAPI description's server. */
+  publicUrl?: string;
 }): Promise<FastifyInstance> {
   const { database, keyring } = options;
   return createHttpApp({
@@ -30,6 +32,7 @@ export async function buildServerApp(options: {
     ...(options.sitePlugins ? { sitePlugins: options.sitePlugins } : {}),
     version: VERSION,
     trustProxy: options.trustProxy,
+    ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl } : {}),
     readiness: [
       { name: 'database', check: () => database.ping() },
       {

@@ -38,6 +38,8 @@ export interface HttpAppOptions {
    * from any other hop the header is ignored. Default none: the client is the socket's peer.
    */
   trustProxy?: readonly string[];
+  /** `LATCHKEY_PUBLIC_URL`: the server the OpenAPI description names. */
+  publicUrl?: string;
 }
 
 /**
@@ -120,7 +122,10 @@ export async function createHttpApp(options: HttpAppOptions): Promise<FastifyIns
 
   await app.register(requestLogPlugin);
   await app.register(httpMetricsPlugin, { metrics: options.metrics });
-  await app.register(openApiPlugin, { version: options.version ?? '0.0.0' });
+  await app.register(openApiPlugin, {
+    version: options.version ?? '0.0.0',
+    ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl } : {}),
+  });
   await app.register(healthRoutes, { metrics: options.metrics, readiness: options.readiness });
 
   for (const plugin of options.sitePlugins ?? []) await app.register(plugin);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { timestampSchema } from './schemas.js';
 import { AUTH_TYPES, SECRET_NAMES, TOKEN_MODES, type SecretName } from '../connectors/index.js';
 import { CONNECTION_STATUSES } from '../oauth/index.js';
 
@@ -89,10 +90,10 @@ export const connectorSchema = z
       .describe('One flag per secret the connector holds, e.g. `{"clientSecret":{"set":true}}`; never a value. Per-user api_key, basic and bearer connectors hold none: each user gives their own.'),
     endUserFields: z.array(z.string()).describe('Config fields each end user gives when connecting (an account subdomain): the provider\'s end-user fields this connector leaves unset.'),
     revision: z.number().int(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
+    createdAt: timestampSchema,
+    updatedAt: timestampSchema,
   })
-  .meta({ id: 'Connector' });
+  .meta({ id: 'Connector', description: 'A connector: a provider with its settings; secret fields are never shown, only whether they are set.' });
 
 export const connectorListQuery = z.strictObject({
   limit: z.coerce
@@ -129,17 +130,17 @@ export const authorizeBody = z
 export const authorizationSchema = z
   .object({
     authorizationUrl: z.string().describe('Send the user\'s browser here.'),
-    expiresAt: z.string().describe('The sign-in must finish before this.'),
+    expiresAt: timestampSchema.describe('The sign-in must finish before this.'),
   })
-  .meta({ id: 'Authorization' });
+  .meta({ id: 'Authorization', description: 'Where to send the user to connect an account.' });
 
 export const accessTokenSchema = z
   .object({
     accessToken: z.string(),
     tokenType: z.string().describe('Use as `Authorization: <tokenType> <accessToken>`.'),
-    expiresAt: z.string().nullable().describe('Null when the provider did not say.'),
+    expiresAt: timestampSchema.nullable().describe('Null when the provider did not say.'),
   })
-  .meta({ id: 'AccessToken' });
+  .meta({ id: 'AccessToken', description: 'A valid access token of the connection.' });
 
 export const connectionSchema = z
   .object({
@@ -149,19 +150,19 @@ export const connectionSchema = z
     endUserId: z.string().nullable().describe('The application\'s end user of a per-user connection.'),
     tokenType: z.string(),
     scopes: z.array(z.string()),
-    expiresAt: z.string().nullable(),
-    refreshTokenExpiresAt: z.string().nullable(),
+    expiresAt: timestampSchema.nullable(),
+    refreshTokenExpiresAt: timestampSchema.nullable(),
     status: z.enum(CONNECTION_STATUSES),
-    lastRefreshAt: z.string().nullable(),
+    lastRefreshAt: timestampSchema.nullable(),
     lastRefreshError: z.string().nullable(),
-    lastFailureAt: z.string().nullable(),
+    lastFailureAt: timestampSchema.nullable(),
     backoffUntil: z.string().nullable(),
     extra: z.record(z.string(), z.unknown()).describe('Other fields the provider returned (`instance_url`...); never a token.'),
     config: z.record(z.string(), z.string()).describe('What the user gave for the connector\'s end-user fields (`{"subdomain":"acme"}`); never a secret.'),
-    createdAt: z.string(),
-    updatedAt: z.string(),
+    createdAt: timestampSchema,
+    updatedAt: timestampSchema,
   })
-  .meta({ id: 'Connection' });
+  .meta({ id: 'Connection', description: 'A connection\'s status (never its tokens or credential).' });
 
 const credentialValue = z.string({ error: 'must be a string' }).max(8192, { error: 'must be at most 8192 characters' });
 
@@ -179,11 +180,11 @@ export const saveCredentialBody = z
       .optional()
       .describe('The connector\'s `endUserFields` (an account subdomain...).'),
   })
-  .meta({ id: 'SaveCredential' });
+  .meta({ id: 'SaveCredential', description: 'The credential to store for the user.' });
 
 export const disconnectedSchema = z
   .object({ revoked: z.boolean().describe('Whether the provider confirmed the revocation (RFC 7009); the connection is deleted either way.') })
-  .meta({ id: 'Disconnected' });
+  .meta({ id: 'Disconnected', description: 'The connection is gone; whether the provider confirmed the revocation.' });
 
 export const END_USER_HEADER = 'latchkey-end-user';
 
@@ -199,4 +200,4 @@ export const connectorConnectionsQuery = connectionListQuery.omit({ connectorId:
 export const connectionPageSchema = z.object({
   items: z.array(connectionSchema),
   next: z.string().optional().describe('Pass as `after` for the next page; absent on the last page.'),
-});
+}).describe('A page of connections (never their tokens).');

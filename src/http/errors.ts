@@ -42,6 +42,20 @@ export const INTERNAL_ERROR_MESSAGE = 'An internal error occurred; quote the req
 /** 5xx codes whose message is written for callers (everything else 5xx becomes internal_error). */
 const PUBLIC_SERVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['not_ready', 'provider_unavailable', 'connection_degraded']);
 
+/**
+ * The codes an answer with `status` can carry: those ERROR_STATUS maps to it, except 5xx codes not
+ * written for callers, which all answer as 500 `internal_error`.
+ *
+ * @example
+ * errorCodesFor(403); // ['forbidden', 'insufficient_permissions', 'egress_refused']
+ */
+export function errorCodesFor(status: number): ErrorCode[] {
+  if (status === 500) return ['internal_error'];
+  return (Object.entries(ERROR_STATUS) as [ErrorCode, number][])
+    .filter(([code, mapped]) => mapped === status && (status < 500 || PUBLIC_SERVER_CODES.has(code)))
+    .map(([code]) => code);
+}
+
 /** Fixed sentences for fastify's own client errors: their messages may quote caller input. */
 const FASTIFY_MESSAGES: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'The request body is not valid JSON.',

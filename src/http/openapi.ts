@@ -2,9 +2,12 @@ import fastifySwagger from '@fastify/swagger';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { finishOpenApiDocument } from './openapi-document.js';
 
 export interface OpenApiOptions {
   version: string;
+  /** `LATCHKEY_PUBLIC_URL`: the document's server. */
+  publicUrl?: string;
 }
 
 /**
@@ -12,7 +15,7 @@ export interface OpenApiOptions {
  * Register before any route: @fastify/swagger learns routes through the onRoute hook.
  *
  * @example
- * await app.register(openApiPlugin, { version: '0.1.0' });
+ * await app.register(openApiPlugin, { version: '0.1.0', publicUrl: 'https://latchkey.example.com' });
  */
 const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
     await app.register(fastifySwagger, {
@@ -22,6 +25,7 @@ const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
           title: 'Latchkey',
           description: 'Credential broker: encrypted secrets, API keys, OAuth connectors and tasks that run as a user.',
           version: options.version,
+          license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
         },
         components: {
           securitySchemes: {
@@ -42,7 +46,10 @@ const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
         },
       },
       transform: jsonSchemaTransform,
-      transformObject: jsonSchemaTransformObject,
+      transformObject: (input) =>
+        finishOpenApiDocument(jsonSchemaTransformObject(input) as Record<string, unknown>, {
+          ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl } : {}),
+        }) as ReturnType<typeof jsonSchemaTransformObject>,
     });
 
     app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -31,7 +31,7 @@ export const providerFieldSchema = z
     authTypes: z.array(z.enum(AUTH_TYPES)).describe('The auth types the field applies to.'),
     schema: fieldSchema,
   })
-  .meta({ id: 'ProviderField' });
+  .meta({ id: 'ProviderField', description: 'A field of a provider\'s configuration.' });
 
 export const providerSchema = z
   .object({
@@ -42,4 +42,4 @@ export const providerSchema = z
     defaultScopes: z.array(z.string()).describe('Asked for when a connector sets no `scopes`; empty without OAuth.'),
     fields: z.array(providerFieldSchema),
   })
-  .meta({ id: 'Provider' });
+  .meta({ id: 'Provider', description: 'A provider of the catalog.' });

@@ -32,6 +32,12 @@ export const passwordSchema = z
 
 export const idParams = z.object({ id: idSchema });
 
+/**
+ * A timestamp in an answer (`format: date-time`, RFC 3339). Output only: request fields keep
+ * their own parsing.
+ */
+export const timestampSchema = z.iso.datetime({ offset: true });
+
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
 const YEAR = 365 * DAY;
@@ -78,10 +84,10 @@ export const tenantSchema = z
     id: z.string(),
     name: z.string(),
     system: z.boolean().describe('The system tenant: its admins administer every tenant.'),
-    createdAt: z.string(),
-    updatedAt: z.string(),
+    createdAt: timestampSchema,
+    updatedAt: timestampSchema,
   })
-  .meta({ id: 'Tenant' });
+  .meta({ id: 'Tenant', description: 'A tenant.' });
 
 export const userSchema = z
   .object({
@@ -91,14 +97,14 @@ export const userSchema = z
     displayName: z.string().nullable(),
     disabled: z.boolean(),
     hasPassword: z.boolean().describe('Whether the user can log in with a password.'),
-    createdAt: z.string(),
-    updatedAt: z.string(),
+    createdAt: timestampSchema,
+    updatedAt: timestampSchema,
   })
-  .meta({ id: 'User' });
+  .meta({ id: 'User', description: 'A user of a tenant.' });
 
 export const groupSchema = z
-  .object({ id: z.string(), tenantId: z.string(), name: z.string(), createdAt: z.string(), updatedAt: z.string() })
-  .meta({ id: 'Group' });
+  .object({ id: z.string(), tenantId: z.string(), name: z.string(), createdAt: timestampSchema, updatedAt: timestampSchema })
+  .meta({ id: 'Group', description: 'A group of users.' });
 
 export const roleSchema = z
   .object({
@@ -106,10 +112,10 @@ export const roleSchema = z
     description: z.string().nullable(),
     permissions: z.array(permissionSchema),
     builtin: z.boolean(),
-    createdAt: z.string().nullable(),
-    updatedAt: z.string().nullable(),
+    createdAt: timestampSchema.nullable(),
+    updatedAt: timestampSchema.nullable(),
   })
-  .meta({ id: 'Role' });
+  .meta({ id: 'Role', description: 'A built-in or custom role and its permissions.' });
 
 export const principalSchema = z.strictObject({
   type: z.enum(['user', 'group'], { error: 'must be "user" or "group"' }),
@@ -117,8 +123,8 @@ export const principalSchema = z.strictObject({
 });
 
 export const roleBindingSchema = z
-  .object({ roleName: z.string(), principal: z.object({ type: z.enum(['user', 'group']), id: z.string() }), createdAt: z.string() })
-  .meta({ id: 'RoleBinding' });
+  .object({ roleName: z.string(), principal: z.object({ type: z.enum(['user', 'group']), id: z.string() }), createdAt: timestampSchema })
+  .meta({ id: 'RoleBinding', description: 'A grant of a role to a user or group.' });
 
 export const apiKeySchema = z
   .object({
@@ -128,24 +134,24 @@ export const apiKeySchema = z
     masked: z.string().describe('`lk_<id>_…` and the last 4 characters; never the secret.'),
     ownerId: z.string(),
     roles: z.array(z.string()).nullable().describe('Roles the key is limited to; null: all of its owner\'s permissions.'),
-    createdAt: z.string(),
-    expiresAt: z.string().nullable(),
-    lastUsedAt: z.string().nullable(),
-    revokedAt: z.string().nullable(),
+    createdAt: timestampSchema,
+    expiresAt: timestampSchema.nullable(),
+    lastUsedAt: timestampSchema.nullable(),
+    revokedAt: timestampSchema.nullable(),
     rateLimit: z.object({ limit: z.number(), windowMs: z.number() }).nullable(),
     credits: z
       .object({ remaining: z.number(), refill: z.object({ amount: z.number(), intervalMs: z.number() }).nullable() })
       .nullable(),
     meta: z.record(z.string(), z.unknown()).nullable(),
   })
-  .meta({ id: 'ApiKey' });
+  .meta({ id: 'ApiKey', description: 'An API key\'s metadata (never its secret).' });
 
 export const issuedApiKeySchema = z
   .object({
     key: z.string().describe('The whole key: shown this once, never again.'),
     apiKey: apiKeySchema,
   })
-  .meta({ id: 'IssuedApiKey' });
+  .meta({ id: 'IssuedApiKey', description: 'The new key, shown this once, and its metadata.' });
 
 export const noContent = z.null().describe('No content.');
 
@@ -161,7 +167,9 @@ const ERROR_DESCRIPTIONS = {
     'can issue tokens again (`needs_reauthorization`).',
   429: 'Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known.',
   502: 'The provider could not be reached or answered badly (`provider_unavailable`).',
-  503: 'The provider cannot issue a token right now (`connection_degraded`); `Retry-After` says when to try again.',
+  503:
+    'The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); ' +
+    '`Retry-After` says when to try again, when known.',
 } as const;
 
 type ErrorStatus = keyof typeof ERROR_DESCRIPTIONS;

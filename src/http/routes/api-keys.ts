@@ -13,8 +13,7 @@ import {
   issuedApiKeySchema,
   keyIdSchema,
   nameSchema,
-  permissionSchema,
-} from '../schemas.js';
+  permissionSchema, timestampSchema } from '../schemas.js';
 
 export interface ApiKeyRoutesOptions {
   identity: Identity;
@@ -85,12 +84,12 @@ const verifySchema = z
     tenant: z.string().nullable().describe('The key\'s tenant id.'),
     owner: z.string().nullable().describe('The key owner\'s user id.'),
     permissions: z.array(permissionSchema).describe('The key\'s current permissions, sorted.'),
-    expiresAt: z.string().nullable(),
+    expiresAt: timestampSchema.nullable(),
     remaining: z.number().optional().describe('Credits left, when the key has credits.'),
-    rateLimit: z.object({ limit: z.number(), remaining: z.number(), resetAt: z.string() }).optional(),
+    rateLimit: z.object({ limit: z.number(), remaining: z.number(), resetAt: timestampSchema }).optional(),
     retryAfterSeconds: z.number().optional(),
   })
-  .meta({ id: 'ApiKeyVerification' });
+  .meta({ id: 'ApiKeyVerification', description: 'The verdict on the key.' });
 
 type VerifyAnswer = z.input<typeof verifySchema>;
 
@@ -160,6 +159,7 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
       config: { permission: 'apikeys:write' },
       schema: {
         tags: ['api-keys'],
+        operationId: 'createApiKey',
         summary: 'Create an API key; the whole key is in this answer only',
         description:
           'Needs apikeys:write; `ownerId` other than the caller needs identity:admin. The key carries at most its owner\'s ' +
@@ -184,11 +184,12 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
       config: { permission: 'apikeys:read' },
       schema: {
         tags: ['api-keys'],
+        operationId: 'listApiKeys',
         summary: 'List API keys (metadata only), by id',
         description: 'Needs apikeys:read. Without identity:admin, only the caller\'s own keys.',
         security: SECURITY,
         querystring: listQuery,
-        response: { 200: z.object({ items: z.array(apiKeySchema), next: keyIdSchema.optional() }), ...errorResponses(400, 403) },
+        response: { 200: z.object({ items: z.array(apiKeySchema), next: keyIdSchema.optional() }).describe('A page of API keys; `next` is there when more follow.'), ...errorResponses(400, 403) },
       },
     },
     async (request) => {
@@ -210,6 +211,7 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
       config: { permission: 'apikeys:read' },
       schema: {
         tags: ['api-keys'],
+        operationId: 'getApiKey',
         summary: 'Get an API key (metadata only)',
         description: 'Needs apikeys:read; another user\'s key needs identity:admin.',
         security: SECURITY,
@@ -226,6 +228,7 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
       config: { permission: 'apikeys:write' },
       schema: {
         tags: ['api-keys'],
+        operationId: 'rollApiKey',
         summary: 'Issue a new secret for a key; the old one works until the grace period ends',
         description:
           'Needs apikeys:write; another user\'s key needs identity:admin. Through a key, only keys that carry no more than the calling key.',
@@ -251,6 +254,7 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
       config: { permission: 'apikeys:write' },
       schema: {
         tags: ['api-keys'],
+        operationId: 'revokeApiKey',
         summary: 'Revoke an API key; answers once the revocation is durable',
         description:
           'Needs apikeys:write; another user\'s key needs identity:admin. The key stays as a tombstone (returned). ' +
@@ -274,6 +278,7 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
       config: { permission: 'apikeys:verify' },
       schema: {
         tags: ['api-keys'],
+        operationId: 'verifyApiKey',
         summary: 'Verify an API key of the caller\'s tenant, counting the request against its limits',
         description:
           'Needs apikeys:verify (admin only by default). Always 200; `valid` and `code` give the answer. A key of another tenant ' +

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Identity } from '../../identity/index.js';
 import { principalOf, SECURITY } from '../auth.js';
-import { errorResponses } from '../schemas.js';
+import { errorResponses, timestampSchema } from '../schemas.js';
 
 export interface AuditRoutesOptions {
   identity: Identity;
@@ -35,13 +35,13 @@ const auditEventSchema = z
   .object({
     id: z.string(),
     tenantId: z.string(),
-    at: z.string(),
+    at: timestampSchema,
     actor: z.string().describe('`user:<id>`, `api_key:<id>` or `system`.'),
     action: z.string(),
     target: z.string().nullable(),
     details: z.record(z.string(), z.unknown()).nullable(),
   })
-  .meta({ id: 'AuditEvent' });
+  .meta({ id: 'AuditEvent', description: 'An entry of the audit log.' });
 
 /**
  * The tenant's audit log, newest first.
@@ -59,11 +59,12 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (fastif
       config: { permission: 'audit:read' },
       schema: {
         tags: ['audit'],
+        operationId: 'listAuditEvents',
         summary: 'The tenant\'s audit log, newest first',
         description: 'Needs audit:read.',
         security: SECURITY,
         querystring: auditQuery,
-        response: { 200: z.object({ items: z.array(auditEventSchema), next: z.string().optional() }), ...errorResponses(400, 403) },
+        response: { 200: z.object({ items: z.array(auditEventSchema), next: z.string().optional() }).describe('A page of audit events, newest first; `next` is there when more follow.'), ...errorResponses(400, 403) },
       },
     },
     async (request) => {

@@ -19,7 +19,7 @@ import {
   type ConnectPageItem,
 } from '../connect-html.js';
 import { RequestLimiter, type RateLimit } from '../rate-limit.js';
-import { errorResponses } from '../schemas.js';
+import { errorResponses, timestampSchema } from '../schemas.js';
 
 /** The cookie that binds a connect flow to the browser that started it; sent only to the callback. */
 export const CONNECT_COOKIE = 'latchkey_connect';
@@ -44,8 +44,8 @@ const createBody = z
 const createdSchema = z.object({
   token: z.string().describe('The session token, shown once. It can only start and finish connections for this end user.'),
   url: z.string().describe('The hosted connect page for this session.'),
-  expiresAt: z.string(),
-});
+  expiresAt: timestampSchema,
+}).describe('The new connect session: hand `url` (or `token`) to the end user.');
 
 export interface ConnectSessionRoutesOptions {
   sessions: ConnectSessions;
@@ -60,6 +60,7 @@ export const connectSessionRoutes: FastifyPluginAsync<ConnectSessionRoutesOption
       config: { permission: 'connectors:use' },
       schema: {
         tags: ['connections'],
+        operationId: 'createConnectSession',
         summary: 'Create a connect session for an end user',
         description:
           'Needs connectors:use. Answers a short-lived token and the URL of the hosted connect page, where the end user connects ' +

@@ -68,6 +68,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       config: { permission: 'connectors:use' },
       schema: {
         tags: ['connections'],
+        operationId: 'authorizeConnector',
         summary: 'Start connecting an account (OAuth authorization code + PKCE)',
         description:
           'Needs connectors:use; connecting the one account of a shared connector also needs connectors:write. Returns the ' +
@@ -103,6 +104,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       config: { permission: 'connectors:token' },
       schema: {
         tags: ['connections'],
+        operationId: 'takeToken',
         summary: 'Take a valid access token of a connection, or the credential of an api_key, basic or bearer connector',
         description:
           'Needs connectors:token. An `api_key`, `basic` or `bearer` connector answers its stored credential (a per-user one: ' +
@@ -117,7 +119,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
         security: SECURITY,
         params: connectorParams,
         querystring: connectionQuery,
-        response: { 200: z.union([accessTokenSchema, connectorCredentialSchema]), ...errorResponses(400, 403, 404, 409, 502, 503) },
+        response: { 200: z.union([accessTokenSchema, connectorCredentialSchema]).describe('An access token (OAuth connectors) or the connector\'s credential (api_key, basic, bearer).'), ...errorResponses(400, 403, 404, 409, 502, 503) },
       },
     },
     async (request, reply) => {
@@ -148,6 +150,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       config: { permission: 'connectors:use' },
       schema: {
         tags: ['connections'],
+        operationId: 'saveConnectionCredential',
         summary: 'Store a user\'s own credential for a per-user api_key, basic or bearer connector',
         description:
           'Needs connectors:use; another Latchkey user\'s also needs identity:admin. Name the owner as for `/token` (`?user=`, ' +
@@ -176,6 +179,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       config: { permission: 'connectors:read' },
       schema: {
         tags: ['connections'],
+        operationId: 'getConnection',
         summary: 'Get the status of a connection (never its tokens)',
         description: 'Needs connectors:read; another user\'s connection also needs identity:admin. 404 `not_connected` when there is none.',
         security: SECURITY,
@@ -199,6 +203,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       config: { permission: 'authenticated' },
       schema: {
         tags: ['connections'],
+        operationId: 'deleteConnection',
         summary: 'Disconnect: delete a connection and revoke its tokens at the provider',
         description:
           'Needs connectors:use for the caller\'s own per-user connection, connectors:write for a shared connection or another ' +
@@ -233,6 +238,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       config: { permission: 'connectors:read' },
       schema: {
         tags: ['connections'],
+        operationId: 'listConnections',
         summary: 'List connections (never their tokens)',
         description:
           'Needs connectors:read. Filter by `endUserId` (an application\'s end user) and `connectorId`. Other Latchkey users\' ' +
@@ -255,6 +261,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       config: { permission: 'connectors:read' },
       schema: {
         tags: ['connections'],
+        operationId: 'listConnectorConnections',
         summary: 'List every connection of a connector ("who has connected it?")',
         description: 'Needs connectors:read. Other Latchkey users\' connections are listed for identity:admin only. Paginated.',
         security: SECURITY,
@@ -277,6 +284,7 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
       config: { permission: 'connectors:use' },
       schema: {
         tags: ['connections'],
+        operationId: 'refreshConnection',
         summary: 'Force a refresh of a connection (the provider refused its token)',
         description:
           'Needs connectors:use. Refreshes through the same exactly-once path as token requests: of many concurrent calls, ' +

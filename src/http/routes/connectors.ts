@@ -31,6 +31,7 @@ export const connectorRoutes: FastifyPluginAsync<ConnectorRoutesOptions> = async
       config: write,
       schema: {
         tags: ['connectors'],
+        operationId: 'createConnector',
         summary: 'Create a connector',
         description:
           'Needs connectors:write. `config` is checked against the provider and auth type, `secrets` against the auth type ' +
@@ -52,11 +53,12 @@ export const connectorRoutes: FastifyPluginAsync<ConnectorRoutesOptions> = async
       config: read,
       schema: {
         tags: ['connectors'],
+        operationId: 'listConnectors',
         summary: 'List connectors, by id',
         description: 'Needs connectors:read.',
         security: SECURITY,
         querystring: connectorListQuery,
-        response: { 200: z.object({ items: z.array(connectorSchema), next: z.string().optional() }), ...errorResponses(400, 403) },
+        response: { 200: z.object({ items: z.array(connectorSchema), next: z.string().optional() }).describe('A page of connectors; `next` is there when more follow.'), ...errorResponses(400, 403) },
       },
     },
     async (request) => {
@@ -71,6 +73,7 @@ export const connectorRoutes: FastifyPluginAsync<ConnectorRoutesOptions> = async
       config: read,
       schema: {
         tags: ['connectors'],
+        operationId: 'getConnector',
         summary: 'Get a connector',
         description: 'Needs connectors:read.',
         security: SECURITY,
@@ -87,6 +90,7 @@ export const connectorRoutes: FastifyPluginAsync<ConnectorRoutesOptions> = async
       config: write,
       schema: {
         tags: ['connectors'],
+        operationId: 'updateConnector',
         summary: 'Change a connector',
         description:
           'Needs connectors:write. `config` and `secrets` are merge patches (a value sets, null removes, absent keeps); ' +
@@ -109,6 +113,7 @@ export const connectorRoutes: FastifyPluginAsync<ConnectorRoutesOptions> = async
       config: write,
       schema: {
         tags: ['connectors'],
+        operationId: 'deleteConnector',
         summary: 'Delete a connector',
         description: 'Needs connectors:write.',
         security: SECURITY,

@@ -33,10 +33,11 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (fastif
       config: admin,
       schema: {
         tags: ['groups'],
+        operationId: 'listGroups',
         summary: 'List groups',
         description: ADMIN,
         security: SECURITY,
-        response: { 200: z.object({ items: z.array(groupSchema) }), ...errorResponses(403) },
+        response: { 200: z.object({ items: z.array(groupSchema) }).describe('The tenant\'s groups.'), ...errorResponses(403) },
       },
     },
     async (request) => ({ items: await identity.groups.list(principalOf(request).tenantId) }),
@@ -48,6 +49,7 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (fastif
       config: admin,
       schema: {
         tags: ['groups'],
+        operationId: 'createGroup',
         summary: 'Create a group',
         description: ADMIN,
         security: SECURITY,
@@ -67,6 +69,7 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (fastif
       config: admin,
       schema: {
         tags: ['groups'],
+        operationId: 'getGroup',
         summary: 'Get a group',
         description: ADMIN,
         security: SECURITY,
@@ -83,6 +86,7 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (fastif
       config: admin,
       schema: {
         tags: ['groups'],
+        operationId: 'updateGroup',
         summary: 'Rename a group',
         description: ADMIN,
         security: SECURITY,
@@ -103,6 +107,7 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (fastif
       config: admin,
       schema: {
         tags: ['groups'],
+        operationId: 'deleteGroup',
         summary: 'Delete a group, its memberships and its role bindings',
         description: `${ADMIN} Refused (409) when it would leave the tenant without an active admin.`,
         security: SECURITY,
@@ -123,11 +128,12 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (fastif
       config: admin,
       schema: {
         tags: ['groups'],
+        operationId: 'listGroupMembers',
         summary: 'List a group\'s members',
         description: ADMIN,
         security: SECURITY,
         params: idParams,
-        response: { 200: z.object({ items: z.array(userSchema) }), ...errorResponses(400, 403, 404) },
+        response: { 200: z.object({ items: z.array(userSchema) }).describe('The group\'s members.'), ...errorResponses(400, 403, 404) },
       },
     },
     async (request) => ({ items: await identity.groups.listMembers(principalOf(request).tenantId, request.params.id) }),
@@ -139,6 +145,7 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (fastif
       config: admin,
       schema: {
         tags: ['groups'],
+        operationId: 'addGroupMember',
         summary: 'Add a user to a group (adding a member again changes nothing)',
         description: ADMIN,
         security: SECURITY,
@@ -160,6 +167,7 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (fastif
       config: admin,
       schema: {
         tags: ['groups'],
+        operationId: 'removeGroupMember',
         summary: 'Remove a user from a group',
         description: `${ADMIN} The user loses the group's roles from the next request on.`,
         security: SECURITY,

@@ -2,8 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { LatchkeyError, type Metrics } from '../../core/index.js';
-import { errorBodySchema } from '../errors.js';
 import { runReadinessChecks, type ReadinessCheck } from '../readiness.js';
+import { publicErrorResponses } from '../schemas.js';
 
 export interface HealthRoutesOptions {
   metrics: Metrics;
@@ -12,11 +12,14 @@ export interface HealthRoutesOptions {
   readinessTimeoutMs?: number;
 }
 
-const healthSchema = z.object({ status: z.literal('ok') });
-const readySchema = z.object({
-  status: z.literal('ready'),
-  checks: z.record(z.string(), z.literal('ok')),
-});
+const healthSchema = z.object({ status: z.literal('ok') }).describe('The process is alive.').meta({ examples: [{ status: 'ok' }] });
+const readySchema = z
+  .object({
+    status: z.literal('ready'),
+    checks: z.record(z.string(), z.literal('ok')),
+  })
+  .describe('Every dependency answered.')
+  .meta({ examples: [{ status: 'ready', checks: { database: 'ok' } }] });
 
 /**
  * Public, unauthenticated routes: liveness, readiness and Prometheus metrics. Registered in their
@@ -31,7 +34,7 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
 
   app.get(
     '/healthz',
-    { schema: { tags: ['health'], summary: 'Liveness', response: { 200: healthSchema } } },
+    { schema: { tags: ['health'], operationId: 'getHealth', summary: 'Liveness', security: [], response: { 200: healthSchema, ...publicErrorResponses(400) } } },
     async () => ({ status: 'ok' as const }),
   );
 
@@ -40,8 +43,10 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fast
     {
       schema: {
         tags: ['health'],
+        operationId: 'getReadiness',
         summary: 'Readiness: every dependency answers',
-        response: { 200: readySchema, 503: errorBodySchema },
+        security: [],
+        response: { 200: readySchema, ...publicErrorResponses(400, 503) },
       },
     },
     async (request) => {

@@ -16,7 +16,7 @@ export const meSchema = z
     apiKey: z.object({ id: z.string(), name: z.string(), masked: z.string() }).nullable().describe('The key the request came with; null for a session.'),
     permissions: z.array(permissionSchema).describe('The caller\'s effective permissions now, sorted.'),
   })
-  .meta({ id: 'Me' });
+  .meta({ id: 'Me', description: 'The caller.' });
 
 /**
  * `GET /me`: who the caller is. The hot route: the principal comes from the verifier's cache and
@@ -35,6 +35,7 @@ export const meRoutes: FastifyPluginAsync<MeRoutesOptions> = async (fastify, opt
       config: { permission: 'authenticated' },
       schema: {
         tags: ['me'],
+        operationId: 'getMe',
         summary: 'The caller: tenant, user, API key and effective permissions',
         description: 'Any authenticated caller.',
         security: SECURITY,

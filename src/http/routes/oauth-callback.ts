@@ -72,6 +72,7 @@ export const oauthCallbackRoutes: FastifyPluginAsync<OAuthCallbackRoutesOptions>
     {
       schema: {
         tags: ['connections'],
+        operationId: 'finishOAuthAuthorization',
         summary: 'OAuth redirect URI: finishes connecting an account',
         description:
           'Public: the provider sends the user\'s browser here. Register `<LATCHKEY_PUBLIC_URL>/api/v1/oauth/callback` as the ' +

@@ -29,10 +29,11 @@ export const providerRoutes: FastifyPluginAsync<ProviderRoutesOptions> = async (
       config: read,
       schema: {
         tags: ['providers'],
+        operationId: 'listProviders',
         summary: 'List the providers of the catalog, by id',
         description: 'Needs connectors:read.',
         security: SECURITY,
-        response: { 200: z.object({ items: z.array(providerSchema) }), ...errorResponses(403) },
+        response: { 200: z.object({ items: z.array(providerSchema) }).describe('The providers of the catalog.'), ...errorResponses(403) },
       },
     },
     async () => ({ items: providers.list() }),
@@ -44,6 +45,7 @@ export const providerRoutes: FastifyPluginAsync<ProviderRoutesOptions> = async (
       config: read,
       schema: {
         tags: ['providers'],
+        operationId: 'getProvider',
         summary: 'Get a provider of the catalog',
         description: 'Needs connectors:read. An unknown id is 404 `not_found` with the nearest ids in `details.suggestions`.',
         security: SECURITY,

@@ -6,6 +6,7 @@ import type { Proxy } from '../../proxy/index.js';
 import { principalOf, SECURITY } from '../auth.js';
 import { endUserOf, ownerOf } from '../connection-owner.js';
 import { errorResponses } from '../schemas.js';
+import { z } from 'zod';
 
 export interface ProxyRoutesOptions {
   connectors: ConnectorService;
@@ -27,13 +28,17 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
-  app.route({
-    method: [...METHODS],
+  // One route per method, so each has its own operationId (proxyGet, proxyPost, …).
+  for (const method of METHODS) app.route({
+    method,
     url: '/connectors/:id/proxy/*',
+    // HEAD is its own route: the provider answers it, not fastify's GET-without-body.
+    exposeHeadRoute: false,
     config: { permission: 'connectors:use' },
     schema: {
       tags: ['connections'],
-      summary: 'Call the connector\'s API with its credential (the proxy)',
+      operationId: `proxy${method.charAt(0)}${method.slice(1).toLowerCase()}`,
+      summary: `Call the connector's API with its credential (the proxy): ${method}`,
       description:
         'Needs connectors:use. Forwards the method, the path after `/proxy`, the query, the headers (not the caller\'s ' +
         'credentials, cookies or hop-by-hop headers) and the body to the connector\'s API base URL, with the credential ' +
@@ -43,8 +48,14 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
         'safe headers and body as they come. A 401 refreshes the token once (only if it is still the refused one) and ' +
         'retries; `Latchkey-Retries: N` (at most 3) retries a 429/503 that says `Retry-After` (up to 10 s).',
       security: SECURITY,
-      // The provider's own answers pass through unchanged; these are Latchkey's.
-      response: errorResponses(400, 403, 404, 409, 502, 503),
+      // The provider's own answers pass through unchanged; the errors are Latchkey's.
+      response: {
+        200: {
+          description: 'The provider\'s answer (any status), with its safe headers and body as they came.',
+          content: { '*/*': { schema: z.unknown() } },
+        },
+        ...errorResponses(400, 403, 404, 409, 502, 503),
+      },
     },
     handler: async (request, reply) => {
       const principal = principalOf(request);

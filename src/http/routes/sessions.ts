@@ -5,7 +5,7 @@ import { stringError } from '../../core/index.js';
 import type { Identity } from '../../identity/index.js';
 import { SESSION_COOKIE } from '../auth.js';
 import { CSRF_COOKIE, csrfTokenFor } from '../csrf.js';
-import { noContent, publicErrorResponses } from '../schemas.js';
+import { noContent, publicErrorResponses, timestampSchema } from '../schemas.js';
 
 export interface SessionRoutesOptions {
   identity: Identity;
@@ -19,7 +19,7 @@ const loginBody = z.strictObject({
   password: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(1024, { error: 'is too long' }),
 });
 
-const sessionSchema = z.object({ tenantId: z.string(), userId: z.string(), expiresAt: z.string() }).meta({ id: 'Session' });
+const sessionSchema = z.object({ tenantId: z.string(), userId: z.string(), expiresAt: timestampSchema }).meta({ id: 'Session', description: 'The console session (the token is in the Set-Cookie header only).' });
 
 /**
  * Console login and logout. Public: registered beside the authenticated routes, not behind them.
@@ -40,6 +40,7 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (fa
     {
       schema: {
         tags: ['sessions'],
+        operationId: 'createSession',
         summary: 'Log in',
         description:
           'Checks a console user\'s password and sets the `latchkey_session` cookie (HttpOnly, SameSite=Lax, Secure under https). ' +
@@ -65,10 +66,12 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (fa
     {
       schema: {
         tags: ['sessions'],
+        operationId: 'deleteSession',
         summary: 'Log out',
         description: 'Ends the session named by the `latchkey_session` cookie, if any, and clears the cookie. Always 204.',
         security: [],
-        response: { 204: noContent },
+        // Like every route: a NUL character in the query string is a 400.
+        response: { 204: noContent, ...publicErrorResponses(400) },
       },
     },
     async (request, reply) => {

@@ -35,7 +35,7 @@ const createdTenantSchema = tenantSchema.extend({
       password: z.string().optional().describe('Only when it was generated; shown this once.'),
     })
     .optional(),
-});
+}).describe('The new tenant, with its first admin when one was asked for.');
 
 const SYSTEM_ONLY = `Needs identity:admin in the system tenant (the tenant Latchkey creates on first start, "${BOOTSTRAP_TENANT}"; marked in the database, not known by its name).`;
 const systemAdmin = { permission: 'identity:admin', systemTenant: true } as const;
@@ -58,6 +58,7 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
       config: { permission: 'authenticated' },
       schema: {
         tags: ['tenants'],
+        operationId: 'getCurrentTenant',
         summary: 'The caller\'s tenant',
         description: 'Any authenticated caller.',
         security: SECURITY,
@@ -73,10 +74,11 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
       config: systemAdmin,
       schema: {
         tags: ['tenants'],
+        operationId: 'listTenants',
         summary: 'List tenants',
         description: SYSTEM_ONLY,
         security: SECURITY,
-        response: { 200: z.object({ items: z.array(tenantSchema) }), ...errorResponses(403) },
+        response: { 200: z.object({ items: z.array(tenantSchema) }).describe('The tenants.'), ...errorResponses(403) },
       },
     },
     async () => ({ items: await identity.tenants.list() }),
@@ -88,6 +90,7 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
       config: systemAdmin,
       schema: {
         tags: ['tenants'],
+        operationId: 'createTenant',
         summary: 'Create a tenant, with its first admin when `initialAdmin` is given',
         description: SYSTEM_ONLY,
         security: SECURITY,
@@ -109,6 +112,7 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
       config: systemAdmin,
       schema: {
         tags: ['tenants'],
+        operationId: 'getTenant',
         summary: 'Get a tenant',
         description: SYSTEM_ONLY,
         security: SECURITY,
@@ -125,6 +129,7 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
       config: systemAdmin,
       schema: {
         tags: ['tenants'],
+        operationId: 'updateTenant',
         summary: 'Rename a tenant',
         description: `${SYSTEM_ONLY} The system tenant cannot be renamed.`,
         security: SECURITY,
@@ -147,6 +152,7 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
       config: systemAdmin,
       schema: {
         tags: ['tenants'],
+        operationId: 'deleteTenant',
         summary: 'Delete a tenant and everything in it',
         description: `${SYSTEM_ONLY} Its audit events stay. The system tenant cannot be deleted.`,
         security: SECURITY,

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { DELIVERY_STATUSES, WEBHOOK_EVENTS, createWebhookInput, updateWebhookInput, type Webhooks } from '../../webhooks/index.js';
 import { principalOf, SECURITY } from '../auth.js';
-import { errorResponses, idSchema, noContent } from '../schemas.js';
+import { errorResponses, idSchema, noContent, timestampSchema } from '../schemas.js';
 
 export interface WebhookRoutesOptions {
   webhooks: Webhooks;
@@ -19,23 +19,23 @@ const endpointSchema = z
     events: z.array(z.enum(WEBHOOK_EVENTS)),
     description: z.string().nullable(),
     enabled: z.boolean(),
-    secretRolledAt: z.string().describe('When the current signing secret was made.'),
-    previousSecretExpiresAt: z.string().nullable().describe('After a roll, messages are signed with the previous secret too until then.'),
+    secretRolledAt: timestampSchema.describe('When the current signing secret was made.'),
+    previousSecretExpiresAt: timestampSchema.nullable().describe('After a roll, messages are signed with the previous secret too until then.'),
     revision: z.number(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
+    createdAt: timestampSchema,
+    updatedAt: timestampSchema,
   })
-  .meta({ id: 'WebhookEndpoint' });
+  .meta({ id: 'WebhookEndpoint', description: 'A webhook endpoint (never its signing secret).' });
 
 const issuedSchema = z
   .object({
     secret: z.string().describe('The signing secret (`whsec_…`, Standard Webhooks): shown this once, never again.'),
     endpoint: endpointSchema,
   })
-  .meta({ id: 'IssuedWebhookEndpoint' });
+  .meta({ id: 'IssuedWebhookEndpoint', description: 'The endpoint and its signing secret, shown this once.' });
 
 const attemptSchema = z.object({
-  at: z.string(),
+  at: timestampSchema,
   statusCode: z.number().nullable(),
   errorCode: z.string().nullable().describe('`http_<status>`, `timeout`, `network_error`, `endpoint_deleted`...; null on success.'),
   durationMs: z.number(),
@@ -51,15 +51,15 @@ const deliverySchema = z
     payload: z.unknown().describe('The body sent: `{type, timestamp, data}`.'),
     status: z.enum(DELIVERY_STATUSES),
     attempts: z.number(),
-    nextAttemptAt: z.string().nullable(),
-    lastAttemptAt: z.string().nullable(),
+    nextAttemptAt: timestampSchema.nullable(),
+    lastAttemptAt: timestampSchema.nullable(),
     lastStatusCode: z.number().nullable(),
     lastError: z.string().nullable(),
-    createdAt: z.string(),
-    updatedAt: z.string(),
+    createdAt: timestampSchema,
+    updatedAt: timestampSchema,
     attemptLog: z.array(attemptSchema),
   })
-  .meta({ id: 'WebhookDelivery' });
+  .meta({ id: 'WebhookDelivery', description: 'A delivery of an event to an endpoint.' });
 
 const params = z.object({ id: idSchema });
 const deliveryParams = z.object({ id: idSchema, deliveryId: idSchema });
@@ -90,6 +90,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
       config: write,
       schema: {
         tags: ['webhooks'],
+        operationId: 'createWebhook',
         summary: 'Create a webhook endpoint',
         description:
           'Needs webhooks:write. `url` must be https; `events` lists what to send (' + WEBHOOK_EVENTS.join(', ') + '). ' +
@@ -111,11 +112,12 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
       config: read,
       schema: {
         tags: ['webhooks'],
+        operationId: 'listWebhooks',
         summary: 'List webhook endpoints, by id',
         description: 'Needs webhooks:read. Never shows a signing secret.',
         security: SECURITY,
         querystring: listQuery,
-        response: { 200: z.object({ items: z.array(endpointSchema), next: z.string().optional() }), ...errorResponses(400, 403) },
+        response: { 200: z.object({ items: z.array(endpointSchema), next: z.string().optional() }).describe('A page of webhook endpoints; `next` is there when more follow.'), ...errorResponses(400, 403) },
       },
     },
     async (request) => {
@@ -128,7 +130,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
     '/webhooks/:id',
     {
       config: read,
-      schema: { tags: ['webhooks'], summary: 'Get a webhook endpoint', description: 'Needs webhooks:read.', security: SECURITY, params, response: { 200: endpointSchema, ...errorResponses(400, 403, 404) } },
+      schema: { tags: ['webhooks'], operationId: 'getWebhook', summary: 'Get a webhook endpoint', description: 'Needs webhooks:read.', security: SECURITY, params, response: { 200: endpointSchema, ...errorResponses(400, 403, 404) } },
     },
     async (request) => endpoints.get(principalOf(request).tenantId, request.params.id),
   );
@@ -139,6 +141,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
       config: write,
       schema: {
         tags: ['webhooks'],
+        operationId: 'updateWebhook',
         summary: 'Change a webhook endpoint',
         description: 'Needs webhooks:write. A merge patch of `url`, `events`, `description`, `enabled`. A concurrent change is 409 `conflict`.',
         security: SECURITY,
@@ -159,6 +162,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
       config: write,
       schema: {
         tags: ['webhooks'],
+        operationId: 'deleteWebhook',
         summary: 'Delete a webhook endpoint and its deliveries',
         description: 'Needs webhooks:write.',
         security: SECURITY,
@@ -179,6 +183,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
       config: write,
       schema: {
         tags: ['webhooks'],
+        operationId: 'rollWebhookSecret',
         summary: 'Make a new signing secret',
         description:
           'Needs webhooks:write. Answers the new secret once. For 24 hours messages carry a signature under the previous ' +
@@ -200,12 +205,13 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
       config: read,
       schema: {
         tags: ['webhooks'],
+        operationId: 'listWebhookDeliveries',
         summary: 'Recent deliveries of an endpoint, newest first',
         description: 'Needs webhooks:read. Each delivery lists its attempts (status code, error code, duration, a short snippet of the answer).',
         security: SECURITY,
         params,
         querystring: deliveriesQuery,
-        response: { 200: z.object({ items: z.array(deliverySchema) }), ...errorResponses(400, 403, 404) },
+        response: { 200: z.object({ items: z.array(deliverySchema) }).describe('The endpoint\'s recent deliveries, newest first.'), ...errorResponses(400, 403, 404) },
       },
     },
     async (request) => {
@@ -221,6 +227,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
       config: write,
       schema: {
         tags: ['webhooks'],
+        operationId: 'redeliverWebhookDelivery',
         summary: 'Send a delivery again',
         description: 'Needs webhooks:write. The delivery is due at once, with a fresh set of attempts; its `webhook-id` stays the same.',
         security: SECURITY,
