@@ -272,7 +272,7 @@ function notes(r: Result): string[] {
   const cpu = (id: TargetId) => s[id].serverCpuUsPerRequest ?? Number.NaN;
   return [
     'Under load every process is CPU-bound on the 2 cores (autocannon, Latchkey and the upstream), so a proxied request pays for two HTTP exchanges on the same cores a direct one pays one for.',
-    `Latchkey's own CPU per proxied 1 KiB GET (proxied minus direct, per request): ${us(cpu('proxied-1k') - cpu('direct-1k'))}: authenticating the caller, reading and decrypting the connector, the outbound request through the egress policy, the audit row, streaming the answer back.`,
+    `Latchkey's own CPU per proxied 1 KiB GET (proxied minus direct, per request): ${us(cpu('proxied-1k') - cpu('direct-1k'))}: authenticating the caller, the connector from this process's cache, the outbound request through the egress policy, the audit row, streaming the answer back.`,
     `Per proxied 1 MiB GET: ${us(cpu('proxied-1m') - cpu('direct-1m'))}, mostly copying the body through (the answer is streamed, never buffered whole).`,
   ];
 }
