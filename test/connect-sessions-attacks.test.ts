@@ -38,7 +38,22 @@ await eachDialect('connect sessions under attack', (dialect) => {
 
   const createSession = (key: string, body: unknown) => h.call({ method: 'POST', url: '/api/v1/connect-sessions', key, body });
   const page = (token: string) => h.call({ method: 'GET', url: `/connect?session=${encodeURIComponent(token)}` });
-  const startForm = (token: string, connectorId: string) =>
+  /** Opens the page as a browser would (its form cookie and token), then posts the start form. */
+  const startForm = async (token: string, connectorId: string, options: { formToken?: boolean } = {}) => {
+    const opened = await page(token);
+    const formCookie = /latchkey_connect_form=([^;]+)/.exec(String(opened.headers['set-cookie'] ?? ''))?.[1];
+    const formToken = /name="form_token" value="([^"]+)"/.exec(opened.text)?.[1];
+    const fields: Record<string, string> = { session: token, connector: connectorId };
+    if (formToken !== undefined && options.formToken !== false) fields['form_token'] = formToken;
+    return h.call({
+      method: 'POST',
+      url: '/connect/start',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(formCookie ? { cookie: `latchkey_connect_form=${formCookie}` } : {}) },
+      raw: new URLSearchParams(fields).toString(),
+    });
+  };
+  /** A post from another site: the session's token (the attacker's own), no form cookie, no form token. */
+  const crossSite = (token: string, connectorId: string) =>
     h.call({
       method: 'POST',
       url: '/connect/start',
@@ -69,6 +84,13 @@ await eachDialect('connect sessions under attack', (dialect) => {
     assert.ok(String(started.headers.location).startsWith('https://idp.example.com/authorize?'));
     const cookie = String(started.headers['set-cookie']);
     assert.match(cookie, /^latchkey_connect=[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/api\/v1\/oauth\/callback; HttpOnly; Secure; SameSite=Lax$/);
+
+    // Login CSRF: someone else's browser made to post the attacker's session starts nothing.
+    for (const forged of [await crossSite(token, allowed), await startForm(token, allowed, { formToken: false })]) {
+      assert.equal(forged.status, 403, forged.text);
+      assert.match(forged.text, /not opened in this browser/);
+      assert.ok(!String(forged.headers['set-cookie'] ?? '').includes('latchkey_connect='), 'no flow was started');
+    }
 
     for (const id of [other, foreign, 'connector_nope']) {
       const refused = await startForm(token, id);

@@ -10,6 +10,7 @@ import { after, before, it } from 'node:test';
 import { freePort, runCli, startServer, type ServerProcess } from './support/cli.js';
 import { createTestDatabase, eachDialect, latchkeyEnv, LOOPBACK_EGRESS } from './support/databases.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
+import { formTokenOf } from './support/browser.js';
 
 interface Reply {
   status: number;
@@ -75,7 +76,7 @@ class Browser {
 /** The connect page's forms: connector id by button label. */
 function connectForms(html: string): Map<string, string> {
   const forms = new Map<string, string>();
-  for (const match of html.matchAll(/name="connector" value="([^"]+)"><button type="submit" aria-label="(?:Connect|Reconnect) ([^"]+)"/g)) {
+  for (const match of html.matchAll(/name="connector" value="([^"]+)">(?:<input type="hidden" name="form_token" value="[^"]*">)?<button type="submit" aria-label="(?:Connect|Reconnect) ([^"]+)"/g)) {
     forms.set(match[2] as string, match[1] as string);
   }
   return forms;
@@ -90,7 +91,7 @@ async function start(browser: Browser, pageUrl: string, connectorName: string): 
   const connectorId = connectForms(html).get(connectorName);
   assert.ok(connectorId, `the page offers ${connectorName}: ${html}`);
   const session = new URL(pageUrl).searchParams.get('session') as string;
-  const started = await browser.post(`${base}/connect/start`, { session, connector: connectorId });
+  const started = await browser.post(`${base}/connect/start`, { session, connector: connectorId, form_token: formTokenOf(html) });
   assert.equal(started.status, 303, await started.text());
   return started.headers.get('location') as string;
 }

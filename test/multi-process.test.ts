@@ -25,7 +25,7 @@ import { Webhook } from 'standardwebhooks';
 import { loadSettings } from '../src/core/index.js';
 import { SYSTEM_ACTOR } from '../src/identity/index.js';
 import { createLatchkey } from '../src/latchkey.js';
-import { Browser } from './support/browser.js';
+import { Browser, formTokenOf } from './support/browser.js';
 import { cliEnv, freePort, ROOT, runCli, startServer, type ServerProcess } from './support/cli.js';
 import { createTestDatabase, DIALECTS, latchkeyEnv, LOOPBACK_EGRESS, postgresSkipReason, type TestDatabase } from './support/databases.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
@@ -158,7 +158,7 @@ interface Reply {
 /** The connect page's forms: connector id by button label. */
 function connectForms(html: string): Map<string, string> {
   const forms = new Map<string, string>();
-  for (const match of html.matchAll(/name="connector" value="([^"]+)"><button type="submit" aria-label="(?:Connect|Reconnect) ([^"]+)"/g)) {
+  for (const match of html.matchAll(/name="connector" value="([^"]+)">(?:<input type="hidden" name="form_token" value="[^"]*">)?<button type="submit" aria-label="(?:Connect|Reconnect) ([^"]+)"/g)) {
     forms.set(match[2] as string, match[1] as string);
   }
   return forms;
@@ -261,9 +261,14 @@ describe('two server processes on one PostgreSQL database [postgres]', skip ? { 
   async function startOnPage(browser: Browser, sessionUrl: string, page: ServerProcess, accountId: string): Promise<string> {
     const listed = await browser.get(on(page, sessionUrl));
     assert.equal(listed.status, 200);
-    const connector = connectForms(await listed.text()).get(CONNECTOR_NAME);
+    const html = await listed.text();
+    const connector = connectForms(html).get(CONNECTOR_NAME);
     assert.equal(connector, connectorId, 'the page offers the connector');
-    const started = await browser.post(`${page.url}/connect/start`, { session: new URL(sessionUrl).searchParams.get('session') as string, connector: connectorId });
+    const started = await browser.post(`${page.url}/connect/start`, {
+      session: new URL(sessionUrl).searchParams.get('session') as string,
+      connector: connectorId,
+      form_token: formTokenOf(html),
+    });
     assert.equal(started.status, 303, await started.text());
     return (await op.signIn(started.headers.get('location') as string, { accountId })).href;
   }

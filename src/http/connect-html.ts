@@ -109,9 +109,10 @@ function action(session: string, item: ConnectPageItem, formToken: string | unde
   const button = `<button type="submit" aria-label="${escapeHtml(`${label} ${item.name}`)}">${label}</button>`;
   const base = `${hidden('session', session)}${hidden('connector', item.id)}`;
   const inputs = item.fields.map((field, index) => input(field, `f-${item.id}-${index}`)).join('');
+  const token = formToken === undefined ? '' : hidden('form_token', formToken);
   if (item.kind === 'oauth') {
-    if (item.fields.length === 0) return `<form method="post" action="/connect/start">${base}${button}</form>`;
-    return `<form class="fields" method="post" action="/connect/start">${base}${inputs}${button}</form>`;
+    if (item.fields.length === 0) return `<form method="post" action="/connect/start">${base}${token}${button}</form>`;
+    return `<form class="fields" method="post" action="/connect/start">${base}${token}${inputs}${button}</form>`;
   }
   if (item.kind === 'credential' && formToken !== undefined) {
     return `<form class="fields" method="post" action="/connect/credentials">${base}${hidden('form_token', formToken)}${inputs}${button}</form>`;

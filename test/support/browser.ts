@@ -80,3 +80,10 @@ export function pageForms(html: string): Map<string, PageForm> {
   }
   return forms;
 }
+
+/** The page's form token (every form of a connect page carries the same one). */
+export function formTokenOf(html: string): string {
+  const token = /name="form_token" value="([^"]+)"/.exec(html)?.[1];
+  if (token === undefined) throw new Error('The page has no form token.');
+  return token;
+}

@@ -160,9 +160,10 @@ function formTokenOf(cookie: string, sessionId: string): string {
  * or bearer connector, through the same service as `PUT /api/v1/connectors/{id}/connection`. Public:
  * the session token is the credential.
  *
- * Credential forms carry a form token, the hash of a random `SameSite=Strict`, HttpOnly cookie set
- * when the page is opened and the session's id: a submission must come from the browser that opened
- * the page (a cross-site post carries no cookie; a forwarded form token is no good without it).
+ * Every form (starting a flow, saving a credential) carries a form token, the hash of a random
+ * `SameSite=Strict`, HttpOnly cookie set when the page is opened and the session's id: a submission
+ * must come from the browser that opened the page (a cross-site post carries no cookie; a forwarded
+ * form token is no good without it).
  */
 export const connectPageRoutes: FastifyPluginAsync<ConnectPageRoutesOptions> = async (fastify, options) => {
   const { sessions, connectors, connections, credentials, flow } = options;
@@ -219,8 +220,8 @@ export const connectPageRoutes: FastifyPluginAsync<ConnectPageRoutesOptions> = a
 
   const listPage = async (request: FastifyRequest, reply: FastifyReply, token: string, session: ConnectSession, status: number, error?: { connectorId: string; message: string }) => {
     const items = await listItems(session);
-    const formToken = items.some((item) => item.kind === 'credential') ? formTokenOf(formCookie(request, reply, session), session.id) : undefined;
-    return html(reply, status, connectListPage(token, session.displayName, items, { ...(formToken ? { formToken } : {}), ...(error ? { error } : {}) }));
+    const formToken = formTokenOf(formCookie(request, reply, session), session.id);
+    return html(reply, status, connectListPage(token, session.displayName, items, { formToken, ...(error ? { error } : {}) }));
   };
 
   fastify.get('/connect', { schema: { hide: true } }, async (request, reply) => {
@@ -239,8 +240,11 @@ export const connectPageRoutes: FastifyPluginAsync<ConnectPageRoutesOptions> = a
     try {
       session = await sessions.open(body['session']);
       limiter.take(session.id);
+      // Only the browser that opened the page starts a flow: a cross-site post made with someone
+      // else's session (login CSRF) would attach the victim's provider account to that end user.
+      assertSameBrowser(request, session, body['form_token']);
       const connector = await sessions.connector(session, body['connector']);
-      const given = formInput(body, ['session', 'connector']);
+      const given = formInput(body, ['session', 'connector', 'form_token']);
       const subject = { tenantId: session.tenantId, endUserId: session.endUserId, connectSessionId: session.id };
       const started = await flow.authorize(subject, connector.id, connector.endUserFields.length > 0 ? { endUserConfig: given.config } : {});
       const maxAge = Math.max(1, Math.floor((Date.parse(started.expiresAt) - Date.now()) / 1000));
