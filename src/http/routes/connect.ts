@@ -135,7 +135,14 @@ function itemOf(connector: ConnectorView, providers: ConnectorService['providers
 }
 
 /** `config.<field>` and `credential.<part>` form fields as the services take them; anything else stays a top-level key (and is refused there). */
-function formInput(body: Record<string, unknown>, omit: readonly string[]): { config: Record<string, unknown>; credential: Record<string, unknown>; rest: Record<string, unknown> } {
+/** A form's fields: `config.*` (end-user config), `credential.*`, and the rest. */
+interface FormInput {
+  config: Record<string, unknown>;
+  credential: Record<string, unknown>;
+  rest: Record<string, unknown>;
+}
+
+function formInput(body: Record<string, unknown>, omit: readonly string[]): FormInput {
   const out = { config: {} as Record<string, unknown>, credential: {} as Record<string, unknown>, rest: {} as Record<string, unknown> };
   for (const [name, value] of Object.entries(body)) {
     if (omit.includes(name)) continue;
@@ -234,19 +241,37 @@ export const connectPageRoutes: FastifyPluginAsync<ConnectPageRoutesOptions> = a
     }
   });
 
-  fastify.post('/connect/start', { schema: { hide: true } }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    let session: ConnectSession | undefined;
-    try {
-      session = await sessions.open(body['session']);
-      limiter.take(session.id);
-      // Only the browser that opened the page starts a flow: a cross-site post made with someone
-      // else's session (login CSRF) would attach the victim's provider account to that end user.
-      assertSameBrowser(request, session, body['form_token']);
-      const connector = await sessions.connector(session, body['connector']);
-      const given = formInput(body, ['session', 'connector', 'form_token']);
+  /**
+   * A form of the page: opens its session, counts it against the session's limit, checks it comes
+   * from the browser that opened the page (a cross-site post made with someone else's session — login
+   * CSRF — must not start a flow or save a credential), finds the connector the session allows and
+   * reads the fields. Bad details show the page again with the reason (never the value).
+   */
+  const formPost =
+    (handle: (reply: FastifyReply, form: { session: ConnectSession; connector: ConnectorView; input: FormInput }) => Promise<unknown>) =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      let session: ConnectSession | undefined;
+      try {
+        session = await sessions.open(body['session']);
+        limiter.take(session.id);
+        assertSameBrowser(request, session, body['form_token']);
+        const connector = await sessions.connector(session, body['connector']);
+        return await handle(reply, { session, connector, input: formInput(body, ['session', 'connector', 'form_token']) });
+      } catch (err) {
+        if (session && err instanceof LatchkeyError && err.code === 'validation_failed') {
+          return listPage(request, reply, body['session'] as string, session, 400, { connectorId: String(body['connector']), message: err.message });
+        }
+        return fail(reply, err);
+      }
+    };
+
+  fastify.post(
+    '/connect/start',
+    { schema: { hide: true } },
+    formPost(async (reply, { session, connector, input }) => {
       const subject = { tenantId: session.tenantId, endUserId: session.endUserId, connectSessionId: session.id };
-      const started = await flow.authorize(subject, connector.id, connector.endUserFields.length > 0 ? { endUserConfig: given.config } : {});
+      const started = await flow.authorize(subject, connector.id, connector.endUserFields.length > 0 ? { endUserConfig: input.config } : {});
       const maxAge = Math.max(1, Math.floor((Date.parse(started.expiresAt) - Date.now()) / 1000));
       reply.setCookie(CONNECT_COOKIE, started.browserCookie ?? '', {
         path: CALLBACK_PATH,
@@ -256,36 +281,21 @@ export const connectPageRoutes: FastifyPluginAsync<ConnectPageRoutesOptions> = a
         maxAge,
       });
       return connectHeaders(reply).redirect(started.authorizationUrl, 303);
-    } catch (err) {
-      // Bad account details: the page again, with the reason (never the value).
-      if (session && err instanceof LatchkeyError && err.code === 'validation_failed') {
-        return listPage(request, reply, body['session'] as string, session, 400, { connectorId: String(body['connector']), message: err.message });
-      }
-      return fail(reply, err);
-    }
-  });
+    }),
+  );
 
-  fastify.post('/connect/credentials', { schema: { hide: true } }, async (request, reply) => {
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    let session: ConnectSession | undefined;
-    try {
-      session = await sessions.open(body['session']);
-      limiter.take(session.id);
-      assertSameBrowser(request, session, body['form_token']);
-      const connector = await sessions.connector(session, body['connector']);
-      const { config, credential, rest } = formInput(body, ['session', 'connector', 'form_token']);
+  fastify.post(
+    '/connect/credentials',
+    { schema: { hide: true } },
+    formPost(async (reply, { session, connector, input }) => {
+      const { config, credential, rest } = input;
       const actor = { type: 'end_user' as const, tenantId: session.tenantId, endUserId: session.endUserId, connectSessionId: session.id };
       await credentials.save(actor, session.tenantId, connector.id, { endUserId: session.endUserId }, { ...rest, credential, config });
       const outcome: ConnectOutcome = { type: 'latchkey:connect', ok: true, connectorId: connector.id, endUserId: session.endUserId, message: `${connector.name} account is connected.` };
       // 303: the browser follows a form post with a GET.
       return sendOutcome(reply, session, outcome, 303);
-    } catch (err) {
-      if (session && err instanceof LatchkeyError && err.code === 'validation_failed') {
-        return listPage(request, reply, body['session'] as string, session, 400, { connectorId: String(body['connector']), message: err.message });
-      }
-      return fail(reply, err);
-    }
-  });
+    }),
+  );
 
   fastify.get('/connect/assets/:name', { schema: { hide: true } }, async (request, reply) => {
     const name = (request.params as { name: string }).name;
