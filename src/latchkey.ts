@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { Background, createLogger, createMetrics, LatchkeyError, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
+import { z } from 'zod';
+import { Background, ConfigError, createLogger, createMetrics, LatchkeyError, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
 import type { DataKeys, Keyring } from './crypto/index.js';
 import { createApiKeys, createUsageGate, API_KEY_PEPPER_TYPE, type ApiKeys } from './apikeys/index.js';
 import { buildServerApp } from './assembly/server-app.js';
@@ -23,11 +24,11 @@ import {
 } from './oauth/index.js';
 import { createOutbound } from './outbound/index.js';
 import { ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
-import { createTasks, type Tasks } from './tasks/index.js';
+import { CredentialInvalidator, TASK_SECRETS_TYPE, createCredentialStrategy, createHttpCredentialIssuer, createTasks, type ExternalCredentialIssuer, type TaskApi, type Tasks } from './tasks/index.js';
 import { WEBHOOK_ENDPOINT_TYPE, createWebhooks, type WebhookBackoff, type Webhooks } from './webhooks/index.js';
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
-export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE, CONNECT_SESSION_TYPE, WEBHOOK_ENDPOINT_TYPE];
+export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE, CONNECT_SESSION_TYPE, WEBHOOK_ENDPOINT_TYPE, TASK_SECRETS_TYPE];
 
 /** How often expired OAuth states are deleted (the task engine takes this over later). */
 const STATE_CLEANUP_INTERVAL_MS = 30 * 60 * 1000;
@@ -80,7 +81,16 @@ export interface LatchkeyTaskOptions {
   shutdownGraceMs?: number;
   /** Runs kept per task (default 20). */
   historyLimit?: number;
+  /**
+   * Your own external credential issuer (instead of the HTTP one the settings configure): every
+   * task that runs as a user is then granted a credential from it too, used when
+   * `taskCredentialType` is `external`.
+   */
+  issuer?: ExternalCredentialIssuer;
 }
+
+/** Latchkey's recurring task that invalidates removed tasks' credentials. */
+export const INVALIDATION_TASK = 'latchkey.invalidate_credentials';
 
 export interface LatchkeyOptions {
   settings: Settings;
@@ -265,7 +275,34 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     const proxy = createProxy({ connectors, tokens, credentials, connections, outbound, audit: identity.audit, logger });
     const connectSessions = createConnectSessions({ store, connectors, publicUrl: settings.publicUrl, audit: identity.audit, clock });
 
-    const tasks = createTasks({ handle: database, clock, logger, ...options.tasks });
+    const { issuer: issuerOption, ...taskOptions } = options.tasks ?? {};
+    const issuer: ExternalCredentialIssuer | undefined =
+      issuerOption ??
+      (settings.taskCredentialIssuerUrl !== undefined && settings.taskCredentialIssuerSecret !== undefined
+        ? createHttpCredentialIssuer({ url: settings.taskCredentialIssuerUrl, secret: settings.taskCredentialIssuerSecret, fetch: outbound.fetch, clock })
+        : undefined);
+    if (settings.taskCredentialType === 'external' && !issuer) {
+      throw new ConfigError('--task-credential-type (LATCHKEY_TASK_CREDENTIAL_TYPE) is "external", but no task credential issuer is configured (--task-credential-issuer-url).');
+    }
+    const strategy = createCredentialStrategy({ handle: database, apiKeys: apiKeys.service, ...(issuer ? { issuer } : {}), credentialType: settings.taskCredentialType, clock, logger });
+    let taskApi: TaskApi | undefined;
+    const tasks = createTasks({
+      handle: database,
+      clock,
+      logger,
+      ...taskOptions,
+      credentials: { strategy, store, authorizer: identity.authorizer },
+      api: () => taskApi,
+    });
+    const invalidator = new CredentialInvalidator({ handle: database, strategy, delayMs: settings.invalidationDelayMs, metrics: metrics.registry, clock });
+    tasks.register({
+      type: INVALIDATION_TASK,
+      paramsSchema: z.object({}),
+      timeout: '30m',
+      maxAttempts: 1,
+      run: async ({ signal }) => ({ ...(await invalidator.runOnce(signal)) }),
+    });
+    background.add({ name: 'credential invalidation', start: async () => void (await tasks.ensure(INVALIDATION_TASK, { type: INVALIDATION_TASK, schedule: { every: settings.invalidationIntervalMs } })), stop: () => {} });
     // Stopped before the parts a running task may use (background work stops newest first).
     background.add({ name: 'task runner', start: () => tasks.start(), stop: () => tasks.stop() });
 
@@ -310,6 +347,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             ],
             sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, credentials, flow, publicUrl: settings.publicUrl, clock }), consoleSite()],
           });
+    if (app) taskApi = (request) => app.inject({ method: request.method as 'GET', url: request.url, headers: request.headers, ...(request.body !== undefined ? { payload: request.body } : {}) });
     let appClosed = false;
     if (app) closers.push(() => (appClosed ? undefined : app.close()));
     if (options.background) await background.start();

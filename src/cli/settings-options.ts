@@ -18,14 +18,22 @@ const SETTING_FLAGS = {
   trustProxy: () => new Option('--trust-proxy <list>', 'proxy addresses or CIDRs whose X-Forwarded-For names the client (env: LATCHKEY_TRUST_PROXY, default none)'),
   egressAllow: () =>
     new Option('--egress-allow <list>', 'CIDRs and host names outbound requests may reach besides public addresses (env: LATCHKEY_EGRESS_ALLOW, default none)'),
+  taskCredentialType: () => new Option('--task-credential-type <type>', 'native|external: the credential tasks that run as a user use (env: LATCHKEY_TASK_CREDENTIAL_TYPE, default native)'),
+  taskCredentialIssuerUrl: () => new Option('--task-credential-issuer-url <url>', 'external issuer tasks are also granted credentials from (env: LATCHKEY_TASK_CREDENTIAL_ISSUER_URL)'),
+  taskCredentialIssuerSecret: () => new Option('--task-credential-issuer-secret <secret>', 'whsec_… secret requests to the issuer are signed with (env: LATCHKEY_TASK_CREDENTIAL_ISSUER_SECRET)'),
+  invalidationInterval: () => new Option('--invalidation-interval <duration>', 'how often removed tasks\' credentials are invalidated (env: LATCHKEY_INVALIDATION_INTERVAL, default 5m)'),
+  invalidationDelay: () => new Option('--invalidation-delay <duration>', 'how long a removed task\'s credential waits before it is invalidated (env: LATCHKEY_INVALIDATION_DELAY, default 1h)'),
 } as const;
+
+/** Flags whose setting is a duration in milliseconds (`<name>Ms`). */
+const DURATION_FLAGS = new Set(['shutdownTimeout', 'cacheBound', 'invalidationInterval', 'invalidationDelay']);
 
 export type SettingFlag = keyof typeof SETTING_FLAGS;
 
 /** What every command that opens the database reads. */
 export const DATABASE_SETTINGS: readonly SettingFlag[] = ['config', 'dataDir', 'databaseUrl', 'keyFile', 'logLevel'];
 /** What `serve` reads besides. */
-export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound', 'allowInsecureLoopback', 'trustProxy', 'egressAllow'];
+export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound', 'allowInsecureLoopback', 'trustProxy', 'egressAllow', 'taskCredentialType', 'taskCredentialIssuerUrl', 'taskCredentialIssuerSecret', 'invalidationInterval', 'invalidationDelay'];
 
 /**
  * Adds the flags of the settings a command uses, and only those, so its `--help` lists what
@@ -43,7 +51,7 @@ export function settingsFrom(command: Command): Settings {
   for (const name of Object.keys(SETTING_FLAGS)) {
     if (opts[name] === undefined) continue;
     // Durations are settings in milliseconds.
-    flags[name === 'shutdownTimeout' || name === 'cacheBound' ? `${name}Ms` : name] = opts[name];
+    flags[DURATION_FLAGS.has(name) ? `${name}Ms` : name] = opts[name];
   }
   return loadSettings({ flags, env: process.env });
 }

@@ -143,6 +143,8 @@ export const apiKeySchema = z
       .object({ remaining: z.number(), refill: z.object({ amount: z.number(), intervalMs: z.number() }).nullable() })
       .nullable(),
     meta: z.record(z.string(), z.unknown()).nullable(),
+    kind: z.enum(['user', 'task']).describe('`task`: granted to a task that runs as its owner (see `taskId`); invalidated when the task is removed.'),
+    taskId: z.string().nullable().describe('The task a `task` key belongs to; null for other keys.'),
   })
   .meta({ id: 'ApiKey', description: 'An API key\'s metadata (never its secret).' });
 
@@ -168,7 +170,8 @@ const ERROR_DESCRIPTIONS = {
   429: 'Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known.',
   502: 'The provider could not be reached or answered badly (`provider_unavailable`).',
   503:
-    'The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); ' +
+    'The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not ' +
+    'grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); ' +
     '`Retry-After` says when to try again, when known.',
 } as const;
 
