@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXAMPLE_IDS as ID, EXAMPLE_PUBLIC_URL, EXAMPLE_TIMES as AT } from './examples.js';
 import { timestampSchema } from './schemas.js';
 import { AUTH_TYPES, SECRET_NAMES, TOKEN_MODES, type SecretName } from '../connectors/index.js';
 import { CONNECTION_STATUSES } from '../oauth/index.js';
@@ -52,6 +53,18 @@ export const createConnectorBody = z.strictObject({
     .describe('The auth type\'s secrets (`clientSecret` for OAuth); stored encrypted, never shown again.'),
   redirectUri: redirectUri.optional(),
   allowedReturnOrigins: origins.optional(),
+}).meta({
+  examples: [
+    {
+      name: 'github',
+      provider: 'github',
+      authType: 'oauth_authorization_code',
+      tokenMode: 'per_user',
+      config: { clientId: 'Iv1.8a61f9b3a7aba766', scopes: ['read:user', 'repo'] },
+      secrets: { clientSecret: 'example-client-secret-not-real' },
+      allowedReturnOrigins: ['https://app.example.com'],
+    },
+  ],
 });
 
 export const updateConnectorBody = z.strictObject({
@@ -70,9 +83,26 @@ export const updateConnectorBody = z.strictObject({
     .describe('A merge patch of secrets: a value replaces one, null removes it, an absent one is kept.'),
   redirectUri: redirectUri.optional(),
   allowedReturnOrigins: origins.optional(),
-});
+}).meta({ examples: [{ config: { scopes: 'read:user repo workflow' }, secrets: { clientSecret: 'example-new-client-secret-not-real' } }] });
 
 const secretFlag = z.object({ set: z.boolean() });
+
+export const CONNECTOR_EXAMPLE = {
+  id: ID.connector,
+  tenantId: ID.tenant,
+  name: 'github',
+  provider: 'github',
+  authType: 'oauth_authorization_code',
+  tokenMode: 'per_user',
+  config: { clientId: 'Iv1.8a61f9b3a7aba766', scopes: 'read:user repo' },
+  redirectUri: null,
+  allowedReturnOrigins: ['https://app.example.com'],
+  secrets: { clientSecret: { set: true } },
+  endUserFields: [],
+  revision: 3,
+  createdAt: AT.created,
+  updatedAt: AT.updated,
+};
 
 export const connectorSchema = z
   .object({
@@ -93,7 +123,11 @@ export const connectorSchema = z
     createdAt: timestampSchema,
     updatedAt: timestampSchema,
   })
-  .meta({ id: 'Connector', description: 'A connector: a provider with its settings; secret fields are never shown, only whether they are set.' });
+  .meta({
+    id: 'Connector',
+    description: 'A connector: a provider with its settings; secret fields are never shown, only whether they are set.',
+    examples: [CONNECTOR_EXAMPLE],
+  });
 
 export const connectorListQuery = z.strictObject({
   limit: z.coerce
@@ -125,14 +159,27 @@ export const authorizeBody = z
       .optional()
       .describe('Where the browser goes after the callback: a path on Latchkey, or a URL on an allowed origin.'),
   })
-  .nullish();
+  .nullish()
+  .meta({ examples: [{ returnTo: 'https://app.example.com/settings/integrations' }] });
 
 export const authorizationSchema = z
   .object({
     authorizationUrl: z.string().describe('Send the user\'s browser here.'),
     expiresAt: timestampSchema.describe('The sign-in must finish before this.'),
   })
-  .meta({ id: 'Authorization', description: 'Where to send the user to connect an account.' });
+  .meta({
+    id: 'Authorization',
+    description: 'Where to send the user to connect an account.',
+    examples: [
+      {
+        authorizationUrl:
+          'https://github.com/login/oauth/authorize?response_type=code&client_id=Iv1.8a61f9b3a7aba766' +
+          `&redirect_uri=${encodeURIComponent(`${EXAMPLE_PUBLIC_URL}/api/v1/oauth/callback`)}&scope=read%3Auser+repo` +
+          '&state=EXAMPLEstate&code_challenge=EXAMPLEchallenge&code_challenge_method=S256',
+        expiresAt: AT.soon,
+      },
+    ],
+  });
 
 export const accessTokenSchema = z
   .object({
@@ -140,7 +187,31 @@ export const accessTokenSchema = z
     tokenType: z.string().describe('Use as `Authorization: <tokenType> <accessToken>`.'),
     expiresAt: timestampSchema.nullable().describe('Null when the provider did not say.'),
   })
-  .meta({ id: 'AccessToken', description: 'A valid access token of the connection.' });
+  .meta({
+    id: 'AccessToken',
+    description: 'A valid access token of the connection.',
+    examples: [{ accessToken: 'example-access-token-not-real', tokenType: 'bearer', expiresAt: AT.inAnHour }],
+  });
+
+const CONNECTION_EXAMPLE = {
+  id: `per-user:${ID.connector}:end-user:customer-42`,
+  connectorId: ID.connector,
+  userId: null,
+  endUserId: 'customer-42',
+  tokenType: 'bearer',
+  scopes: ['read:user', 'repo'],
+  expiresAt: AT.inAnHour,
+  refreshTokenExpiresAt: null,
+  status: 'active',
+  lastRefreshAt: AT.now,
+  lastRefreshError: null,
+  lastFailureAt: null,
+  backoffUntil: null,
+  extra: {},
+  config: {},
+  createdAt: AT.created,
+  updatedAt: AT.now,
+};
 
 export const connectionSchema = z
   .object({
@@ -162,7 +233,7 @@ export const connectionSchema = z
     createdAt: timestampSchema,
     updatedAt: timestampSchema,
   })
-  .meta({ id: 'Connection', description: 'A connection\'s status (never its tokens or credential).' });
+  .meta({ id: 'Connection', description: 'A connection\'s status (never its tokens or credential).', examples: [CONNECTION_EXAMPLE] });
 
 const credentialValue = z.string({ error: 'must be a string' }).max(8192, { error: 'must be at most 8192 characters' });
 
@@ -180,11 +251,15 @@ export const saveCredentialBody = z
       .optional()
       .describe('The connector\'s `endUserFields` (an account subdomain...).'),
   })
-  .meta({ id: 'SaveCredential', description: 'The credential to store for the user.' });
+  .meta({
+    id: 'SaveCredential',
+    description: 'The credential to store for the user.',
+    examples: [{ credential: { key: 'example-api-key-not-real' }, config: { subdomain: 'acme' } }],
+  });
 
 export const disconnectedSchema = z
   .object({ revoked: z.boolean().describe('Whether the provider confirmed the revocation (RFC 7009); the connection is deleted either way.') })
-  .meta({ id: 'Disconnected', description: 'The connection is gone; whether the provider confirmed the revocation.' });
+  .meta({ id: 'Disconnected', description: 'The connection is gone; whether the provider confirmed the revocation.', examples: [{ revoked: true }] });
 
 export const END_USER_HEADER = 'latchkey-end-user';
 
@@ -200,4 +275,7 @@ export const connectorConnectionsQuery = connectionListQuery.omit({ connectorId:
 export const connectionPageSchema = z.object({
   items: z.array(connectionSchema),
   next: z.string().optional().describe('Pass as `after` for the next page; absent on the last page.'),
-}).describe('A page of connections (never their tokens).');
+}).meta({
+  description: 'A page of connections (never their tokens).',
+  examples: [{ items: [CONNECTION_EXAMPLE], next: `per-user:${ID.connector}:end-user:customer-42` }],
+});

@@ -220,7 +220,15 @@ function finishResponse(status: number, response: Json, schemas: Json, examples:
       { $ref: '#/components/schemas/Error' },
       {
         type: 'object',
-        properties: { error: { type: 'object', properties: { code: { type: 'string', enum: errorCodesFor(status) } } } },
+        properties: {
+          error: {
+            type: 'object',
+            properties: { code: { type: 'string', enum: errorCodesFor(status) } },
+            // The JSON Schema default, said out loud: the other fields are the shared schema's.
+            // Redocly checks examples as if every object without it refused unknown fields.
+            unevaluatedProperties: true,
+          },
+        },
       },
     ],
   };
