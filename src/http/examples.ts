@@ -36,8 +36,8 @@ export const EXAMPLE_MASKED_KEY = `lk_${EXAMPLE_IDS.apiKey}_…abcd`;
 /** Shown once by create and roll: the real format (`lk_` + id + `_` + 49 base62), plainly not a key. */
 export const EXAMPLE_KEY = `lk_${EXAMPLE_IDS.apiKey}_EXAMPLEonlyNOTaREALkeyEXAMPLEonlyNOTaREALkey0abcd`;
 
-/** A Standard Webhooks secret whose base64 reads "EXAMPLE-NOT-A-REAL-SECRET". */
-export const EXAMPLE_WEBHOOK_SECRET = 'whsec_RVhBTVBMRS1OT1QtQS1SRUFMLVNFQ1JFVA==';
+/** A Standard Webhooks secret: `whsec_` and the base64 of 32 bytes, which here spells out what it is. */
+export const EXAMPLE_WEBHOOK_SECRET = 'whsec_EXAMPLEonlyNOTaREALwebhookSIGNINGsecret0000=';
 
 export const EXAMPLE_CONNECT_TOKEN = `lkcs_${EXAMPLE_IDS.tenant}_EXAMPLE-only-NOT-a-REAL-connect-session-tok`;
 
