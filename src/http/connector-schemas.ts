@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EXAMPLE_IDS as ID, EXAMPLE_PUBLIC_URL, EXAMPLE_TIMES as AT } from './examples.js';
-import { timestampSchema } from './schemas.js';
+import { timestampSchema, withRequestExample } from './schemas.js';
 import { AUTH_TYPES, SECRET_NAMES, TOKEN_MODES, type SecretName } from '../connectors/index.js';
 import { CONNECTION_STATUSES } from '../oauth/index.js';
 
@@ -35,55 +35,57 @@ function bySecret<T extends z.ZodType>(value: T): Record<SecretName, z.ZodOption
   return Object.fromEntries(SECRET_NAMES.map((name) => [name, value.optional()])) as Record<SecretName, z.ZodOptional<T>>;
 }
 
-export const createConnectorBody = z.strictObject({
-  name: z.string({ error: 'must be a string' }).describe('1 to 100 characters.'),
-  provider: z.string({ error: 'must be a string' }).max(64, { error: 'is too long' }).describe('A provider id of the catalog (`microsoft`, `oidc`, `oauth2`...).'),
-  authType: z.enum(AUTH_TYPES, { error: `must be one of ${AUTH_TYPES.join(', ')}` }),
-  tokenMode: z
-    .enum(TOKEN_MODES, { error: `must be one of ${TOKEN_MODES.join(', ')}` })
-    .optional()
-    .describe('`shared` (default): one connection for the connector; `per_user`: one per user or end user (oauth_authorization_code, api_key, basic or bearer; for the last three each user gives their own credential).'),
-  config: z
-    .record(z.string(), configValue, { error: 'must be an object of strings' })
-    .optional()
-    .describe('Per provider and auth type (`clientId`, `tenantId`, `issuer`, `scopes`...); never a secret. `scopes` may be a space-separated string or a list.'),
-  secrets: z
-    .strictObject(bySecret(secretValue), { error: 'must be an object' })
-    .optional()
-    .describe('The auth type\'s secrets (`clientSecret` for OAuth); stored encrypted, never shown again.'),
-  redirectUri: redirectUri.optional(),
-  allowedReturnOrigins: origins.optional(),
-}).meta({
-  examples: [
-    {
-      name: 'github',
-      provider: 'github',
-      authType: 'oauth_authorization_code',
-      tokenMode: 'per_user',
-      config: { clientId: 'Iv1.8a61f9b3a7aba766', scopes: ['read:user', 'repo'] },
-      secrets: { clientSecret: 'example-client-secret-not-real' },
-      allowedReturnOrigins: ['https://app.example.com'],
-    },
-  ],
-});
+export const createConnectorBody = withRequestExample(
+  z.strictObject({
+    name: z.string({ error: 'must be a string' }).describe('1 to 100 characters.'),
+    provider: z.string({ error: 'must be a string' }).max(64, { error: 'is too long' }).describe('A provider id of the catalog (`microsoft`, `oidc`, `oauth2`...).'),
+    authType: z.enum(AUTH_TYPES, { error: `must be one of ${AUTH_TYPES.join(', ')}` }),
+    tokenMode: z
+      .enum(TOKEN_MODES, { error: `must be one of ${TOKEN_MODES.join(', ')}` })
+      .optional()
+      .describe('`shared` (default): one connection for the connector; `per_user`: one per user or end user (oauth_authorization_code, api_key, basic or bearer; for the last three each user gives their own credential).'),
+    config: z
+      .record(z.string(), configValue, { error: 'must be an object of strings' })
+      .optional()
+      .describe('Per provider and auth type (`clientId`, `tenantId`, `issuer`, `scopes`...); never a secret. `scopes` may be a space-separated string or a list.'),
+    secrets: z
+      .strictObject(bySecret(secretValue), { error: 'must be an object' })
+      .optional()
+      .describe('The auth type\'s secrets (`clientSecret` for OAuth); stored encrypted, never shown again.'),
+    redirectUri: redirectUri.optional(),
+    allowedReturnOrigins: origins.optional(),
+  }),
+  {
+    name: 'github',
+    provider: 'github',
+    authType: 'oauth_authorization_code',
+    tokenMode: 'per_user',
+    config: { clientId: 'Iv1.8a61f9b3a7aba766', scopes: ['read:user', 'repo'] },
+    secrets: { clientSecret: 'example-client-secret-not-real' },
+    allowedReturnOrigins: ['https://app.example.com'],
+  },
+);
 
-export const updateConnectorBody = z.strictObject({
-  name: z.string({ error: 'must be a string' }).optional(),
-  // Immutable; accepted only unchanged so a client may send back what it read.
-  provider: z.string({ error: 'must be a string' }).max(64, { error: 'is too long' }).optional().describe('Cannot change.'),
-  authType: z.enum(AUTH_TYPES, { error: `must be one of ${AUTH_TYPES.join(', ')}` }).optional().describe('Cannot change.'),
-  tokenMode: z.enum(TOKEN_MODES, { error: `must be one of ${TOKEN_MODES.join(', ')}` }).optional().describe('Cannot change.'),
-  config: z
-    .record(z.string(), configValue.nullable(), { error: 'must be an object of strings or nulls' })
-    .optional()
-    .describe('A merge patch: a value sets a field, null removes it, an absent field is kept.'),
-  secrets: z
-    .strictObject(bySecret(secretValue.nullable()), { error: 'must be an object' })
-    .optional()
-    .describe('A merge patch of secrets: a value replaces one, null removes it, an absent one is kept.'),
-  redirectUri: redirectUri.optional(),
-  allowedReturnOrigins: origins.optional(),
-}).meta({ examples: [{ config: { scopes: 'read:user repo workflow' }, secrets: { clientSecret: 'example-new-client-secret-not-real' } }] });
+export const updateConnectorBody = withRequestExample(
+  z.strictObject({
+    name: z.string({ error: 'must be a string' }).optional(),
+    // Immutable; accepted only unchanged so a client may send back what it read.
+    provider: z.string({ error: 'must be a string' }).max(64, { error: 'is too long' }).optional().describe('Cannot change.'),
+    authType: z.enum(AUTH_TYPES, { error: `must be one of ${AUTH_TYPES.join(', ')}` }).optional().describe('Cannot change.'),
+    tokenMode: z.enum(TOKEN_MODES, { error: `must be one of ${TOKEN_MODES.join(', ')}` }).optional().describe('Cannot change.'),
+    config: z
+      .record(z.string(), configValue.nullable(), { error: 'must be an object of strings or nulls' })
+      .optional()
+      .describe('A merge patch: a value sets a field, null removes it, an absent field is kept.'),
+    secrets: z
+      .strictObject(bySecret(secretValue.nullable()), { error: 'must be an object' })
+      .optional()
+      .describe('A merge patch of secrets: a value replaces one, null removes it, an absent one is kept.'),
+    redirectUri: redirectUri.optional(),
+    allowedReturnOrigins: origins.optional(),
+  }),
+  { config: { scopes: 'read:user repo workflow' }, secrets: { clientSecret: 'example-new-client-secret-not-real' } },
+);
 
 const secretFlag = z.object({ set: z.boolean() });
 
@@ -151,16 +153,18 @@ export const connectionQuery = z.strictObject({
     .describe('Per-user connectors only: the user whose connection (default the caller; another user needs identity:admin).'),
 });
 
-export const authorizeBody = z
-  .strictObject({
-    returnTo: z
-      .string({ error: 'must be a string' })
-      .max(2048, { error: 'must be at most 2048 characters' })
-      .optional()
-      .describe('Where the browser goes after the callback: a path on Latchkey, or a URL on an allowed origin.'),
-  })
-  .nullish()
-  .meta({ examples: [{ returnTo: 'https://app.example.com/settings/integrations' }] });
+export const authorizeBody = withRequestExample(
+  z
+    .strictObject({
+      returnTo: z
+        .string({ error: 'must be a string' })
+        .max(2048, { error: 'must be at most 2048 characters' })
+        .optional()
+        .describe('Where the browser goes after the callback: a path on Latchkey, or a URL on an allowed origin.'),
+    })
+    .nullish(),
+  { returnTo: 'https://app.example.com/settings/integrations' },
+);
 
 export const authorizationSchema = z
   .object({

@@ -74,10 +74,13 @@ const listQuery = z.strictObject({
 
 const keyParams = z.object({ id: keyIdSchema });
 
-const verifyBody = z.strictObject({
-  key: z.string({ error: 'must be a string' }).max(200, { error: 'is too long' }),
-  permissions: z.array(permissionSchema, { error: 'must be a list of permissions' }).max(50).optional().describe('Permissions the key must carry.'),
-}).meta({ examples: [{ key: EXAMPLE_KEY, permissions: ['connectors:read'] }] });
+const verifyBody = withRequestExample(
+  z.strictObject({
+    key: z.string({ error: 'must be a string' }).max(200, { error: 'is too long' }),
+    permissions: z.array(permissionSchema, { error: 'must be a list of permissions' }).max(50).optional().describe('Permissions the key must carry.'),
+  }),
+  { key: EXAMPLE_KEY, permissions: ['connectors:read'] },
+);
 
 const VERIFY_CODES = ['valid', 'not_found', 'revoked', 'expired', 'disabled_owner', 'insufficient_permissions', 'rate_limited', 'usage_exceeded'] as const;
 

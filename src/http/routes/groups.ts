@@ -4,14 +4,14 @@ import { z } from 'zod';
 import type { Identity } from '../../identity/index.js';
 import { principalOf, SECURITY } from '../auth.js';
 import { EXAMPLE_IDS as ID } from '../examples.js';
-import { errorResponses, GROUP_EXAMPLE, groupSchema, idParams, idSchema, nameSchema, noContent, USER_EXAMPLE, userSchema } from '../schemas.js';
+import { errorResponses, GROUP_EXAMPLE, groupSchema, idParams, idSchema, nameSchema, noContent, USER_EXAMPLE, userSchema, withRequestExample } from '../schemas.js';
 
 export interface GroupRoutesOptions {
   identity: Identity;
 }
 
-const groupBody = z.strictObject({ name: nameSchema }).meta({ examples: [{ name: 'support' }] });
-const memberBody = z.strictObject({ userId: idSchema }).meta({ examples: [{ userId: ID.user }] });
+const groupBody = withRequestExample(z.strictObject({ name: nameSchema }), { name: 'support' });
+const memberBody = withRequestExample(z.strictObject({ userId: idSchema }), { userId: ID.user });
 const memberParams = z.object({ id: idSchema, userId: idSchema });
 
 const ADMIN = 'Needs identity:admin.';

@@ -15,6 +15,7 @@ import {
   ROLE_EXAMPLE,
   roleBindingSchema,
   roleSchema,
+  withRequestExample,
 } from '../schemas.js';
 
 export interface RoleRoutesOptions {
@@ -24,14 +25,18 @@ export interface RoleRoutesOptions {
 const description = z.string({ error: 'must be a string' }).max(1000, { error: 'must be at most 1000 characters' }).nullable();
 const permissions = z.array(permissionSchema, { error: 'must be a list of permissions' }).max(PERMISSIONS.length * 4);
 
-const createBody = z
-  .strictObject({ name: nameSchema, description: description.optional(), permissions })
-  .meta({ examples: [{ name: 'connector-reader', description: 'Reads connectors and their connections.', permissions: ['connectors:read'] }] });
-const updateBody = z
-  .strictObject({ description: description.optional(), permissions: permissions.optional() })
-  .meta({ examples: [{ permissions: ['connectors:read', 'connectors:use'] }] });
+const createBody = withRequestExample(
+  z
+    .strictObject({ name: nameSchema, description: description.optional(), permissions }),
+  { name: 'connector-reader', description: 'Reads connectors and their connections.', permissions: ['connectors:read'] },
+);
+const updateBody = withRequestExample(
+  z
+    .strictObject({ description: description.optional(), permissions: permissions.optional() }),
+  { permissions: ['connectors:read', 'connectors:use'] },
+);
 const nameParams = z.object({ name: nameSchema });
-const bindingBody = z.strictObject({ principal: principalSchema }).meta({ examples: [{ principal: { type: 'group', id: ID.group } }] });
+const bindingBody = withRequestExample(z.strictObject({ principal: principalSchema }), { principal: { type: 'group', id: ID.group } });
 const bindingParams = z.object({ name: nameSchema, type: z.enum(['user', 'group'], { error: 'must be "user" or "group"' }), id: idSchema });
 
 const ADMIN = 'Needs identity:admin.';

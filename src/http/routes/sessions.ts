@@ -6,7 +6,7 @@ import type { Identity } from '../../identity/index.js';
 import { SESSION_COOKIE } from '../auth.js';
 import { CSRF_COOKIE, csrfTokenFor } from '../csrf.js';
 import { EXAMPLE_IDS as ID, EXAMPLE_TIMES as AT } from '../examples.js';
-import { noContent, publicErrorResponses, timestampSchema } from '../schemas.js';
+import { noContent, publicErrorResponses, timestampSchema, withRequestExample } from '../schemas.js';
 
 export interface SessionRoutesOptions {
   identity: Identity;
@@ -14,11 +14,14 @@ export interface SessionRoutesOptions {
   secureCookie: boolean;
 }
 
-const loginBody = z.strictObject({
-  tenant: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(63, { error: 'is too long' }),
-  username: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(128, { error: 'is too long' }),
-  password: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(1024, { error: 'is too long' }),
-}).meta({ examples: [{ tenant: 'acme', username: 'ada', password: 'example-password-not-real' }] });
+const loginBody = withRequestExample(
+  z.strictObject({
+    tenant: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(63, { error: 'is too long' }),
+    username: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(128, { error: 'is too long' }),
+    password: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(1024, { error: 'is too long' }),
+  }),
+  { tenant: 'acme', username: 'ada', password: 'example-password-not-real' },
+);
 
 const sessionSchema = z.object({ tenantId: z.string(), userId: z.string(), expiresAt: timestampSchema }).meta({
   id: 'Session',

@@ -5,7 +5,7 @@ import { BOOTSTRAP_TENANT, TENANT_NAME_PATTERN, type Identity } from '../../iden
 import { principalOf, SECURITY } from '../auth.js';
 import type { DisplayCache } from '../display-cache.js';
 import { EXAMPLE_IDS as ID } from '../examples.js';
-import { errorResponses, idParams, noContent, passwordSchema, TENANT_EXAMPLE, tenantSchema, usernameSchema } from '../schemas.js';
+import { errorResponses, idParams, noContent, passwordSchema, TENANT_EXAMPLE, tenantSchema, usernameSchema, withRequestExample } from '../schemas.js';
 
 export interface TenantRoutesOptions {
   identity: Identity;
@@ -18,17 +18,19 @@ const tenantBody = z.strictObject({
   }),
 });
 
-const createBody = tenantBody
-  .extend({
-    initialAdmin: z
-      .strictObject({
-        username: usernameSchema,
-        password: passwordSchema.optional().describe('Without one a password is generated and returned once.'),
-      })
-      .optional()
-      .describe('The tenant\'s first user, with role admin, created with the tenant.'),
-  })
-  .meta({ examples: [{ name: 'acme', initialAdmin: { username: 'ada' } }] });
+const createBody = withRequestExample(
+  tenantBody
+    .extend({
+      initialAdmin: z
+        .strictObject({
+          username: usernameSchema,
+          password: passwordSchema.optional().describe('Without one a password is generated and returned once.'),
+        })
+        .optional()
+        .describe('The tenant\'s first user, with role admin, created with the tenant.'),
+    }),
+  { name: 'acme', initialAdmin: { username: 'ada' } },
+);
 
 const createdTenantSchema = tenantSchema.extend({
   initialAdmin: z
@@ -146,7 +148,7 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
         description: `${SYSTEM_ONLY} The system tenant cannot be renamed.`,
         security: SECURITY,
         params: idParams,
-        body: tenantBody.meta({ examples: [{ name: 'acme-eu' }] }),
+        body: withRequestExample(tenantBody, { name: 'acme-eu' }),
         response: { 200: tenantSchema, ...errorResponses(400, 403, 404, 409) },
       },
     },

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Identity } from '../../identity/index.js';
 import { forbidden, isAdmin, principalOf, SECURITY } from '../auth.js';
 import { EXAMPLE_IDS as ID } from '../examples.js';
-import { errorResponses, idParams, nameSchema, noContent, passwordSchema, USER_EXAMPLE, userSchema, usernameSchema } from '../schemas.js';
+import { errorResponses, idParams, nameSchema, noContent, passwordSchema, USER_EXAMPLE, userSchema, usernameSchema, withRequestExample } from '../schemas.js';
 
 export interface UserRoutesOptions {
   identity: Identity;
@@ -12,18 +12,24 @@ export interface UserRoutesOptions {
 
 const displayName = z.string({ error: 'must be a string' }).max(200, { error: 'must be at most 200 characters' }).nullable();
 
-const createBody = z.strictObject({
-  username: usernameSchema,
-  displayName: displayName.optional(),
-  password: passwordSchema.optional().describe('Without one the user cannot log in (API keys only).'),
-  roles: z.array(nameSchema, { error: 'must be a list of role names' }).max(100).optional().describe('Roles granted directly.'),
-}).meta({ examples: [{ username: 'ada', displayName: 'Ada Lovelace', password: 'example-password-not-real', roles: ['editor'] }] });
+const createBody = withRequestExample(
+  z.strictObject({
+    username: usernameSchema,
+    displayName: displayName.optional(),
+    password: passwordSchema.optional().describe('Without one the user cannot log in (API keys only).'),
+    roles: z.array(nameSchema, { error: 'must be a list of role names' }).max(100).optional().describe('Roles granted directly.'),
+  }),
+  { username: 'ada', displayName: 'Ada Lovelace', password: 'example-password-not-real', roles: ['editor'] },
+);
 
-const updateBody = z.strictObject({
-  displayName: displayName.optional(),
-  disabled: z.boolean({ error: 'must be true or false' }).optional().describe('Disabling ends the user\'s sessions and refuses their API keys at once.'),
-  password: passwordSchema.optional().describe('A new password; ends the user\'s sessions.'),
-}).meta({ examples: [{ displayName: 'Ada King', disabled: false }] });
+const updateBody = withRequestExample(
+  z.strictObject({
+    displayName: displayName.optional(),
+    disabled: z.boolean({ error: 'must be true or false' }).optional().describe('Disabling ends the user\'s sessions and refuses their API keys at once.'),
+    password: passwordSchema.optional().describe('A new password; ends the user\'s sessions.'),
+  }),
+  { displayName: 'Ada King', disabled: false },
+);
 
 const ADMIN = 'Needs identity:admin.';
 
