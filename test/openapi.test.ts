@@ -177,9 +177,22 @@ await eachDialect('the OpenAPI description', (dialect) => {
     assert.equal(props('User').createdAt?.format, 'date-time');
     assert.equal(props('ApiKey').lastUsedAt?.format ?? (props('ApiKey').lastUsedAt?.anyOf as Json[] | undefined)?.[0]?.format, 'date-time');
     assert.equal(props('AuditEvent').at?.format, 'date-time');
-    // Nothing called …At stays a plain string anywhere.
-    const text = JSON.stringify(doc.components.schemas);
-    assert.doesNotMatch(text, /"[a-zA-Z]*At":\{"type":"string"\}/);
+    // No time (…At, …Until, at) anywhere, in components or inline, nullable or not, without the format.
+    const untyped: string[] = [];
+    const walk = (node: unknown, where: string): void => {
+      if (Array.isArray(node)) node.forEach((item, i) => walk(item, `${where}/${i}`));
+      if (node === null || typeof node !== 'object') return;
+      const properties = (node as { properties?: unknown }).properties;
+      if (properties !== null && typeof properties === 'object' && !Array.isArray(properties)) {
+        for (const [name, schema] of Object.entries(properties)) {
+          if (/(At|Until|^at)$/.test(name) && !JSON.stringify(schema).includes('"format":"date-time"')) untyped.push(`${where}/${name}`);
+        }
+      }
+      for (const [key, value] of Object.entries(node)) if (key !== 'example' && key !== 'examples') walk(value, `${where}/${key}`);
+    };
+    walk(doc, '#');
+    assert.deepEqual(untyped, []);
+    assert.equal((props('Connection').backoffUntil?.anyOf as Json[] | undefined)?.[0]?.format, 'date-time');
   });
 
   it('documents x-request-id on every answer and Retry-After on 429 and 503', () => {

@@ -231,7 +231,7 @@ export const connectionSchema = z
     lastRefreshAt: timestampSchema.nullable(),
     lastRefreshError: z.string().nullable(),
     lastFailureAt: timestampSchema.nullable(),
-    backoffUntil: z.string().nullable(),
+    backoffUntil: timestampSchema.nullable().describe('After failed refreshes, no refresh is tried before this; null otherwise.'),
     extra: z.record(z.string(), z.unknown()).describe('Other fields the provider returned (`instance_url`...); never a token.'),
     config: z.record(z.string(), z.string()).describe('What the user gave for the connector\'s end-user fields (`{"subdomain":"acme"}`); never a secret.'),
     createdAt: timestampSchema,
