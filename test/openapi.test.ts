@@ -219,6 +219,9 @@ await eachDialect('the OpenAPI description', (dialect) => {
         if (!json) continue; // an HTML page of the OAuth callback
         errors++;
         assert.deepEqual(json.schema, { $ref: `#/components/schemas/Error${status}` }, `${method} ${path} ${status}`);
+        // An example of each code the status can carry, and of no other.
+        const listed = ((((schemas[`Error${status}`]?.allOf as Json[])[1]?.properties as Json).error as Json).properties as Record<string, Json>).code?.enum;
+        assert.deepEqual(Object.keys((json.examples ?? {}) as Json), listed, `${method} ${path} ${status} has an example per code`);
       }
     }
     assert.ok(errors >= 200, `${errors} error answers`);

@@ -63,7 +63,10 @@ const ERROR_SCHEMA: Json = {
   required: ['error'],
 };
 
-/** An example answer for each error code a documented status can carry (`components.examples`). */
+/**
+ * An example answer for each error code a documented status can carry (`components.examples`);
+ * test/openapi.test.ts fails when a documented status carries a code without one.
+ */
 const ERROR_EXAMPLES: Partial<Record<ErrorCode, { message: string; details?: Json }>> = {
   invalid_request: { message: 'Send one Latchkey-User header.' },
   validation_failed: {
@@ -78,17 +81,19 @@ const ERROR_EXAMPLES: Partial<Record<ErrorCode, { message: string; details?: Jso
     message:
       'A request made with the session cookie must send the X-Latchkey-CSRF header with the value of the latchkey_csrf cookie; reload the console or log in again.',
   },
-  egress_refused: { message: 'The egress policy refuses requests to 10.0.0.7: it is a private address (allow it with --egress-allow).' },
+  egress_refused: { message: 'The egress policy refuses requests to idp.internal: it is a private address (10.0.0.7) (allow it with --egress-allow).' },
   not_found: { message: `No connector with id "${ID.connector}" exists.` },
   not_connected: { message: `There is no connection shared:${ID.connector}; connect the account first.` },
-  method_not_allowed: { message: 'The method is not allowed on this route.' },
   conflict: { message: 'A user named "ada" already exists in this tenant.' },
-  needs_reauthorization: { message: `The provider refused the grant of the connection shared:${ID.connector}; connect again.` },
-  insecure_endpoint: { message: 'The token endpoint http://idp.internal/token uses plain http, which is refused: use https.' },
-  payload_too_large: { message: 'The request body is too large.' },
+  needs_reauthorization: {
+    message: `The connection shared:${ID.connector} must be reconnected: the provider no longer accepts its grant (invalid_grant).`,
+  },
+  insecure_endpoint: {
+    message:
+      'The token endpoint http://idp.internal/token uses plain http, which is refused: use https (for a local test server on a loopback address, start Latchkey with --allow-insecure-loopback).',
+  },
   rate_limited: { message: 'The API key has reached its rate limit; try again later.', details: { retryAfterSeconds: 12 } },
   usage_exceeded: { message: 'The API key has no credits left.', details: { retryAfterSeconds: 3600 } },
-  internal_error: { message: 'An internal error occurred; quote the request id when reporting it.' },
   provider_unavailable: { message: 'The OpenID Connect metadata of Microsoft could not be read.' },
   connection_degraded: {
     message: `The connection shared:${ID.connector} is being refreshed by another process; retry shortly.`,
