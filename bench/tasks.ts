@@ -13,13 +13,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeWorkerUtils, Logger, type WorkerUtils } from 'graphile-worker';
+import { makeWorkerUtils, Logger } from 'graphile-worker';
 import { sql } from 'kysely';
 import { z } from 'zod';
-import type { DatabaseHandle } from '../src/db/index.js';
+import type { DatabaseHandle, DialectName } from '../src/db/index.js';
 import { createTasks, type Tasks } from '../src/tasks/index.js';
 import { cliEnv, ROOT } from '../test/support/cli.js';
-import { createTestDatabase, POSTGRES_URL, type TestDatabase } from '../test/support/databases.js';
+import { createTestDatabase, POSTGRES_URL } from '../test/support/databases.js';
 import { profileArgs } from './apikeys-servers.js';
 import { processCpuSeconds } from './http-load.js';
 import { describeMachine, formatCount, formatPercent, machineLine, markdownTable, parseMode, publish, textTable, type BenchMode } from './support.js';
@@ -46,17 +46,35 @@ function log(message: string): void {
 
 type TargetId = 'latchkey-pg-1' | 'latchkey-pg-2' | 'latchkey-sqlite-1' | 'graphile-pg-1';
 
-interface Target {
-  id: TargetId;
-  name: string;
-  processes: number;
-  /** Clears what the last round left. */
-  clear(): Promise<void>;
+const NAMES: Record<TargetId, string> = {
+  'latchkey-pg-1': 'Latchkey, PostgreSQL, 1 process',
+  'latchkey-pg-2': 'Latchkey, PostgreSQL, 2 processes',
+  'graphile-pg-1': 'graphile-worker 0.18, PostgreSQL, 1 process',
+  'latchkey-sqlite-1': 'Latchkey, SQLite, 1 process',
+};
+
+interface WorkerSpec {
+  engine: 'latchkey' | 'graphile';
+  task: string;
+  url: string | undefined;
+  dataDir: string;
+  schema?: string;
+}
+
+/** One round's fresh database (or graphile-worker schema): no dead rows from the last round. */
+interface Prepared {
   /** Queues one due no-op task. */
   add(): Promise<void>;
   /** Tasks not yet completed. */
   remaining(): Promise<number>;
-  worker: { engine: 'latchkey' | 'graphile'; task: string; url: string | undefined; dataDir: string; schema?: string };
+  worker: WorkerSpec;
+  dispose(): Promise<void>;
+}
+
+interface Target {
+  id: TargetId;
+  processes: number;
+  prepare(): Promise<Prepared>;
 }
 
 interface Round {
@@ -95,10 +113,10 @@ interface Worker {
   stop(): Promise<void>;
 }
 
-async function startWorker(target: Target, concurrency: number): Promise<Worker> {
+async function startWorker(spec: WorkerSpec, concurrency: number): Promise<Worker> {
   const child = spawn(process.execPath, [...profileArgs(), '--import', TSX, `${ROOT}bench/tasks-worker.ts`], {
     cwd: ROOT,
-    env: cliEnv({ BENCH_TASKS_WORKER: JSON.stringify({ ...target.worker, concurrency }) }),
+    env: cliEnv({ BENCH_TASKS_WORKER: JSON.stringify({ ...spec, concurrency }) }),
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = once(child, 'exit') as Promise<[number | null]>;
@@ -106,7 +124,7 @@ async function startWorker(target: Target, concurrency: number): Promise<Worker>
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line === 'ready') resolve();
     });
-    void exited.then(([code]) => reject(new Error(`a ${target.worker.engine} worker exited with ${code} before it was ready`)));
+    void exited.then(([code]) => reject(new Error(`a ${spec.engine} worker exited with ${code} before it was ready`)));
   });
   return {
     child,
@@ -114,38 +132,42 @@ async function startWorker(target: Target, concurrency: number): Promise<Worker>
     async stop() {
       child.stdin?.end();
       const [code] = await exited;
-      if (code !== 0) throw new Error(`a ${target.worker.engine} worker exited with ${code}`);
+      if (code !== 0) throw new Error(`a ${spec.engine} worker exited with ${code}`);
     },
   };
 }
 
 async function round(target: Target, settings: Settings): Promise<Round> {
-  await target.clear();
-  const addStart = performance.now();
-  for (let i = 0; i < settings.tasks; i++) await target.add();
-  const addPerSec = settings.tasks / ((performance.now() - addStart) / 1000);
-  const workers = await Promise.all(Array.from({ length: target.processes }, () => startWorker(target, settings.concurrency)));
+  const prepared = await target.prepare();
   try {
-    const cpu = () => workers.reduce<number | undefined>((sum, w) => {
-      const seconds = processCpuSeconds(w.child.pid);
-      return sum === undefined || seconds === undefined ? undefined : sum + seconds;
-    }, 0);
-    const cpuBefore = cpu();
-    const pgBefore = target.worker.url === undefined ? undefined : postgresCpuSeconds();
-    const start = performance.now();
-    for (const w of workers) w.go();
-    const deadline = Date.now() + 10 * 60_000;
-    while ((await target.remaining()) > 0) {
-      if (Date.now() > deadline) throw new Error(`${target.name}: tasks were still queued after 10 minutes`);
-      await sleep(20);
+    const addStart = performance.now();
+    for (let i = 0; i < settings.tasks; i++) await prepared.add();
+    const addPerSec = settings.tasks / ((performance.now() - addStart) / 1000);
+    const workers = await Promise.all(Array.from({ length: target.processes }, () => startWorker(prepared.worker, settings.concurrency)));
+    try {
+      const cpu = () => workers.reduce<number | undefined>((sum, w) => {
+        const seconds = processCpuSeconds(w.child.pid);
+        return sum === undefined || seconds === undefined ? undefined : sum + seconds;
+      }, 0);
+      const cpuBefore = cpu();
+      const pgBefore = prepared.worker.url === undefined ? undefined : postgresCpuSeconds();
+      const start = performance.now();
+      for (const w of workers) w.go();
+      const deadline = Date.now() + 10 * 60_000;
+      while ((await prepared.remaining()) > 0) {
+        if (Date.now() > deadline) throw new Error(`${NAMES[target.id]}: tasks were still queued after 10 minutes`);
+        await sleep(20);
+      }
+      const seconds = (performance.now() - start) / 1000;
+      const cpuAfter = cpu();
+      const pgAfter = pgBefore === undefined ? undefined : postgresCpuSeconds();
+      const perTask = (before: number | undefined, after: number | undefined) => (before === undefined || after === undefined ? undefined : ((after - before) * 1e6) / settings.tasks);
+      return { addPerSec, perSec: settings.tasks / seconds, workerCpuUsPerTask: perTask(cpuBefore, cpuAfter), postgresCpuUsPerTask: perTask(pgBefore, pgAfter) };
+    } finally {
+      for (const w of workers) await w.stop();
     }
-    const seconds = (performance.now() - start) / 1000;
-    const cpuAfter = cpu();
-    const pgAfter = pgBefore === undefined ? undefined : postgresCpuSeconds();
-    const perTask = (before: number | undefined, after: number | undefined) => (before === undefined || after === undefined ? undefined : ((after - before) * 1e6) / settings.tasks);
-    return { addPerSec, perSec: settings.tasks / seconds, workerCpuUsPerTask: perTask(cpuBefore, cpuAfter), postgresCpuUsPerTask: perTask(pgBefore, pgAfter) };
   } finally {
-    for (const w of workers) await w.stop();
+    await prepared.dispose();
   }
 }
 
@@ -162,42 +184,61 @@ function scheduler(handle: DatabaseHandle): Tasks {
   return tasks;
 }
 
-function latchkeyTarget(id: TargetId, name: string, processes: number, tdb: TestDatabase, handle: DatabaseHandle): Target {
-  const tasks = scheduler(handle);
+function latchkeyTarget(id: TargetId, dialect: DialectName, processes: number): Target {
   return {
     id,
-    name,
     processes,
-    async clear() {
-      await handle.db.deleteFrom('task_runs').execute();
-      await handle.db.deleteFrom('tasks').execute();
+    async prepare() {
+      const tdb = await createTestDatabase(dialect);
+      const handle = await tdb.openMigrated();
+      const tasks = scheduler(handle);
+      return {
+        add: async () => {
+          await tasks.schedule({ type: NOOP_TYPE });
+        },
+        async remaining() {
+          const row = await handle.db.selectFrom('tasks').select((eb) => eb.fn.countAll().as('n')).where('status', '!=', 'succeeded').executeTakeFirstOrThrow();
+          return Number(row.n);
+        },
+        worker: { engine: 'latchkey', task: NOOP_TYPE, url: tdb.url, dataDir: tdb.dataDir },
+        dispose: () => tdb.dispose(),
+      };
     },
-    add: async () => {
-      await tasks.schedule({ type: NOOP_TYPE });
-    },
-    async remaining() {
-      const row = await handle.db.selectFrom('tasks').select((eb) => eb.fn.countAll().as('n')).where('status', '!=', 'succeeded').executeTakeFirstOrThrow();
-      return Number(row.n);
-    },
-    worker: { engine: 'latchkey', task: NOOP_TYPE, url: tdb.url, dataDir: tdb.dataDir },
   };
 }
 
-function graphileTarget(utils: WorkerUtils, schema: string, handle: DatabaseHandle, dataDir: string): Target {
-  const jobs = handle.db.withSchema(schema).withTables<{ _private_jobs: { id: string } }>();
+const quiet = new Logger(() => (level, message) => {
+  if (level === 'warning' || level === 'error') log(`graphile-worker ${level}: ${message}`);
+});
+
+function graphileTarget(): Target {
   return {
     id: 'graphile-pg-1',
-    name: 'graphile-worker 0.18, PostgreSQL, 1 process',
     processes: 1,
-    clear: async () => {},
-    add: async () => {
-      await utils.addJob(GRAPHILE_NOOP, {});
+    async prepare() {
+      // A test database only for its handle (counting the jobs left, dropping the schema).
+      const tdb = await createTestDatabase('postgres');
+      const handle = tdb.open();
+      const schema = `gw_bench_${randomBytes(6).toString('hex')}`;
+      const utils = await makeWorkerUtils({ connectionString: POSTGRES_URL, schema, logger: quiet });
+      await utils.migrate();
+      const jobs = handle.db.withSchema(schema).withTables<{ _private_jobs: { id: string } }>();
+      return {
+        add: async () => {
+          await utils.addJob(GRAPHILE_NOOP, {});
+        },
+        async remaining() {
+          const row = await jobs.selectFrom('_private_jobs').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+          return Number(row.n);
+        },
+        worker: { engine: 'graphile', task: GRAPHILE_NOOP, url: POSTGRES_URL, dataDir: tdb.dataDir, schema },
+        async dispose() {
+          await utils.release();
+          await handle.db.schema.dropSchema(schema).ifExists().cascade().execute();
+          await tdb.dispose();
+        },
+      };
     },
-    async remaining() {
-      const row = await jobs.selectFrom('_private_jobs').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
-      return Number(row.n);
-    },
-    worker: { engine: 'graphile', task: GRAPHILE_NOOP, url: POSTGRES_URL, dataDir, schema },
   };
 }
 
@@ -206,44 +247,36 @@ interface Result {
   versions: { postgres: string; sqlite: string };
 }
 
-async function run(settings: Settings): Promise<Result> {
+async function versions(): Promise<Result['versions']> {
   const pg = await createTestDatabase('postgres');
   const lite = await createTestDatabase('sqlite');
-  const schema = `gw_bench_${randomBytes(6).toString('hex')}`;
-  const quiet = new Logger(() => (level, message) => {
-    if (level === 'warning' || level === 'error') log(`graphile-worker ${level}: ${message}`);
-  });
-  let utils: WorkerUtils | undefined;
   try {
-    const pgHandle = await pg.openMigrated();
-    const liteHandle = await lite.openMigrated();
-    utils = await makeWorkerUtils({ connectionString: POSTGRES_URL, schema, logger: quiet });
-    await utils.migrate();
-    const targets: Target[] = [
-      latchkeyTarget('latchkey-pg-1', 'Latchkey, PostgreSQL, 1 process', 1, pg, pgHandle),
-      latchkeyTarget('latchkey-pg-2', 'Latchkey, PostgreSQL, 2 processes', 2, pg, pgHandle),
-      graphileTarget(utils, schema, pgHandle, pg.dataDir),
-      latchkeyTarget('latchkey-sqlite-1', 'Latchkey, SQLite, 1 process', 1, lite, liteHandle),
-    ];
-    const rounds = Object.fromEntries(targets.map((t) => [t.id, [] as Round[]])) as Result['rounds'];
-    for (let r = 0; r < settings.runs; r++) {
-      for (const target of r % 2 === 0 ? targets : [...targets].reverse()) {
-        log(`tasks: round ${r + 1}/${settings.runs}, ${target.name}: ${formatCount(settings.tasks)} tasks`);
-        const result = await round(target, settings);
-        log(`  ${formatCount(result.perSec)} tasks/s (queued at ${formatCount(result.addPerSec)}/s)`);
-        rounds[target.id].push(result);
-      }
-    }
-    const pgVersion = await sql<{ server_version: string }>`show server_version`.execute(pgHandle.db);
-    const liteVersion = await sql<{ v: string }>`select sqlite_version() as v`.execute(liteHandle.db);
-    return { rounds, versions: { postgres: pgVersion.rows[0]?.server_version ?? 'unknown', sqlite: liteVersion.rows[0]?.v ?? 'unknown' } };
+    const pgVersion = await sql<{ server_version: string }>`show server_version`.execute(pg.open().db);
+    const liteVersion = await sql<{ v: string }>`select sqlite_version() as v`.execute(lite.open().db);
+    return { postgres: pgVersion.rows[0]?.server_version ?? 'unknown', sqlite: liteVersion.rows[0]?.v ?? 'unknown' };
   } finally {
-    await utils?.release();
-    const admin = pg.open();
-    await admin.db.schema.dropSchema(schema).ifExists().cascade().execute();
     await pg.dispose();
     await lite.dispose();
   }
+}
+
+async function run(settings: Settings): Promise<Result> {
+  const targets: Target[] = [
+    latchkeyTarget('latchkey-pg-1', 'postgres', 1),
+    latchkeyTarget('latchkey-pg-2', 'postgres', 2),
+    graphileTarget(),
+    latchkeyTarget('latchkey-sqlite-1', 'sqlite', 1),
+  ];
+  const rounds = Object.fromEntries(targets.map((t) => [t.id, [] as Round[]])) as Result['rounds'];
+  for (let r = 0; r < settings.runs; r++) {
+    for (const target of r % 2 === 0 ? targets : [...targets].reverse()) {
+      log(`tasks: round ${r + 1}/${settings.runs}, ${NAMES[target.id]}: ${formatCount(settings.tasks)} tasks`);
+      const result = await round(target, settings);
+      log(`  ${formatCount(result.perSec)} tasks/s (queued at ${formatCount(result.addPerSec)}/s)`);
+      rounds[target.id].push(result);
+    }
+  }
+  return { rounds, versions: await versions() };
 }
 
 // TODO(invalidation queue): time and rate of invalidating 100,000 queued keys
@@ -275,13 +308,6 @@ function summarise(rounds: Round[]): Summary {
     runs: rounds.map((r) => r.perSec),
   };
 }
-
-const NAMES: Record<TargetId, string> = {
-  'latchkey-pg-1': 'Latchkey, PostgreSQL, 1 process',
-  'latchkey-pg-2': 'Latchkey, PostgreSQL, 2 processes',
-  'graphile-pg-1': 'graphile-worker 0.18, PostgreSQL, 1 process',
-  'latchkey-sqlite-1': 'Latchkey, SQLite, 1 process',
-};
 
 function tables(r: Result) {
   const s = Object.fromEntries((Object.keys(r.rounds) as TargetId[]).map((id) => [id, summarise(r.rounds[id])])) as Record<TargetId, Summary>;
