@@ -334,7 +334,7 @@ function verdicts(r: Result): Array<{ target: string; measured: string; met: boo
 function notes(r: Result): string[] {
   const { s } = tables(r);
   return [
-    `Each task is one claim transaction (\`FOR UPDATE SKIP LOCKED\` on PostgreSQL, \`BEGIN IMMEDIATE\` on SQLite) and one finish transaction (the fenced update, the history row and the trim of the history to its limit); graphile-worker's is one \`get_job\` and one \`complete_job\` call.`,
+    `Each task is one claim transaction (\`FOR UPDATE SKIP LOCKED\` on PostgreSQL, \`BEGIN IMMEDIATE\` on SQLite) and one finish transaction (the fenced update and the history row): about 5 statements per task with BEGIN and COMMIT, and one claim at a time per process; graphile-worker's is one \`get_job\` and one \`complete_job\` call (prepared statements), up to \`concurrency\` of them in flight.`,
     `Two processes against one: ${formatPercent(s['latchkey-pg-2'].perSec / s['latchkey-pg-1'].perSec)} of the one-process rate on the same ${describeMachine().cores} cores, which also run PostgreSQL and this process.`,
     `"postgres CPU" is every \`postgres\` process on the machine during the round, so other users of the server count in it; "worker CPU" is the worker processes' own, from /proc.`,
   ];
