@@ -343,7 +343,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             trustProxy: settings.trustProxy,
             publicUrl: settings.publicUrl,
             apiPlugins: [
-              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens, credentials }, connectSessions, webhooks, proxy }),
+              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens, credentials }, connectSessions, webhooks, proxy, tasks }),
             ],
             sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, credentials, flow, publicUrl: settings.publicUrl, clock }), consoleSite()],
           });

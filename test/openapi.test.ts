@@ -244,7 +244,7 @@ await eachDialect('the OpenAPI description', (dialect) => {
     }
     // 5xx codes not written for callers answer as 500 internal_error, so they are never listed.
     const codesOf = (name: string) => (((schemas[name]?.allOf as Json[])[1]?.properties as Json).error as Json).properties as Record<string, Json>;
-    assert.deepEqual(codesOf('Error503').code?.enum, ['connection_degraded', 'not_ready']);
+    assert.deepEqual(codesOf('Error503').code?.enum, ['connection_degraded', 'not_ready', 'issuer_unavailable']);
     assert.deepEqual(codesOf('Error502').code?.enum, ['provider_unavailable']);
     // No copy of the error body left inline.
     const inline = JSON.stringify(doc.paths).match(/"requestId"/g) ?? [];

@@ -26,6 +26,7 @@ export const OPENAPI_TAGS = [
     description: 'Connecting accounts (OAuth), connections, tokens, connect sessions for end users, and the proxy.',
   },
   { name: 'webhooks', description: 'Webhook endpoints and their deliveries.' },
+  { name: 'tasks', description: 'Background tasks: scheduled, run as a user with credentials granted at scheduling time, and their runs.' },
 ] as const;
 
 type Json = Record<string, unknown>;
@@ -100,6 +101,7 @@ const ERROR_EXAMPLES: Partial<Record<ErrorCode, { message: string; details?: Jso
     details: { retryAfterSeconds: 2 },
   },
   not_ready: { message: 'Latchkey is not ready: database.' },
+  issuer_unavailable: { message: 'The external credential issuer did not grant the task its credential; nothing was scheduled, try again later.' },
 };
 
 /** What @fastify/swagger writes when a response has no description. */

@@ -116,6 +116,8 @@ export const API_KEY_EXAMPLE = {
   rateLimit: { limit: 100, windowMs: 60_000 },
   credits: { remaining: 4_200, refill: { amount: 5_000, intervalMs: 86_400_000 } },
   meta: { team: 'billing' },
+  kind: 'user',
+  taskId: null,
 };
 
 export const tenantSchema = z

@@ -1,4 +1,4 @@
-export { createTasks } from './tasks.js';
+export { createTasks, scheduleTaskBody } from './tasks.js';
 export type { Tasks, TasksOptions, TaskCredentialsOptions, ScheduleTaskInput, TaskView, TaskRunView, TaskScope } from './tasks.js';
 export { taskApiClient } from './task-api.js';
 export type { TaskApi, TaskApiRequest, TaskLatchkeyClient } from './task-api.js';

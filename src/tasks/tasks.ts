@@ -148,6 +148,9 @@ const scheduleInput = z.strictObject({
     .optional(),
 });
 
+/** What a caller of the HTTP API (or any tenant's caller) sends to schedule a task: the owner is the caller. */
+export const scheduleTaskBody = scheduleInput.omit({ owner: true });
+
 function paramsJson(params: unknown): string {
   let json: string | undefined;
   try {
@@ -288,7 +291,8 @@ export function createTasks(options: TasksOptions): Tasks {
     const fields = typeof input === 'object' && input !== null && 'actor' in input ? (({ actor: _actor, ...rest }) => rest)(input) : input;
     const parsed = parseInput(scheduleInput, fields, 'task');
     const type = types.get(parsed.type);
-    if (!type) {
+    if (!type || (type.type.startsWith('latchkey.') && parsed.owner !== undefined)) {
+      // Latchkey's own maintenance types are never a tenant's to schedule.
       throw new LatchkeyError('validation_failed', 'The task is invalid: "type" must be a registered task type.', { details: { fields: [{ path: 'type', message: 'must be a registered task type' }] } });
     }
     paramsJson(parsed.params);
