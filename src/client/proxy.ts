@@ -1,0 +1,64 @@
+import { LatchkeyApiError, latchkeyErrorOf } from './errors.js';
+import type { ConnectionOwner, Transport } from './transport.js';
+
+/** `fetch`'s options, plus whose connection to call with and `Latchkey-Retries`. */
+export interface ProxyInit extends RequestInit, ConnectionOwner {
+  /** Wait out and retry a 429/503 that says `Retry-After`, up to this many times (at most 3). */
+  retries?: number;
+}
+
+/** Latchkey's own error bodies are small; a bigger error answer is the provider's. */
+const OWN_ERROR_LIMIT = 64 * 1024;
+
+/**
+ * Whether a failed answer is Latchkey's own refusal (unknown connector, `not_connected`,
+ * `egress_refused`, `provider_unavailable`…) rather than the provider's: a Latchkey error body
+ * whose request id is the one Latchkey gave this request, which a provider cannot know.
+ */
+async function ownError(response: Response): Promise<LatchkeyApiError | undefined> {
+  if (response.ok || !(response.headers.get('content-type') ?? '').includes('application/json')) return undefined;
+  const requestId = response.headers.get('x-request-id');
+  const length = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (requestId === null || !(length <= OWN_ERROR_LIMIT)) return undefined;
+  let body: unknown;
+  try {
+    body = await response.clone().json();
+  } catch {
+    return undefined;
+  }
+  const error = latchkeyErrorOf(body);
+  return error && error.requestId === requestId ? new LatchkeyApiError(response.status, error) : undefined;
+}
+
+/**
+ * `latchkey.proxy(connectorId, path, init)`: a `fetch` through the connector, with its credential
+ * (the shared connection's, or the `user`'s or `endUserId`'s). Answers the provider's `Response`
+ * as it comes (status, safe headers, streamed body); throws a LatchkeyApiError when Latchkey
+ * itself refuses the call.
+ *
+ * @example
+ * const res = await latchkey.proxy(connectorId, '/user/repos?per_page=5', { endUserId: 'u-42' });
+ * if (res.ok) console.log(await res.json());
+ */
+export function proxy(t: Transport) {
+  return async (connectorId: string, path: string, init: ProxyInit = {}): Promise<Response> => {
+    if (typeof connectorId !== 'string' || connectorId.length === 0) throw new TypeError('"connectorId" must be a non-empty string.');
+    if (typeof path !== 'string') throw new TypeError('"path" must be a string.');
+    const { user, endUserId, retries, ...request } = init;
+    const headers = new Headers(request.headers);
+    const owner = t.owner({ ...(user !== undefined ? { user } : {}), ...(endUserId !== undefined ? { endUserId } : {}) });
+    for (const [name, value] of Object.entries(owner.headers)) headers.set(name, value);
+    if (owner.query.user !== undefined) headers.set('latchkey-user', owner.query.user);
+    if (retries !== undefined) headers.set('latchkey-retries', String(retries));
+    const response = await t.fetch(`/api/v1/connectors/${encodeURIComponent(connectorId)}/proxy/${path.replace(/^\/+/, '')}`, {
+      ...request,
+      headers,
+    });
+    const refused = await ownError(response);
+    if (refused) {
+      await response.body?.cancel();
+      throw refused;
+    }
+    return response;
+  };
+}
