@@ -31,6 +31,26 @@ async function ownError(response: Response): Promise<LatchkeyApiError | undefine
 }
 
 /**
+ * Refuses a path with a `.` or `..` segment (also percent-encoded) or a backslash: a URL parser
+ * resolves those before the request leaves, so `../../api-keys` would call Latchkey's own API with
+ * the application's key instead of the provider's.
+ */
+function assertProviderPath(path: string): void {
+  if (typeof path !== 'string') throw new TypeError('"path" must be a string.');
+  const pathname = path.split(/[?#]/, 1)[0] ?? '';
+  const dotted = pathname.split('/').some((segment) => {
+    let decoded = segment;
+    try {
+      decoded = decodeURIComponent(segment);
+    } catch {
+      // Not percent-encoding Latchkey would read as a dot either; the server judges it.
+    }
+    return decoded === '.' || decoded === '..';
+  });
+  if (dotted || pathname.includes('\\')) throw new TypeError('"path" must not hold "." or ".." segments or backslashes.');
+}
+
+/**
  * `latchkey.proxy(connectorId, path, init)`: a `fetch` through the connector, with its credential
  * (the shared connection's, or the `user`'s or `endUserId`'s). Answers the provider's `Response`
  * as it comes (status, safe headers, streamed body); throws a LatchkeyApiError when Latchkey
@@ -42,8 +62,10 @@ async function ownError(response: Response): Promise<LatchkeyApiError | undefine
  */
 export function proxy(t: Transport) {
   return async (connectorId: string, path: string, init: ProxyInit = {}): Promise<Response> => {
-    if (typeof connectorId !== 'string' || connectorId.length === 0) throw new TypeError('"connectorId" must be a non-empty string.');
-    if (typeof path !== 'string') throw new TypeError('"path" must be a string.');
+    if (typeof connectorId !== 'string' || connectorId === '' || connectorId === '.' || connectorId === '..') {
+      throw new TypeError('"connectorId" must be a non-empty string other than "." and "..".');
+    }
+    assertProviderPath(path);
     const { user, endUserId, retries, ...request } = init;
     const headers = new Headers(request.headers);
     const owner = t.owner({ ...(user !== undefined ? { user } : {}), ...(endUserId !== undefined ? { endUserId } : {}) });

@@ -1,4 +1,4 @@
-import createClient, { type Client } from 'openapi-fetch';
+import createClient, { defaultPathSerializer, type Client } from 'openapi-fetch';
 import { LatchkeyApiError, LatchkeyNetworkError, latchkeyErrorOf } from './errors.js';
 import type { operations, paths } from './openapi.js';
 
@@ -53,6 +53,22 @@ function assertOptions(options: LatchkeyClientOptions): void {
   if (options.fetch !== undefined && typeof options.fetch !== 'function') throw new TypeError('"options.fetch" must be a function.');
 }
 
+/** A caller's mistake (STYLE: a TypeError), thrown before anything is sent. */
+class ArgumentError extends TypeError {}
+
+/**
+ * Path parameters as openapi-fetch writes them, refusing an empty id and `.` or `..`: a URL
+ * parser would resolve those, so `connectors.get('')` would read the list and `'..'` another route.
+ */
+function pathOf(pathname: string, params: Record<string, unknown>): string {
+  for (const [name, value] of Object.entries(params)) {
+    if (typeof value !== 'string' || value === '' || value === '.' || value === '..') {
+      throw new ArgumentError(`"${name}" must be a non-empty string other than "." and "..".`);
+    }
+  }
+  return defaultPathSerializer(pathname, params);
+}
+
 /** A Latchkey error body becomes a LatchkeyApiError; any other failed answer, a LatchkeyNetworkError. */
 export function errorFor(response: Response, body: unknown, baseUrl: string): Error {
   const error = latchkeyErrorOf(body);
@@ -71,7 +87,7 @@ export function createTransport(options: LatchkeyClientOptions): Transport {
   const send = options.fetch ?? ((input: Request) => globalThis.fetch(input));
   // Kept in this closure only: never a property that a log line or `inspect` could show.
   const authorization = `ApiKey ${options.apiKey}`;
-  const http = createClient<paths>({ baseUrl, fetch: send, headers: { authorization } });
+  const http = createClient<paths>({ baseUrl, fetch: send, headers: { authorization }, pathSerializer: pathOf });
   const unreachable = (err: unknown) =>
     new LatchkeyNetworkError(`Could not reach Latchkey at ${baseUrl}${err instanceof Error ? ` (${err.message})` : ''}.`, { cause: err });
 
@@ -98,6 +114,8 @@ export function createTransport(options: LatchkeyClientOptions): Transport {
       try {
         result = await pending;
       } catch (err) {
+        // The request could not be sent, or its answer not read; a caller's mistake stays one.
+        if (err instanceof ArgumentError) throw err;
         throw unreachable(err);
       }
       if (!result.response.ok) throw errorFor(result.response, result.error, baseUrl);
