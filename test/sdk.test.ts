@@ -199,13 +199,22 @@ await eachDialect('the SDK against a latchkey serve process', (dialect) => {
     assert.ok(!JSON.stringify(listed).includes(minted), 'a list never shows a key');
     assert.equal((await latchkey.apiKeys.get(apiKey.id)).name, 'worker');
 
+    // A roll answers a new secret once; with no grace period the old one stops at once.
+    const rolled = await latchkey.apiKeys.roll(apiKey.id);
+    secrets.push(rolled.key);
+    assert.notEqual(rolled.key, minted);
+    const stale = await thrown(() => worker.me.get());
+    assert.ok(stale instanceof LatchkeyApiError && stale.code === 'unauthorized', String(stale));
+    const rolledWorker = new LatchkeyClient({ baseUrl: server?.url ?? '', apiKey: rolled.key });
+    assert.equal((await rolledWorker.me.get()).apiKey?.id, apiKey.id);
+
     await latchkey.apiKeys.revoke(apiKey.id);
-    const refused = await thrown(() => worker.me.get());
+    const refused = await thrown(() => rolledWorker.me.get());
     assert.ok(refused instanceof LatchkeyApiError, String(refused));
     assert.equal(refused.status, 401);
     assert.equal(refused.code satisfies ApiErrorCode, 'unauthorized');
     assert.match(refused.requestId, /\S/);
-    assert.ok(!shown(refused).includes(minted), 'the refused key is in no error');
+    assert.ok(!shown(refused).includes(rolled.key) && !shown(stale).includes(minted), 'the refused key is in no error');
   });
 
   it('answers typed errors: not_found, validation_failed with the fields, forbidden', async () => {

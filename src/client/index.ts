@@ -9,3 +9,4 @@ export type { ApiErrorCode } from './errors.js';
 export { verifyWebhook, WebhookVerificationError } from './verify-webhook.js';
 export type { VerifyWebhookOptions, WebhookEvent, WebhookEventType } from './verify-webhook.js';
 export type { paths, components, operations } from './openapi.js';
+export type { Schemas } from './schemas.js';
