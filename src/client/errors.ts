@@ -5,7 +5,11 @@ type ErrorSchemas = {
 };
 type CodeOf<S> = S extends { error?: { code?: infer C } } ? C : never;
 
-/** Every error code the OpenAPI description lists, over all statuses (`not_found`, `validation_failed`, …). */
+/**
+ * Every error code the OpenAPI description lists, over all statuses (`not_found`,
+ * `validation_failed`, …). The description does not list every route's 500 (`internal_error`)
+ * nor fastify's own 405 and 413, so an answer with one of those carries a code outside it.
+ */
 export type ApiErrorCode = Exclude<{ [K in keyof ErrorSchemas]: CodeOf<ErrorSchemas[K]> }[keyof ErrorSchemas], undefined>;
 
 /**

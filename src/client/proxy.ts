@@ -13,7 +13,8 @@ const OWN_ERROR_LIMIT = 64 * 1024;
 /**
  * Whether a failed answer is Latchkey's own refusal (unknown connector, `not_connected`,
  * `egress_refused`, `provider_unavailable`…) rather than the provider's: a Latchkey error body
- * whose request id is the one Latchkey gave this request, which a provider cannot know.
+ * whose request id is the one Latchkey gave this request, which a provider cannot know (unless
+ * the caller chose it with its own `x-request-id`, which is forwarded too).
  */
 async function ownError(response: Response): Promise<LatchkeyApiError | undefined> {
   if (response.ok || !(response.headers.get('content-type') ?? '').includes('application/json')) return undefined;
