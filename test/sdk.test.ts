@@ -320,6 +320,10 @@ await eachDialect('the SDK against a latchkey serve process', (dialect) => {
     }
     await assert.rejects(latchkey.proxy('..', '/api-keys', { method: 'POST', body: '{}' }), TypeError);
     for (const id of ['', '.', '..']) await assert.rejects(latchkey.connectors.get(id), TypeError, `connector id ${JSON.stringify(id)}`);
+    await assert.rejects(latchkey.tokens.take(connector.id, { user: 'usr_1', endUserId: 'u-42' }), TypeError);
+    const aborted = new AbortController();
+    aborted.abort();
+    await assert.rejects(latchkey.proxy(connector.id, '/items', { endUserId: 'u-42', signal: aborted.signal }), { name: 'AbortError' });
     assert.equal(upstream.seen.length, sentBefore, 'nothing was sent');
     const escape = await thrown(() => latchkey.proxy(connector.id, '/a/%2F..%2Fadmin', { endUserId: 'u-42' }));
     assert.ok(escape instanceof LatchkeyApiError);

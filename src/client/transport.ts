@@ -106,6 +106,8 @@ export function createTransport(options: LatchkeyClientOptions): Transport {
       try {
         return await send(request);
       } catch (err) {
+        // The caller's own abort stays what it is.
+        if (init.signal?.aborted) throw err;
         throw unreachable(err);
       }
     },
@@ -122,7 +124,7 @@ export function createTransport(options: LatchkeyClientOptions): Transport {
       return result.data as never;
     },
     owner(owner) {
-      if (owner?.user !== undefined && owner.endUserId !== undefined) throw new TypeError('Give "user" or "endUserId", not both.');
+      if (owner?.user !== undefined && owner.endUserId !== undefined) throw new ArgumentError('Give "user" or "endUserId", not both.');
       const query: { user?: string } = {};
       const headers: Record<string, string> = {};
       if (owner?.user !== undefined) query.user = owner.user;

@@ -8,6 +8,7 @@ import type { BodyOf, ConnectionOwner, QueryOf, Transport } from '../transport.j
  * await latchkey.connections.save(connectorId, { credential: { key: endUsersKey } }, { endUserId: 'u-42' });
  */
 export function connections(t: Transport) {
+  // Inside async methods, so a caller's mistake is a rejection like any other.
   const at = (id: string, owner: ConnectionOwner | undefined) => {
     const { query, headers } = t.owner(owner);
     return { params: { path: { id }, query }, headers };
@@ -16,12 +17,12 @@ export function connections(t: Transport) {
     list: (query: QueryOf<'listConnections'> = {}) => t.send(t.http.GET('/api/v1/connections', { params: { query } })),
     listForConnector: (id: string, query: QueryOf<'listConnectorConnections'> = {}) =>
       t.send(t.http.GET('/api/v1/connectors/{id}/connections', { params: { path: { id }, query } })),
-    get: (connectorId: string, owner?: ConnectionOwner) => t.send(t.http.GET('/api/v1/connectors/{id}/connection', at(connectorId, owner))),
+    get: async (connectorId: string, owner?: ConnectionOwner) => t.send(t.http.GET('/api/v1/connectors/{id}/connection', at(connectorId, owner))),
     /** Stores a user's or end user's own credential on a per-user `api_key`, `basic` or `bearer` connector. */
-    save: (connectorId: string, body: BodyOf<'saveConnectionCredential'>, owner?: ConnectionOwner) =>
+    save: async (connectorId: string, body: BodyOf<'saveConnectionCredential'>, owner?: ConnectionOwner) =>
       t.send(t.http.PUT('/api/v1/connectors/{id}/connection', { ...at(connectorId, owner), body })),
-    delete: (connectorId: string, owner?: ConnectionOwner) => t.send(t.http.DELETE('/api/v1/connectors/{id}/connection', at(connectorId, owner))),
-    refresh: (connectorId: string, owner?: ConnectionOwner) =>
+    delete: async (connectorId: string, owner?: ConnectionOwner) => t.send(t.http.DELETE('/api/v1/connectors/{id}/connection', at(connectorId, owner))),
+    refresh: async (connectorId: string, owner?: ConnectionOwner) =>
       t.send(t.http.POST('/api/v1/connectors/{id}/connection/_refresh', at(connectorId, owner))),
     /** Starts the OAuth authorization code flow: answers the provider's authorization URL to send the browser to. */
     authorize: (connectorId: string, body: BodyOf<'authorizeConnector'> = {}) =>
@@ -49,7 +50,7 @@ export function connectSessions(t: Transport) {
  */
 export function tokens(t: Transport) {
   return {
-    take: (connectorId: string, owner?: ConnectionOwner) => {
+    take: async (connectorId: string, owner?: ConnectionOwner) => {
       const { query, headers } = t.owner(owner);
       return t.send(t.http.POST('/api/v1/connectors/{id}/token', { params: { path: { id: connectorId }, query }, headers }));
     },
