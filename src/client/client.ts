@@ -3,6 +3,7 @@ import { audit, me } from './resources/audit.js';
 import { connections, connectSessions, tokens } from './resources/connections.js';
 import { connectors, providers } from './resources/connectors.js';
 import { webhooks } from './resources/webhooks.js';
+import { tasks } from './resources/tasks.js';
 import { proxy } from './proxy.js';
 import { createTransport, type LatchkeyClientOptions, type Transport } from './transport.js';
 
@@ -25,6 +26,7 @@ export class LatchkeyClient {
   readonly connectSessions;
   readonly tokens;
   readonly webhooks;
+  readonly tasks;
   readonly audit;
   readonly me;
   /** A `fetch` through a connector; see {@link proxy}. */
@@ -40,6 +42,7 @@ export class LatchkeyClient {
     this.connectSessions = connectSessions(t);
     this.tokens = tokens(t);
     this.webhooks = webhooks(t);
+    this.tasks = tasks(t);
     this.audit = audit(t);
     this.me = me(t);
     this.proxy = proxy(t);

@@ -743,6 +743,134 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List tasks, by id
+         * @description Needs tasks:read. Filter by `type` and `status`; `next` is there when more follow.
+         */
+        get: operations["listTasks"];
+        put?: never;
+        /**
+         * Schedule a task
+         * @description Needs tasks:write. With `runAs` the task is granted its credentials now (a task API key of yours, limited to the permissions of the key you call with) and runs with them; they are invalidated when the task is removed.
+         */
+        post: operations["createTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/_bulk_delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete many tasks
+         * @description Needs tasks:write. One transaction: every credential the tasks hold is queued for invalidation. Ids not found are listed, not an error.
+         */
+        post: operations["bulkDeleteTasks"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a task and its latest runs
+         * @description Needs tasks:read.
+         */
+        get: operations["getTask"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a task
+         * @description Needs tasks:write. Deletes it with its history; every credential it holds is queued for invalidation in the same transaction.
+         */
+        delete: operations["deleteTask"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{id}/_run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a task now
+         * @description Needs tasks:write. Makes the task due now in a new run slot; 409 `conflict` while it runs.
+         */
+        post: operations["runTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{id}/_enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Enable a task
+         * @description Needs tasks:write. An enabled task is claimed when it is due.
+         */
+        post: operations["enableTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{id}/_disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Disable a task
+         * @description Needs tasks:write. A disabled task is never claimed (a running attempt finishes).
+         */
+        post: operations["disableTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/connectors/{id}/oauth/authorize": {
         parameters: {
             query?: never;
@@ -935,7 +1063,17 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description The credential to store for the user. */
+        /**
+         * @description The credential to store for the user.
+         * @example {
+         *       "credential": {
+         *         "key": "example-api-key-not-real"
+         *       },
+         *       "config": {
+         *         "subdomain": "acme"
+         *       }
+         *     }
+         */
         SaveCredentialInput: {
             /** @description `{key}` for api_key, `{username, password}` for basic, `{token}` for bearer; stored encrypted, never shown again. */
             credential: {
@@ -949,7 +1087,38 @@ export interface components {
                 [key: string]: string;
             };
         };
-        /** @description A tenant. */
+        /**
+         * @description When a task runs: `{at}`, `{every}` or `{cron, timezone?}`; absent or null: once, now.
+         * @example {
+         *       "cron": "0 * * * *",
+         *       "timezone": "Europe/Paris"
+         *     }
+         */
+        TaskScheduleInput: {
+            /**
+             * Format: date-time
+             * @description Once, at this time.
+             */
+            at: string;
+        } | {
+            /** @description At this interval (`"10m"` or milliseconds), first run now. */
+            every: string | number;
+        } | {
+            /** @description A cron expression (5 or 6 fields). */
+            cron: string;
+            /** @description An IANA time zone; default UTC. */
+            timezone?: string;
+        };
+        /**
+         * @description A tenant.
+         * @example {
+         *       "id": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *       "name": "acme",
+         *       "system": false,
+         *       "createdAt": "2026-03-02T09:15:04.118Z",
+         *       "updatedAt": "2026-03-09T16:42:51.530Z"
+         *     }
+         */
         Tenant: {
             id: string;
             name: string;
@@ -960,7 +1129,19 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
-        /** @description A user of a tenant. */
+        /**
+         * @description A user of a tenant.
+         * @example {
+         *       "id": "usr_3tldeeYW9EZriCN5o23puZ",
+         *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *       "username": "ada",
+         *       "displayName": "Ada Lovelace",
+         *       "disabled": false,
+         *       "hasPassword": true,
+         *       "createdAt": "2026-03-02T09:15:04.118Z",
+         *       "updatedAt": "2026-03-09T16:42:51.530Z"
+         *     }
+         */
         User: {
             id: string;
             tenantId: string;
@@ -974,7 +1155,16 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
-        /** @description A group of users. */
+        /**
+         * @description A group of users.
+         * @example {
+         *       "id": "grp_59s1OXiWkJSCDPi9IQBY9s",
+         *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *       "name": "support",
+         *       "createdAt": "2026-03-02T09:15:04.118Z",
+         *       "updatedAt": "2026-03-09T16:42:51.530Z"
+         *     }
+         */
         Group: {
             id: string;
             tenantId: string;
@@ -984,7 +1174,19 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
-        /** @description A built-in or custom role and its permissions. */
+        /**
+         * @description A built-in or custom role and its permissions.
+         * @example {
+         *       "name": "connector-reader",
+         *       "description": "Reads connectors and their connections.",
+         *       "permissions": [
+         *         "connectors:read"
+         *       ],
+         *       "builtin": false,
+         *       "createdAt": "2026-03-02T09:15:04.118Z",
+         *       "updatedAt": "2026-03-09T16:42:51.530Z"
+         *     }
+         */
         Role: {
             name: string;
             description: string | null;
@@ -993,7 +1195,17 @@ export interface components {
             createdAt: string | null;
             updatedAt: string | null;
         };
-        /** @description A grant of a role to a user or group. */
+        /**
+         * @description A grant of a role to a user or group.
+         * @example {
+         *       "roleName": "connector-reader",
+         *       "principal": {
+         *         "type": "user",
+         *         "id": "usr_3tldeeYW9EZriCN5o23puZ"
+         *       },
+         *       "createdAt": "2026-03-02T09:15:04.118Z"
+         *     }
+         */
         RoleBinding: {
             roleName: string;
             principal: {
@@ -1004,7 +1216,39 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
-        /** @description An API key's metadata (never its secret). */
+        /**
+         * @description An API key's metadata (never its secret).
+         * @example {
+         *       "id": "krd0WQJNkQlMNcVo",
+         *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *       "name": "billing-service",
+         *       "masked": "lk_krd0WQJNkQlMNcVo_…abcd",
+         *       "ownerId": "usr_3tldeeYW9EZriCN5o23puZ",
+         *       "roles": [
+         *         "connector-reader"
+         *       ],
+         *       "createdAt": "2026-03-02T09:15:04.118Z",
+         *       "expiresAt": "2026-04-09T08:00:00.000Z",
+         *       "lastUsedAt": "2026-03-09T16:42:51.530Z",
+         *       "revokedAt": null,
+         *       "rateLimit": {
+         *         "limit": 100,
+         *         "windowMs": 60000
+         *       },
+         *       "credits": {
+         *         "remaining": 4200,
+         *         "refill": {
+         *           "amount": 5000,
+         *           "intervalMs": 86400000
+         *         }
+         *       },
+         *       "meta": {
+         *         "team": "billing"
+         *       },
+         *       "kind": "user",
+         *       "taskId": null
+         *     }
+         */
         ApiKey: {
             id: string;
             tenantId: string;
@@ -1033,14 +1277,75 @@ export interface components {
             meta: {
                 [key: string]: unknown;
             } | null;
+            /**
+             * @description `task`: granted to a task that runs as its owner (see `taskId`); invalidated when the task is removed.
+             * @enum {string}
+             */
+            kind: "user" | "task";
+            /** @description The task a `task` key belongs to; null for other keys. */
+            taskId: string | null;
         };
-        /** @description The new key, shown this once, and its metadata. */
+        /**
+         * @description The new key, shown this once, and its metadata.
+         * @example {
+         *       "key": "lk_krd0WQJNkQlMNcVo_EXAMPLEonlyNOTaREALkeyEXAMPLEonlyNOTaREALkey0abcd",
+         *       "apiKey": {
+         *         "id": "krd0WQJNkQlMNcVo",
+         *         "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *         "name": "billing-service",
+         *         "masked": "lk_krd0WQJNkQlMNcVo_…abcd",
+         *         "ownerId": "usr_3tldeeYW9EZriCN5o23puZ",
+         *         "roles": [
+         *           "connector-reader"
+         *         ],
+         *         "createdAt": "2026-03-02T09:15:04.118Z",
+         *         "expiresAt": "2026-04-09T08:00:00.000Z",
+         *         "lastUsedAt": "2026-03-09T16:42:51.530Z",
+         *         "revokedAt": null,
+         *         "rateLimit": {
+         *           "limit": 100,
+         *           "windowMs": 60000
+         *         },
+         *         "credits": {
+         *           "remaining": 4200,
+         *           "refill": {
+         *             "amount": 5000,
+         *             "intervalMs": 86400000
+         *           }
+         *         },
+         *         "meta": {
+         *           "team": "billing"
+         *         },
+         *         "kind": "user",
+         *         "taskId": null
+         *       }
+         *     }
+         */
         IssuedApiKey: {
             /** @description The whole key: shown this once, never again. */
             key: string;
             apiKey: components["schemas"]["ApiKey"];
         };
-        /** @description The verdict on the key. */
+        /**
+         * @description The verdict on the key.
+         * @example {
+         *       "valid": true,
+         *       "code": "valid",
+         *       "keyId": "krd0WQJNkQlMNcVo",
+         *       "tenant": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *       "owner": "usr_3tldeeYW9EZriCN5o23puZ",
+         *       "permissions": [
+         *         "connectors:read"
+         *       ],
+         *       "expiresAt": "2026-04-09T08:00:00.000Z",
+         *       "remaining": 4199,
+         *       "rateLimit": {
+         *         "limit": 100,
+         *         "remaining": 99,
+         *         "resetAt": "2026-03-10T08:10:00.000Z"
+         *       }
+         *     }
+         */
         ApiKeyVerification: {
             valid: boolean;
             /** @enum {string} */
@@ -1063,7 +1368,23 @@ export interface components {
             };
             retryAfterSeconds?: number;
         };
-        /** @description An entry of the audit log. */
+        /**
+         * @description An entry of the audit log.
+         * @example {
+         *       "id": "aud_01a23a958872000017019980fb414c",
+         *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *       "at": "2026-03-09T16:42:51.530Z",
+         *       "actor": "api_key:k7swL8XQ9N1y3zsD",
+         *       "action": "connector.created",
+         *       "target": "connector_7GhSbnjspEDQShOeydjRPZ",
+         *       "details": {
+         *         "name": "github",
+         *         "provider": "github",
+         *         "authType": "oauth_authorization_code",
+         *         "tokenMode": "per_user"
+         *       }
+         *     }
+         */
         AuditEvent: {
             id: string;
             tenantId: string;
@@ -1104,7 +1425,34 @@ export interface components {
             token: string;
         };
         ConnectorCredential: components["schemas"]["ApiKeyCredential"] | components["schemas"]["BasicCredential"] | components["schemas"]["BearerCredential"];
-        /** @description A connector: a provider with its settings; secret fields are never shown, only whether they are set. */
+        /**
+         * @description A connector: a provider with its settings; secret fields are never shown, only whether they are set.
+         * @example {
+         *       "id": "connector_7GhSbnjspEDQShOeydjRPZ",
+         *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *       "name": "github",
+         *       "provider": "github",
+         *       "authType": "oauth_authorization_code",
+         *       "tokenMode": "per_user",
+         *       "config": {
+         *         "clientId": "Iv1.8a61f9b3a7aba766",
+         *         "scopes": "read:user repo"
+         *       },
+         *       "redirectUri": null,
+         *       "allowedReturnOrigins": [
+         *         "https://app.example.com"
+         *       ],
+         *       "secrets": {
+         *         "clientSecret": {
+         *           "set": true
+         *         }
+         *       },
+         *       "endUserFields": [],
+         *       "revision": 3,
+         *       "createdAt": "2026-03-02T09:15:04.118Z",
+         *       "updatedAt": "2026-03-09T16:42:51.530Z"
+         *     }
+         */
         Connector: {
             id: string;
             tenantId: string;
@@ -1145,7 +1493,13 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
-        /** @description Where to send the user to connect an account. */
+        /**
+         * @description Where to send the user to connect an account.
+         * @example {
+         *       "authorizationUrl": "https://github.com/login/oauth/authorize?response_type=code&client_id=Iv1.8a61f9b3a7aba766&redirect_uri=https%3A%2F%2Flatchkey.example.com%2Fapi%2Fv1%2Foauth%2Fcallback&scope=read%3Auser+repo&state=EXAMPLEstate&code_challenge=EXAMPLEchallenge&code_challenge_method=S256",
+         *       "expiresAt": "2026-03-10T08:10:00.000Z"
+         *     }
+         */
         Authorization: {
             /** @description Send the user's browser here. */
             authorizationUrl: string;
@@ -1155,7 +1509,14 @@ export interface components {
              */
             expiresAt: string;
         };
-        /** @description A valid access token of the connection. */
+        /**
+         * @description A valid access token of the connection.
+         * @example {
+         *       "accessToken": "example-access-token-not-real",
+         *       "tokenType": "bearer",
+         *       "expiresAt": "2026-03-10T09:00:00.000Z"
+         *     }
+         */
         AccessToken: {
             accessToken: string;
             /** @description Use as `Authorization: <tokenType> <accessToken>`. */
@@ -1163,7 +1524,31 @@ export interface components {
             /** @description Null when the provider did not say. */
             expiresAt: string | null;
         };
-        /** @description A connection's status (never its tokens or credential). */
+        /**
+         * @description A connection's status (never its tokens or credential).
+         * @example {
+         *       "id": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42",
+         *       "connectorId": "connector_7GhSbnjspEDQShOeydjRPZ",
+         *       "userId": null,
+         *       "endUserId": "customer-42",
+         *       "tokenType": "bearer",
+         *       "scopes": [
+         *         "read:user",
+         *         "repo"
+         *       ],
+         *       "expiresAt": "2026-03-10T09:00:00.000Z",
+         *       "refreshTokenExpiresAt": null,
+         *       "status": "active",
+         *       "lastRefreshAt": "2026-03-10T08:00:00.000Z",
+         *       "lastRefreshError": null,
+         *       "lastFailureAt": null,
+         *       "backoffUntil": null,
+         *       "extra": {},
+         *       "config": {},
+         *       "createdAt": "2026-03-02T09:15:04.118Z",
+         *       "updatedAt": "2026-03-10T08:00:00.000Z"
+         *     }
+         */
         Connection: {
             /** @description `shared:<connectorId>`, `per-user:<connectorId>:<userId>` or `per-user:<connectorId>:end-user:<endUserId>`. */
             id: string;
@@ -1181,6 +1566,7 @@ export interface components {
             lastRefreshAt: string | null;
             lastRefreshError: string | null;
             lastFailureAt: string | null;
+            /** @description After failed refreshes, no refresh is tried before this; null otherwise. */
             backoffUntil: string | null;
             /** @description Other fields the provider returned (`instance_url`...); never a token. */
             extra: {
@@ -1195,12 +1581,39 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
-        /** @description The connection is gone; whether the provider confirmed the revocation. */
+        /**
+         * @description The connection is gone; whether the provider confirmed the revocation.
+         * @example {
+         *       "revoked": true
+         *     }
+         */
         Disconnected: {
             /** @description Whether the provider confirmed the revocation (RFC 7009); the connection is deleted either way. */
             revoked: boolean;
         };
-        /** @description The caller. */
+        /**
+         * @description The caller.
+         * @example {
+         *       "tenant": {
+         *         "id": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *         "name": "acme"
+         *       },
+         *       "user": {
+         *         "id": "usr_3tldeeYW9EZriCN5o23puZ",
+         *         "username": "ada"
+         *       },
+         *       "apiKey": {
+         *         "id": "krd0WQJNkQlMNcVo",
+         *         "name": "billing-service",
+         *         "masked": "lk_krd0WQJNkQlMNcVo_…abcd"
+         *       },
+         *       "permissions": [
+         *         "apikeys:read",
+         *         "connectors:read",
+         *         "connectors:use"
+         *       ]
+         *     }
+         */
         Me: {
             tenant: {
                 id: string;
@@ -1219,7 +1632,25 @@ export interface components {
             /** @description The caller's effective permissions now, sorted. */
             permissions: ("apikeys:read" | "apikeys:write" | "apikeys:verify" | "connectors:read" | "connectors:write" | "connectors:use" | "connectors:token" | "tasks:read" | "tasks:write" | "webhooks:read" | "webhooks:write" | "identity:admin" | "audit:read")[];
         };
-        /** @description A field of a provider's configuration. */
+        /**
+         * @description A field of a provider's configuration.
+         * @example {
+         *       "name": "clientId",
+         *       "location": "config",
+         *       "secret": false,
+         *       "required": true,
+         *       "endUser": false,
+         *       "description": "The OAuth client id of your app registration.",
+         *       "authTypes": [
+         *         "oauth_authorization_code"
+         *       ],
+         *       "schema": {
+         *         "type": "string",
+         *         "minLength": 1,
+         *         "maxLength": 2048
+         *       }
+         *     }
+         */
         ProviderField: {
             name: string;
             /**
@@ -1251,7 +1682,57 @@ export interface components {
                 writeOnly?: true;
             };
         };
-        /** @description A provider of the catalog. */
+        /**
+         * @description A provider of the catalog.
+         * @example {
+         *       "id": "github",
+         *       "name": "GitHub",
+         *       "docsUrl": "https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps",
+         *       "authTypes": [
+         *         "oauth_authorization_code",
+         *         "bearer"
+         *       ],
+         *       "defaultScopes": [
+         *         "read:user",
+         *         "user:email"
+         *       ],
+         *       "fields": [
+         *         {
+         *           "name": "clientId",
+         *           "location": "config",
+         *           "secret": false,
+         *           "required": true,
+         *           "endUser": false,
+         *           "description": "The OAuth client id of your app registration.",
+         *           "authTypes": [
+         *             "oauth_authorization_code"
+         *           ],
+         *           "schema": {
+         *             "type": "string",
+         *             "minLength": 1,
+         *             "maxLength": 2048
+         *           }
+         *         },
+         *         {
+         *           "name": "clientSecret",
+         *           "location": "secrets",
+         *           "secret": true,
+         *           "required": true,
+         *           "endUser": false,
+         *           "description": "The OAuth client secret of your app registration.",
+         *           "authTypes": [
+         *             "oauth_authorization_code"
+         *           ],
+         *           "schema": {
+         *             "type": "string",
+         *             "minLength": 1,
+         *             "maxLength": 8192,
+         *             "writeOnly": true
+         *           }
+         *         }
+         *       ]
+         *     }
+         */
         Provider: {
             /** @description What a connector's `provider` names. */
             id: string;
@@ -1263,14 +1744,38 @@ export interface components {
             defaultScopes: string[];
             fields: components["schemas"]["ProviderField"][];
         };
-        /** @description The console session (the token is in the Set-Cookie header only). */
+        /**
+         * @description The console session (the token is in the Set-Cookie header only).
+         * @example {
+         *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *       "userId": "usr_3tldeeYW9EZriCN5o23puZ",
+         *       "expiresAt": "2026-03-10T09:00:00.000Z"
+         *     }
+         */
         Session: {
             tenantId: string;
             userId: string;
             /** Format: date-time */
             expiresAt: string;
         };
-        /** @description A webhook endpoint (never its signing secret). */
+        /**
+         * @description A webhook endpoint (never its signing secret).
+         * @example {
+         *       "id": "whk_4mJ0a7rPq2ZtYb8WcL1xQe",
+         *       "url": "https://app.example.com/hooks/latchkey",
+         *       "events": [
+         *         "connection.created",
+         *         "connection.needs_reauthorization"
+         *       ],
+         *       "description": "Tell the app when a customer must reconnect.",
+         *       "enabled": true,
+         *       "secretRolledAt": "2026-03-02T09:15:04.118Z",
+         *       "previousSecretExpiresAt": null,
+         *       "revision": 1,
+         *       "createdAt": "2026-03-02T09:15:04.118Z",
+         *       "updatedAt": "2026-03-02T09:15:04.118Z"
+         *     }
+         */
         WebhookEndpoint: {
             id: string;
             url: string;
@@ -1290,13 +1795,77 @@ export interface components {
             /** Format: date-time */
             updatedAt: string;
         };
-        /** @description The endpoint and its signing secret, shown this once. */
+        /**
+         * @description The endpoint and its signing secret, shown this once.
+         * @example {
+         *       "secret": "whsec_EXAMPLEonlyNOTaREALwebhookSIGNINGsecret0000=",
+         *       "endpoint": {
+         *         "id": "whk_4mJ0a7rPq2ZtYb8WcL1xQe",
+         *         "url": "https://app.example.com/hooks/latchkey",
+         *         "events": [
+         *           "connection.created",
+         *           "connection.needs_reauthorization"
+         *         ],
+         *         "description": "Tell the app when a customer must reconnect.",
+         *         "enabled": true,
+         *         "secretRolledAt": "2026-03-02T09:15:04.118Z",
+         *         "previousSecretExpiresAt": null,
+         *         "revision": 1,
+         *         "createdAt": "2026-03-02T09:15:04.118Z",
+         *         "updatedAt": "2026-03-02T09:15:04.118Z"
+         *       }
+         *     }
+         */
         IssuedWebhookEndpoint: {
             /** @description The signing secret (`whsec_…`, Standard Webhooks): shown this once, never again. */
             secret: string;
             endpoint: components["schemas"]["WebhookEndpoint"];
         };
-        /** @description A delivery of an event to an endpoint. */
+        /**
+         * @description A delivery of an event to an endpoint.
+         * @example {
+         *       "id": "whd_6Tq1sVn8Ye3KpXb0ZrLm4C",
+         *       "endpointId": "whk_4mJ0a7rPq2ZtYb8WcL1xQe",
+         *       "messageId": "msg_0Hk5wRc7Lt2NqYv9BxEp3J",
+         *       "eventType": "connection.needs_reauthorization",
+         *       "payload": {
+         *         "type": "connection.needs_reauthorization",
+         *         "timestamp": "2026-03-09T16:42:51.530Z",
+         *         "data": {
+         *           "connectorId": "connector_7GhSbnjspEDQShOeydjRPZ",
+         *           "connectionId": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42",
+         *           "userId": null,
+         *           "endUserId": "customer-42",
+         *           "status": "needs_reauthorization",
+         *           "errorCode": "invalid_grant"
+         *         }
+         *       },
+         *       "status": "succeeded",
+         *       "attempts": 2,
+         *       "nextAttemptAt": null,
+         *       "lastAttemptAt": "2026-03-09T16:42:51.530Z",
+         *       "lastStatusCode": 204,
+         *       "lastError": null,
+         *       "createdAt": "2026-03-09T16:42:51.530Z",
+         *       "updatedAt": "2026-03-09T16:42:51.530Z",
+         *       "attemptLog": [
+         *         {
+         *           "at": "2026-03-09T16:42:51.530Z",
+         *           "statusCode": 503,
+         *           "errorCode": "http_503",
+         *           "durationMs": 41,
+         *           "responseSnippet": "Service Unavailable"
+         *         },
+         *         {
+         *           "at": "2026-03-09T16:42:51.530Z",
+         *           "statusCode": 204,
+         *           "errorCode": null,
+         *           "durationMs": 37,
+         *           "responseSnippet": null
+         *         }
+         *       ]
+         *     }
+         */
         WebhookDelivery: {
             id: string;
             endpointId: string;
@@ -1327,6 +1896,239 @@ export interface components {
                 responseSnippet: string | null;
             }[];
         };
+        /**
+         * @description When a task runs: `{at}`, `{every}` or `{cron, timezone?}`; absent or null: once, now.
+         * @example {
+         *       "cron": "0 * * * *",
+         *       "timezone": "Europe/Paris"
+         *     }
+         */
+        TaskSchedule: {
+            /**
+             * Format: date-time
+             * @description Once, at this time.
+             */
+            at: string;
+        } | {
+            /** @description At this interval (`"10m"` or milliseconds), first run now. */
+            every: string | number;
+        } | {
+            /** @description A cron expression (5 or 6 fields). */
+            cron: string;
+            /** @description An IANA time zone; default UTC. */
+            timezone?: string;
+        };
+        /**
+         * @description Who a task runs as.
+         * @example {
+         *       "kind": "user",
+         *       "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+         *     }
+         */
+        TaskRunAs: {
+            /** @constant */
+            kind: "user";
+            userId: string;
+        } | {
+            /** @constant */
+            kind: "end_user";
+            endUserId: string;
+            /** @description The user who scheduled the task; its key is theirs. */
+            userId: string;
+        };
+        /**
+         * @description A stored task (never a secret).
+         * @example {
+         *       "id": "tsk_5Jq8ZrT2mVx0LbN7cYw3Hd",
+         *       "type": "connector_request",
+         *       "key": null,
+         *       "owner": {
+         *         "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+         *       },
+         *       "params": {
+         *         "connectorId": "connector_2bLq8VYtRz0mWcXf5KjHsN",
+         *         "method": "GET",
+         *         "path": "/user"
+         *       },
+         *       "schedule": {
+         *         "cron": "0 * * * *",
+         *         "timezone": "Europe/Paris"
+         *       },
+         *       "status": "scheduled",
+         *       "enabled": true,
+         *       "attempts": 0,
+         *       "nextRunAt": "2026-03-10T09:00:00.000Z",
+         *       "lastRunAt": "2026-03-10T08:00:00.000Z",
+         *       "lastOutcome": "succeeded",
+         *       "lastError": null,
+         *       "lastResult": {
+         *         "status": 200,
+         *         "at": "2026-03-10T08:00:00.000Z",
+         *         "bytes": 1432
+         *       },
+         *       "runAs": {
+         *         "kind": "end_user",
+         *         "endUserId": "customer-42",
+         *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+         *       },
+         *       "credentials": [
+         *         {
+         *           "kind": "native",
+         *           "id": "krd0WQJNkQlMNcVo"
+         *         }
+         *       ],
+         *       "createdAt": "2026-03-02T09:15:04.118Z",
+         *       "updatedAt": "2026-03-10T08:00:00.000Z"
+         *     }
+         */
+        Task: {
+            id: string;
+            type: string;
+            key: string | null;
+            owner: {
+                tenantId: string;
+                userId: string | null;
+            } | null;
+            /** @description The params as the task type parsed them (never a secret). */
+            params: unknown;
+            schedule: components["schemas"]["TaskSchedule"] | null;
+            /** @enum {string} */
+            status: "scheduled" | "running" | "succeeded" | "failed";
+            enabled: boolean;
+            /** @description Attempts started in the current run slot. */
+            attempts: number;
+            nextRunAt: string | null;
+            lastRunAt: string | null;
+            lastOutcome: ("succeeded" | "failed" | "timed_out" | "lease_expired") | null;
+            lastError: {
+                code: string;
+                message: string;
+            } | null;
+            /** @description The summary the last successful run returned (never a secret), or null. */
+            lastResult: unknown;
+            runAs: components["schemas"]["TaskRunAs"] | null;
+            /** @description What the task holds, by id: its API key (`native`, in the owner's key list with `kind: "task"`) and an external credential when an issuer granted one. */
+            credentials: {
+                /** @enum {string} */
+                kind: "native" | "external";
+                id: string;
+            }[];
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        /**
+         * @description A task and its latest runs.
+         * @example {
+         *       "id": "tsk_5Jq8ZrT2mVx0LbN7cYw3Hd",
+         *       "type": "connector_request",
+         *       "key": null,
+         *       "owner": {
+         *         "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+         *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+         *       },
+         *       "params": {
+         *         "connectorId": "connector_2bLq8VYtRz0mWcXf5KjHsN",
+         *         "method": "GET",
+         *         "path": "/user"
+         *       },
+         *       "schedule": {
+         *         "cron": "0 * * * *",
+         *         "timezone": "Europe/Paris"
+         *       },
+         *       "status": "scheduled",
+         *       "enabled": true,
+         *       "attempts": 0,
+         *       "nextRunAt": "2026-03-10T09:00:00.000Z",
+         *       "lastRunAt": "2026-03-10T08:00:00.000Z",
+         *       "lastOutcome": "succeeded",
+         *       "lastError": null,
+         *       "lastResult": {
+         *         "status": 200,
+         *         "at": "2026-03-10T08:00:00.000Z",
+         *         "bytes": 1432
+         *       },
+         *       "runAs": {
+         *         "kind": "end_user",
+         *         "endUserId": "customer-42",
+         *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+         *       },
+         *       "credentials": [
+         *         {
+         *           "kind": "native",
+         *           "id": "krd0WQJNkQlMNcVo"
+         *         }
+         *       ],
+         *       "createdAt": "2026-03-02T09:15:04.118Z",
+         *       "updatedAt": "2026-03-10T08:00:00.000Z",
+         *       "runs": [
+         *         {
+         *           "slot": "2026-03-10T08:00:00.000Z",
+         *           "attempt": 1,
+         *           "startedAt": "2026-03-10T08:00:00.000Z",
+         *           "finishedAt": "2026-03-10T08:00:00.000Z",
+         *           "durationMs": 212,
+         *           "outcome": "succeeded",
+         *           "errorCode": null,
+         *           "error": null
+         *         }
+         *       ]
+         *     }
+         */
+        TaskWithRuns: {
+            id: string;
+            type: string;
+            key: string | null;
+            owner: {
+                tenantId: string;
+                userId: string | null;
+            } | null;
+            /** @description The params as the task type parsed them (never a secret). */
+            params: unknown;
+            schedule: components["schemas"]["TaskSchedule"] | null;
+            /** @enum {string} */
+            status: "scheduled" | "running" | "succeeded" | "failed";
+            enabled: boolean;
+            /** @description Attempts started in the current run slot. */
+            attempts: number;
+            nextRunAt: string | null;
+            lastRunAt: string | null;
+            lastOutcome: ("succeeded" | "failed" | "timed_out" | "lease_expired") | null;
+            lastError: {
+                code: string;
+                message: string;
+            } | null;
+            /** @description The summary the last successful run returned (never a secret), or null. */
+            lastResult: unknown;
+            runAs: components["schemas"]["TaskRunAs"] | null;
+            /** @description What the task holds, by id: its API key (`native`, in the owner's key list with `kind: "task"`) and an external credential when an issuer granted one. */
+            credentials: {
+                /** @enum {string} */
+                kind: "native" | "external";
+                id: string;
+            }[];
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /** @description The latest runs, newest first. */
+            runs: {
+                /** Format: date-time */
+                slot: string;
+                attempt: number;
+                /** Format: date-time */
+                startedAt: string;
+                /** Format: date-time */
+                finishedAt: string;
+                durationMs: number;
+                /** @enum {string} */
+                outcome: "succeeded" | "failed" | "timed_out" | "lease_expired";
+                errorCode: string | null;
+                error: string | null;
+            }[];
+        };
         /** @description The one error body of the API. */
         Error: {
             error: {
@@ -1352,7 +2154,7 @@ export interface components {
         Error503: components["schemas"]["Error"] & {
             error?: {
                 /** @enum {string} */
-                code?: "connection_degraded" | "not_ready";
+                code?: "connection_degraded" | "not_ready" | "issuer_unavailable";
             };
         };
         /** @description An error answered with status 401. */
@@ -1493,7 +2295,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error400"];
                 };
             };
-            /** @description The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
+            /** @description The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
             503: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
@@ -1530,6 +2332,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "userId": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *       "expiresAt": "2026-03-10T09:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Session"];
                 };
             };
@@ -1622,6 +2431,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example <!doctype html>
+                     *     <html lang="en">
+                     *     <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Account connected - Latchkey</title></head>
+                     *     <body><main><h1>Account connected</h1><p>The account is connected. You can close this window.</p></main></body>
+                     *     </html>
+                     */
                     "text/html": string;
                 };
             };
@@ -1640,6 +2456,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example <!doctype html>
+                     *     <html lang="en">
+                     *     <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Connecting failed - Latchkey</title></head>
+                     *     <body><main><h1>Connecting failed</h1><p>This sign-in link is invalid, expired or already used; start connecting again.</p></main></body>
+                     *     </html>
+                     */
                     "text/html": string;
                     "application/json": components["schemas"]["Error400"];
                 };
@@ -1662,6 +2485,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example <!doctype html>
+                     *     <html lang="en">
+                     *     <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Connecting failed - Latchkey</title></head>
+                     *     <body><main><h1>Connecting failed</h1><p>The account could not be saved; try connecting again.</p></main></body>
+                     *     </html>
+                     */
                     "text/html": string;
                 };
             };
@@ -1672,6 +2502,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example <!doctype html>
+                     *     <html lang="en">
+                     *     <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Connecting failed - Latchkey</title></head>
+                     *     <body><main><h1>Connecting failed</h1><p>The provider refused the sign-in code; start connecting again.</p></main></body>
+                     *     </html>
+                     */
                     "text/html": string;
                 };
             };
@@ -1693,6 +2530,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "tenant": {
+                     *         "id": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *         "name": "acme"
+                     *       },
+                     *       "user": {
+                     *         "id": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *         "username": "ada"
+                     *       },
+                     *       "apiKey": {
+                     *         "id": "krd0WQJNkQlMNcVo",
+                     *         "name": "billing-service",
+                     *         "masked": "lk_krd0WQJNkQlMNcVo_…abcd"
+                     *       },
+                     *       "permissions": [
+                     *         "apikeys:read",
+                     *         "connectors:read",
+                     *         "connectors:use"
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["Me"];
                 };
             };
@@ -1735,6 +2594,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "acme",
+                     *       "system": false,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Tenant"];
                 };
             };
@@ -1777,6 +2645,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "ten_1ZpWcQk0Hs3ufF7tq9DnYe",
+                     *           "name": "default",
+                     *           "system": true,
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *         },
+                     *         {
+                     *           "id": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *           "name": "acme",
+                     *           "system": false,
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["Tenant"][];
                     };
@@ -1843,6 +2731,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "acme",
+                     *       "system": false,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z",
+                     *       "initialAdmin": {
+                     *         "id": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *         "username": "ada",
+                     *         "password": "example-generated-password-not-real"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         id: string;
                         name: string;
@@ -1932,6 +2834,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "acme",
+                     *       "system": false,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Tenant"];
                 };
             };
@@ -2094,6 +3005,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "acme",
+                     *       "system": false,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Tenant"];
                 };
             };
@@ -2176,6 +3096,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "usr_32Pc9kKNYBPoB5w2Gm173w",
+                     *           "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *           "username": "admin",
+                     *           "displayName": null,
+                     *           "disabled": false,
+                     *           "hasPassword": true,
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *         },
+                     *         {
+                     *           "id": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *           "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *           "username": "ada",
+                     *           "displayName": "Ada Lovelace",
+                     *           "disabled": false,
+                     *           "hasPassword": true,
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["User"][];
                     };
@@ -2231,6 +3177,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "username": "ada",
+                     *       "displayName": "Ada Lovelace",
+                     *       "disabled": false,
+                     *       "hasPassword": true,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
@@ -2305,6 +3263,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "username": "ada",
+                     *       "displayName": "Ada Lovelace",
+                     *       "disabled": false,
+                     *       "hasPassword": true,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
@@ -2471,6 +3441,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "username": "ada",
+                     *       "displayName": "Ada Lovelace",
+                     *       "disabled": false,
+                     *       "hasPassword": true,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
@@ -2553,6 +3535,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "grp_59s1OXiWkJSCDPi9IQBY9s",
+                     *           "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *           "name": "support",
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["Group"][];
                     };
@@ -2613,6 +3608,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "grp_59s1OXiWkJSCDPi9IQBY9s",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "support",
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Group"];
                 };
             };
@@ -2687,6 +3691,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "grp_59s1OXiWkJSCDPi9IQBY9s",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "support",
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Group"];
                 };
             };
@@ -2849,6 +3862,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "grp_59s1OXiWkJSCDPi9IQBY9s",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "support",
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Group"];
                 };
             };
@@ -2933,6 +3955,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *           "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *           "username": "ada",
+                     *           "displayName": "Ada Lovelace",
+                     *           "disabled": false,
+                     *           "hasPassword": true,
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["User"][];
                     };
@@ -3168,6 +4206,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "name": "viewer",
+                     *           "description": null,
+                     *           "permissions": [
+                     *             "apikeys:read",
+                     *             "connectors:read",
+                     *             "tasks:read"
+                     *           ],
+                     *           "builtin": true,
+                     *           "createdAt": null,
+                     *           "updatedAt": null
+                     *         },
+                     *         {
+                     *           "name": "connector-reader",
+                     *           "description": "Reads connectors and their connections.",
+                     *           "permissions": [
+                     *             "connectors:read"
+                     *           ],
+                     *           "builtin": false,
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["Role"][];
                     };
@@ -3220,6 +4286,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "name": "connector-reader",
+                     *       "description": "Reads connectors and their connections.",
+                     *       "permissions": [
+                     *         "connectors:read"
+                     *       ],
+                     *       "builtin": false,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Role"];
                 };
             };
@@ -3294,6 +4372,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "name": "connector-reader",
+                     *       "description": "Reads connectors and their connections.",
+                     *       "permissions": [
+                     *         "connectors:read"
+                     *       ],
+                     *       "builtin": false,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Role"];
                 };
             };
@@ -3447,6 +4537,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "name": "connector-reader",
+                     *       "description": "Reads connectors and their connections.",
+                     *       "permissions": [
+                     *         "connectors:read"
+                     *       ],
+                     *       "builtin": false,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Role"];
                 };
             };
@@ -3531,6 +4633,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "roleName": "connector-reader",
+                     *           "principal": {
+                     *             "type": "user",
+                     *             "id": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *           },
+                     *           "createdAt": "2026-03-02T09:15:04.118Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["RoleBinding"][];
                     };
@@ -3777,6 +4893,43 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "krd0WQJNkQlMNcVo",
+                     *           "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *           "name": "billing-service",
+                     *           "masked": "lk_krd0WQJNkQlMNcVo_…abcd",
+                     *           "ownerId": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *           "roles": [
+                     *             "connector-reader"
+                     *           ],
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "expiresAt": "2026-04-09T08:00:00.000Z",
+                     *           "lastUsedAt": "2026-03-09T16:42:51.530Z",
+                     *           "revokedAt": null,
+                     *           "rateLimit": {
+                     *             "limit": 100,
+                     *             "windowMs": 60000
+                     *           },
+                     *           "credits": {
+                     *             "remaining": 4200,
+                     *             "refill": {
+                     *               "amount": 5000,
+                     *               "intervalMs": 86400000
+                     *             }
+                     *           },
+                     *           "meta": {
+                     *             "team": "billing"
+                     *           },
+                     *           "kind": "user",
+                     *           "taskId": null
+                     *         }
+                     *       ],
+                     *       "next": "krd0WQJNkQlMNcVo"
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["ApiKey"][];
                         next?: string;
@@ -3873,6 +5026,41 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key": "lk_krd0WQJNkQlMNcVo_EXAMPLEonlyNOTaREALkeyEXAMPLEonlyNOTaREALkey0abcd",
+                     *       "apiKey": {
+                     *         "id": "krd0WQJNkQlMNcVo",
+                     *         "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *         "name": "billing-service",
+                     *         "masked": "lk_krd0WQJNkQlMNcVo_…abcd",
+                     *         "ownerId": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *         "roles": [
+                     *           "connector-reader"
+                     *         ],
+                     *         "createdAt": "2026-03-02T09:15:04.118Z",
+                     *         "expiresAt": "2026-04-09T08:00:00.000Z",
+                     *         "lastUsedAt": "2026-03-09T16:42:51.530Z",
+                     *         "revokedAt": null,
+                     *         "rateLimit": {
+                     *           "limit": 100,
+                     *           "windowMs": 60000
+                     *         },
+                     *         "credits": {
+                     *           "remaining": 4200,
+                     *           "refill": {
+                     *             "amount": 5000,
+                     *             "intervalMs": 86400000
+                     *           }
+                     *         },
+                     *         "meta": {
+                     *           "team": "billing"
+                     *         },
+                     *         "kind": "user",
+                     *         "taskId": null
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["IssuedApiKey"];
                 };
             };
@@ -3947,6 +5135,38 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "krd0WQJNkQlMNcVo",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "billing-service",
+                     *       "masked": "lk_krd0WQJNkQlMNcVo_…abcd",
+                     *       "ownerId": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *       "roles": [
+                     *         "connector-reader"
+                     *       ],
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "expiresAt": "2026-04-09T08:00:00.000Z",
+                     *       "lastUsedAt": "2026-03-09T16:42:51.530Z",
+                     *       "revokedAt": null,
+                     *       "rateLimit": {
+                     *         "limit": 100,
+                     *         "windowMs": 60000
+                     *       },
+                     *       "credits": {
+                     *         "remaining": 4200,
+                     *         "refill": {
+                     *           "amount": 5000,
+                     *           "intervalMs": 86400000
+                     *         }
+                     *       },
+                     *       "meta": {
+                     *         "team": "billing"
+                     *       },
+                     *       "kind": "user",
+                     *       "taskId": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["ApiKey"];
                 };
             };
@@ -4021,6 +5241,38 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "krd0WQJNkQlMNcVo",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "billing-service",
+                     *       "masked": "lk_krd0WQJNkQlMNcVo_…abcd",
+                     *       "ownerId": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *       "roles": [
+                     *         "connector-reader"
+                     *       ],
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "expiresAt": "2026-04-09T08:00:00.000Z",
+                     *       "lastUsedAt": "2026-03-09T16:42:51.530Z",
+                     *       "revokedAt": null,
+                     *       "rateLimit": {
+                     *         "limit": 100,
+                     *         "windowMs": 60000
+                     *       },
+                     *       "credits": {
+                     *         "remaining": 4200,
+                     *         "refill": {
+                     *           "amount": 5000,
+                     *           "intervalMs": 86400000
+                     *         }
+                     *       },
+                     *       "meta": {
+                     *         "team": "billing"
+                     *       },
+                     *       "kind": "user",
+                     *       "taskId": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["ApiKey"];
                 };
             };
@@ -4102,6 +5354,41 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key": "lk_krd0WQJNkQlMNcVo_EXAMPLEonlyNOTaREALkeyEXAMPLEonlyNOTaREALkey0abcd",
+                     *       "apiKey": {
+                     *         "id": "krd0WQJNkQlMNcVo",
+                     *         "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *         "name": "billing-service",
+                     *         "masked": "lk_krd0WQJNkQlMNcVo_…abcd",
+                     *         "ownerId": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *         "roles": [
+                     *           "connector-reader"
+                     *         ],
+                     *         "createdAt": "2026-03-02T09:15:04.118Z",
+                     *         "expiresAt": "2026-04-09T08:00:00.000Z",
+                     *         "lastUsedAt": "2026-03-09T16:42:51.530Z",
+                     *         "revokedAt": null,
+                     *         "rateLimit": {
+                     *           "limit": 100,
+                     *           "windowMs": 60000
+                     *         },
+                     *         "credits": {
+                     *           "remaining": 4200,
+                     *           "refill": {
+                     *             "amount": 5000,
+                     *             "intervalMs": 86400000
+                     *           }
+                     *         },
+                     *         "meta": {
+                     *           "team": "billing"
+                     *         },
+                     *         "kind": "user",
+                     *         "taskId": null
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["IssuedApiKey"];
                 };
             };
@@ -4192,6 +5479,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "valid": true,
+                     *       "code": "valid",
+                     *       "keyId": "krd0WQJNkQlMNcVo",
+                     *       "tenant": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "owner": "usr_3tldeeYW9EZriCN5o23puZ",
+                     *       "permissions": [
+                     *         "connectors:read"
+                     *       ],
+                     *       "expiresAt": "2026-04-09T08:00:00.000Z",
+                     *       "remaining": 4199,
+                     *       "rateLimit": {
+                     *         "limit": 100,
+                     *         "remaining": 99,
+                     *         "resetAt": "2026-03-10T08:10:00.000Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ApiKeyVerification"];
                 };
             };
@@ -4265,6 +5571,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "aud_01a23a958872000017019980fb414c",
+                     *           "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *           "at": "2026-03-09T16:42:51.530Z",
+                     *           "actor": "api_key:k7swL8XQ9N1y3zsD",
+                     *           "action": "connector.created",
+                     *           "target": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *           "details": {
+                     *             "name": "github",
+                     *             "provider": "github",
+                     *             "authType": "oauth_authorization_code",
+                     *             "tokenMode": "per_user"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "next": "aud_01a23a958872000017019980fb414c"
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["AuditEvent"][];
                         next?: string;
@@ -4334,6 +5661,38 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *           "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *           "name": "github",
+                     *           "provider": "github",
+                     *           "authType": "oauth_authorization_code",
+                     *           "tokenMode": "per_user",
+                     *           "config": {
+                     *             "clientId": "Iv1.8a61f9b3a7aba766",
+                     *             "scopes": "read:user repo"
+                     *           },
+                     *           "redirectUri": null,
+                     *           "allowedReturnOrigins": [
+                     *             "https://app.example.com"
+                     *           ],
+                     *           "secrets": {
+                     *             "clientSecret": {
+                     *               "set": true
+                     *             }
+                     *           },
+                     *           "endUserFields": [],
+                     *           "revision": 3,
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *         }
+                     *       ],
+                     *       "next": "connector_7GhSbnjspEDQShOeydjRPZ"
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["Connector"][];
                         next?: string;
@@ -4431,6 +5790,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "github",
+                     *       "provider": "github",
+                     *       "authType": "oauth_authorization_code",
+                     *       "tokenMode": "per_user",
+                     *       "config": {
+                     *         "clientId": "Iv1.8a61f9b3a7aba766",
+                     *         "scopes": "read:user repo"
+                     *       },
+                     *       "redirectUri": null,
+                     *       "allowedReturnOrigins": [
+                     *         "https://app.example.com"
+                     *       ],
+                     *       "secrets": {
+                     *         "clientSecret": {
+                     *           "set": true
+                     *         }
+                     *       },
+                     *       "endUserFields": [],
+                     *       "revision": 3,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Connector"];
                 };
             };
@@ -4495,6 +5881,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "github",
+                     *       "provider": "github",
+                     *       "authType": "oauth_authorization_code",
+                     *       "tokenMode": "per_user",
+                     *       "config": {
+                     *         "clientId": "Iv1.8a61f9b3a7aba766",
+                     *         "scopes": "read:user repo"
+                     *       },
+                     *       "redirectUri": null,
+                     *       "allowedReturnOrigins": [
+                     *         "https://app.example.com"
+                     *       ],
+                     *       "secrets": {
+                     *         "clientSecret": {
+                     *           "set": true
+                     *         }
+                     *       },
+                     *       "endUserFields": [],
+                     *       "revision": 3,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Connector"];
                 };
             };
@@ -4675,6 +6088,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *       "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *       "name": "github",
+                     *       "provider": "github",
+                     *       "authType": "oauth_authorization_code",
+                     *       "tokenMode": "per_user",
+                     *       "config": {
+                     *         "clientId": "Iv1.8a61f9b3a7aba766",
+                     *         "scopes": "read:user repo"
+                     *       },
+                     *       "redirectUri": null,
+                     *       "allowedReturnOrigins": [
+                     *         "https://app.example.com"
+                     *       ],
+                     *       "secrets": {
+                     *         "clientSecret": {
+                     *           "set": true
+                     *         }
+                     *       },
+                     *       "endUserFields": [],
+                     *       "revision": 3,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Connector"];
                 };
             };
@@ -4757,6 +6197,60 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "github",
+                     *           "name": "GitHub",
+                     *           "docsUrl": "https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps",
+                     *           "authTypes": [
+                     *             "oauth_authorization_code",
+                     *             "bearer"
+                     *           ],
+                     *           "defaultScopes": [
+                     *             "read:user",
+                     *             "user:email"
+                     *           ],
+                     *           "fields": [
+                     *             {
+                     *               "name": "clientId",
+                     *               "location": "config",
+                     *               "secret": false,
+                     *               "required": true,
+                     *               "endUser": false,
+                     *               "description": "The OAuth client id of your app registration.",
+                     *               "authTypes": [
+                     *                 "oauth_authorization_code"
+                     *               ],
+                     *               "schema": {
+                     *                 "type": "string",
+                     *                 "minLength": 1,
+                     *                 "maxLength": 2048
+                     *               }
+                     *             },
+                     *             {
+                     *               "name": "clientSecret",
+                     *               "location": "secrets",
+                     *               "secret": true,
+                     *               "required": true,
+                     *               "endUser": false,
+                     *               "description": "The OAuth client secret of your app registration.",
+                     *               "authTypes": [
+                     *                 "oauth_authorization_code"
+                     *               ],
+                     *               "schema": {
+                     *                 "type": "string",
+                     *                 "minLength": 1,
+                     *                 "maxLength": 8192,
+                     *                 "writeOnly": true
+                     *               }
+                     *             }
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["Provider"][];
                     };
@@ -4813,6 +6307,56 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "github",
+                     *       "name": "GitHub",
+                     *       "docsUrl": "https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps",
+                     *       "authTypes": [
+                     *         "oauth_authorization_code",
+                     *         "bearer"
+                     *       ],
+                     *       "defaultScopes": [
+                     *         "read:user",
+                     *         "user:email"
+                     *       ],
+                     *       "fields": [
+                     *         {
+                     *           "name": "clientId",
+                     *           "location": "config",
+                     *           "secret": false,
+                     *           "required": true,
+                     *           "endUser": false,
+                     *           "description": "The OAuth client id of your app registration.",
+                     *           "authTypes": [
+                     *             "oauth_authorization_code"
+                     *           ],
+                     *           "schema": {
+                     *             "type": "string",
+                     *             "minLength": 1,
+                     *             "maxLength": 2048
+                     *           }
+                     *         },
+                     *         {
+                     *           "name": "clientSecret",
+                     *           "location": "secrets",
+                     *           "secret": true,
+                     *           "required": true,
+                     *           "endUser": false,
+                     *           "description": "The OAuth client secret of your app registration.",
+                     *           "authTypes": [
+                     *             "oauth_authorization_code"
+                     *           ],
+                     *           "schema": {
+                     *             "type": "string",
+                     *             "minLength": 1,
+                     *             "maxLength": 8192,
+                     *             "writeOnly": true
+                     *           }
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["Provider"];
                 };
             };
@@ -4888,6 +6432,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "whk_4mJ0a7rPq2ZtYb8WcL1xQe",
+                     *           "url": "https://app.example.com/hooks/latchkey",
+                     *           "events": [
+                     *             "connection.created",
+                     *             "connection.needs_reauthorization"
+                     *           ],
+                     *           "description": "Tell the app when a customer must reconnect.",
+                     *           "enabled": true,
+                     *           "secretRolledAt": "2026-03-02T09:15:04.118Z",
+                     *           "previousSecretExpiresAt": null,
+                     *           "revision": 1,
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-02T09:15:04.118Z"
+                     *         }
+                     *       ],
+                     *       "next": "whk_4mJ0a7rPq2ZtYb8WcL1xQe"
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["WebhookEndpoint"][];
                         next?: string;
@@ -4962,6 +6528,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "secret": "whsec_EXAMPLEonlyNOTaREALwebhookSIGNINGsecret0000=",
+                     *       "endpoint": {
+                     *         "id": "whk_4mJ0a7rPq2ZtYb8WcL1xQe",
+                     *         "url": "https://app.example.com/hooks/latchkey",
+                     *         "events": [
+                     *           "connection.created",
+                     *           "connection.needs_reauthorization"
+                     *         ],
+                     *         "description": "Tell the app when a customer must reconnect.",
+                     *         "enabled": true,
+                     *         "secretRolledAt": "2026-03-02T09:15:04.118Z",
+                     *         "previousSecretExpiresAt": null,
+                     *         "revision": 1,
+                     *         "createdAt": "2026-03-02T09:15:04.118Z",
+                     *         "updatedAt": "2026-03-02T09:15:04.118Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["IssuedWebhookEndpoint"];
                 };
             };
@@ -5026,6 +6612,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "whk_4mJ0a7rPq2ZtYb8WcL1xQe",
+                     *       "url": "https://app.example.com/hooks/latchkey",
+                     *       "events": [
+                     *         "connection.created",
+                     *         "connection.needs_reauthorization"
+                     *       ],
+                     *       "description": "Tell the app when a customer must reconnect.",
+                     *       "enabled": true,
+                     *       "secretRolledAt": "2026-03-02T09:15:04.118Z",
+                     *       "previousSecretExpiresAt": null,
+                     *       "revision": 1,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-02T09:15:04.118Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["WebhookEndpoint"];
                 };
             };
@@ -5181,6 +6784,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "whk_4mJ0a7rPq2ZtYb8WcL1xQe",
+                     *       "url": "https://app.example.com/hooks/latchkey",
+                     *       "events": [
+                     *         "connection.created",
+                     *         "connection.needs_reauthorization"
+                     *       ],
+                     *       "description": "Tell the app when a customer must reconnect.",
+                     *       "enabled": true,
+                     *       "secretRolledAt": "2026-03-02T09:15:04.118Z",
+                     *       "previousSecretExpiresAt": null,
+                     *       "revision": 1,
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-02T09:15:04.118Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["WebhookEndpoint"];
                 };
             };
@@ -5265,6 +6885,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "secret": "whsec_EXAMPLEonlyNOTaREALwebhookSIGNINGsecret0000=",
+                     *       "endpoint": {
+                     *         "id": "whk_4mJ0a7rPq2ZtYb8WcL1xQe",
+                     *         "url": "https://app.example.com/hooks/latchkey",
+                     *         "events": [
+                     *           "connection.created",
+                     *           "connection.needs_reauthorization"
+                     *         ],
+                     *         "description": "Tell the app when a customer must reconnect.",
+                     *         "enabled": true,
+                     *         "secretRolledAt": "2026-03-02T09:15:04.118Z",
+                     *         "previousSecretExpiresAt": null,
+                     *         "revision": 1,
+                     *         "createdAt": "2026-03-02T09:15:04.118Z",
+                     *         "updatedAt": "2026-03-02T09:15:04.118Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["IssuedWebhookEndpoint"];
                 };
             };
@@ -5352,6 +6992,54 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "whd_6Tq1sVn8Ye3KpXb0ZrLm4C",
+                     *           "endpointId": "whk_4mJ0a7rPq2ZtYb8WcL1xQe",
+                     *           "messageId": "msg_0Hk5wRc7Lt2NqYv9BxEp3J",
+                     *           "eventType": "connection.needs_reauthorization",
+                     *           "payload": {
+                     *             "type": "connection.needs_reauthorization",
+                     *             "timestamp": "2026-03-09T16:42:51.530Z",
+                     *             "data": {
+                     *               "connectorId": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *               "connectionId": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42",
+                     *               "userId": null,
+                     *               "endUserId": "customer-42",
+                     *               "status": "needs_reauthorization",
+                     *               "errorCode": "invalid_grant"
+                     *             }
+                     *           },
+                     *           "status": "succeeded",
+                     *           "attempts": 2,
+                     *           "nextAttemptAt": null,
+                     *           "lastAttemptAt": "2026-03-09T16:42:51.530Z",
+                     *           "lastStatusCode": 204,
+                     *           "lastError": null,
+                     *           "createdAt": "2026-03-09T16:42:51.530Z",
+                     *           "updatedAt": "2026-03-09T16:42:51.530Z",
+                     *           "attemptLog": [
+                     *             {
+                     *               "at": "2026-03-09T16:42:51.530Z",
+                     *               "statusCode": 503,
+                     *               "errorCode": "http_503",
+                     *               "durationMs": 41,
+                     *               "responseSnippet": "Service Unavailable"
+                     *             },
+                     *             {
+                     *               "at": "2026-03-09T16:42:51.530Z",
+                     *               "statusCode": 204,
+                     *               "errorCode": null,
+                     *               "durationMs": 37,
+                     *               "responseSnippet": null
+                     *             }
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["WebhookDelivery"][];
                     };
@@ -5429,6 +7117,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "whd_6Tq1sVn8Ye3KpXb0ZrLm4C",
+                     *       "endpointId": "whk_4mJ0a7rPq2ZtYb8WcL1xQe",
+                     *       "messageId": "msg_0Hk5wRc7Lt2NqYv9BxEp3J",
+                     *       "eventType": "connection.needs_reauthorization",
+                     *       "payload": {
+                     *         "type": "connection.needs_reauthorization",
+                     *         "timestamp": "2026-03-09T16:42:51.530Z",
+                     *         "data": {
+                     *           "connectorId": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *           "connectionId": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42",
+                     *           "userId": null,
+                     *           "endUserId": "customer-42",
+                     *           "status": "needs_reauthorization",
+                     *           "errorCode": "invalid_grant"
+                     *         }
+                     *       },
+                     *       "status": "succeeded",
+                     *       "attempts": 2,
+                     *       "nextAttemptAt": null,
+                     *       "lastAttemptAt": "2026-03-09T16:42:51.530Z",
+                     *       "lastStatusCode": 204,
+                     *       "lastError": null,
+                     *       "createdAt": "2026-03-09T16:42:51.530Z",
+                     *       "updatedAt": "2026-03-09T16:42:51.530Z",
+                     *       "attemptLog": [
+                     *         {
+                     *           "at": "2026-03-09T16:42:51.530Z",
+                     *           "statusCode": 503,
+                     *           "errorCode": "http_503",
+                     *           "durationMs": 41,
+                     *           "responseSnippet": "Service Unavailable"
+                     *         },
+                     *         {
+                     *           "at": "2026-03-09T16:42:51.530Z",
+                     *           "statusCode": 204,
+                     *           "errorCode": null,
+                     *           "durationMs": 37,
+                     *           "responseSnippet": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["WebhookDelivery"];
                 };
             };
@@ -5485,6 +7217,930 @@ export interface operations {
             };
         };
     };
+    listTasks: {
+        parameters: {
+            query?: {
+                type?: string;
+                status?: "scheduled" | "running" | "succeeded" | "failed";
+                limit?: number;
+                after?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of tasks. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "tsk_5Jq8ZrT2mVx0LbN7cYw3Hd",
+                     *           "type": "connector_request",
+                     *           "key": null,
+                     *           "owner": {
+                     *             "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *             "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *           },
+                     *           "params": {
+                     *             "connectorId": "connector_2bLq8VYtRz0mWcXf5KjHsN",
+                     *             "method": "GET",
+                     *             "path": "/user"
+                     *           },
+                     *           "schedule": {
+                     *             "cron": "0 * * * *",
+                     *             "timezone": "Europe/Paris"
+                     *           },
+                     *           "status": "scheduled",
+                     *           "enabled": true,
+                     *           "attempts": 0,
+                     *           "nextRunAt": "2026-03-10T09:00:00.000Z",
+                     *           "lastRunAt": "2026-03-10T08:00:00.000Z",
+                     *           "lastOutcome": "succeeded",
+                     *           "lastError": null,
+                     *           "lastResult": {
+                     *             "status": 200,
+                     *             "at": "2026-03-10T08:00:00.000Z",
+                     *             "bytes": 1432
+                     *           },
+                     *           "runAs": {
+                     *             "kind": "end_user",
+                     *             "endUserId": "customer-42",
+                     *             "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *           },
+                     *           "credentials": [
+                     *             {
+                     *               "kind": "native",
+                     *               "id": "krd0WQJNkQlMNcVo"
+                     *             }
+                     *           ],
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-10T08:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "next": "tsk_5Jq8ZrT2mVx0LbN7cYw3Hd"
+                     *     }
+                     */
+                    "application/json": {
+                        items: components["schemas"]["Task"][];
+                        next?: string;
+                    };
+                };
+            };
+            /** @description The request is invalid (`validation_failed` with the fields, or `invalid_request`). */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Authentication failed (`unauthorized`): one message for every cause. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`). */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+        };
+    };
+    createTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A registered task type, such as `connector_request`. */
+                    type: string;
+                    /** @description Parsed by the type's schema; stored in plain: never put a secret here. */
+                    params?: unknown;
+                    schedule?: components["schemas"]["TaskScheduleInput"] | null;
+                    /** @description `"caller"`: run as you, with a task API key granted now (no more than your permissions). `{endUserId}`: act for an end user (needs connectors:use too). */
+                    runAs?: "caller" | {
+                        endUserId: string;
+                    };
+                    enabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description A stored task (never a secret). */
+            201: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "tsk_5Jq8ZrT2mVx0LbN7cYw3Hd",
+                     *       "type": "connector_request",
+                     *       "key": null,
+                     *       "owner": {
+                     *         "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *       },
+                     *       "params": {
+                     *         "connectorId": "connector_2bLq8VYtRz0mWcXf5KjHsN",
+                     *         "method": "GET",
+                     *         "path": "/user"
+                     *       },
+                     *       "schedule": {
+                     *         "cron": "0 * * * *",
+                     *         "timezone": "Europe/Paris"
+                     *       },
+                     *       "status": "scheduled",
+                     *       "enabled": true,
+                     *       "attempts": 0,
+                     *       "nextRunAt": "2026-03-10T09:00:00.000Z",
+                     *       "lastRunAt": "2026-03-10T08:00:00.000Z",
+                     *       "lastOutcome": "succeeded",
+                     *       "lastError": null,
+                     *       "lastResult": {
+                     *         "status": 200,
+                     *         "at": "2026-03-10T08:00:00.000Z",
+                     *         "bytes": 1432
+                     *       },
+                     *       "runAs": {
+                     *         "kind": "end_user",
+                     *         "endUserId": "customer-42",
+                     *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *       },
+                     *       "credentials": [
+                     *         {
+                     *           "kind": "native",
+                     *           "id": "krd0WQJNkQlMNcVo"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-10T08:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description The request is invalid (`validation_failed` with the fields, or `invalid_request`). */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Authentication failed (`unauthorized`): one message for every cause. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`). */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+            /** @description The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error503"];
+                };
+            };
+        };
+    };
+    bulkDeleteTasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    ids: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description What was deleted, and the ids no task of the tenant has. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "removed": [
+                     *         "tsk_5Jq8ZrT2mVx0LbN7cYw3Hd"
+                     *       ],
+                     *       "notFound": [
+                     *         "tsk_0Pq3WmZ7aRt5YcK1nLb9Xe"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        removed: string[];
+                        notFound: string[];
+                    };
+                };
+            };
+            /** @description The request is invalid (`validation_failed` with the fields, or `invalid_request`). */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Authentication failed (`unauthorized`): one message for every cause. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`). */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+        };
+    };
+    getTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A task and its latest runs. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "tsk_5Jq8ZrT2mVx0LbN7cYw3Hd",
+                     *       "type": "connector_request",
+                     *       "key": null,
+                     *       "owner": {
+                     *         "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *       },
+                     *       "params": {
+                     *         "connectorId": "connector_2bLq8VYtRz0mWcXf5KjHsN",
+                     *         "method": "GET",
+                     *         "path": "/user"
+                     *       },
+                     *       "schedule": {
+                     *         "cron": "0 * * * *",
+                     *         "timezone": "Europe/Paris"
+                     *       },
+                     *       "status": "scheduled",
+                     *       "enabled": true,
+                     *       "attempts": 0,
+                     *       "nextRunAt": "2026-03-10T09:00:00.000Z",
+                     *       "lastRunAt": "2026-03-10T08:00:00.000Z",
+                     *       "lastOutcome": "succeeded",
+                     *       "lastError": null,
+                     *       "lastResult": {
+                     *         "status": 200,
+                     *         "at": "2026-03-10T08:00:00.000Z",
+                     *         "bytes": 1432
+                     *       },
+                     *       "runAs": {
+                     *         "kind": "end_user",
+                     *         "endUserId": "customer-42",
+                     *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *       },
+                     *       "credentials": [
+                     *         {
+                     *           "kind": "native",
+                     *           "id": "krd0WQJNkQlMNcVo"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-10T08:00:00.000Z",
+                     *       "runs": [
+                     *         {
+                     *           "slot": "2026-03-10T08:00:00.000Z",
+                     *           "attempt": 1,
+                     *           "startedAt": "2026-03-10T08:00:00.000Z",
+                     *           "finishedAt": "2026-03-10T08:00:00.000Z",
+                     *           "durationMs": 212,
+                     *           "outcome": "succeeded",
+                     *           "errorCode": null,
+                     *           "error": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TaskWithRuns"];
+                };
+            };
+            /** @description The request is invalid (`validation_failed` with the fields, or `invalid_request`). */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Authentication failed (`unauthorized`): one message for every cause. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`). */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
+            /** @description No such object in the caller's tenant (`not_found`; another tenant's id answers the same), or no connection to take a token from (`not_connected`). */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error404"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+        };
+    };
+    deleteTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No content. */
+            204: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid (`validation_failed` with the fields, or `invalid_request`). */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Authentication failed (`unauthorized`): one message for every cause. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`). */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
+            /** @description No such object in the caller's tenant (`not_found`; another tenant's id answers the same), or no connection to take a token from (`not_connected`). */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error404"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+        };
+    };
+    runTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stored task (never a secret). */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "tsk_5Jq8ZrT2mVx0LbN7cYw3Hd",
+                     *       "type": "connector_request",
+                     *       "key": null,
+                     *       "owner": {
+                     *         "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *       },
+                     *       "params": {
+                     *         "connectorId": "connector_2bLq8VYtRz0mWcXf5KjHsN",
+                     *         "method": "GET",
+                     *         "path": "/user"
+                     *       },
+                     *       "schedule": {
+                     *         "cron": "0 * * * *",
+                     *         "timezone": "Europe/Paris"
+                     *       },
+                     *       "status": "scheduled",
+                     *       "enabled": true,
+                     *       "attempts": 0,
+                     *       "nextRunAt": "2026-03-10T09:00:00.000Z",
+                     *       "lastRunAt": "2026-03-10T08:00:00.000Z",
+                     *       "lastOutcome": "succeeded",
+                     *       "lastError": null,
+                     *       "lastResult": {
+                     *         "status": 200,
+                     *         "at": "2026-03-10T08:00:00.000Z",
+                     *         "bytes": 1432
+                     *       },
+                     *       "runAs": {
+                     *         "kind": "end_user",
+                     *         "endUserId": "customer-42",
+                     *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *       },
+                     *       "credentials": [
+                     *         {
+                     *           "kind": "native",
+                     *           "id": "krd0WQJNkQlMNcVo"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-10T08:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description The request is invalid (`validation_failed` with the fields, or `invalid_request`). */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Authentication failed (`unauthorized`): one message for every cause. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`). */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
+            /** @description No such object in the caller's tenant (`not_found`; another tenant's id answers the same), or no connection to take a token from (`not_connected`). */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error404"];
+                };
+            };
+            /** @description The change conflicts with the current state (`conflict`), or the connection must be reconnected before it can issue tokens again (`needs_reauthorization`). */
+            409: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error409"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+        };
+    };
+    enableTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stored task (never a secret). */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "tsk_5Jq8ZrT2mVx0LbN7cYw3Hd",
+                     *       "type": "connector_request",
+                     *       "key": null,
+                     *       "owner": {
+                     *         "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *       },
+                     *       "params": {
+                     *         "connectorId": "connector_2bLq8VYtRz0mWcXf5KjHsN",
+                     *         "method": "GET",
+                     *         "path": "/user"
+                     *       },
+                     *       "schedule": {
+                     *         "cron": "0 * * * *",
+                     *         "timezone": "Europe/Paris"
+                     *       },
+                     *       "status": "scheduled",
+                     *       "enabled": true,
+                     *       "attempts": 0,
+                     *       "nextRunAt": "2026-03-10T09:00:00.000Z",
+                     *       "lastRunAt": "2026-03-10T08:00:00.000Z",
+                     *       "lastOutcome": "succeeded",
+                     *       "lastError": null,
+                     *       "lastResult": {
+                     *         "status": 200,
+                     *         "at": "2026-03-10T08:00:00.000Z",
+                     *         "bytes": 1432
+                     *       },
+                     *       "runAs": {
+                     *         "kind": "end_user",
+                     *         "endUserId": "customer-42",
+                     *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *       },
+                     *       "credentials": [
+                     *         {
+                     *           "kind": "native",
+                     *           "id": "krd0WQJNkQlMNcVo"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-10T08:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description The request is invalid (`validation_failed` with the fields, or `invalid_request`). */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Authentication failed (`unauthorized`): one message for every cause. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`). */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
+            /** @description No such object in the caller's tenant (`not_found`; another tenant's id answers the same), or no connection to take a token from (`not_connected`). */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error404"];
+                };
+            };
+            /** @description The change conflicts with the current state (`conflict`), or the connection must be reconnected before it can issue tokens again (`needs_reauthorization`). */
+            409: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error409"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+        };
+    };
+    disableTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stored task (never a secret). */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "tsk_5Jq8ZrT2mVx0LbN7cYw3Hd",
+                     *       "type": "connector_request",
+                     *       "key": null,
+                     *       "owner": {
+                     *         "tenantId": "ten_6DyIXZ0ND6CxI4sHiarfwk",
+                     *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *       },
+                     *       "params": {
+                     *         "connectorId": "connector_2bLq8VYtRz0mWcXf5KjHsN",
+                     *         "method": "GET",
+                     *         "path": "/user"
+                     *       },
+                     *       "schedule": {
+                     *         "cron": "0 * * * *",
+                     *         "timezone": "Europe/Paris"
+                     *       },
+                     *       "status": "scheduled",
+                     *       "enabled": true,
+                     *       "attempts": 0,
+                     *       "nextRunAt": "2026-03-10T09:00:00.000Z",
+                     *       "lastRunAt": "2026-03-10T08:00:00.000Z",
+                     *       "lastOutcome": "succeeded",
+                     *       "lastError": null,
+                     *       "lastResult": {
+                     *         "status": 200,
+                     *         "at": "2026-03-10T08:00:00.000Z",
+                     *         "bytes": 1432
+                     *       },
+                     *       "runAs": {
+                     *         "kind": "end_user",
+                     *         "endUserId": "customer-42",
+                     *         "userId": "usr_3tldeeYW9EZriCN5o23puZ"
+                     *       },
+                     *       "credentials": [
+                     *         {
+                     *           "kind": "native",
+                     *           "id": "krd0WQJNkQlMNcVo"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-10T08:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description The request is invalid (`validation_failed` with the fields, or `invalid_request`). */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error400"];
+                };
+            };
+            /** @description Authentication failed (`unauthorized`): one message for every cause. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`). */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
+            /** @description No such object in the caller's tenant (`not_found`; another tenant's id answers the same), or no connection to take a token from (`not_connected`). */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error404"];
+                };
+            };
+            /** @description The change conflicts with the current state (`conflict`), or the connection must be reconnected before it can issue tokens again (`needs_reauthorization`). */
+            409: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error409"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+        };
+    };
     authorizeConnector: {
         parameters: {
             query?: never;
@@ -5510,6 +8166,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "authorizationUrl": "https://github.com/login/oauth/authorize?response_type=code&client_id=Iv1.8a61f9b3a7aba766&redirect_uri=https%3A%2F%2Flatchkey.example.com%2Fapi%2Fv1%2Foauth%2Fcallback&scope=read%3Auser+repo&state=EXAMPLEstate&code_challenge=EXAMPLEchallenge&code_challenge_method=S256",
+                     *       "expiresAt": "2026-03-10T08:10:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Authorization"];
                 };
             };
@@ -5671,7 +8333,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error502"];
                 };
             };
-            /** @description The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
+            /** @description The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
             503: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
@@ -5705,6 +8367,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42",
+                     *       "connectorId": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *       "userId": null,
+                     *       "endUserId": "customer-42",
+                     *       "tokenType": "bearer",
+                     *       "scopes": [
+                     *         "read:user",
+                     *         "repo"
+                     *       ],
+                     *       "expiresAt": "2026-03-10T09:00:00.000Z",
+                     *       "refreshTokenExpiresAt": null,
+                     *       "status": "active",
+                     *       "lastRefreshAt": "2026-03-10T08:00:00.000Z",
+                     *       "lastRefreshError": null,
+                     *       "lastFailureAt": null,
+                     *       "backoffUntil": null,
+                     *       "extra": {},
+                     *       "config": {},
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-10T08:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Connection"];
                 };
             };
@@ -5775,6 +8461,16 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "credential": {
+                 *         "key": "example-api-key-not-real"
+                 *       },
+                 *       "config": {
+                 *         "subdomain": "acme"
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["SaveCredentialInput"];
             };
         };
@@ -5786,6 +8482,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42",
+                     *       "connectorId": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *       "userId": null,
+                     *       "endUserId": "customer-42",
+                     *       "tokenType": "bearer",
+                     *       "scopes": [
+                     *         "read:user",
+                     *         "repo"
+                     *       ],
+                     *       "expiresAt": "2026-03-10T09:00:00.000Z",
+                     *       "refreshTokenExpiresAt": null,
+                     *       "status": "active",
+                     *       "lastRefreshAt": "2026-03-10T08:00:00.000Z",
+                     *       "lastRefreshError": null,
+                     *       "lastFailureAt": null,
+                     *       "backoffUntil": null,
+                     *       "extra": {},
+                     *       "config": {},
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-10T08:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Connection"];
                 };
             };
@@ -5863,6 +8583,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "revoked": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["Disconnected"];
                 };
             };
@@ -5943,6 +8668,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42",
+                     *           "connectorId": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *           "userId": null,
+                     *           "endUserId": "customer-42",
+                     *           "tokenType": "bearer",
+                     *           "scopes": [
+                     *             "read:user",
+                     *             "repo"
+                     *           ],
+                     *           "expiresAt": "2026-03-10T09:00:00.000Z",
+                     *           "refreshTokenExpiresAt": null,
+                     *           "status": "active",
+                     *           "lastRefreshAt": "2026-03-10T08:00:00.000Z",
+                     *           "lastRefreshError": null,
+                     *           "lastFailureAt": null,
+                     *           "backoffUntil": null,
+                     *           "extra": {},
+                     *           "config": {},
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-10T08:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "next": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42"
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["Connection"][];
                         /** @description Pass as `after` for the next page; absent on the last page. */
@@ -6017,6 +8771,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42",
+                     *           "connectorId": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *           "userId": null,
+                     *           "endUserId": "customer-42",
+                     *           "tokenType": "bearer",
+                     *           "scopes": [
+                     *             "read:user",
+                     *             "repo"
+                     *           ],
+                     *           "expiresAt": "2026-03-10T09:00:00.000Z",
+                     *           "refreshTokenExpiresAt": null,
+                     *           "status": "active",
+                     *           "lastRefreshAt": "2026-03-10T08:00:00.000Z",
+                     *           "lastRefreshError": null,
+                     *           "lastFailureAt": null,
+                     *           "backoffUntil": null,
+                     *           "extra": {},
+                     *           "config": {},
+                     *           "createdAt": "2026-03-02T09:15:04.118Z",
+                     *           "updatedAt": "2026-03-10T08:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "next": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42"
+                     *     }
+                     */
                     "application/json": {
                         items: components["schemas"]["Connection"][];
                         /** @description Pass as `after` for the next page; absent on the last page. */
@@ -6098,6 +8881,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "per-user:connector_7GhSbnjspEDQShOeydjRPZ:end-user:customer-42",
+                     *       "connectorId": "connector_7GhSbnjspEDQShOeydjRPZ",
+                     *       "userId": null,
+                     *       "endUserId": "customer-42",
+                     *       "tokenType": "bearer",
+                     *       "scopes": [
+                     *         "read:user",
+                     *         "repo"
+                     *       ],
+                     *       "expiresAt": "2026-03-10T09:00:00.000Z",
+                     *       "refreshTokenExpiresAt": null,
+                     *       "status": "active",
+                     *       "lastRefreshAt": "2026-03-10T08:00:00.000Z",
+                     *       "lastRefreshError": null,
+                     *       "lastFailureAt": null,
+                     *       "backoffUntil": null,
+                     *       "extra": {},
+                     *       "config": {},
+                     *       "createdAt": "2026-03-02T09:15:04.118Z",
+                     *       "updatedAt": "2026-03-10T08:00:00.000Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Connection"];
                 };
             };
@@ -6172,7 +8979,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error502"];
                 };
             };
-            /** @description The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
+            /** @description The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
             503: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
@@ -6225,6 +9032,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "token": "lkcs_ten_6DyIXZ0ND6CxI4sHiarfwk_EXAMPLE-only-NOT-a-REAL-connect-session-tok",
+                     *       "url": "https://latchkey.example.com/connect?session=lkcs_ten_6DyIXZ0ND6CxI4sHiarfwk_EXAMPLE-only-NOT-a-REAL-connect-session-tok",
+                     *       "expiresAt": "2026-03-10T08:10:00.000Z"
+                     *     }
+                     */
                     "application/json": {
                         /** @description The session token, shown once. It can only start and finish connections for this end user. */
                         token: string;
@@ -6308,6 +9122,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "login": "octocat",
+                     *       "id": 583231,
+                     *       "name": "The Octocat"
+                     *     }
+                     */
                     "*/*": unknown;
                 };
             };
@@ -6382,7 +9203,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error502"];
                 };
             };
-            /** @description The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
+            /** @description The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
             503: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
@@ -6415,6 +9236,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "login": "octocat",
+                     *       "id": 583231,
+                     *       "name": "The Octocat"
+                     *     }
+                     */
                     "*/*": unknown;
                 };
             };
@@ -6489,7 +9317,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error502"];
                 };
             };
-            /** @description The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
+            /** @description The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
             503: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
@@ -6522,6 +9350,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "login": "octocat",
+                     *       "id": 583231,
+                     *       "name": "The Octocat"
+                     *     }
+                     */
                     "*/*": unknown;
                 };
             };
@@ -6596,7 +9431,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error502"];
                 };
             };
-            /** @description The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
+            /** @description The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
             503: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
@@ -6629,6 +9464,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "login": "octocat",
+                     *       "id": 583231,
+                     *       "name": "The Octocat"
+                     *     }
+                     */
                     "*/*": unknown;
                 };
             };
@@ -6703,7 +9545,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error502"];
                 };
             };
-            /** @description The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
+            /** @description The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
             503: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
@@ -6736,6 +9578,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "login": "octocat",
+                     *       "id": 583231,
+                     *       "name": "The Octocat"
+                     *     }
+                     */
                     "*/*": unknown;
                 };
             };
@@ -6810,7 +9659,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error502"];
                 };
             };
-            /** @description The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
+            /** @description The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
             503: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
@@ -6843,6 +9692,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "login": "octocat",
+                     *       "id": 583231,
+                     *       "name": "The Octocat"
+                     *     }
+                     */
                     "*/*": unknown;
                 };
             };
@@ -6917,7 +9773,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error502"];
                 };
             };
-            /** @description The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
+            /** @description The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); `Retry-After` says when to try again, when known. */
             503: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
