@@ -24,7 +24,7 @@ import {
 } from './oauth/index.js';
 import { createOutbound } from './outbound/index.js';
 import { ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
-import { CredentialInvalidator, TASK_SECRETS_TYPE, createCredentialStrategy, createHttpCredentialIssuer, createTasks, type ExternalCredentialIssuer, type TaskApi, type Tasks } from './tasks/index.js';
+import { connectorRequestTask, CredentialInvalidator, TASK_SECRETS_TYPE, createCredentialStrategy, createHttpCredentialIssuer, createTasks, type ExternalCredentialIssuer, type TaskApi, type Tasks } from './tasks/index.js';
 import { WEBHOOK_ENDPOINT_TYPE, createWebhooks, type WebhookBackoff, type Webhooks } from './webhooks/index.js';
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
@@ -201,6 +201,8 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
   // What close() undoes, newest first; filled as the parts are built so a failed start undoes them too.
   const closers: Array<() => Promise<void> | void> = [() => database.close(), () => background.stop()];
   const closeAll = async () => {
+    // Background work first: a running task may still call the HTTP app, the outbound module and the database.
+    await background.stop();
     for (const closer of closers.splice(0).reverse()) await closer();
   };
 
@@ -279,7 +281,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     const issuer: ExternalCredentialIssuer | undefined =
       issuerOption ??
       (settings.taskCredentialIssuerUrl !== undefined && settings.taskCredentialIssuerSecret !== undefined
-        ? createHttpCredentialIssuer({ url: settings.taskCredentialIssuerUrl, secret: settings.taskCredentialIssuerSecret, fetch: outbound.fetch, clock })
+        ? createHttpCredentialIssuer({ url: settings.taskCredentialIssuerUrl, secret: settings.taskCredentialIssuerSecret, fetch: outbound.fetch })
         : undefined);
     if (settings.taskCredentialType === 'external' && !issuer) {
       throw new ConfigError('--task-credential-type (LATCHKEY_TASK_CREDENTIAL_TYPE) is "external", but no task credential issuer is configured (--task-credential-issuer-url).');
@@ -302,6 +304,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       maxAttempts: 1,
       run: async ({ signal }) => ({ ...(await invalidator.runOnce(signal)) }),
     });
+    tasks.register(connectorRequestTask());
     background.add({ name: 'credential invalidation', start: async () => void (await tasks.ensure(INVALIDATION_TASK, { type: INVALIDATION_TASK, schedule: { every: settings.invalidationIntervalMs } })), stop: () => {} });
     // Stopped before the parts a running task may use (background work stops newest first).
     background.add({ name: 'task runner', start: () => tasks.start(), stop: () => tasks.stop() });

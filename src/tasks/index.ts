@@ -27,3 +27,5 @@ export { taskScheduleSchema, nextSlot } from './schedule.js';
 export { TaskRunner } from './runner.js';
 export { retryDelayMs, TASK_STATUSES } from './transitions.js';
 export type { TaskStatus, RunOutcomeKind } from './transitions.js';
+export { connectorRequestTask, CONNECTOR_REQUEST_TASK } from './builtin/connector-request.js';
+export type { ConnectorRequestParams, ConnectorRequestResult } from './builtin/connector-request.js';

@@ -10,6 +10,7 @@ export interface HttpCredentialIssuerOptions {
   secret: string;
   /** The outbound-HTTP module's fetch (egress policy, timeouts, size limits). */
   fetch: typeof fetch;
+  /** Signature timestamps (default the system clock: receivers check them against their own). */
   clock?: Clock;
 }
 

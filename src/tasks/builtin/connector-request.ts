@@ -1,0 +1,64 @@
+import { z } from 'zod';
+import { LatchkeyError } from '../../core/index.js';
+import type { TaskTypeDefinition } from '../task-types.js';
+
+export const CONNECTOR_REQUEST_TASK = 'connector_request';
+
+const paramsSchema = z.strictObject({
+  connectorId: z.string().min(1).max(200),
+  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET'),
+  /** The provider API path, as the proxy takes it (`/user`, `/v1/items`). */
+  path: z
+    .string()
+    .min(1)
+    .max(2000)
+    .regex(/^\/[^\\]*$/, 'must start with "/" and hold no backslash')
+    .refine((p) => !p.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment)), 'must not hold "." or ".." segments'),
+  query: z.record(z.string().max(200), z.string().max(2000)).optional(),
+  /** JSON sent as the request body (POST, PUT, PATCH). */
+  body: z.unknown().optional(),
+});
+
+export type ConnectorRequestParams = z.output<typeof paramsSchema>;
+
+/** What the task keeps of the last answer: never its body. */
+export interface ConnectorRequestResult {
+  status: number;
+  at: string;
+  bytes: number;
+  contentType: string | null;
+}
+
+/**
+ * The built-in `connector_request` task: calls a connector's API through Latchkey's proxy as the
+ * user or end user who scheduled it (`runAs`), with the task's own credentials, and keeps a
+ * summary of the answer (status, time, size) as `lastResult`. An answer of 400 or more fails the
+ * attempt (retried with backoff).
+ *
+ * @example
+ * tasks.register(connectorRequestTask());
+ * await tasks.schedule({ type: 'connector_request', params: { connectorId, path: '/user' }, schedule: { every: '1h' }, runAs: 'caller', actor });
+ */
+export function connectorRequestTask(): TaskTypeDefinition<typeof paramsSchema> {
+  return {
+    type: CONNECTOR_REQUEST_TASK,
+    paramsSchema,
+    timeout: '2m',
+    maxAttempts: 3,
+    backoff: { base: '30s', max: '30m' },
+    async run({ params, latchkey, signal, idempotencyKey }): Promise<ConnectorRequestResult> {
+      if (!latchkey) throw new LatchkeyError('invalid_request', 'A connector_request task runs as a user: schedule it with runAs.');
+      const search = params.query ? `?${new URLSearchParams(params.query).toString()}` : '';
+      const hasBody = params.body !== undefined && params.method !== 'GET' && params.method !== 'DELETE';
+      const res = await latchkey.fetch(`/api/v1/connectors/${encodeURIComponent(params.connectorId)}/proxy${params.path}${search}`, {
+        method: params.method,
+        headers: { 'idempotency-key': idempotencyKey, ...(hasBody ? { 'content-type': 'application/json' } : {}) },
+        ...(hasBody ? { body: JSON.stringify(params.body) } : {}),
+        signal,
+      });
+      const bytes = (await res.arrayBuffer()).byteLength;
+      if (res.status >= 400) throw new LatchkeyError('provider_unavailable', `The connector's API answered ${res.status}.`);
+      return { status: res.status, at: new Date().toISOString(), bytes, contentType: res.headers.get('content-type') };
+    },
+  };
+}
