@@ -19,6 +19,9 @@ import { startOidcProvider, type TestProvider } from './support/oidc-provider.js
 const PUBLIC_URL = 'https://latchkey.test';
 const CALLBACK = `${PUBLIC_URL}/api/v1/oauth/callback`;
 const ENV = { LATCHKEY_PUBLIC_URL: PUBLIC_URL, LATCHKEY_ALLOW_INSECURE_LOOPBACK: 'true', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS };
+// Delivery attempts are engine tasks: polled often, and leased far beyond the manual clock's jumps
+// (which would otherwise expire the lease of an attempt under way and run it twice, as after a crash).
+const ATTEMPT_TASKS = { pollIntervalMs: 20, leaseMs: 3_600_000 };
 const ALL_EVENTS = ['connection.created', 'connection.refresh_failed', 'connection.needs_reauthorization', 'connection.recovered', 'connection.deleted'];
 
 interface Received {
@@ -89,7 +92,7 @@ await eachDialect('webhooks', (dialect: DialectName) => {
     before(async () => {
       op = await startOidcProvider({ redirectUris: [CALLBACK], accessTokenTtl: 60 });
       receiver = await startReceiver();
-      h = await createHttpHarness(dialect, ENV, { webhooks: { pollIntervalMs: 20, backoff: { baseMs: 10_000, maxMs: 10_000 } } });
+      h = await createHttpHarness(dialect, ENV, { webhooks: { backoff: { baseMs: 10_000, maxMs: 10_000 } }, tasks: ATTEMPT_TASKS });
     });
     after(async () => {
       await h?.close();
@@ -294,7 +297,7 @@ await eachDialect('webhooks', (dialect: DialectName) => {
     let receiver: Receiver;
     before(async () => {
       receiver = await startReceiver();
-      h = await createHttpHarness(dialect, ENV, { webhooks: { pollIntervalMs: 20, maxAttempts: 3, backoff: { baseMs: 10_000, maxMs: 20_000 } } });
+      h = await createHttpHarness(dialect, ENV, { webhooks: { maxAttempts: 3, backoff: { baseMs: 10_000, maxMs: 20_000 } }, tasks: ATTEMPT_TASKS });
     });
     after(async () => {
       await h?.close();
@@ -383,8 +386,8 @@ await eachDialect('webhooks', (dialect: DialectName) => {
         await tdb.dispose();
       });
       const settings = loadSettings({ env: latchkeyEnv(tdb, { ...ENV, LATCHKEY_LOG_LEVEL: 'silent' }) });
-      const webhooks = { pollIntervalMs: 20 };
-      const first = await createLatchkey({ settings, clock: manualClock(), webhooks, http: false });
+      const tasks = ATTEMPT_TASKS;
+      const first = await createLatchkey({ settings, clock: manualClock(), tasks, http: false });
       const tenant = await first.identity.tenants.create({ name: randomName('t') });
       const { endpoint, secret } = await first.webhooks.endpoints.create(SYSTEM_ACTOR, tenant.id, { url: receiver.url('/restart'), events: ['connection.created'] });
       await first.webhooks.emit(tenant.id, 'connection.created', { connectorId: 'connector_z', connectionId: 'shared:connector_z', userId: null, endUserId: null, status: 'active', errorCode: null });
@@ -393,7 +396,7 @@ await eachDialect('webhooks', (dialect: DialectName) => {
       await first.close();
       assert.equal(receiver.received.length, 0);
 
-      const second = await createLatchkey({ settings, clock: manualClock(), webhooks, http: false, background: true });
+      const second = await createLatchkey({ settings, clock: manualClock(), tasks, http: false, background: true });
       t.after(() => second.close());
       const [message] = await until('the delivery after the restart', () => (receiver.received.length > 0 ? receiver.received : undefined));
       assert.equal(message?.headers['webhook-id'], pending?.messageId);

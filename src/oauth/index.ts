@@ -14,7 +14,7 @@ export type { BackoffOptions } from './refresh.js';
 export type { ConnectionErrorCode } from './tokens-errors.js';
 export type { ConnectionEvent, ConnectionEventSink, ConnectionEventType } from './connection-events.js';
 // Authorization code flow (authorize + callback) and its state store:
-export { createOAuthFlow, startStateCleanup, CALLBACK_PATH } from './flow.js';
+export { createOAuthFlow, CALLBACK_PATH } from './flow.js';
 export type { OAuthFlow, OAuthFlowOptions, AuthorizeSubject, AuthorizeOptions, AuthorizeResult, CallbackResult, CallbackOptions } from './flow.js';
 export { CALLBACK_FAILURE_CODES } from './flow-failures.js';
 export type { CallbackFailureCode } from './flow-failures.js';

@@ -1,5 +1,6 @@
 import { LatchkeyError, newId, type Clock, type Logger } from '../core/index.js';
-import type { DatabaseHandle } from '../db/index.js';
+import type { Transaction } from 'kysely';
+import { runTransaction, type Database, type DatabaseHandle } from '../db/index.js';
 import { TASKS_CHANNEL, type RunRecord, type TaskStore } from './task-store.js';
 import type { RegisteredTaskType, TaskTypeRegistry } from './task-types.js';
 import { afterRun, type RunOutcome, type TaskRow } from './transitions.js';
@@ -259,6 +260,18 @@ export class TaskRunner {
     else if (outcome.kind !== 'succeeded') logger?.info({ taskId: row.id, type: row.type, code: outcome.code }, `Task ${row.id} (${row.type}) failed: ${outcome.message}`);
   }
 
+  /** A transaction that holds the run's claim first (see `TaskRunContext.transaction`). */
+  async #fenced<T>(run: Running, fn: (db: Transaction<Database>) => Promise<T>): Promise<T> {
+    const { row } = run;
+    return runTransaction(this.#o.handle, async (trx) => {
+      if (!(await this.#o.store.hold(trx, row.id, Number(row.lease_token), this.#o.clock.now()))) {
+        this.#abort(run, 'lease_lost');
+        throw new LatchkeyError('conflict', `This worker no longer holds task ${row.id}: another took it over or it was removed.`);
+      }
+      return fn(trx);
+    });
+  }
+
   async #attempt(run: Running, type: RegisteredTaskType, armTimeout: (ms: number) => void): Promise<RunOutcome> {
     const { row } = run;
     const attempt = Number(row.attempts);
@@ -279,6 +292,7 @@ export class TaskRunner {
       attempt,
       owner: row.tenant_id === null ? null : { tenantId: row.tenant_id, userId: row.owner_id },
       signal,
+      transaction: <T>(fn: (db: Transaction<Database>) => Promise<T>) => this.#fenced(run, fn),
     };
     let finished = false;
     const work = (async () => {

@@ -216,6 +216,44 @@ export class TaskStore {
   }
 
   /**
+   * Checks, inside the transaction `db`, that the claim holding `token` still holds the task, and
+   * keeps the row locked until `db` ends (PostgreSQL: the update's row lock; SQLite: the write
+   * lock), so no takeover or removal commits in between. False when it no longer holds it.
+   */
+  async hold(db: Executor, id: string, token: number, now: Date): Promise<boolean> {
+    const result = await db
+      .updateTable('tasks')
+      .set({ updated_at: now.toISOString() })
+      .where('id', '=', id)
+      .where('lease_token', '=', token)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Deletes Latchkey's own finished one-off tasks of `type` (no owner, no key) last changed before
+   * `cutoff`, and their history. Returns how many.
+   */
+  async pruneFinished(type: string, cutoff: Date): Promise<number> {
+    return runTransaction(this.#handle, async (trx) => {
+      const old = (db: Executor) =>
+        db
+          .selectFrom('tasks')
+          .select('id')
+          .where('type', '=', type)
+          .where('tenant_id', 'is', null)
+          .where('key', 'is', null)
+          .where('schedule', 'is', null)
+          .where('status', 'in', ['succeeded', 'failed'])
+          .where('updated_at', '<', cutoff.toISOString());
+      await trx.deleteFrom('task_runs').where('task_id', 'in', old(trx)).execute();
+      const result = await trx.deleteFrom('tasks').where('id', 'in', old(trx)).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    });
+  }
+
+  /**
    * Ends the claim holding `token` with `set` (the task's next state) and records the run, in one
    * transaction. Refused (false, nothing written) when another claim took the task over or it was
    * removed: a stale worker never overwrites the result of the one that took over.

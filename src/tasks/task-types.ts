@@ -1,5 +1,7 @@
 import type { z } from 'zod';
 import { parseDuration } from '../core/index.js';
+import type { Transaction } from 'kysely';
+import type { Database } from '../db/index.js';
 
 /** Who a task runs for: a tenant and, optionally, one of its users. Null for Latchkey's own tasks. */
 export interface TaskOwner {
@@ -31,6 +33,16 @@ export interface TaskRunContext<P> {
    * aborted run's outcome is not recorded as success.
    */
   signal: AbortSignal;
+  /**
+   * Runs `fn` in one database transaction that first checks, and holds until the commit, this
+   * attempt's claim (the task row with this claim's fencing token): what the run writes there
+   * commits only while no other worker has taken the task over. Throws `conflict` (and aborts the
+   * run) when the lease was lost or the task removed.
+   *
+   * @example
+   * await context.transaction((db) => db.updateTable('reports').set({ sent_at: now }).where('id', '=', id).execute());
+   */
+  transaction<T>(fn: (db: Transaction<Database>) => Promise<T>): Promise<T>;
 }
 
 /** Retry delays after failures: `base · 2^(n-1)` capped at `max`, with jitter. Durations as `"30s"` or ms. */

@@ -92,6 +92,12 @@ export interface Tasks {
   setEnabled(id: string, enabled: boolean, scope?: TaskScope): Promise<TaskView>;
   /** Deletes a task and its history; a worker running it can no longer record anything. */
   remove(id: string, scope?: TaskScope & { tx?: Executor }): Promise<void>;
+  /**
+   * Deletes Latchkey's own finished one-off tasks of `type` (no owner, no key) last changed before
+   * `finishedBefore`, with their history: for work queued as one task per item (webhook delivery
+   * attempts). Returns how many.
+   */
+  prune(options: { type: string; finishedBefore: Date }): Promise<number>;
   runner: TaskRunner;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -298,6 +304,7 @@ export function createTasks(options: TasksOptions): Tasks {
     async remove(taskId, scope = {}) {
       if (!lookable(taskId, scope) || !(await store.remove(scope.tx ?? handle.db, taskId, scope.tenantId))) throw notFound(String(taskId));
     },
+    prune: ({ type, finishedBefore }) => store.pruneFinished(type, finishedBefore),
     runner,
     start: () => runner.start(),
     stop: () => runner.stop(),

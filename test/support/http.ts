@@ -110,7 +110,7 @@ export function csrfOf(cookie: string): string | undefined {
 export async function createHttpHarness(
   dialect: DialectName,
   env: Record<string, string> = {},
-  extra: Pick<LatchkeyOptions, 'oauth' | 'webhooks'> = {},
+  extra: Pick<LatchkeyOptions, 'oauth' | 'webhooks' | 'tasks'> = {},
 ): Promise<HttpHarness> {
   const tdb = await createTestDatabase(dialect);
   const settings = loadSettings({ env: latchkeyEnv(tdb, { LATCHKEY_LOG_LEVEL: 'debug', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS, ...env }) });

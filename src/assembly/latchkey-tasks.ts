@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import type { Clock, Logger } from '../core/index.js';
+import type { InvalidationBus } from '../db/index.js';
+import type { Tasks } from '../tasks/index.js';
+import type { DeliveryScheduler, Webhooks } from '../webhooks/index.js';
+
+/** The task types of Latchkey's own work, run by the engine like any other. */
+export const LATCHKEY_TASK_TYPES = {
+  webhookAttempt: 'latchkey.webhook-attempt',
+  oauthCleanup: 'latchkey.oauth-cleanup',
+  housekeeping: 'latchkey.housekeeping',
+} as const;
+
+/** Latchkey's recurring tasks: one per database, created at the first start (`tasks.ensure`). */
+const RECURRING = [
+  { key: 'latchkey:oauth-cleanup', type: LATCHKEY_TASK_TYPES.oauthCleanup, every: '30m' },
+  { key: 'latchkey:housekeeping', type: LATCHKEY_TASK_TYPES.housekeeping, every: '30m' },
+] as const;
+
+/** Finished webhook attempt tasks are kept this long (the delivery keeps its own attempt log). */
+const ATTEMPT_TASK_RETENTION_MS = 24 * 3600 * 1000;
+
+export interface LatchkeyTaskParts {
+  tasks: Tasks;
+  webhooks: Webhooks;
+  /** Deletes expired OAuth states and connect sessions; returns how many. */
+  cleanupExpired(): Promise<number>;
+  purgeExpiredSessions(): Promise<number>;
+  bus: InvalidationBus;
+  clock: Clock;
+  logger: Logger;
+}
+
+/**
+ * Queues webhook delivery attempts as tasks of the engine, in the caller's transaction.
+ *
+ * @example
+ * const webhooks = createWebhooks({ ..., scheduler: webhookAttemptScheduler(tasks) });
+ */
+export function webhookAttemptScheduler(tasks: Pick<Tasks, 'schedule'>): DeliveryScheduler {
+  return {
+    async schedule(db, deliveryId, at) {
+      const task = await tasks.schedule({ type: LATCHKEY_TASK_TYPES.webhookAttempt, params: { deliveryId }, schedule: { at: at.toISOString() } }, { tx: db });
+      return task.id;
+    },
+  };
+}
+
+/** Runs every step, then throws the first failure (the engine retries the run; each step is idempotent). */
+async function allSteps(logger: Logger, steps: ReadonlyArray<[string, () => Promise<number>]>): Promise<void> {
+  let failure: unknown;
+  for (const [what, step] of steps) {
+    try {
+      const count = await step();
+      if (count > 0) logger.debug({ count }, `Housekeeping: ${what}.`);
+    } catch (err) {
+      logger.warn({ err }, `Housekeeping: ${what} failed.`);
+      failure ??= err;
+    }
+  }
+  if (failure !== undefined) throw failure;
+}
+
+/**
+ * Registers the task types of Latchkey's own work (webhook delivery attempts, OAuth state clean-up,
+ * housekeeping) and returns `ensure`, which creates the recurring ones once per database.
+ *
+ * @example
+ * const own = registerLatchkeyTasks({ tasks, webhooks, cleanupExpired, purgeExpiredSessions, bus, clock, logger });
+ * background.add({ name: 'task runner', start: async () => { await own.ensure(); await tasks.start(); }, stop: () => tasks.stop() });
+ */
+export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Promise<void> } {
+  const { tasks, webhooks, clock, logger } = parts;
+  tasks.register({
+    type: LATCHKEY_TASK_TYPES.webhookAttempt,
+    paramsSchema: z.object({ deliveryId: z.string().min(1).max(200) }),
+    // A failed POST is recorded and its retry queued by the run itself (the webhook backoff); the
+    // engine's own retries are for runs that could not record (a database error).
+    timeout: webhooks.timeoutMs + 10_000,
+    maxAttempts: 5,
+    backoff: { base: '5s', max: '5m' },
+    run: ({ params, taskId, signal, transaction }) => webhooks.attempt(params.deliveryId, { attemptId: taskId, signal, transaction }),
+  });
+  tasks.register({
+    type: LATCHKEY_TASK_TYPES.oauthCleanup,
+    paramsSchema: z.object({}),
+    run: async () => {
+      await allSteps(logger, [['deleted expired OAuth states and connect sessions', () => parts.cleanupExpired()]]);
+    },
+  });
+  tasks.register({
+    type: LATCHKEY_TASK_TYPES.housekeeping,
+    paramsSchema: z.object({}),
+    run: async () => {
+      await allSteps(logger, [
+        ['purged expired sessions', () => parts.purgeExpiredSessions()],
+        ['pruned old invalidations', () => parts.bus.prune()],
+        ['pruned old webhook deliveries', () => webhooks.prune()],
+        ['queued attempts of stalled webhook deliveries', () => webhooks.requeueStalled()],
+        [
+          'pruned finished webhook attempt tasks',
+          () => tasks.prune({ type: LATCHKEY_TASK_TYPES.webhookAttempt, finishedBefore: new Date(clock.now().getTime() - ATTEMPT_TASK_RETENTION_MS) }),
+        ],
+      ]);
+    },
+  });
+  return {
+    async ensure() {
+      for (const task of RECURRING) await tasks.ensure(task.key, { type: task.type, schedule: { every: task.every } });
+    },
+  };
+}
