@@ -15,6 +15,7 @@ import {
   CONNECTION_TYPE,
   OAUTH_STATE_TYPE,
   assembleOAuth,
+  refreshExpiringConnections,
   type AssembledOAuth,
   type ConnectionStore,
   type OAuthFlow,
@@ -264,6 +265,8 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       webhooks,
       cleanupExpired: async () => (await flow.cleanupExpired()) + (await connectSessions.deleteExpired(clock.now())),
       purgeExpiredSessions: () => identity.sessions.purgeExpired(),
+      refreshExpiring: (run) =>
+        refreshExpiringConnections({ store, tokens, tenantIds: async () => (await identity.tenants.list()).map((tenant) => tenant.id), clock, logger }, run),
       bus,
       clock,
       logger,

@@ -1,6 +1,6 @@
 // Latchkey's own work as tasks of its engine, on both databases: the recurring tasks exist once
 // per database however many processes start, the OAuth clean-up deletes what expired, and
-// housekeeping runs (there are no timers of their own any more).
+// housekeeping and the proactive token refresh run (there are no timers of their own any more).
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { LatchkeyError, loadSettings, manualClock } from '../src/core/index.js';
@@ -50,6 +50,7 @@ await eachDialect("Latchkey's own tasks", (dialect) => {
       [
         { key: 'latchkey:housekeeping', type: 'latchkey.housekeeping', owner: null, schedule: { every: '30m' } },
         { key: 'latchkey:oauth-cleanup', type: 'latchkey.oauth-cleanup', owner: null, schedule: { every: '30m' } },
+        { key: 'latchkey:token-refresh', type: 'latchkey.token-refresh', owner: null, schedule: { every: '1m' } },
       ],
     );
     // Both run at the first start.
@@ -60,7 +61,8 @@ await eachDialect("Latchkey's own tasks", (dialect) => {
       });
       assert.equal(ran.runs[0]?.outcome, 'succeeded', JSON.stringify(ran.runs[0]));
       assert.equal(ran.status, 'scheduled');
-      assert.equal(ran.nextRunAt, new Date(Date.parse(ran.runs[0]?.slot ?? '') + 30 * 60_000).toISOString());
+      const everyMs = task.schedule !== null && 'every' in task.schedule && task.schedule.every === '1m' ? 60_000 : 30 * 60_000;
+      assert.equal(ran.nextRunAt, new Date(Date.parse(ran.runs[0]?.slot ?? '') + everyMs).toISOString());
     }
 
     // A connect session is deleted by the clean-up's first run a day after it was created.

@@ -9,13 +9,21 @@ export const LATCHKEY_TASK_TYPES = {
   webhookAttempt: 'latchkey.webhook-attempt',
   oauthCleanup: 'latchkey.oauth-cleanup',
   housekeeping: 'latchkey.housekeeping',
+  tokenRefresh: 'latchkey.token-refresh',
 } as const;
 
 /** Latchkey's recurring tasks: one per database, created at the first start (`tasks.ensure`). */
 const RECURRING = [
   { key: 'latchkey:oauth-cleanup', type: LATCHKEY_TASK_TYPES.oauthCleanup, every: '30m' },
   { key: 'latchkey:housekeeping', type: LATCHKEY_TASK_TYPES.housekeeping, every: '30m' },
+  { key: 'latchkey:token-refresh', type: LATCHKEY_TASK_TYPES.tokenRefresh, every: '1m' },
 ] as const;
+
+/**
+ * Proactive refresh counts a token due this much before the on-demand margin (two runs of the
+ * 1-minute task, so one missed run still refreshes in time; at most a quarter of a token's lifetime).
+ */
+const REFRESH_AHEAD_MS = 2 * 60_000;
 
 /** Finished webhook attempt tasks are kept this long (the delivery keeps its own attempt log). */
 const ATTEMPT_TASK_RETENTION_MS = 24 * 3600 * 1000;
@@ -26,6 +34,8 @@ export interface LatchkeyTaskParts {
   /** Deletes expired OAuth states and connect sessions; returns how many. */
   cleanupExpired(): Promise<number>;
   purgeExpiredSessions(): Promise<number>;
+  /** Proactive refresh (`refreshExpiringConnections`) of every tenant's connections. */
+  refreshExpiring(run: { aheadMs: number; signal: AbortSignal }): Promise<{ due: number; refreshed: number; failed: number }>;
   bus: InvalidationBus;
   clock: Clock;
   logger: Logger;
@@ -63,7 +73,7 @@ async function allSteps(logger: Logger, steps: ReadonlyArray<[string, () => Prom
 
 /**
  * Registers the task types of Latchkey's own work (webhook delivery attempts, OAuth state clean-up,
- * housekeeping) and returns `ensure`, which creates the recurring ones once per database.
+ * housekeeping, proactive token refresh) and returns `ensure`, which creates the recurring ones once per database.
  *
  * @example
  * const own = registerLatchkeyTasks({ tasks, webhooks, cleanupExpired, purgeExpiredSessions, bus, clock, logger });
@@ -102,6 +112,18 @@ export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Pro
           () => tasks.prune({ type: LATCHKEY_TASK_TYPES.webhookAttempt, finishedBefore: new Date(clock.now().getTime() - ATTEMPT_TASK_RETENTION_MS) }),
         ],
       ]);
+    },
+  });
+  tasks.register({
+    type: LATCHKEY_TASK_TYPES.tokenRefresh,
+    paramsSchema: z.object({}),
+    timeout: '10m',
+    // A connection's failure is recorded on it and never fails the run; the next slot is a minute away.
+    maxAttempts: 2,
+    backoff: { base: '10s', max: '30s' },
+    run: async ({ signal }) => {
+      const report = await parts.refreshExpiring({ aheadMs: REFRESH_AHEAD_MS, signal });
+      if (report.due > 0) logger.debug(report, `Proactive refresh: ${report.refreshed} of ${report.due} connections due refreshed, ${report.failed} failed.`);
     },
   });
   return {

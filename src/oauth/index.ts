@@ -2,6 +2,8 @@
 export { CONNECTION_TYPE, CONNECTION_STATUSES, connectionId, createConnectionStore, isEndUser, isEndUserId } from './connections.js';
 export type { ConnectionStore, ConnectionStoreOptions, ConnectionView, ConnectionPage, ConnectionStatus, ConnectionListOptions, ConnectionOwner, EndUserRef, SaveConnectionOptions, TokenSet } from './connections.js';
 export { createTokenClient } from './token-client.js';
+export { refreshExpiringConnections } from './proactive-refresh.js';
+export type { ProactiveRefreshOptions, ProactiveRefreshReport } from './proactive-refresh.js';
 export type { TokenClient, TokenClientOptions, AccessToken } from './token-client.js';
 export { clientAuthentication } from './resolved-client.js';
 export type { ResolvedClient } from './resolved-client.js';
