@@ -268,6 +268,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       refreshExpiring: (run) =>
         refreshExpiringConnections({ store, tokens, tenantIds: async () => (await identity.tenants.list()).map((tenant) => tenant.id), clock, logger }, run),
       bus,
+      maintenance: storage.maintenance,
       clock,
       logger,
     });

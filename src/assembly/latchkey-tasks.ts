@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import type { Clock, Logger } from '../core/index.js';
+import { counted, LatchkeyError, type Clock, type Logger } from '../core/index.js';
 import type { InvalidationBus } from '../db/index.js';
+import type { ObjectMaintenance, RekeyPhase } from '../objects/index.js';
 import type { Tasks } from '../tasks/index.js';
 import type { DeliveryScheduler, Webhooks } from '../webhooks/index.js';
 
@@ -10,6 +11,7 @@ export const LATCHKEY_TASK_TYPES = {
   oauthCleanup: 'latchkey.oauth-cleanup',
   housekeeping: 'latchkey.housekeeping',
   tokenRefresh: 'latchkey.token-refresh',
+  rekey: 'latchkey.rekey',
 } as const;
 
 /** Latchkey's recurring tasks: one per database, created at the first start (`tasks.ensure`). */
@@ -37,6 +39,7 @@ export interface LatchkeyTaskParts {
   /** Proactive refresh (`refreshExpiringConnections`) of every tenant's connections. */
   refreshExpiring(run: { aheadMs: number; signal: AbortSignal }): Promise<{ due: number; refreshed: number; failed: number }>;
   bus: InvalidationBus;
+  maintenance: Pick<ObjectMaintenance, 'rekey'>;
   clock: Clock;
   logger: Logger;
 }
@@ -73,7 +76,7 @@ async function allSteps(logger: Logger, steps: ReadonlyArray<[string, () => Prom
 
 /**
  * Registers the task types of Latchkey's own work (webhook delivery attempts, OAuth state clean-up,
- * housekeeping, proactive token refresh) and returns `ensure`, which creates the recurring ones once per database.
+ * housekeeping, proactive token refresh, the admin task `latchkey.rekey`) and returns `ensure`, which creates the recurring ones once per database.
  *
  * @example
  * const own = registerLatchkeyTasks({ tasks, webhooks, cleanupExpired, purgeExpiredSessions, bus, clock, logger });
@@ -126,9 +129,83 @@ export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Pro
       if (report.due > 0) logger.debug(report, `Proactive refresh: ${report.refreshed} of ${report.due} connections due refreshed, ${report.failed} failed.`);
     },
   });
+  tasks.register({
+    type: LATCHKEY_TASK_TYPES.rekey,
+    paramsSchema: z.strictObject({
+      dataKeys: z.boolean({ error: 'must be true or false' }).default(false),
+      batchSize: z.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(10_000, 'must be at most 10000').default(500),
+    }),
+    // Resumable: a retry (or a run again after a crash) picks up where the last one stopped.
+    timeout: '12h',
+    maxAttempts: 3,
+    backoff: { base: '1m', max: '10m' },
+    run: async ({ params, progress }) => {
+      const reporter = progressReporter(progress);
+      const report = await parts.maintenance.rekey({
+        dataKeys: params.dataKeys,
+        batchSize: params.batchSize,
+        onPhase: (phase) => reporter.phase(phase),
+        onProgress: (phase, done, total) => reporter.counts(phase, done, total),
+      });
+      const failed = report.failures.length + report.dataKeyFailures.length;
+      await reporter.done({
+        dataKeysRewrapped: report.dataKeysRewrapped,
+        ...(report.dataKeys ? { rotatedTenants: report.dataKeys.rotatedTenants, reencrypted: report.dataKeys.reencrypted, prunedDataKeys: report.dataKeys.prunedDataKeys } : {}),
+        failed,
+      });
+      if (failed > 0) {
+        throw new LatchkeyError('internal_error', `The rekey left ${counted(failed, 'item')} it could not rekey; fix them (see \`latchkey doctor --scan\`) and run it again to resume.`);
+      }
+    },
+  });
   return {
     async ensure() {
       for (const task of RECURRING) await tasks.ensure(task.key, { type: task.type, schedule: { every: task.every } });
+    },
+  };
+}
+
+/**
+ * Turns a rekey's synchronous callbacks into the task's progress writes: one write at a time, the
+ * latest state written next (counts that arrive meanwhile are folded), a lost claim surfacing at
+ * `done` (the run's signal is aborted at once).
+ */
+function progressReporter(write: (progress: Record<string, unknown>) => Promise<void>) {
+  let state: Record<string, unknown> = { phase: 'rewrapping', done: 0, total: null };
+  let writing: Promise<void> | undefined;
+  let dirty = false;
+  let failure: unknown;
+  const flush = () => {
+    if (writing) {
+      dirty = true;
+      return;
+    }
+    const snapshot = state;
+    writing = write(snapshot)
+      .catch((err: unknown) => {
+        failure ??= err;
+      })
+      .finally(() => {
+        writing = undefined;
+        if (dirty) {
+          dirty = false;
+          flush();
+        }
+      });
+  };
+  return {
+    phase(phase: RekeyPhase) {
+      state = { phase, done: 0, total: null };
+      flush();
+    },
+    counts(phase: RekeyPhase, done: number, total: number) {
+      state = { phase, done, total };
+      flush();
+    },
+    async done(summary: Record<string, unknown>) {
+      while (writing) await writing;
+      if (failure !== undefined) throw failure;
+      await write({ phase: 'done', ...summary });
     },
   };
 }

@@ -242,6 +242,8 @@ export interface TasksTable {
   last_error: string | null;
   created_at: string;
   updated_at: string;
+  /** JSON: what the latest run last reported through `context.progress`; null before any report. */
+  progress: string | null;
 }
 
 /** One finished run (or attempt) of a task; only the latest few per task are kept. */

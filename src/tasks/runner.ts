@@ -34,6 +34,7 @@ interface Running {
 }
 
 const ERROR_CHARS = 500;
+const MAX_PROGRESS_BYTES = 4096;
 
 /** The sentence kept for a failed attempt: a LatchkeyError's own (safe to show by contract), else only the error's kind. */
 function describeFailure(err: unknown): { code: string; message: string } {
@@ -272,6 +273,22 @@ export class TaskRunner {
     });
   }
 
+  async #progress(run: Running, progress: Record<string, unknown>): Promise<void> {
+    let json: string | undefined;
+    try {
+      json = progress !== null && typeof progress === 'object' && !Array.isArray(progress) ? JSON.stringify(progress) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (json === undefined) throw new TypeError('"progress" must be a JSON object.');
+    if (Buffer.byteLength(json) > MAX_PROGRESS_BYTES) throw new TypeError(`"progress" must be at most ${MAX_PROGRESS_BYTES} bytes of JSON.`);
+    const { row } = run;
+    if (!(await this.#o.store.setProgress(row.id, Number(row.lease_token), json, this.#o.clock.now()))) {
+      this.#abort(run, 'lease_lost');
+      throw new LatchkeyError('conflict', `This worker no longer holds task ${row.id}: another took it over or it was removed.`);
+    }
+  }
+
   async #attempt(run: Running, type: RegisteredTaskType, armTimeout: (ms: number) => void): Promise<RunOutcome> {
     const { row } = run;
     const attempt = Number(row.attempts);
@@ -293,6 +310,7 @@ export class TaskRunner {
       owner: row.tenant_id === null ? null : { tenantId: row.tenant_id, userId: row.owner_id },
       signal,
       transaction: <T>(fn: (db: Transaction<Database>) => Promise<T>) => this.#fenced(run, fn),
+      progress: (progress: Record<string, unknown>) => this.#progress(run, progress),
     };
     let finished = false;
     const work = (async () => {

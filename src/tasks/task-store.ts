@@ -231,6 +231,18 @@ export class TaskStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /** Stores the progress of the claim holding `token`; false when it no longer holds the task. */
+  async setProgress(id: string, token: number, progress: string, now: Date): Promise<boolean> {
+    const result = await this.#handle.db
+      .updateTable('tasks')
+      .set({ progress, updated_at: now.toISOString() })
+      .where('id', '=', id)
+      .where('lease_token', '=', token)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   /**
    * Deletes Latchkey's own finished one-off tasks of `type` (no owner, no key) last changed before
    * `cutoff`, and their history. Returns how many.

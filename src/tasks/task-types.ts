@@ -43,6 +43,15 @@ export interface TaskRunContext<P> {
    * await context.transaction((db) => db.updateTable('reports').set({ sent_at: now }).where('id', '=', id).execute());
    */
   transaction<T>(fn: (db: Transaction<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Reports how far the run has come (`{done: 120, total: 500}`, a phase...), shown as the task's
+   * `progress` and kept once the run ends. JSON of at most 4 KiB, never a secret. Written only
+   * while this attempt holds its claim: throws `conflict` (and aborts the run) when it lost it.
+   *
+   * @example
+   * await context.progress({ phase: 'copying', done, total });
+   */
+  progress(progress: Record<string, unknown>): Promise<void>;
 }
 
 /** Retry delays after failures: `base · 2^(n-1)` capped at `max`, with jitter. Durations as `"30s"` or ms. */

@@ -66,6 +66,8 @@ export interface TaskView {
   lastRunAt: string | null;
   lastOutcome: RunOutcomeKind | null;
   lastError: { code: string; message: string } | null;
+  /** What the latest run last reported through `context.progress` (kept once it ends); null before any report. */
+  progress: Record<string, unknown> | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -151,6 +153,7 @@ function toView(row: TaskRow): TaskView {
     lastRunAt: row.last_run_at,
     lastOutcome: row.last_outcome as RunOutcomeKind | null,
     lastError: row.last_error_code === null ? null : { code: row.last_error_code, message: row.last_error ?? '' },
+    progress: row.progress === null ? null : (storedParams(row.progress) as Record<string, unknown> | null),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -238,6 +241,7 @@ export function createTasks(options: TasksOptions): Tasks {
       last_error: null,
       created_at: now.toISOString(),
       updated_at: now.toISOString(),
+      progress: null,
     };
   };
 
