@@ -60,7 +60,10 @@ export interface LatchkeyWebhookOptions {
   timeoutMs?: number;
 }
 
-/** Task engine knobs for embedders and tests; no setting or environment variable reaches them. */
+/**
+ * Task engine knobs for embedders and tests. The lease, heartbeat and concurrency default to the
+ * settings (`--task-lease`, `--task-heartbeat`, `--task-concurrency`); given here, they win.
+ */
 export interface LatchkeyTaskOptions {
   /** How long a claim holds a task without a heartbeat; a task whose process died runs again after it (default 30 s). */
   leaseMs?: number;
@@ -219,7 +222,15 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     });
     closers.push(() => outbound.close());
     // The task engine comes before the modules whose work it runs: webhook attempts are queued as its tasks.
-    const tasks = createTasks({ handle: database, clock, logger, ...options.tasks });
+    const tasks = createTasks({
+      handle: database,
+      clock,
+      logger,
+      leaseMs: settings.taskLeaseMs,
+      heartbeatMs: settings.taskHeartbeatMs,
+      concurrency: settings.taskConcurrency,
+      ...options.tasks,
+    });
     const webhooks = createWebhooks({
       store,
       handle: database,

@@ -18,6 +18,9 @@ const SETTING_FLAGS = {
   trustProxy: () => new Option('--trust-proxy <list>', 'proxy addresses or CIDRs whose X-Forwarded-For names the client (env: LATCHKEY_TRUST_PROXY, default none)'),
   egressAllow: () =>
     new Option('--egress-allow <list>', 'CIDRs and host names outbound requests may reach besides public addresses (env: LATCHKEY_EGRESS_ALLOW, default none)'),
+  taskLease: () => new Option('--task-lease <duration>', 'how long a task claim lasts without a heartbeat; a task whose process died runs again after it (env: LATCHKEY_TASK_LEASE, default 30s)'),
+  taskHeartbeat: () => new Option('--task-heartbeat <duration>', "how often a running task's lease is extended, below the lease (env: LATCHKEY_TASK_HEARTBEAT, default 10s)"),
+  taskConcurrency: () => new Option('--task-concurrency <n>', 'tasks this process runs at once (env: LATCHKEY_TASK_CONCURRENCY, default 10)'),
 } as const;
 
 export type SettingFlag = keyof typeof SETTING_FLAGS;
@@ -25,7 +28,7 @@ export type SettingFlag = keyof typeof SETTING_FLAGS;
 /** What every command that opens the database reads. */
 export const DATABASE_SETTINGS: readonly SettingFlag[] = ['config', 'dataDir', 'databaseUrl', 'keyFile', 'logLevel'];
 /** What `serve` reads besides. */
-export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound', 'allowInsecureLoopback', 'trustProxy', 'egressAllow'];
+export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound', 'allowInsecureLoopback', 'trustProxy', 'egressAllow', 'taskLease', 'taskHeartbeat', 'taskConcurrency'];
 
 /**
  * Adds the flags of the settings a command uses, and only those, so its `--help` lists what
@@ -36,6 +39,8 @@ export function withSettingsOptions(command: Command, uses: readonly SettingFlag
   return command;
 }
 
+const DURATION_FLAGS: ReadonlySet<string> = new Set(['shutdownTimeout', 'cacheBound', 'taskLease', 'taskHeartbeat']);
+
 /** Settings from this command's flags, the environment and the config file. */
 export function settingsFrom(command: Command): Settings {
   const opts = command.opts<Record<string, unknown>>();
@@ -43,7 +48,7 @@ export function settingsFrom(command: Command): Settings {
   for (const name of Object.keys(SETTING_FLAGS)) {
     if (opts[name] === undefined) continue;
     // Durations are settings in milliseconds.
-    flags[name === 'shutdownTimeout' || name === 'cacheBound' ? `${name}Ms` : name] = opts[name];
+    flags[DURATION_FLAGS.has(name) ? `${name}Ms` : name] = opts[name];
   }
   return loadSettings({ flags, env: process.env });
 }

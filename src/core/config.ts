@@ -34,6 +34,12 @@ export interface Settings {
    * provider on a private network; `127.0.0.1/32` in tests). Empty: none.
    */
   egressAllow: string[];
+  /** How long a task claim lasts without a heartbeat; a task whose process died runs again after it (default 30 s). */
+  taskLeaseMs: number;
+  /** How often a running task's lease is extended (default 10 s; below the lease). */
+  taskHeartbeatMs: number;
+  /** Tasks one process runs at once (default 10). */
+  taskConcurrency: number;
   configFile: string | undefined;
 }
 
@@ -54,6 +60,18 @@ const base64Key = z
   .string()
   .trim()
   .refine((s) => /^[A-Za-z0-9+/]{43}=$/.test(s) && Buffer.from(s, 'base64').length === 32);
+
+/** A duration setting (`"30s"` or milliseconds) from `minMs` to `maxMs`. */
+function durationBetween(minMs: number, maxMs: number): z.ZodType<number> {
+  return z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const parsed = parseDuration(v);
+    if (parsed === undefined || parsed < minMs || parsed > maxMs) {
+      ctx.addIssue({ code: 'custom', message: 'out of range' });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+}
 
 /** A list as a JSON array or comma-separated text; blanks dropped. */
 const commaList = z
@@ -199,6 +217,30 @@ const DEFINITIONS = {
     accepts: 'a comma-separated list of CIDRs, IP addresses and host names outbound requests may reach besides public addresses (such as "10.1.0.0/16,idp.internal")',
     parse: commaList.pipe(z.array(z.string().refine((s) => isAddressOrCidr(s) || (isIP(s) === 0 && !s.includes('/') && !/^[\d.]+$/.test(s) && isHostName(s))))),
   },
+  taskLeaseMs: {
+    flag: '--task-lease',
+    env: 'LATCHKEY_TASK_LEASE',
+    file: 'taskLease',
+    accepts: 'a duration from 1s to 1h, such as "30s"',
+    parse: durationBetween(1000, 3600_000),
+  },
+  taskHeartbeatMs: {
+    flag: '--task-heartbeat',
+    env: 'LATCHKEY_TASK_HEARTBEAT',
+    file: 'taskHeartbeat',
+    accepts: 'a duration from 100ms to 30m, such as "10s"',
+    parse: durationBetween(100, 30 * 60_000),
+  },
+  taskConcurrency: {
+    flag: '--task-concurrency',
+    env: 'LATCHKEY_TASK_CONCURRENCY',
+    file: 'taskConcurrency',
+    accepts: 'a whole number from 1 to 1000',
+    parse: z
+      .union([z.number(), z.string().trim().regex(/^\d+$/)])
+      .transform(Number)
+      .pipe(z.number().int().min(1).max(1000)),
+  },
 } satisfies Record<string, Definition<unknown>>;
 
 /** The settings table, for `--help` texts and the README. */
@@ -299,6 +341,15 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     values[name] = result.data;
   }
 
+  const taskLeaseMs = (values['taskLeaseMs'] as number | undefined) ?? 30_000;
+  // The default heartbeat follows a shorter lease: a third of it.
+  const taskHeartbeatMs = (values['taskHeartbeatMs'] as number | undefined) ?? Math.min(10_000, Math.floor(taskLeaseMs / 3));
+  if (taskHeartbeatMs >= taskLeaseMs) {
+    throw new ConfigError(
+      `The task heartbeat (${taskHeartbeatMs} ms, --task-heartbeat or LATCHKEY_TASK_HEARTBEAT) must be shorter than the task lease (${taskLeaseMs} ms, --task-lease or LATCHKEY_TASK_LEASE).`,
+    );
+  }
+
   const host = (values['host'] as string | undefined) ?? '127.0.0.1';
   const port = (values['port'] as number | undefined) ?? 4400;
   const dataDir = resolve(cwd, (values['dataDir'] as string | undefined) ?? './data');
@@ -320,6 +371,9 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     allowInsecureLoopback: (values['allowInsecureLoopback'] as boolean | undefined) ?? false,
     trustProxy: (values['trustProxy'] as string[] | undefined) ?? [],
     egressAllow: (values['egressAllow'] as string[] | undefined) ?? [],
+    taskLeaseMs,
+    taskHeartbeatMs,
+    taskConcurrency: (values['taskConcurrency'] as number | undefined) ?? 10,
     configFile,
   };
 }
