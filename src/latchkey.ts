@@ -230,6 +230,11 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       heartbeatMs: settings.taskHeartbeatMs,
       concurrency: settings.taskConcurrency,
       ...options.tasks,
+      // Webhooks are built on the engine (their attempts are its tasks); the sink runs only once both exist.
+      store,
+      onFinished: async (event, tx) => {
+        await webhooks.emit(event.tenantId, event.type, event.data, { tx });
+      },
     });
     const webhooks = createWebhooks({
       store,

@@ -1,6 +1,8 @@
 import { LatchkeyError, newId, type Clock, type Logger } from '../core/index.js';
 import type { Transaction } from 'kysely';
-import { runTransaction, type Database, type DatabaseHandle } from '../db/index.js';
+import { runTransaction, withSavepoint, type Database, type DatabaseHandle } from '../db/index.js';
+import type { ObjectTransaction } from '../objects/index.js';
+import { finishedEvent, type TaskEventSink } from './task-events.js';
 import { TASKS_CHANNEL, type RunRecord, type TaskStore } from './task-store.js';
 import type { RegisteredTaskType, TaskTypeRegistry } from './task-types.js';
 import { afterRun, type RunOutcome, type TaskRow } from './transitions.js';
@@ -21,6 +23,10 @@ export interface TaskRunnerOptions {
   pollIntervalMs: number;
   /** At shutdown, how long running tasks may go on before they are aborted and released (default 10 s). */
   shutdownGraceMs: number;
+  /** Told of each recorded attempt of an owned task, in its finish's transaction (needs `storeTransaction`). */
+  onFinished?: TaskEventSink;
+  /** Runs a finish with an event in one store transaction. */
+  storeTransaction?: <T>(fn: (tx: ObjectTransaction) => Promise<T>) => Promise<T>;
 }
 
 /** Why a run's signal fired. */
@@ -256,7 +262,20 @@ export class TaskRunner {
       errorCode: outcome.kind === 'succeeded' ? null : outcome.code,
       error: outcome.kind === 'succeeded' ? null : outcome.message,
     };
-    const accepted = await store.finish(row, afterRun(row, type ?? { maxAttempts: 1, backoff: { baseMs: 0, maxMs: 0 } }, outcome, finishedAt), record);
+    const set = afterRun(row, type ?? { maxAttempts: 1, backoff: { baseMs: 0, maxMs: 0 } }, outcome, finishedAt);
+    const { onFinished, storeTransaction } = this.#o;
+    const event = onFinished && storeTransaction ? finishedEvent(row, outcome, set, record) : undefined;
+    const accepted =
+      event && onFinished && storeTransaction
+        ? await storeTransaction(async (tx) => {
+            if (!(await store.finishIn(tx.db, row, set, record))) return false;
+            // In a savepoint: an event that cannot be written is logged, and the outcome still commits.
+            await withSavepoint(tx.db, () => onFinished(event, tx)).catch((err: unknown) =>
+              logger?.warn({ err, taskId: row.id }, `The ${event.type} event of task ${row.id} could not be written; its outcome is recorded.`),
+            );
+            return true;
+          })
+        : await store.finish(row, set, record);
     if (!accepted) logger?.info({ taskId: row.id }, `Task ${row.id} was taken over or removed before this attempt's outcome was recorded.`);
     else if (outcome.kind !== 'succeeded') logger?.info({ taskId: row.id, type: row.type, code: outcome.code }, `Task ${row.id} (${row.type}) failed: ${outcome.message}`);
   }

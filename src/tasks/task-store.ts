@@ -1,6 +1,6 @@
-import type { Insertable, Selectable, Updateable } from 'kysely';
+import type { Insertable, Selectable, Transaction, Updateable } from 'kysely';
 import { newId } from '../core/index.js';
-import { claimRows, notify, runTransaction, type DatabaseHandle, type Executor, type TaskRunsTable, type TasksTable } from '../db/index.js';
+import { claimRows, notify, runTransaction, type Database, type DatabaseHandle, type Executor, type TaskRunsTable, type TasksTable } from '../db/index.js';
 import type { RunOutcomeKind, TaskRow, TaskStatus } from './transitions.js';
 
 export type TaskRunRow = Selectable<TaskRunsTable>;
@@ -271,19 +271,22 @@ export class TaskStore {
    * removed: a stale worker never overwrites the result of the one that took over.
    */
   async finish(claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
-    return runTransaction(this.#handle, async (trx) => {
-      const result = await trx
-        .updateTable('tasks')
-        .set(set)
-        .where('id', '=', claimed.id)
-        .where('lease_token', '=', claimed.lease_token)
-        .where('status', '=', 'running')
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return false;
-      await this.#recordRun(trx, claimed.id, claimed.run_slot, Number(claimed.attempts), Number(claimed.lease_token), run);
-      if (set.next_run_at !== undefined && set.status === 'scheduled' && set.next_run_at <= run.finishedAt.toISOString()) await notify(this.#handle, trx, TASKS_CHANNEL);
-      return true;
-    });
+    return runTransaction(this.#handle, (trx) => this.finishIn(trx, claimed, set, run));
+  }
+
+  /** {@link finish} inside the caller's transaction `trx` (so that what reports the outcome commits with it). */
+  async finishIn(trx: Transaction<Database>, claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
+    const result = await trx
+      .updateTable('tasks')
+      .set(set)
+      .where('id', '=', claimed.id)
+      .where('lease_token', '=', claimed.lease_token)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) return false;
+    await this.#recordRun(trx, claimed.id, claimed.run_slot, Number(claimed.attempts), Number(claimed.lease_token), run);
+    if (set.next_run_at !== undefined && set.status === 'scheduled' && set.next_run_at <= run.finishedAt.toISOString()) await notify(this.#handle, trx, TASKS_CHANNEL);
+    return true;
   }
 
   /**

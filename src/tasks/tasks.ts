@@ -5,6 +5,8 @@ import { TaskRunner } from './runner.js';
 import { firstSlot, normalizeSchedule, taskScheduleSchema, type TaskSchedule } from './schedule.js';
 import { TaskStore, type TaskRunRow } from './task-store.js';
 import { TaskTypeRegistry, type TaskOwner, type TaskTypeDefinition } from './task-types.js';
+import type { TaskEventSink } from './task-events.js';
+import type { EncryptedObjectStore } from '../objects/index.js';
 import { TASK_STATUSES, scheduleOf, type RunOutcomeKind, type TaskRow, type TaskStatus } from './transitions.js';
 
 export interface TasksOptions {
@@ -23,6 +25,12 @@ export interface TasksOptions {
   shutdownGraceMs?: number;
   /** Runs kept per task (default 20). */
   historyLimit?: number;
+  /**
+   * Told of each recorded attempt of a task that has an owner (`task.succeeded`, `task.failed`), in
+   * the transaction of its fenced finish, through `store` (required with it).
+   */
+  onFinished?: TaskEventSink;
+  store?: EncryptedObjectStore;
 }
 
 /** What `schedule` takes. */
@@ -193,6 +201,8 @@ export function createTasks(options: TasksOptions): Tasks {
   const historyLimit = options.historyLimit ?? 20;
   if (!Number.isInteger(historyLimit) || historyLimit < 1) throw new TypeError('"historyLimit" must be a whole number of at least 1.');
   const store = new TaskStore(handle, { historyLimit });
+  const objects = options.store;
+  if (options.onFinished && !objects) throw new TypeError('"onFinished" needs "store": its events are written in a store transaction.');
   const types = new TaskTypeRegistry();
   const runner = new TaskRunner({
     handle,
@@ -205,6 +215,7 @@ export function createTasks(options: TasksOptions): Tasks {
     concurrency: options.concurrency ?? 10,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
     shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
+    ...(options.onFinished && objects ? { onFinished: options.onFinished, storeTransaction: (fn) => objects.transaction(fn) } : {}),
   });
 
   const prepare = (input: ScheduleTaskInput, key: string | null): TaskRow => {
