@@ -17,7 +17,7 @@ const note: ObjectTypeDefinition = {
 };
 
 await eachDialect('the rekey task', (dialect) => {
-  it('re-encrypts every object under fresh data keys, showing its progress in the task, and refuses bad params', async (t) => {
+  it('re-encrypts every object under fresh data keys, showing its progress in the task, and refuses bad params and an owner', async (t) => {
     const tdb = await createTestDatabase(dialect);
     t.after(() => tdb.dispose());
     const settings = loadSettings({ env: latchkeyEnv(tdb, { LATCHKEY_LOG_LEVEL: 'silent' }) });
@@ -36,6 +36,12 @@ await eachDialect('the rekey task', (dialect) => {
       latchkey.tasks.schedule({ type: 'latchkey.rekey', params: { dataKeys: 'yes' } }),
       (err: unknown) => err instanceof LatchkeyError && err.code === 'validation_failed' && /params\.dataKeys/.test(JSON.stringify(err.details)),
     );
+    // Latchkey's own work: never a tenant's task.
+    await assert.rejects(
+      latchkey.tasks.schedule({ type: 'latchkey.rekey', params: {}, owner: { tenantId: 't_0' } }),
+      (err: unknown) => err instanceof LatchkeyError && err.code === 'validation_failed' && /"path":"owner"/.test(JSON.stringify(err.details)),
+    );
+    assert.equal((await latchkey.tasks.list({ type: 'latchkey.rekey' })).tasks.length, 0);
     const task = await latchkey.tasks.schedule({ type: 'latchkey.rekey', params: { dataKeys: true, batchSize: 5 } });
     assert.equal(task.progress, null);
     await latchkey.background.start();

@@ -85,6 +85,7 @@ async function allSteps(logger: Logger, steps: ReadonlyArray<[string, () => Prom
 export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Promise<void> } {
   const { tasks, webhooks, clock, logger } = parts;
   tasks.register({
+    system: true,
     type: LATCHKEY_TASK_TYPES.webhookAttempt,
     paramsSchema: z.object({ deliveryId: z.string().min(1).max(200) }),
     // A failed POST is recorded and its retry queued by the run itself (the webhook backoff); the
@@ -95,6 +96,7 @@ export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Pro
     run: ({ params, taskId, signal, transaction }) => webhooks.attempt(params.deliveryId, { attemptId: taskId, signal, transaction }),
   });
   tasks.register({
+    system: true,
     type: LATCHKEY_TASK_TYPES.oauthCleanup,
     paramsSchema: z.object({}),
     run: async () => {
@@ -102,6 +104,7 @@ export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Pro
     },
   });
   tasks.register({
+    system: true,
     type: LATCHKEY_TASK_TYPES.housekeeping,
     paramsSchema: z.object({}),
     run: async () => {
@@ -118,6 +121,7 @@ export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Pro
     },
   });
   tasks.register({
+    system: true,
     type: LATCHKEY_TASK_TYPES.tokenRefresh,
     paramsSchema: z.object({}),
     timeout: '10m',
@@ -130,6 +134,7 @@ export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Pro
     },
   });
   tasks.register({
+    system: true,
     type: LATCHKEY_TASK_TYPES.rekey,
     paramsSchema: z.strictObject({
       dataKeys: z.boolean({ error: 'must be true or false' }).default(false),
