@@ -12,7 +12,7 @@ import { cliEnv, freePort, ROOT } from '../test/support/cli.js';
 const TSX = import.meta.resolve('tsx');
 
 /** `BENCH_CPU_PROF=<dir>`: each `latchkey serve` writes a V8 CPU profile there when it stops (open it in Chrome's DevTools). */
-function profileArgs(): string[] {
+export function profileArgs(): string[] {
   const dir = process.env.BENCH_CPU_PROF;
   return dir === undefined || dir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`];
 }

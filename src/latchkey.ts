@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { Background, createLogger, createMetrics, LatchkeyError, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
+import { z } from 'zod';
+import { Background, ConfigError, createLogger, createMetrics, LatchkeyError, systemClock, type Clock, type Logger, type Metrics, type Settings } from './core/index.js';
 import type { DataKeys, Keyring } from './crypto/index.js';
 import { createApiKeys, createUsageGate, API_KEY_PEPPER_TYPE, type ApiKeys } from './apikeys/index.js';
 import { buildServerApp } from './assembly/server-app.js';
@@ -24,11 +25,11 @@ import {
 } from './oauth/index.js';
 import { createOutbound } from './outbound/index.js';
 import { ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
-import { createTasks, type Tasks } from './tasks/index.js';
+import { CredentialInvalidator, TASK_SECRETS_TYPE, createCredentialStrategy, createHttpCredentialIssuer, createTasks, type ExternalCredentialIssuer, type TaskApi, type Tasks } from './tasks/index.js';
 import { WEBHOOK_ENDPOINT_TYPE, createWebhooks, type WebhookBackoff, type Webhooks } from './webhooks/index.js';
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
-export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE, CONNECT_SESSION_TYPE, WEBHOOK_ENDPOINT_TYPE];
+export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE, CONNECT_SESSION_TYPE, WEBHOOK_ENDPOINT_TYPE, TASK_SECRETS_TYPE];
 
 /** OAuth knobs for embedders and tests; no setting or environment variable reaches them. */
 export interface LatchkeyOAuthOptions {
@@ -77,7 +78,16 @@ export interface LatchkeyTaskOptions {
   shutdownGraceMs?: number;
   /** Runs kept per task (default 20). */
   historyLimit?: number;
+  /**
+   * Your own external credential issuer (instead of the HTTP one the settings configure): every
+   * task that runs as a user is then granted a credential from it too, used when
+   * `taskCredentialType` is `external`.
+   */
+  issuer?: ExternalCredentialIssuer;
 }
+
+/** Latchkey's recurring task that invalidates removed tasks' credentials. */
+export const INVALIDATION_TASK = 'latchkey.invalidate_credentials';
 
 export interface LatchkeyOptions {
   settings: Settings;
@@ -221,6 +231,17 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       logger,
     });
     closers.push(() => outbound.close());
+    const { issuer: issuerOption, ...taskOptions } = options.tasks ?? {};
+    const issuer: ExternalCredentialIssuer | undefined =
+      issuerOption ??
+      (settings.taskCredentialIssuerUrl !== undefined && settings.taskCredentialIssuerSecret !== undefined
+        ? createHttpCredentialIssuer({ url: settings.taskCredentialIssuerUrl, secret: settings.taskCredentialIssuerSecret, fetch: outbound.fetch, clock })
+        : undefined);
+    if (settings.taskCredentialType === 'external' && !issuer) {
+      throw new ConfigError('--task-credential-type (LATCHKEY_TASK_CREDENTIAL_TYPE) is "external", but no task credential issuer is configured (--task-credential-issuer-url).');
+    }
+    const strategy = createCredentialStrategy({ handle: database, apiKeys: apiKeys.service, ...(issuer ? { issuer } : {}), credentialType: settings.taskCredentialType, clock, logger });
+    let taskApi: TaskApi | undefined;
     // The task engine comes before the modules whose work it runs: webhook attempts are queued as its tasks.
     const tasks = createTasks({
       handle: database,
@@ -229,12 +250,23 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       leaseMs: settings.taskLeaseMs,
       heartbeatMs: settings.taskHeartbeatMs,
       concurrency: settings.taskConcurrency,
-      ...options.tasks,
+      ...taskOptions,
+      credentials: { strategy, store, authorizer: identity.authorizer },
+      api: () => taskApi,
       // Webhooks are built on the engine (their attempts are its tasks); the sink runs only once both exist.
       store,
       onFinished: async (event, tx) => {
         await webhooks.emit(event.tenantId, event.type, event.data, { tx });
       },
+    });
+    const invalidator = new CredentialInvalidator({ handle: database, strategy, delayMs: settings.invalidationDelayMs, metrics: metrics.registry, clock });
+    tasks.register({
+      type: INVALIDATION_TASK,
+      system: true,
+      paramsSchema: z.object({}),
+      timeout: '30m',
+      maxAttempts: 1,
+      run: async ({ signal }) => ({ ...(await invalidator.runOnce(signal)) }),
     });
     const webhooks = createWebhooks({
       store,
@@ -293,6 +325,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       name: 'task runner',
       start: async () => {
         await ownTasks.ensure();
+        await tasks.ensure(INVALIDATION_TASK, { type: INVALIDATION_TASK, schedule: { every: settings.invalidationIntervalMs } });
         await tasks.start();
       },
       stop: () => tasks.stop(),
@@ -309,10 +342,11 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             trustProxy: settings.trustProxy,
             publicUrl: settings.publicUrl,
             apiPlugins: [
-              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens, credentials }, connectSessions, webhooks, proxy }),
+              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens, credentials }, connectSessions, webhooks, proxy, tasks }),
             ],
             sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, credentials, flow, publicUrl: settings.publicUrl, clock }), consoleSite()],
           });
+    if (app) taskApi = (request) => app.inject({ method: request.method as 'GET', url: request.url, headers: request.headers, ...(request.body !== undefined ? { payload: request.body } : {}) });
     let appClosed = false;
     if (app) closers.push(() => (appClosed ? undefined : app.close()));
     if (options.background) await background.start();

@@ -1,27 +1,35 @@
 // The served /openapi.json as SDK generators and linters read it, from a whole assembled Latchkey on
 // both databases: a unique operationId, summary, declared tags, security and a described success
-// answer on every operation; the server from the public URL; date-time timestamps; the request id
-// and Retry-After headers; one shared error schema whose per-status codes follow ERROR_STATUS; and
-// no component schema nobody refers to.
+// answer on every operation; an example on every request and response body, accepted by its own
+// schema, with no secret in it that looks real; the server from the public URL; date-time
+// timestamps; the request id and Retry-After headers; one shared error schema whose per-status
+// codes follow ERROR_STATUS; and no component schema nobody refers to.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { ERROR_STATUS } from '../src/core/index.js';
 import { eachDialect } from './support/databases.js';
 import { createHttpHarness, type HttpHarness } from './support/http.js';
+import { createSchemaValidator } from './support/openapi-conformance.js';
 
 type Json = Record<string, unknown>;
+interface Media {
+  schema?: unknown;
+  example?: unknown;
+  examples?: Record<string, { $ref?: string; value?: unknown }>;
+}
 interface Operation {
   operationId?: string;
   summary?: string;
   tags?: string[];
   security?: unknown[];
+  requestBody?: { content?: Record<string, Media> };
   responses: Record<string, Json>;
 }
 interface Document {
   servers?: { url: string }[];
   tags?: { name: string; description?: string }[];
   paths: Record<string, Record<string, Operation>>;
-  components: { schemas: Record<string, Json>; headers?: Record<string, Json> };
+  components: { schemas: Record<string, Json>; headers?: Record<string, Json>; examples?: Record<string, { value?: unknown }> };
 }
 
 const PUBLIC_URL = 'https://latchkey.example.test';
@@ -33,6 +41,30 @@ function operations(doc: Document): { path: string; method: string; op: Operatio
       .filter(([method]) => METHODS.includes(method))
       .map(([method, op]) => ({ path, method, op })),
   );
+}
+
+/** Every body of an operation: its request body's media types, then each answer's. */
+function bodies(op: Operation): { where: string; media: Media }[] {
+  const out = Object.entries(op.requestBody?.content ?? {}).map(([type, media]) => ({ where: `request ${type}`, media }));
+  for (const [status, response] of Object.entries(op.responses)) {
+    for (const [type, media] of Object.entries((response.content ?? {}) as Record<string, Media>)) out.push({ where: `${status} ${type}`, media });
+  }
+  return out;
+}
+
+/** Fields whose value is a credential: in an example, only a plainly fake one. */
+const SECRET_FIELDS = /^(key|secret|token|password|accessToken|refreshToken|clientSecret|apiKeyValue)$/;
+
+/** `field=value` for every secret field in `value` whose value does not say it is an example. */
+function realLookingSecrets(value: unknown, out: string[] = []): string[] {
+  if (Array.isArray(value)) for (const item of value) realLookingSecrets(item, out);
+  else if (value !== null && typeof value === 'object') {
+    for (const [field, inner] of Object.entries(value)) {
+      if (SECRET_FIELDS.test(field) && typeof inner === 'string' && !/example/i.test(inner)) out.push(`${field}=${inner}`);
+      else realLookingSecrets(inner, out);
+    }
+  }
+  return out;
 }
 
 function refs(node: unknown, out = new Set<string>()): Set<string> {
@@ -86,6 +118,50 @@ await eachDialect('the OpenAPI description', (dialect) => {
     }
   });
 
+  it('gives every request and response body an example its own schema accepts, with no real-looking secret', () => {
+    const validate = createSchemaValidator(doc.components.schemas);
+    const named = doc.components.examples ?? {};
+    let checked = 0;
+    for (const { path, method, op } of operations(doc)) {
+      for (const { where, media } of bodies(op)) {
+        const at = `${method.toUpperCase()} ${path} ${where}`;
+        const examples =
+          media.example !== undefined
+            ? [media.example]
+            : Object.values(media.examples ?? {}).map((example) => (example.$ref ? named[example.$ref.replace('#/components/examples/', '')]?.value : example.value));
+        assert.ok(examples.length > 0, `${at} has an example`);
+        for (const example of examples) {
+          assert.notEqual(example, undefined, `${at}: every example has a value`);
+          assert.equal(validate(media.schema, example), undefined, `${at}: the example matches the schema`);
+          assert.deepEqual(realLookingSecrets(example), [], `${at}: secrets in examples say they are examples`);
+          checked++;
+        }
+      }
+    }
+    assert.ok(checked >= 250, `${checked} examples checked`);
+    // The components' own examples, which the bodies that refer to them show.
+    for (const [name, schema] of Object.entries(doc.components.schemas)) {
+      for (const example of (schema.examples as unknown[] | undefined) ?? []) {
+        assert.equal(validate({ $ref: `#/components/schemas/${name}` }, example), undefined, `the example of ${name} matches it`);
+      }
+    }
+    for (const name of ['User', 'ApiKey', 'Connector', 'Connection', 'WebhookEndpoint']) {
+      assert.ok(Array.isArray(doc.components.schemas[name]?.examples), `${name} has an example`);
+    }
+    // The check sees a wrong example, not only a missing one.
+    const user = (doc.components.schemas.User?.examples as Json[])[0];
+    assert.match(validate({ $ref: '#/components/schemas/User' }, { ...user, createdAt: 'yesterday' }) ?? '', /date-time/);
+    assert.deepEqual(realLookingSecrets({ apiKey: { key: 'lk_k7swL8XQ9N1y3zsD_3g8AREegF8CFg8Uq' } }), ['key=lk_k7swL8XQ9N1y3zsD_3g8AREegF8CFg8Uq']);
+  });
+
+  it('shows a masked key as masked and a once-shown key plainly fake', () => {
+    const apiKey = (doc.components.schemas.ApiKey?.examples as Json[])[0];
+    assert.match(String(apiKey?.masked), /^lk_k[0-9A-Za-z]{15}_…[0-9A-Za-z]{4}$/);
+    const issued = (doc.components.schemas.IssuedApiKey?.examples as Json[])[0];
+    assert.match(String(issued?.key), /^lk_k[0-9A-Za-z]{15}_[0-9A-Za-z]{49}$/);
+    assert.ok(String(issued?.key).endsWith(String(apiKey?.masked).slice(-4)), 'the mask ends like the key');
+  });
+
   it('marks the public routes with empty security and the others with both schemes', () => {
     for (const path of ['/healthz', '/readyz']) assert.deepEqual(doc.paths[path]?.get?.security, [], `${path} is public`);
     assert.deepEqual(doc.paths['/api/v1/sessions']?.post?.security, []);
@@ -101,9 +177,22 @@ await eachDialect('the OpenAPI description', (dialect) => {
     assert.equal(props('User').createdAt?.format, 'date-time');
     assert.equal(props('ApiKey').lastUsedAt?.format ?? (props('ApiKey').lastUsedAt?.anyOf as Json[] | undefined)?.[0]?.format, 'date-time');
     assert.equal(props('AuditEvent').at?.format, 'date-time');
-    // Nothing called …At stays a plain string anywhere.
-    const text = JSON.stringify(doc.components.schemas);
-    assert.doesNotMatch(text, /"[a-zA-Z]*At":\{"type":"string"\}/);
+    // No time (…At, …Until, at) anywhere, in components or inline, nullable or not, without the format.
+    const untyped: string[] = [];
+    const walk = (node: unknown, where: string): void => {
+      if (Array.isArray(node)) node.forEach((item, i) => walk(item, `${where}/${i}`));
+      if (node === null || typeof node !== 'object') return;
+      const properties = (node as { properties?: unknown }).properties;
+      if (properties !== null && typeof properties === 'object' && !Array.isArray(properties)) {
+        for (const [name, schema] of Object.entries(properties)) {
+          if (/(At|Until|^at)$/.test(name) && !JSON.stringify(schema).includes('"format":"date-time"')) untyped.push(`${where}/${name}`);
+        }
+      }
+      for (const [key, value] of Object.entries(node)) if (key !== 'example' && key !== 'examples') walk(value, `${where}/${key}`);
+    };
+    walk(doc, '#');
+    assert.deepEqual(untyped, []);
+    assert.equal((props('Connection').backoffUntil?.anyOf as Json[] | undefined)?.[0]?.format, 'date-time');
   });
 
   it('documents x-request-id on every answer and Retry-After on 429 and 503', () => {
@@ -130,6 +219,9 @@ await eachDialect('the OpenAPI description', (dialect) => {
         if (!json) continue; // an HTML page of the OAuth callback
         errors++;
         assert.deepEqual(json.schema, { $ref: `#/components/schemas/Error${status}` }, `${method} ${path} ${status}`);
+        // An example of each code the status can carry, and of no other.
+        const listed = ((((schemas[`Error${status}`]?.allOf as Json[])[1]?.properties as Json).error as Json).properties as Record<string, Json>).code?.enum;
+        assert.deepEqual(Object.keys((json.examples ?? {}) as Json), listed, `${method} ${path} ${status} has an example per code`);
       }
     }
     assert.ok(errors >= 200, `${errors} error answers`);
@@ -152,7 +244,7 @@ await eachDialect('the OpenAPI description', (dialect) => {
     }
     // 5xx codes not written for callers answer as 500 internal_error, so they are never listed.
     const codesOf = (name: string) => (((schemas[name]?.allOf as Json[])[1]?.properties as Json).error as Json).properties as Record<string, Json>;
-    assert.deepEqual(codesOf('Error503').code?.enum, ['connection_degraded', 'not_ready']);
+    assert.deepEqual(codesOf('Error503').code?.enum, ['connection_degraded', 'not_ready', 'issuer_unavailable']);
     assert.deepEqual(codesOf('Error502').code?.enum, ['provider_unavailable']);
     // No copy of the error body left inline.
     const inline = JSON.stringify(doc.paths).match(/"requestId"/g) ?? [];

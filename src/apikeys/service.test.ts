@@ -45,6 +45,8 @@ await eachDialect('API key service', (dialect) => {
         rateLimit: { limit: 10, windowMs: 1000 },
         credits: { remaining: 100, refill: { amount: 10, intervalMs: 60_000 } },
         meta: { team: 'ops' },
+        kind: 'user',
+        taskId: null,
       });
 
       const row = await f.handle.db.selectFrom('api_keys').selectAll().where('id', '=', parsed.id).executeTakeFirstOrThrow();

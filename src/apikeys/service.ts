@@ -1,6 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import { LatchkeyError, systemClock, type Clock } from '../core/index.js';
-import type { Database, InvalidationBus } from '../db/index.js';
+import type { Database, Executor, InvalidationBus } from '../db/index.js';
 import { isBuiltinRole, type Actor, type AuditLog, type Authorizer, type Permission } from '../identity/index.js';
 import { generateApiKey, lastFour } from './format.js';
 import type { ApiKeyHasher } from './hashing.js';
@@ -46,6 +46,14 @@ export interface ApiKeyPage {
   next?: string;
 }
 
+/** A task's key, made outside any transaction and written by `insert` in the task's own. */
+export interface PreparedTaskKey {
+  id: string;
+  /** The whole key: the task's secret, stored encrypted with the task and never shown. */
+  key: string;
+  insert(trx: Executor): Promise<void>;
+}
+
 /** Creating, listing, rolling and revoking API keys. Verification is {@link ApiKeyVerifier}'s. */
 export interface ApiKeyService {
   create(actor: Actor, tenantId: string, ownerId: string, input: CreateApiKeyInput, options?: CreateApiKeyOptions): Promise<IssuedApiKey>;
@@ -53,6 +61,15 @@ export interface ApiKeyService {
   get(tenantId: string, id: string): Promise<ApiKeyView>;
   roll(actor: Actor, tenantId: string, id: string, options?: RollApiKeyInput): Promise<IssuedApiKey>;
   revoke(actor: Actor, tenantId: string, id: string): Promise<ApiKeyView>;
+  /**
+   * Internal (task credentials): a key for task `taskId`, owned by the actor (a user), limited to
+   * the roles of the key the actor calls with (so never more than the actor holds, and less once
+   * the owner loses permissions). Checked and hashed here; `insert` writes it in the caller's
+   * transaction, so the key exists exactly when the task does.
+   */
+  prepareTaskKey(actor: Actor, tenantId: string, input: { taskId: string; name: string }): Promise<PreparedTaskKey>;
+  /** Internal (invalidation): revokes the tenant's keys among `ids` in one transaction; returns how many were still live. */
+  revokeMany(actor: Actor, tenantId: string, ids: readonly string[], details?: Record<string, unknown>): Promise<number>;
 }
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -151,6 +168,41 @@ export function createApiKeyService(options: ApiKeyServiceOptions): ApiKeyServic
     }
   }
 
+  async function newRow(
+    tenantId: string,
+    ownerId: string,
+    valid: Omit<ReturnType<typeof createApiKeyInput.parse>, 'roles'> & { roles: string[] | null },
+    task?: { taskId: string },
+  ): Promise<{ id: string; key: string; row: ApiKeyRow }> {
+    const { id, secret, key } = generateApiKey();
+    const hash = await hasher.hash(tenantId, secret);
+    const now = clock.now();
+    const row: ApiKeyRow = {
+      id,
+      tenant_id: tenantId,
+      owner_id: ownerId,
+      name: valid.name,
+      roles: valid.roles === null ? null : JSON.stringify(valid.roles),
+      hash,
+      previous_hash: null,
+      previous_expires_at: null,
+      last4: lastFour(key),
+      expires_at: valid.expiresInMs === undefined ? null : new Date(now.getTime() + valid.expiresInMs).toISOString(),
+      revoked_at: null,
+      last_used_at: null,
+      rate_limit: valid.rateLimit ? JSON.stringify({ limit: valid.rateLimit.limit, windowMs: valid.rateLimit.windowMs }) : null,
+      credits_remaining: valid.credits ? valid.credits.remaining : null,
+      credits_refill: valid.credits?.refill ? JSON.stringify({ amount: valid.credits.refill.amount, intervalMs: valid.credits.refill.intervalMs }) : null,
+      credits_refilled_at: valid.credits?.refill ? now.toISOString() : null,
+      meta: valid.meta === undefined ? null : JSON.stringify(valid.meta),
+      kind: task ? 'task' : 'user',
+      task_id: task?.taskId ?? null,
+      created_at: now.toISOString(),
+      updated_at: now.toISOString(),
+    };
+    return { id, key, row };
+  }
+
   return {
     async create(actor, tenantId, ownerId, input, createOptions = {}) {
       assertId(tenantId, 'tenantId');
@@ -162,30 +214,7 @@ export function createApiKeyService(options: ApiKeyServiceOptions): ApiKeyServic
       if (roles) await assertRolesExist(tenantId, roles);
       await assertWithinLimits(actor, tenantId, ownerId, roles, createOptions.actorPermissions);
 
-      const { id, secret, key } = generateApiKey();
-      const hash = await hasher.hash(tenantId, secret);
-      const now = clock.now();
-      const row: ApiKeyRow = {
-        id,
-        tenant_id: tenantId,
-        owner_id: ownerId,
-        name: valid.name,
-        roles: roles === null ? null : JSON.stringify(roles),
-        hash,
-        previous_hash: null,
-        previous_expires_at: null,
-        last4: lastFour(key),
-        expires_at: valid.expiresInMs === undefined ? null : new Date(now.getTime() + valid.expiresInMs).toISOString(),
-        revoked_at: null,
-        last_used_at: null,
-        rate_limit: valid.rateLimit ? JSON.stringify({ limit: valid.rateLimit.limit, windowMs: valid.rateLimit.windowMs }) : null,
-        credits_remaining: valid.credits ? valid.credits.remaining : null,
-        credits_refill: valid.credits?.refill ? JSON.stringify({ amount: valid.credits.refill.amount, intervalMs: valid.credits.refill.intervalMs }) : null,
-        credits_refilled_at: valid.credits?.refill ? now.toISOString() : null,
-        meta: valid.meta === undefined ? null : JSON.stringify(valid.meta),
-        created_at: now.toISOString(),
-        updated_at: now.toISOString(),
-      };
+      const { id, key, row } = await newRow(tenantId, ownerId, { ...valid, roles });
       // No invalidation is published: the id is new and random, so no process can hold an entry for it.
       await db.transaction().execute(async (trx) => {
         await trx.insertInto('api_keys').values(row).execute();
@@ -257,6 +286,46 @@ export function createApiKeyService(options: ApiKeyServiceOptions): ApiKeyServic
       });
       bus.applyLocal({ scope: 'api_key', tenantId, subjectId: id });
       return { key, apiKey: toView(row) };
+    },
+
+    async prepareTaskKey(actor, tenantId, input) {
+      if (actor.type !== 'user') throw new LatchkeyError('insufficient_permissions', 'Only a user (or one of their API keys) can grant a task its credentials.');
+      assertId(tenantId, 'tenantId');
+      const calling = actor.apiKeyId === undefined ? undefined : await db.selectFrom('api_keys').select('roles').where('id', '=', actor.apiKeyId).where('tenant_id', '=', tenantId).executeTakeFirst();
+      const roles = calling ? rowRoles(calling) : null;
+      const valid = parseInput(createApiKeyInput, { name: input.name }, 'task API key');
+      await assertWithinLimits(actor, tenantId, actor.userId, roles, actor.permissions);
+      const { id, key, row } = await newRow(tenantId, actor.userId, { ...valid, roles }, { taskId: input.taskId });
+      return {
+        id,
+        key,
+        async insert(trx) {
+          await trx.insertInto('api_keys').values(row).execute();
+          await audit.record(trx, { tenantId, actor, action: 'api_key.created', target: id, details: { name: row.name, ownerId: row.owner_id, roles, kind: 'task', taskId: input.taskId } });
+        },
+      };
+    },
+
+    async revokeMany(actor, tenantId, ids, details) {
+      if (ids.length === 0) return 0;
+      const now = clock.now().toISOString();
+      const revoked = await db.transaction().execute(async (trx) => {
+        const rows = await trx
+          .updateTable('api_keys')
+          .set({ revoked_at: now, updated_at: now })
+          .where('tenant_id', '=', tenantId)
+          .where('id', 'in', [...ids])
+          .where('revoked_at', 'is', null)
+          .returning('id')
+          .execute();
+        for (const { id } of rows) {
+          await bus.publish(trx, { scope: 'api_key', tenantId, subjectId: id });
+          await audit.record(trx, { tenantId, actor, action: 'api_key.revoked', target: id, ...(details ? { details } : {}) });
+        }
+        return rows.map((r) => r.id);
+      });
+      for (const id of ids) bus.applyLocal({ scope: 'api_key', tenantId, subjectId: id });
+      return revoked.length;
     },
 
     async revoke(actor, tenantId, id) {

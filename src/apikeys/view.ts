@@ -38,6 +38,10 @@ export interface ApiKeyView {
   rateLimit: RateLimit | null;
   credits: Credits | null;
   meta: Record<string, unknown> | null;
+  /** `task`: granted to a task that runs as its owner, and invalidated when the task is removed. */
+  kind: 'user' | 'task';
+  /** The task a `task` key belongs to. */
+  taskId: string | null;
 }
 
 function parseJson<T>(text: string | null): T | null {
@@ -73,5 +77,7 @@ export function toView(row: ApiKeyRow): ApiKeyView {
     rateLimit: parseJson<RateLimit>(row.rate_limit),
     credits: rowCredits(row),
     meta: parseJson<Record<string, unknown>>(row.meta),
+    kind: row.kind === 'task' ? 'task' : 'user',
+    taskId: row.task_id,
   };
 }

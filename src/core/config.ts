@@ -34,6 +34,16 @@ export interface Settings {
    * provider on a private network; `127.0.0.1/32` in tests). Empty: none.
    */
   egressAllow: string[];
+  /** Which credential a task that runs as a user uses: its Latchkey API key, or the external issuer's (needs the issuer). */
+  taskCredentialType: 'native' | 'external';
+  /** The external credential issuer tasks are also granted credentials from; unset: none. */
+  taskCredentialIssuerUrl: string | undefined;
+  /** The shared secret (`whsec_…`) requests to the issuer are signed with. */
+  taskCredentialIssuerSecret: string | undefined;
+  /** How often removed tasks' credentials are invalidated. */
+  invalidationIntervalMs: number;
+  /** How long a removed task's credential waits before it is invalidated (a run holding it may finish). */
+  invalidationDelayMs: number;
   /** How long a task claim lasts without a heartbeat; a task whose process died runs again after it (default 30 s). */
   taskLeaseMs: number;
   /** How often a running task's lease is extended (default 10 s; below the lease). */
@@ -61,18 +71,6 @@ const base64Key = z
   .trim()
   .refine((s) => /^[A-Za-z0-9+/]{43}=$/.test(s) && Buffer.from(s, 'base64').length === 32);
 
-/** A duration setting (`"30s"` or milliseconds) from `minMs` to `maxMs`. */
-function durationBetween(minMs: number, maxMs: number): z.ZodType<number> {
-  return z.union([z.string(), z.number()]).transform((v, ctx) => {
-    const parsed = parseDuration(v);
-    if (parsed === undefined || parsed < minMs || parsed > maxMs) {
-      ctx.addIssue({ code: 'custom', message: 'out of range' });
-      return z.NEVER;
-    }
-    return parsed;
-  });
-}
-
 /** A list as a JSON array or comma-separated text; blanks dropped. */
 const commaList = z
   .union([z.array(z.string()), z.string()])
@@ -89,6 +87,18 @@ function isAddressOrCidr(text: string): boolean {
   const family = isIP(address);
   if (family === 0 || rest.length > 0) return false;
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+}
+
+/** A duration as `"10m"` or milliseconds, within [min, max]. */
+function durationBetween(min: number, max: number): z.ZodType<number> {
+  return z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const parsed = parseDuration(v);
+    if (parsed === undefined || parsed < min || parsed > max) {
+      ctx.addIssue({ code: 'custom', message: 'out of range' });
+      return z.NEVER;
+    }
+    return parsed;
+  });
 }
 
 const DEFINITIONS = {
@@ -216,6 +226,49 @@ const DEFINITIONS = {
     file: 'egressAllow',
     accepts: 'a comma-separated list of CIDRs, IP addresses and host names outbound requests may reach besides public addresses (such as "10.1.0.0/16,idp.internal")',
     parse: commaList.pipe(z.array(z.string().refine((s) => isAddressOrCidr(s) || (isIP(s) === 0 && !s.includes('/') && !/^[\d.]+$/.test(s) && isHostName(s))))),
+  },
+  taskCredentialType: {
+    flag: '--task-credential-type',
+    env: 'LATCHKEY_TASK_CREDENTIAL_TYPE',
+    file: 'taskCredentialType',
+    accepts: 'native or external',
+    parse: z.enum(['native', 'external']),
+  },
+  taskCredentialIssuerUrl: {
+    flag: '--task-credential-issuer-url',
+    env: 'LATCHKEY_TASK_CREDENTIAL_ISSUER_URL',
+    file: 'taskCredentialIssuerUrl',
+    accepts: 'an absolute http:// or https:// URL',
+    parse: z
+      .string()
+      .trim()
+      .refine((s) => URL.canParse(s) && /^https?:$/.test(new URL(s).protocol))
+      .transform((s) => s.replace(/\/+$/, '')),
+  },
+  taskCredentialIssuerSecret: {
+    flag: '--task-credential-issuer-secret',
+    env: 'LATCHKEY_TASK_CREDENTIAL_ISSUER_SECRET',
+    file: 'taskCredentialIssuerSecret',
+    accepts: '"whsec_" followed by the base64 of at least 24 random bytes',
+    secret: true,
+    parse: z
+      .string()
+      .trim()
+      .refine((s) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s.slice(6), 'base64').length >= 24),
+  },
+  invalidationIntervalMs: {
+    flag: '--invalidation-interval',
+    env: 'LATCHKEY_INVALIDATION_INTERVAL',
+    file: 'invalidationInterval',
+    accepts: 'a duration from 1s to 24h, such as "5m"',
+    parse: durationBetween(1000, 24 * 3600_000),
+  },
+  invalidationDelayMs: {
+    flag: '--invalidation-delay',
+    env: 'LATCHKEY_INVALIDATION_DELAY',
+    file: 'invalidationDelay',
+    accepts: 'a duration from 0s to 30d, such as "1h"',
+    parse: durationBetween(0, 30 * 24 * 3600_000),
   },
   taskLeaseMs: {
     flag: '--task-lease',
@@ -356,7 +409,7 @@ export function loadSettings(input: SettingsInput = {}): Settings {
   const keyFile = values['keyFile'] as string | undefined;
   const urlHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 
-  return {
+  const settings: Settings = {
     host,
     port,
     dataDir,
@@ -371,9 +424,18 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     allowInsecureLoopback: (values['allowInsecureLoopback'] as boolean | undefined) ?? false,
     trustProxy: (values['trustProxy'] as string[] | undefined) ?? [],
     egressAllow: (values['egressAllow'] as string[] | undefined) ?? [],
+    taskCredentialType: (values['taskCredentialType'] as Settings['taskCredentialType'] | undefined) ?? 'native',
+    taskCredentialIssuerUrl: values['taskCredentialIssuerUrl'] as string | undefined,
+    taskCredentialIssuerSecret: values['taskCredentialIssuerSecret'] as string | undefined,
+    invalidationIntervalMs: (values['invalidationIntervalMs'] as number | undefined) ?? 5 * 60_000,
+    invalidationDelayMs: (values['invalidationDelayMs'] as number | undefined) ?? 3600_000,
     taskLeaseMs,
     taskHeartbeatMs,
     taskConcurrency: (values['taskConcurrency'] as number | undefined) ?? 10,
     configFile,
   };
+  if ((settings.taskCredentialIssuerUrl === undefined) !== (settings.taskCredentialIssuerSecret === undefined)) {
+    throw new ConfigError('The task credential issuer needs both --task-credential-issuer-url and --task-credential-issuer-secret (LATCHKEY_TASK_CREDENTIAL_ISSUER_URL and _SECRET), or neither.');
+  }
+  return settings;
 }

@@ -26,6 +26,7 @@ export const ERROR_STATUS = {
   response_too_large: 502,
   connection_degraded: 503,
   not_ready: 503,
+  issuer_unavailable: 503,
   invalid_config: 500,
   decryption_failed: 500,
   key_not_found: 500,

@@ -19,6 +19,8 @@ export type {
   WebhookDeliveryAttemptsTable,
   TasksTable,
   TaskRunsTable,
+  TaskCredentialsTable,
+  CredentialsToInvalidateTable,
 } from './schema.js';
 export { openDatabase, sqlitePath } from './open.js';
 export type { OpenDatabaseOptions } from './open.js';

@@ -127,6 +127,9 @@ export interface ApiKeysTable {
   credits_refill: string | null;
   credits_refilled_at: string | null;
   meta: string | null;
+  /** `user`, or `task` for a key granted to a task (which `task_id` names). */
+  kind: Generated<string>;
+  task_id: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -240,10 +243,39 @@ export interface TasksTable {
   last_error_code: string | null;
   /** One sentence; never a secret. */
   last_error: string | null;
+  /** JSON: what the task runs as (`{kind: 'user', userId}` or `{kind: 'end_user', endUserId, userId}`), or null. Not secret. */
+  run_as: string | null;
+  /** JSON summary the last successful run returned (never a secret), or null. */
+  last_result: string | null;
   created_at: string;
   updated_at: string;
   /** JSON: what the latest run last reported through `context.progress`; null before any report. */
   progress: string | null;
+}
+
+/** A credential a task holds, in plain (ids, never secrets): what removing the task queues for invalidation. */
+export interface TaskCredentialsTable {
+  task_id: string;
+  tenant_id: string;
+  /** `native` (an API key id) or `external` (the reference the external issuer knows it by). */
+  kind: string;
+  credential_id: string;
+  created_at: string;
+}
+
+/** Credentials waiting to be invalidated: queued by a task's removal, or an intent written before an external grant. */
+export interface CredentialsToInvalidateTable {
+  id: string;
+  tenant_id: string;
+  kind: string;
+  credential_id: string;
+  task_id: string | null;
+  /** `task_removed` or `grant_intent`. */
+  reason: string;
+  queued_at: string;
+  attempts: Generated<number>;
+  next_attempt_at: string;
+  last_error: string | null;
 }
 
 /** One finished run (or attempt) of a task; only the latest few per task are kept. */
@@ -281,4 +313,6 @@ export interface Database {
   webhook_delivery_attempts: WebhookDeliveryAttemptsTable;
   tasks: TasksTable;
   task_runs: TaskRunsTable;
+  task_credentials: TaskCredentialsTable;
+  credentials_to_invalidate: CredentialsToInvalidateTable;
 }

@@ -27,6 +27,8 @@ import { sessionRoutes } from './routes/sessions.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { userRoutes } from './routes/users.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { taskRoutes } from './routes/tasks.js';
+import type { Tasks } from '../tasks/index.js';
 
 export interface ApiRoutesOptions {
   identity: Identity;
@@ -55,6 +57,8 @@ export interface ApiRoutesOptions {
   connectSessions?: ConnectSessions;
   /** Webhook endpoints and deliveries; without them the webhook routes are left out. */
   webhooks?: Webhooks;
+  /** The task engine; without it the task routes are left out. */
+  tasks?: Tasks;
   clock?: Clock;
 }
 
@@ -106,6 +110,7 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
       if (connectors) await secured.register(connectorRoutes, { connectors });
       if (connectors) await secured.register(providerRoutes, { providers: connectors.providers });
       if (webhooks) await secured.register(webhookRoutes, { webhooks });
+      if (options.tasks) await secured.register(taskRoutes, { tasks: options.tasks });
       if (connectors && oauth) {
         const { flow, connections, tokens, credentials } = oauth;
         await secured.register(connectionRoutes, {

@@ -40,7 +40,7 @@ export interface FieldError {
 export const INTERNAL_ERROR_MESSAGE = 'An internal error occurred; quote the request id when reporting it.';
 
 /** 5xx codes whose message is written for callers (everything else 5xx becomes internal_error). */
-const PUBLIC_SERVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['not_ready', 'provider_unavailable', 'connection_degraded']);
+const PUBLIC_SERVER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['not_ready', 'provider_unavailable', 'connection_degraded', 'issuer_unavailable']);
 
 /**
  * The codes an answer with `status` can carry: those ERROR_STATUS maps to it, except 5xx codes not

@@ -1,9 +1,12 @@
+import type { ErrorCode } from '../core/index.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
 import { errorCodesFor } from './errors.js';
+import { EXAMPLE_IDS as ID } from './examples.js';
 
 // What @fastify/swagger cannot say from the route schemas alone: declared tags, the server, the
 // documented response headers, one shared error schema (each status naming only the codes it can
-// answer) and no component nobody refers to.
+// answer, with an example of each), an example on every body whose schema is a component, and no
+// component nobody refers to.
 
 /** Every tag an operation may use, in the order a reader meets them. */
 export const OPENAPI_TAGS = [
@@ -23,6 +26,7 @@ export const OPENAPI_TAGS = [
     description: 'Connecting accounts (OAuth), connections, tokens, connect sessions for end users, and the proxy.',
   },
   { name: 'webhooks', description: 'Webhook endpoints and their deliveries.' },
+  { name: 'tasks', description: 'Background tasks: scheduled, run as a user with credentials granted at scheduling time, and their runs.' },
 ] as const;
 
 type Json = Record<string, unknown>;
@@ -60,6 +64,46 @@ const ERROR_SCHEMA: Json = {
   required: ['error'],
 };
 
+/**
+ * An example answer for each error code a documented status can carry (`components.examples`);
+ * test/openapi.test.ts fails when a documented status carries a code without one.
+ */
+const ERROR_EXAMPLES: Partial<Record<ErrorCode, { message: string; details?: Json }>> = {
+  invalid_request: { message: 'Send one Latchkey-User header.' },
+  validation_failed: {
+    message: 'The request body is invalid: "name" is invalid (must be a string).',
+    details: { fields: [{ path: 'name', message: 'must be a string' }] },
+  },
+  unauthorized: { message: 'Authentication failed: send a valid API key or log in.' },
+  invalid_connect_session: { message: 'This connect link is invalid or has expired; ask the application for a new one.' },
+  forbidden: { message: 'This action needs the permission connectors:write.', details: { permission: 'connectors:write' } },
+  insufficient_permissions: { message: 'You cannot grant permissions you do not hold: identity:admin.' },
+  csrf_failed: {
+    message:
+      'A request made with the session cookie must send the X-Latchkey-CSRF header with the value of the latchkey_csrf cookie; reload the console or log in again.',
+  },
+  egress_refused: { message: 'The egress policy refuses requests to idp.internal: it is a private address (10.0.0.7) (allow it with --egress-allow).' },
+  not_found: { message: `No connector with id "${ID.connector}" exists.` },
+  not_connected: { message: `There is no connection shared:${ID.connector}; connect the account first.` },
+  conflict: { message: 'A user named "ada" already exists in this tenant.' },
+  needs_reauthorization: {
+    message: `The connection shared:${ID.connector} must be reconnected: the provider no longer accepts its grant (invalid_grant).`,
+  },
+  insecure_endpoint: {
+    message:
+      'The token endpoint http://idp.internal/token uses plain http, which is refused: use https (for a local test server on a loopback address, start Latchkey with --allow-insecure-loopback).',
+  },
+  rate_limited: { message: 'The API key has reached its rate limit; try again later.', details: { retryAfterSeconds: 12 } },
+  usage_exceeded: { message: 'The API key has no credits left.', details: { retryAfterSeconds: 3600 } },
+  provider_unavailable: { message: 'The OpenID Connect metadata of Microsoft could not be read.' },
+  connection_degraded: {
+    message: `The connection shared:${ID.connector} is being refreshed by another process; retry shortly.`,
+    details: { retryAfterSeconds: 2 },
+  },
+  not_ready: { message: 'Latchkey is not ready: database.' },
+  issuer_unavailable: { message: 'The external credential issuer did not grant the task its credential; nothing was scheduled, try again later.' },
+};
+
 /** What @fastify/swagger writes when a response has no description. */
 const DEFAULT_DESCRIPTION = 'Default Response';
 
@@ -79,21 +123,59 @@ export function finishOpenApiDocument(doc: Json, options: { publicUrl?: string }
   const schemas = (components.schemas ??= {}) as Json;
   components.headers = { ...HEADERS };
   schemas.Error = ERROR_SCHEMA;
+  const examples: Json = {};
 
   doc.paths = namedWildcards((doc.paths ?? {}) as Record<string, Json>);
   for (const item of Object.values(doc.paths as Record<string, Json>)) {
     for (const method of METHODS) {
       const operation = item[method] as Json | undefined;
       if (!operation) continue;
+      const requestBody = (operation.requestBody as { content?: Record<string, Json> } | undefined)?.content ?? {};
+      for (const media of Object.values(requestBody)) exampleFromSchema(media, schemas);
       const responses = (operation.responses ?? {}) as Record<string, Json>;
       for (const [status, response] of Object.entries(responses)) {
-        finishResponse(Number(status), response, schemas);
+        finishResponse(Number(status), response, schemas, examples);
       }
     }
   }
 
+  if (Object.keys(examples).length > 0) components.examples = examples;
   dropUnusedSchemas(doc, schemas);
   return doc;
+}
+
+/**
+ * A body whose schema is a component takes the component's first example; a schema with examples
+ * that @fastify/swagger left in place (a response given per content type) gives its first to the
+ * media type, where documentation tools look.
+ */
+function exampleFromSchema(media: Json, schemas: Json): void {
+  if ('example' in media || 'examples' in media) return;
+  const schema = media.schema as { $ref?: unknown; examples?: unknown } | undefined;
+  if (!schema) return;
+  if (typeof schema.$ref === 'string') {
+    const component = schemas[schema.$ref.slice('#/components/schemas/'.length)] as { examples?: unknown } | undefined;
+    if (Array.isArray(component?.examples) && component.examples.length > 0) media.example = component.examples[0];
+    return;
+  }
+  if (Array.isArray(schema.examples) && schema.examples.length > 0) {
+    media.example = schema.examples[0];
+    delete schema.examples;
+  }
+}
+
+/** One example per error code the status can carry, each written once in `components.examples`. */
+function errorExamples(status: number, examples: Json): Json {
+  const out: Json = {};
+  for (const code of errorCodesFor(status)) {
+    const example = ERROR_EXAMPLES[code];
+    if (!example) continue;
+    const error: Json = { code, message: example.message, requestId: ID.request };
+    if (example.details) error.details = example.details;
+    examples[code] ??= { summary: code, value: { error } };
+    out[code] = { $ref: `#/components/examples/${code}` };
+  }
+  return out;
 }
 
 /**
@@ -120,12 +202,14 @@ function namedWildcards(paths: Record<string, Json>): Record<string, Json> {
   return out;
 }
 
-function finishResponse(status: number, response: Json, schemas: Json): void {
+function finishResponse(status: number, response: Json, schemas: Json, examples: Json): void {
   const headers: Json = { [REQUEST_ID_HEADER]: { $ref: '#/components/headers/RequestId' } };
   if (status === 429 || status === 503) headers['Retry-After'] = { $ref: '#/components/headers/RetryAfter' };
   response.headers = { ...(response.headers as Json | undefined), ...headers };
-  const json = (response.content as Record<string, Json> | undefined)?.['application/json'];
+  const content = (response.content ?? {}) as Record<string, Json>;
+  const json = content['application/json'];
   if (status < 400) {
+    for (const media of Object.values(content)) exampleFromSchema(media, schemas);
     // A route answering a component says what it is through the component's description.
     const ref = (json?.schema as { $ref?: unknown } | undefined)?.$ref;
     const component = typeof ref === 'string' ? (schemas[ref.slice('#/components/schemas/'.length)] as Json | undefined) : undefined;
@@ -134,6 +218,7 @@ function finishResponse(status: number, response: Json, schemas: Json): void {
     }
     return;
   }
+  for (const [type, media] of Object.entries(content)) if (type !== 'application/json') exampleFromSchema(media, schemas);
   if (!json || !isErrorBody(json.schema)) return;
   const name = `Error${status}`;
   schemas[name] ??= {
@@ -142,11 +227,20 @@ function finishResponse(status: number, response: Json, schemas: Json): void {
       { $ref: '#/components/schemas/Error' },
       {
         type: 'object',
-        properties: { error: { type: 'object', properties: { code: { type: 'string', enum: errorCodesFor(status) } } } },
+        properties: {
+          error: {
+            type: 'object',
+            properties: { code: { type: 'string', enum: errorCodesFor(status) } },
+            // The JSON Schema default, said out loud: the other fields are the shared schema's.
+            // Redocly checks examples as if every object without it refused unknown fields.
+            unevaluatedProperties: true,
+          },
+        },
       },
     ],
   };
   json.schema = { $ref: `#/components/schemas/${name}` };
+  json.examples = errorExamples(status, examples);
 }
 
 /** The error body as zod writes it: `{ error: { code, message, requestId, details? } }`. */

@@ -20,6 +20,38 @@ const fieldSchema = z
   })
   .describe('The JSON Schema of the value.');
 
+const CLIENT_ID_FIELD = {
+  name: 'clientId',
+  location: 'config',
+  secret: false,
+  required: true,
+  endUser: false,
+  description: 'The OAuth client id of your app registration.',
+  authTypes: ['oauth_authorization_code'],
+  schema: { type: 'string', minLength: 1, maxLength: 2048 },
+};
+
+const CLIENT_SECRET_FIELD = {
+  name: 'clientSecret',
+  location: 'secrets',
+  secret: true,
+  required: true,
+  endUser: false,
+  description: 'The OAuth client secret of your app registration.',
+  authTypes: ['oauth_authorization_code'],
+  schema: { type: 'string', minLength: 1, maxLength: 8192, writeOnly: true },
+};
+
+/** GitHub as the catalog has it (two of its fields). */
+export const PROVIDER_EXAMPLE = {
+  id: 'github',
+  name: 'GitHub',
+  docsUrl: 'https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps',
+  authTypes: ['oauth_authorization_code', 'bearer'],
+  defaultScopes: ['read:user', 'user:email'],
+  fields: [CLIENT_ID_FIELD, CLIENT_SECRET_FIELD],
+};
+
 export const providerFieldSchema = z
   .object({
     name: z.string(),
@@ -31,7 +63,7 @@ export const providerFieldSchema = z
     authTypes: z.array(z.enum(AUTH_TYPES)).describe('The auth types the field applies to.'),
     schema: fieldSchema,
   })
-  .meta({ id: 'ProviderField', description: 'A field of a provider\'s configuration.' });
+  .meta({ id: 'ProviderField', description: 'A field of a provider\'s configuration.', examples: [CLIENT_ID_FIELD] });
 
 export const providerSchema = z
   .object({
@@ -42,4 +74,4 @@ export const providerSchema = z
     defaultScopes: z.array(z.string()).describe('Asked for when a connector sets no `scopes`; empty without OAuth.'),
     fields: z.array(providerFieldSchema),
   })
-  .meta({ id: 'Provider', description: 'A provider of the catalog.' });
+  .meta({ id: 'Provider', description: 'A provider of the catalog.', examples: [PROVIDER_EXAMPLE] });

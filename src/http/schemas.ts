@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseDuration } from '../core/index.js';
 import { MIN_PASSWORD_LENGTH, NAME_PATTERN, PERMISSIONS, USERNAME_PATTERN } from '../identity/index.js';
 import { errorBodySchema } from './errors.js';
+import { EXAMPLE_IDS as ID, EXAMPLE_KEY, EXAMPLE_MASKED_KEY, EXAMPLE_TIMES as AT } from './examples.js';
 
 // Request and response schemas shared by the route plugins. Request schemas never echo a value
 // in their messages (a misplaced secret must not come back in a 400).
@@ -79,6 +80,46 @@ export function durationSchema(minMs: number, maxMs: number) {
     .meta({ description: `A duration such as "30d" or "10m", or a number of milliseconds; ${range}.` });
 }
 
+// Examples of the shared components, reused by the list answers that hold them.
+export const TENANT_EXAMPLE = { id: ID.tenant, name: 'acme', system: false, createdAt: AT.created, updatedAt: AT.updated };
+export const USER_EXAMPLE = {
+  id: ID.user,
+  tenantId: ID.tenant,
+  username: 'ada',
+  displayName: 'Ada Lovelace',
+  disabled: false,
+  hasPassword: true,
+  createdAt: AT.created,
+  updatedAt: AT.updated,
+};
+export const GROUP_EXAMPLE = { id: ID.group, tenantId: ID.tenant, name: 'support', createdAt: AT.created, updatedAt: AT.updated };
+export const ROLE_EXAMPLE = {
+  name: 'connector-reader',
+  description: 'Reads connectors and their connections.',
+  permissions: ['connectors:read'],
+  builtin: false,
+  createdAt: AT.created,
+  updatedAt: AT.updated,
+};
+export const ROLE_BINDING_EXAMPLE = { roleName: 'connector-reader', principal: { type: 'user', id: ID.user }, createdAt: AT.created };
+export const API_KEY_EXAMPLE = {
+  id: ID.apiKey,
+  tenantId: ID.tenant,
+  name: 'billing-service',
+  masked: EXAMPLE_MASKED_KEY,
+  ownerId: ID.user,
+  roles: ['connector-reader'],
+  createdAt: AT.created,
+  expiresAt: AT.inAMonth,
+  lastUsedAt: AT.updated,
+  revokedAt: null,
+  rateLimit: { limit: 100, windowMs: 60_000 },
+  credits: { remaining: 4_200, refill: { amount: 5_000, intervalMs: 86_400_000 } },
+  meta: { team: 'billing' },
+  kind: 'user',
+  taskId: null,
+};
+
 export const tenantSchema = z
   .object({
     id: z.string(),
@@ -87,7 +128,7 @@ export const tenantSchema = z
     createdAt: timestampSchema,
     updatedAt: timestampSchema,
   })
-  .meta({ id: 'Tenant', description: 'A tenant.' });
+  .meta({ id: 'Tenant', description: 'A tenant.', examples: [TENANT_EXAMPLE] });
 
 export const userSchema = z
   .object({
@@ -100,11 +141,11 @@ export const userSchema = z
     createdAt: timestampSchema,
     updatedAt: timestampSchema,
   })
-  .meta({ id: 'User', description: 'A user of a tenant.' });
+  .meta({ id: 'User', description: 'A user of a tenant.', examples: [USER_EXAMPLE] });
 
 export const groupSchema = z
   .object({ id: z.string(), tenantId: z.string(), name: z.string(), createdAt: timestampSchema, updatedAt: timestampSchema })
-  .meta({ id: 'Group', description: 'A group of users.' });
+  .meta({ id: 'Group', description: 'A group of users.', examples: [GROUP_EXAMPLE] });
 
 export const roleSchema = z
   .object({
@@ -115,7 +156,7 @@ export const roleSchema = z
     createdAt: timestampSchema.nullable(),
     updatedAt: timestampSchema.nullable(),
   })
-  .meta({ id: 'Role', description: 'A built-in or custom role and its permissions.' });
+  .meta({ id: 'Role', description: 'A built-in or custom role and its permissions.', examples: [ROLE_EXAMPLE] });
 
 export const principalSchema = z.strictObject({
   type: z.enum(['user', 'group'], { error: 'must be "user" or "group"' }),
@@ -124,7 +165,7 @@ export const principalSchema = z.strictObject({
 
 export const roleBindingSchema = z
   .object({ roleName: z.string(), principal: z.object({ type: z.enum(['user', 'group']), id: z.string() }), createdAt: timestampSchema })
-  .meta({ id: 'RoleBinding', description: 'A grant of a role to a user or group.' });
+  .meta({ id: 'RoleBinding', description: 'A grant of a role to a user or group.', examples: [ROLE_BINDING_EXAMPLE] });
 
 export const apiKeySchema = z
   .object({
@@ -143,17 +184,31 @@ export const apiKeySchema = z
       .object({ remaining: z.number(), refill: z.object({ amount: z.number(), intervalMs: z.number() }).nullable() })
       .nullable(),
     meta: z.record(z.string(), z.unknown()).nullable(),
+    kind: z.enum(['user', 'task']).describe('`task`: granted to a task that runs as its owner (see `taskId`); invalidated when the task is removed.'),
+    taskId: z.string().nullable().describe('The task a `task` key belongs to; null for other keys.'),
   })
-  .meta({ id: 'ApiKey', description: 'An API key\'s metadata (never its secret).' });
+  .meta({ id: 'ApiKey', description: 'An API key\'s metadata (never its secret).', examples: [API_KEY_EXAMPLE] });
 
 export const issuedApiKeySchema = z
   .object({
     key: z.string().describe('The whole key: shown this once, never again.'),
     apiKey: apiKeySchema,
   })
-  .meta({ id: 'IssuedApiKey', description: 'The new key, shown this once, and its metadata.' });
+  .meta({ id: 'IssuedApiKey', description: 'The new key, shown this once, and its metadata.', examples: [{ key: EXAMPLE_KEY, apiKey: API_KEY_EXAMPLE }] });
 
 export const noContent = z.null().describe('No content.');
+
+/**
+ * A request body with its example. zod leaves `examples` out of the input JSON Schema of a body
+ * that transforms anything (a duration becomes milliseconds, a list loses its duplicates), so the
+ * example goes where @fastify/swagger takes a media type's examples from: `x-examples`.
+ *
+ * @example
+ * body: withRequestExample(rollBody, { gracePeriod: '1h' })
+ */
+export function withRequestExample<S extends z.ZodType>(schema: S, example: z.input<S>): S {
+  return schema.meta({ 'x-examples': { example: { value: example } } });
+}
 
 const ERROR_DESCRIPTIONS = {
   400: 'The request is invalid (`validation_failed` with the fields, or `invalid_request`).',
@@ -168,7 +223,8 @@ const ERROR_DESCRIPTIONS = {
   429: 'Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known.',
   502: 'The provider could not be reached or answered badly (`provider_unavailable`).',
   503:
-    'The provider cannot issue a token right now (`connection_degraded`), or Latchkey is not ready (`not_ready`); ' +
+    'The provider cannot issue a token right now (`connection_degraded`), the external credential issuer did not ' +
+    'grant a task its credential (`issuer_unavailable`), or Latchkey is not ready (`not_ready`); ' +
     '`Retry-After` says when to try again, when known.',
 } as const;
 

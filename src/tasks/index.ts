@@ -1,5 +1,26 @@
-export { createTasks } from './tasks.js';
-export type { Tasks, TasksOptions, ScheduleTaskInput, TaskView, TaskRunView, TaskScope } from './tasks.js';
+export { createTasks, scheduleTaskBody } from './tasks.js';
+export type { Tasks, TasksOptions, TaskCredentialsOptions, ScheduleTaskInput, TaskView, TaskRunView, TaskScope } from './tasks.js';
+export { taskApiClient } from './task-api.js';
+export type { TaskApi, TaskApiRequest, TaskLatchkeyClient } from './task-api.js';
+export { CredentialInvalidator, TASK_SECRETS_TYPE, createCredentialStrategy, createHttpCredentialIssuer } from './credentials/index.js';
+export type {
+  ChosenCredential,
+  CredentialInvalidatorOptions,
+  CredentialKind,
+  CredentialRef,
+  CredentialStrategy,
+  CredentialStrategyOptions,
+  ExternalCredentialIssuer,
+  GrantRequest,
+  HttpCredentialIssuerOptions,
+  InvalidationOutcome,
+  InvalidationReport,
+  QueuedCredential,
+  RunAs,
+  TaskGrant,
+  TaskSecrets,
+  UserScope,
+} from './credentials/index.js';
 export type { TaskTypeDefinition, TaskRunContext, TaskBackoff, TaskOwner } from './task-types.js';
 export type { TaskSchedule } from './schedule.js';
 export { taskScheduleSchema, nextSlot } from './schedule.js';

@@ -4,7 +4,7 @@ import { runTransaction, withSavepoint, type Database, type DatabaseHandle } fro
 import type { ObjectTransaction } from '../objects/index.js';
 import { finishedEvent, type TaskEventSink } from './task-events.js';
 import { TASKS_CHANNEL, type RunRecord, type TaskStore } from './task-store.js';
-import type { RegisteredTaskType, TaskTypeRegistry } from './task-types.js';
+import type { RegisteredTaskType, TaskRunContext, TaskTypeRegistry } from './task-types.js';
 import { afterRun, type RunOutcome, type TaskRow } from './transitions.js';
 
 export interface TaskRunnerOptions {
@@ -23,6 +23,11 @@ export interface TaskRunnerOptions {
   pollIntervalMs: number;
   /** At shutdown, how long running tasks may go on before they are aborted and released (default 10 s). */
   shutdownGraceMs: number;
+  /**
+   * What a run gets besides the engine's own context (its credentials, for a task that runs as a
+   * user). A LatchkeyError thrown here fails the run without a retry, with its code and sentence.
+   */
+  extendContext?: (row: TaskRow, type: RegisteredTaskType) => Promise<Partial<TaskRunContext<unknown>>>;
   /** Told of each recorded attempt of an owned task, in its finish's transaction (needs `storeTransaction`). */
   onFinished?: TaskEventSink;
   /** Runs a finish with an event in one store transaction. */
@@ -57,6 +62,20 @@ function parseStored(type: RegisteredTaskType, params: string): { success: true;
     return { success: false };
   }
   return type.paramsSchema.safeParse(value);
+}
+
+const RESULT_BYTES = 4096;
+
+/** What a successful run returned, kept as its summary when it is a JSON object of at most 4 KiB. */
+function resultOf(value: unknown): { result?: string } {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return {};
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    return {};
+  }
+  return json !== undefined && Buffer.byteLength(json) <= RESULT_BYTES ? { result: json } : {};
 }
 
 /** Resolves when `signal` aborts (never rejects), so a run that ignores its signal is not waited for. */
@@ -316,10 +335,23 @@ export class TaskRunner {
     }
     const parsed = parseStored(type, row.params);
     if (!parsed.success) return { kind: 'failed', code: 'invalid_params', message: "The stored params no longer match the task type's schema.", retry: false };
+    let extra: Partial<TaskRunContext<unknown>> = {};
+    if (this.#o.extendContext) {
+      try {
+        extra = await this.#o.extendContext(row, type);
+      } catch (err) {
+        if (err instanceof LatchkeyError) return { kind: 'failed', code: err.code, message: err.message.slice(0, ERROR_CHARS), retry: false };
+        throw err;
+      }
+    }
     const { signal } = run.controller;
     const stop = aborted(signal);
     armTimeout(type.timeoutMs);
-    const context = {
+    const context: TaskRunContext<unknown> = {
+      runAs: null,
+      credential: null,
+      latchkey: null,
+      ...extra,
       taskId: row.id,
       type: row.type,
       params: parsed.data,
@@ -332,8 +364,9 @@ export class TaskRunner {
       progress: (progress: Record<string, unknown>) => this.#progress(run, progress),
     };
     let finished = false;
+    let returned: unknown;
     const work = (async () => {
-      await type.run(context);
+      returned = await type.run(context);
       finished = true;
     })();
     try {
@@ -348,9 +381,9 @@ export class TaskRunner {
       stop.dispose();
     }
     // A run that finished before its signal fired succeeded, whatever fired after.
-    if (finished) return { kind: 'succeeded' };
+    if (finished) return { kind: 'succeeded', ...resultOf(returned) };
     if (run.cause === 'timeout') return { kind: 'timed_out', code: 'timeout', message: `The run took longer than its timeout of ${type.timeoutMs} ms.`, retry: true };
     if (run.cause !== undefined) return { kind: 'failed', code: run.cause, message: 'The run was aborted.', retry: true };
-    return { kind: 'succeeded' };
+    return { kind: 'succeeded', ...resultOf(returned) };
   }
 }

@@ -1,5 +1,7 @@
 import type { z } from 'zod';
 import { parseDuration } from '../core/index.js';
+import type { RunAs } from './credentials/index.js';
+import type { TaskLatchkeyClient } from './task-api.js';
 import type { Transaction } from 'kysely';
 import type { Database } from '../db/index.js';
 
@@ -33,6 +35,16 @@ export interface TaskRunContext<P> {
    * aborted run's outcome is not recorded as success.
    */
   signal: AbortSignal;
+  /** Who the task runs as, for a task scheduled with `runAs`; null otherwise. */
+  runAs: RunAs | null;
+  /**
+   * The credential the strategy chose for this run (the task's API key, or the external one when
+   * `credentialType` is `external` and the task holds one). `secret` is there only for a type
+   * that declares `needsSecret`.
+   */
+  credential: { kind: 'native' | 'external'; id: string; expiresAt: string | null; secret?: string } | null;
+  /** Latchkey's own API as the task's user (through the HTTP app of this process), or null. */
+  latchkey: TaskLatchkeyClient | null;
   /**
    * Runs `fn` in one database transaction that first checks, and holds until the commit, this
    * attempt's claim (the task row with this claim's fencing token): what the run writes there
@@ -68,7 +80,10 @@ export interface TaskTypeDefinition<S extends z.ZodType = z.ZodType> {
   type: string;
   /** Parses params when a task is scheduled, and again before each run. Params are stored in plain: never put a secret in them. */
   paramsSchema: S;
-  run(context: TaskRunContext<z.output<S>>): Promise<void> | void;
+  /** A JSON object returned (at most 4 KiB) is kept as the task's `lastResult`: a summary, never a secret. */
+  run(context: TaskRunContext<z.output<S>>): Promise<unknown> | unknown;
+  /** The run is given its credential's secret (default false: only its kind and id). */
+  needsSecret?: boolean;
   /** Per attempt; the signal aborts past it (default 5 minutes). */
   timeout?: string | number;
   /** Attempts per run slot before a run is given up (default 3). */
@@ -85,7 +100,8 @@ export interface TaskTypeDefinition<S extends z.ZodType = z.ZodType> {
 export interface RegisteredTaskType {
   type: string;
   paramsSchema: z.ZodType;
-  run(context: TaskRunContext<unknown>): Promise<void> | void;
+  run(context: TaskRunContext<unknown>): Promise<unknown> | unknown;
+  needsSecret: boolean;
   timeoutMs: number;
   maxAttempts: number;
   backoff: { baseMs: number; maxMs: number };
@@ -133,6 +149,7 @@ export class TaskTypeRegistry {
       type,
       paramsSchema: definition.paramsSchema,
       run: (context) => definition.run(context as TaskRunContext<z.output<S>>),
+      needsSecret: definition.needsSecret === true,
       timeoutMs: durationOption(definition.timeout, DEFAULT_TIMEOUT_MS, 'timeout', type),
       maxAttempts,
       backoff,

@@ -1,12 +1,16 @@
 import { z } from 'zod';
 import { LatchkeyError, assertSafeInput, newId, parseInput, stringError, systemClock, unsafeInput, type Clock, type Logger } from '../core/index.js';
 import { runTransaction, type DatabaseHandle, type Executor } from '../db/index.js';
+import type { Actor, Authorizer, Permission } from '../identity/index.js';
+import type { EncryptedObjectStore } from '../objects/index.js';
+import { TASK_SECRETS_TYPE, type CredentialRef, type CredentialStrategy, type RunAs, type TaskGrant } from './credentials/index.js';
+import { taskApiClient, type TaskApi } from './task-api.js';
+import { isEndUserId } from '../oauth/index.js';
 import { TaskRunner } from './runner.js';
 import { firstSlot, normalizeSchedule, taskScheduleSchema, type TaskSchedule } from './schedule.js';
 import { TaskStore, type TaskRunRow } from './task-store.js';
-import { TaskTypeRegistry, type TaskOwner, type TaskTypeDefinition } from './task-types.js';
+import { TaskTypeRegistry, type TaskOwner, type TaskRunContext, type TaskTypeDefinition } from './task-types.js';
 import type { TaskEventSink } from './task-events.js';
-import type { EncryptedObjectStore } from '../objects/index.js';
 import { TASK_STATUSES, scheduleOf, type RunOutcomeKind, type TaskRow, type TaskStatus } from './transitions.js';
 
 export interface TasksOptions {
@@ -31,6 +35,17 @@ export interface TasksOptions {
    */
   onFinished?: TaskEventSink;
   store?: EncryptedObjectStore;
+  /** Credentials for tasks that run as a user (`runAs`); without them such tasks are refused. */
+  credentials?: TaskCredentialsOptions;
+  /** Latchkey's own HTTP API in this process, for the client a run as a user is given (undefined without the HTTP app). */
+  api?: () => TaskApi | undefined;
+}
+
+export interface TaskCredentialsOptions {
+  strategy: CredentialStrategy;
+  /** Holds each task's secrets (register TASK_SECRETS_TYPE with its registry). */
+  store: EncryptedObjectStore;
+  authorizer: Pick<Authorizer, 'userPermissions'>;
 }
 
 /** What `schedule` takes. */
@@ -43,6 +58,14 @@ export interface ScheduleTaskInput {
   owner?: { tenantId: string; userId?: string | null };
   /** Default true; a disabled task is never claimed. */
   enabled?: boolean;
+  /**
+   * Run as the caller (`"caller"`) or as one of the application's end users (`{endUserId}`, for a
+   * caller holding `connectors:use`): the task is granted its credentials now, from `actor`, and
+   * they are invalidated when it is removed. Needs `actor`; the owner is the actor.
+   */
+  runAs?: 'caller' | { endUserId: string };
+  /** Who schedules the task: needed with `runAs`, checked for `tasks:write`. */
+  actor?: Actor;
 }
 
 /** One run (attempt) in a task's history. */
@@ -74,6 +97,12 @@ export interface TaskView {
   lastRunAt: string | null;
   lastOutcome: RunOutcomeKind | null;
   lastError: { code: string; message: string } | null;
+  /** What the last successful run returned (a small JSON summary), or null. */
+  lastResult: unknown;
+  /** Who the task runs as, or null for a task without credentials. */
+  runAs: RunAs | null;
+  /** The credentials it holds, by id (never a secret): its API key (`native`), and an external one when granted. */
+  credentials: CredentialRef[];
   /** What the latest run last reported through `context.progress` (kept once it ends); null before any report. */
   progress: Record<string, unknown> | null;
   createdAt: string;
@@ -100,8 +129,13 @@ export interface Tasks {
   /** Makes a task due now in a new slot (`conflict` while it runs). */
   runNow(id: string, scope?: TaskScope): Promise<TaskView>;
   setEnabled(id: string, enabled: boolean, scope?: TaskScope): Promise<TaskView>;
-  /** Deletes a task and its history; a worker running it can no longer record anything. */
-  remove(id: string, scope?: TaskScope & { tx?: Executor }): Promise<void>;
+  /**
+   * Deletes a task and its history; a worker running it can no longer record anything. Every
+   * credential it holds is queued for invalidation in the same transaction.
+   */
+  remove(id: string, scope?: TaskScope): Promise<void>;
+  /** Deletes many tasks in one transaction, queueing all their credentials; ids not found (in the scope) are named, not an error. */
+  removeMany(ids: readonly string[], scope?: TaskScope): Promise<{ removed: string[]; notFound: string[] }>;
   /**
    * Deletes Latchkey's own finished one-off tasks of `type` (no owner, no key) last changed before
    * `finishedBefore`, with their history: for work queued as one task per item (webhook delivery
@@ -122,7 +156,15 @@ const scheduleInput = z.strictObject({
   schedule: taskScheduleSchema.nullable().optional(),
   owner: z.strictObject({ tenantId: id, userId: id.nullable().optional() }).optional(),
   enabled: z.boolean({ error: 'must be true or false' }).optional(),
+  runAs: z
+    .union([z.literal('caller'), z.strictObject({ endUserId: z.string({ error: stringError }).refine(isEndUserId, 'must be 1 to 255 characters without control characters') })], {
+      error: 'must be "caller" or {"endUserId": "..."}',
+    })
+    .optional(),
 });
+
+/** What a caller of the HTTP API (or any tenant's caller) sends to schedule a task: the owner is the caller. */
+export const scheduleTaskBody = scheduleInput.omit({ owner: true });
 
 function paramsJson(params: unknown): string {
   let json: string | undefined;
@@ -145,7 +187,16 @@ function storedParams(json: string): unknown {
   }
 }
 
-function toView(row: TaskRow): TaskView {
+function parseJsonColumn(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+function toView(row: TaskRow, credentials: CredentialRef[] = []): TaskView {
   const status = row.status as TaskStatus;
   return {
     id: row.id,
@@ -161,7 +212,10 @@ function toView(row: TaskRow): TaskView {
     lastRunAt: row.last_run_at,
     lastOutcome: row.last_outcome as RunOutcomeKind | null,
     lastError: row.last_error_code === null ? null : { code: row.last_error_code, message: row.last_error ?? '' },
-    progress: row.progress === null ? null : (storedParams(row.progress) as Record<string, unknown> | null),
+    lastResult: parseJsonColumn(row.last_result),
+    runAs: parseJsonColumn(row.run_as) as RunAs | null,
+    credentials,
+    progress: parseJsonColumn(row.progress) as Record<string, unknown> | null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -196,7 +250,7 @@ function notFound(taskId: string): LatchkeyError {
  * await tasks.start();
  */
 export function createTasks(options: TasksOptions): Tasks {
-  const { handle, logger } = options;
+  const { handle, logger, credentials } = options;
   const clock = options.clock ?? systemClock;
   const historyLimit = options.historyLimit ?? 20;
   if (!Number.isInteger(historyLimit) || historyLimit < 1) throw new TypeError('"historyLimit" must be a whole number of at least 1.');
@@ -215,13 +269,49 @@ export function createTasks(options: TasksOptions): Tasks {
     concurrency: options.concurrency ?? 10,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
     shutdownGraceMs: options.shutdownGraceMs ?? 10_000,
+    extendContext: async (row, type) => {
+      if (row.run_as === null) return {};
+      return runContext(row, type.needsSecret);
+    },
     ...(options.onFinished && objects ? { onFinished: options.onFinished, storeTransaction: (fn) => objects.transaction(fn) } : {}),
   });
 
+  /** A run as a user: its secrets read and checked against what the row says it runs as, the strategy's choice, the API client. */
+  async function runContext(row: TaskRow, needsSecret: boolean): Promise<Partial<TaskRunContext<unknown>>> {
+    const unreadable = () => new LatchkeyError('decryption_failed', "The task's credentials could not be read; schedule it again.");
+    if (!credentials || row.tenant_id === null) throw new LatchkeyError('invalid_config', 'This process has no task credentials configured, so it cannot run a task that runs as a user.');
+    let secrets;
+    try {
+      secrets = (await credentials.store.getDecrypted(TASK_SECRETS_TYPE, row.tenant_id, row.id)).attributes;
+    } catch (err) {
+      logger?.warn({ err, taskId: row.id }, `The credentials of task ${row.id} could not be read.`);
+      throw unreadable();
+    }
+    // The object's runAs is authenticated (in its AAD); the row's is plain: they must agree.
+    if (secrets.runAs !== row.run_as) throw unreadable();
+    const runAs = JSON.parse(secrets.runAs) as RunAs;
+    const chosen = credentials.strategy.choose({
+      nativeKey: secrets.nativeKey,
+      nativeKeyId: secrets.nativeKeyId,
+      ...(secrets.externalReference !== null && secrets.externalSecret !== undefined
+        ? { external: { reference: secrets.externalReference, secret: secrets.externalSecret, expiresAt: secrets.externalExpiresAt } }
+        : {}),
+    });
+    const api = options.api?.();
+    return {
+      runAs,
+      credential: { kind: chosen.kind, id: chosen.id, expiresAt: chosen.expiresAt, ...(needsSecret ? { secret: chosen.secret } : {}) },
+      latchkey: api ? taskApiClient(api, secrets.nativeKey, runAs.kind === 'end_user' ? runAs.endUserId : undefined) : null,
+    };
+  }
+
   const prepare = (input: ScheduleTaskInput, key: string | null): TaskRow => {
-    const parsed = parseInput(scheduleInput, input, 'task');
+    // The actor is code's, not input: it is not parsed (nor allowed) as a field.
+    const fields = typeof input === 'object' && input !== null && 'actor' in input ? (({ actor: _actor, ...rest }) => rest)(input) : input;
+    const parsed = parseInput(scheduleInput, fields, 'task');
     const type = types.get(parsed.type);
-    if (!type) {
+    if (!type || (type.type.startsWith('latchkey.') && parsed.owner !== undefined)) {
+      // Latchkey's own maintenance types are never a tenant's to schedule.
       throw new LatchkeyError('validation_failed', 'The task is invalid: "type" must be a registered task type.', { details: { fields: [{ path: 'type', message: 'must be a registered task type' }] } });
     }
     if (type.system && parsed.owner) {
@@ -253,6 +343,8 @@ export function createTasks(options: TasksOptions): Tasks {
       last_outcome: null,
       last_error_code: null,
       last_error: null,
+      run_as: null,
+      last_result: null,
       created_at: now.toISOString(),
       updated_at: now.toISOString(),
       progress: null,
@@ -268,9 +360,95 @@ export function createTasks(options: TasksOptions): Tasks {
     return row;
   };
 
+  const credentialsOf = async (taskIds: readonly string[]): Promise<Map<string, CredentialRef[]>> => {
+    const byTask = new Map<string, CredentialRef[]>();
+    if (!credentials || taskIds.length === 0) return byTask;
+    for (const ref of await credentials.strategy.credentialIds(handle.db, taskIds)) byTask.set(ref.taskId, [...(byTask.get(ref.taskId) ?? []), { kind: ref.kind, id: ref.id }]);
+    return byTask;
+  };
+
+  const viewOf = async (row: TaskRow): Promise<TaskView> => toView(row, (await credentialsOf([row.id])).get(row.id));
+
+  /** Schedules a task with credentials granted from the actor: granted first, written with the task in one transaction. */
+  const scheduleAsUser = async (input: ScheduleTaskInput): Promise<TaskView> => {
+    if (!credentials) throw new LatchkeyError('invalid_config', 'This Latchkey instance has no task credentials configured, so it cannot schedule tasks that run as a user.');
+    const { actor } = input;
+    if (actor?.type !== 'user') {
+      throw new LatchkeyError('insufficient_permissions', 'Only a user (or one of their API keys) can schedule a task that runs as a user.');
+    }
+    if (input.owner !== undefined && (input.owner.tenantId !== actor.tenantId || (input.owner.userId ?? actor.userId) !== actor.userId)) {
+      throw new LatchkeyError('validation_failed', 'The task is invalid: a task that runs as a user is owned by the user who schedules it; leave out "owner".', { details: { fields: [{ path: 'owner', message: 'must be left out with runAs' }] } });
+    }
+    const row = prepare({ ...input, owner: { tenantId: actor.tenantId, userId: actor.userId } }, null);
+    const held = actor.permissions ?? (await credentials.authorizer.userPermissions(actor.tenantId, actor.userId)).permissions;
+    const needed: Permission[] = ['tasks:write', ...(typeof input.runAs === 'object' ? (['connectors:use'] as const) : [])];
+    const missing = needed.filter((p) => !held.has(p));
+    if (missing.length > 0) {
+      const why = typeof input.runAs === 'object' ? ' to schedule a task that acts for an end user' : ' to schedule a task';
+      throw new LatchkeyError('insufficient_permissions', `You need the permission ${missing.join(' and ')}${why}.`, { details: { missing } });
+    }
+    const runAs: RunAs = typeof input.runAs === 'object' ? { kind: 'end_user', endUserId: input.runAs.endUserId, userId: actor.userId } : { kind: 'user', userId: actor.userId };
+    row.run_as = JSON.stringify(runAs);
+    const grant: TaskGrant = await credentials.strategy.grant({ actor, tenantId: actor.tenantId, taskId: row.id, taskType: row.type, runAs });
+    const now = clock.now();
+    await credentials.store.transaction(async (tx) => {
+      await store.insert(tx.db, row, now);
+      await grant.write(tx.db);
+      await tx.store.create(
+        TASK_SECRETS_TYPE,
+        actor.tenantId,
+        {
+          runAs: row.run_as ?? '',
+          nativeKeyId: grant.secrets.nativeKeyId,
+          nativeKey: grant.secrets.nativeKey,
+          externalReference: grant.secrets.external?.reference ?? null,
+          ...(grant.secrets.external ? { externalSecret: grant.secrets.external.secret } : {}),
+          externalExpiresAt: grant.secrets.external?.expiresAt ?? null,
+        },
+        { id: row.id },
+      );
+    });
+    runner.wake();
+    return toView(row, grant.scope.credentials);
+  };
+
+  /**
+   * Deletes the tasks (those in the scope) with their history and secrets, and queues every
+   * credential they hold, in one transaction. Only plain columns are read, so a task whose params
+   * or secrets no longer read still has its credentials queued.
+   */
+  const removeTasks = async (taskIds: readonly string[], scope: TaskScope): Promise<{ removed: string[] }> => {
+    const work = async (db: Executor, deleteSecrets: (tenantId: string, taskId: string) => Promise<void>) => {
+      const found: Array<{ id: string; tenant_id: string | null }> = [];
+      for (let i = 0; i < taskIds.length; i += 500) {
+        let query = db.selectFrom('tasks').select(['id', 'tenant_id']).where('id', 'in', taskIds.slice(i, i + 500));
+        if (scope.tenantId !== undefined) query = query.where('tenant_id', '=', scope.tenantId);
+        found.push(...(await query.execute()));
+      }
+      if (found.length === 0) return { removed: [] };
+      const ids = found.map((r) => r.id);
+      if (credentials) await credentials.strategy.markForInvalidation(db, ids, clock.now());
+      for (const task of found) {
+        await store.remove(db, task.id, scope.tenantId);
+        if (task.tenant_id !== null) await deleteSecrets(task.tenant_id, task.id);
+      }
+      return { removed: ids };
+    };
+    if (!credentials) return runTransaction(handle, (trx) => work(trx, async () => {}));
+    return credentials.store.transaction((tx) =>
+      work(tx.db, async (tenantId, taskId) => {
+        await tx.store.delete(TASK_SECRETS_TYPE, tenantId, taskId);
+      }),
+    );
+  };
+
   return {
     register: (definition) => types.register(definition),
     async schedule(input, scheduleOptions = {}) {
+      if (typeof input === 'object' && input !== null && input.runAs !== undefined) {
+        if (scheduleOptions.tx) throw new TypeError('A task that runs as a user is written in its own transaction, with its credentials: leave out "tx".');
+        return scheduleAsUser(input);
+      }
       const row = prepare(input, null);
       const now = clock.now();
       if (scheduleOptions.tx) await store.insert(scheduleOptions.tx, row, now);
@@ -282,13 +460,18 @@ export function createTasks(options: TasksOptions): Tasks {
       const parsedKey = parseInput(id, key, 'task key');
       const row = prepare(input, parsedKey);
       if (await store.insertKeyed({ ...row, key: parsedKey }, clock.now())) runner.wake();
-      const stored = await store.getByKey(parsedKey);
+      let stored = await store.getByKey(parsedKey);
       if (!stored) throw notFound(parsedKey);
+      // A changed setting (an interval) reaches the existing task: its schedule is brought to the input's.
+      if (stored.schedule !== row.schedule && (await store.updateIdle(stored.id, undefined, { schedule: row.schedule, run_slot: row.run_slot, next_run_at: row.next_run_at, attempts: 0, updated_at: row.updated_at }, clock.now()))) {
+        stored = (await store.getByKey(parsedKey)) ?? stored;
+        runner.wake();
+      }
       return toView(stored);
     },
     async get(taskId, scope = {}) {
       const row = await load(taskId, scope);
-      return { ...toView(row), runs: (await store.runs(row.id, RUNS_SHOWN)).map(toRunView) };
+      return { ...toView(row, (await credentialsOf([row.id])).get(row.id)), runs: (await store.runs(row.id, RUNS_SHOWN)).map(toRunView) };
     },
     async list(filter = {}) {
       assertSafeInput(filter, 'task list');
@@ -299,7 +482,8 @@ export function createTasks(options: TasksOptions): Tasks {
       }
       const rows = await store.list({ ...filter, limit: limit + 1 });
       const page = rows.slice(0, limit);
-      return { tasks: page.map(toView), next: rows.length > limit ? (page.at(-1)?.id ?? null) : null };
+      const held = await credentialsOf(page.map((r) => r.id));
+      return { tasks: page.map((r) => toView(r, held.get(r.id))), next: rows.length > limit ? (page.at(-1)?.id ?? null) : null };
     },
     async runNow(taskId, scope = {}) {
       const row = await load(taskId, scope);
@@ -310,17 +494,29 @@ export function createTasks(options: TasksOptions): Tasks {
         throw new LatchkeyError('conflict', `Task ${row.id} is running now; run it again once it finishes.`);
       }
       runner.wake();
-      return toView(await load(taskId, scope));
+      return viewOf(await load(taskId, scope));
     },
     async setEnabled(taskId, enabled, scope = {}) {
       if (typeof enabled !== 'boolean') throw new TypeError('"enabled" must be a boolean.');
       const row = await load(taskId, scope);
       if (!(await store.setEnabled(row.id, scope.tenantId, enabled, clock.now()))) throw notFound(taskId);
       if (enabled) runner.wake();
-      return toView(await load(taskId, scope));
+      return viewOf(await load(taskId, scope));
     },
     async remove(taskId, scope = {}) {
-      if (!lookable(taskId, scope) || !(await store.remove(scope.tx ?? handle.db, taskId, scope.tenantId))) throw notFound(String(taskId));
+      if (!lookable(taskId, scope)) throw notFound(String(taskId));
+      const { removed } = await removeTasks([taskId], scope);
+      if (removed.length === 0) throw notFound(taskId);
+    },
+    async removeMany(ids, scope = {}) {
+      if (!Array.isArray(ids) || ids.length === 0 || ids.length > 1000) {
+        throw new LatchkeyError('validation_failed', 'The bulk delete is invalid: "ids" must list 1 to 1000 task ids.', { details: { fields: [{ path: 'ids', message: 'must list 1 to 1000 task ids' }] } });
+      }
+      const unique = [...new Set(ids.map(String))];
+      const valid = unique.filter((taskId) => lookable(taskId, scope));
+      const { removed } = valid.length > 0 ? await removeTasks(valid, scope) : { removed: [] };
+      const gone = new Set(removed);
+      return { removed, notFound: unique.filter((taskId) => !gone.has(taskId)) };
     },
     prune: ({ type, finishedBefore }) => store.pruneFinished(type, finishedBefore),
     runner,

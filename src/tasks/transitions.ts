@@ -10,7 +10,7 @@ export const TASK_STATUSES: readonly TaskStatus[] = ['scheduled', 'running', 'su
 export type RunOutcomeKind = 'succeeded' | 'failed' | 'timed_out' | 'lease_expired';
 
 /** How one attempt ended. `retry: false` gives the slot up at once (params that no longer parse). */
-export type RunOutcome = { kind: 'succeeded' } | { kind: 'failed' | 'timed_out'; code: string; message: string; retry: boolean };
+export type RunOutcome = { kind: 'succeeded'; result?: string } | { kind: 'failed' | 'timed_out'; code: string; message: string; retry: boolean };
 
 /**
  * The delay before attempt `n + 1` after `n` failures: exponential (×2), capped, with "equal
@@ -40,6 +40,7 @@ export function afterRun(row: TaskRow, type: Pick<RegisteredTaskType, 'maxAttemp
     last_outcome: outcome.kind,
     last_error_code: outcome.kind === 'succeeded' ? null : outcome.code,
     last_error: outcome.kind === 'succeeded' ? null : outcome.message,
+    ...(outcome.kind === 'succeeded' && outcome.result !== undefined ? { last_result: outcome.result } : {}),
     updated_at: now.toISOString(),
   };
   const attempts = Number(row.attempts);

@@ -26,6 +26,26 @@ function inline(node: unknown, schemas: Json, seen: string[] = []): unknown {
   return Object.fromEntries(Object.entries(node).map(([key, value]) => [key, inline(value, schemas, seen)]));
 }
 
+/**
+ * Checks values against schemas of the document (its component references inlined): the problem
+ * as text, or undefined when the value matches.
+ */
+export type SchemaValidator = (schema: unknown, value: unknown) => string | undefined;
+
+export function createSchemaValidator(schemas: Json): SchemaValidator {
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats(ajv);
+  const compiled = new Map<unknown, ValidateFunction>();
+  return (schema, value) => {
+    let validate = compiled.get(schema);
+    if (!validate) {
+      validate = ajv.compile(inline(schema, schemas) as Json);
+      compiled.set(schema, validate);
+    }
+    return validate(value) ? undefined : ajv.errorsText(validate.errors);
+  };
+}
+
 export interface Conformance {
   /** Problems with this answer (empty when it matches its documented response). */
   check(method: string, url: string, answer: Answer): string[];
@@ -34,8 +54,7 @@ export interface Conformance {
 }
 
 export function createConformance(doc: { paths: Record<string, Record<string, Operation>>; components: { schemas: Json } }): Conformance {
-  const ajv = new Ajv2020({ strict: false, allErrors: true });
-  addFormats(ajv);
+  const validate = createSchemaValidator(doc.components.schemas);
   const routes = Object.entries(doc.paths).map(([path, item]) => ({
     item,
     pattern: new RegExp(
@@ -49,7 +68,6 @@ export function createConformance(doc: { paths: Record<string, Record<string, Op
   }));
   // A literal path (/tenants/current) wins over a template (/tenants/{id}).
   routes.sort((a, b) => Number(b.literal) - Number(a.literal));
-  const compiled = new Map<unknown, ValidateFunction>();
   const covered = new Set<string>();
 
   return {
@@ -67,13 +85,8 @@ export function createConformance(doc: { paths: Record<string, Record<string, Op
       if (type !== 'application/json') return [];
       const schema = response.content?.['application/json']?.schema;
       if (schema === undefined) return [`${where} with JSON, but documents no JSON body`];
-      let validate = compiled.get(schema);
-      if (!validate) {
-        validate = ajv.compile(inline(schema, doc.components.schemas) as Json);
-        compiled.set(schema, validate);
-      }
-      if (validate(answer.json)) return [];
-      return [`${where}: ${ajv.errorsText(validate.errors)} in ${answer.text.slice(0, 300)}`];
+      const problem = validate(schema, answer.json);
+      return problem === undefined ? [] : [`${where}: ${problem} in ${answer.text.slice(0, 300)}`];
     },
   };
 }

@@ -5,7 +5,9 @@ import type { ApiKeys, ApiKeyView, CreateApiKeyInput, VerifyResult } from '../..
 import { LatchkeyError } from '../../core/index.js';
 import type { Identity } from '../../identity/index.js';
 import { forbidden, isAdmin, principalOf, SECURITY, type Principal } from '../auth.js';
+import { EXAMPLE_IDS as ID, EXAMPLE_KEY, EXAMPLE_TIMES as AT } from '../examples.js';
 import {
+  API_KEY_EXAMPLE,
   apiKeySchema,
   durationSchema,
   errorResponses,
@@ -13,7 +15,10 @@ import {
   issuedApiKeySchema,
   keyIdSchema,
   nameSchema,
-  permissionSchema, timestampSchema } from '../schemas.js';
+  permissionSchema,
+  timestampSchema,
+  withRequestExample,
+} from '../schemas.js';
 
 export interface ApiKeyRoutesOptions {
   identity: Identity;
@@ -69,10 +74,13 @@ const listQuery = z.strictObject({
 
 const keyParams = z.object({ id: keyIdSchema });
 
-const verifyBody = z.strictObject({
-  key: z.string({ error: 'must be a string' }).max(200, { error: 'is too long' }),
-  permissions: z.array(permissionSchema, { error: 'must be a list of permissions' }).max(50).optional().describe('Permissions the key must carry.'),
-});
+const verifyBody = withRequestExample(
+  z.strictObject({
+    key: z.string({ error: 'must be a string' }).max(200, { error: 'is too long' }),
+    permissions: z.array(permissionSchema, { error: 'must be a list of permissions' }).max(50).optional().describe('Permissions the key must carry.'),
+  }),
+  { key: EXAMPLE_KEY, permissions: ['connectors:read'] },
+);
 
 const VERIFY_CODES = ['valid', 'not_found', 'revoked', 'expired', 'disabled_owner', 'insufficient_permissions', 'rate_limited', 'usage_exceeded'] as const;
 
@@ -89,7 +97,23 @@ const verifySchema = z
     rateLimit: z.object({ limit: z.number(), remaining: z.number(), resetAt: timestampSchema }).optional(),
     retryAfterSeconds: z.number().optional(),
   })
-  .meta({ id: 'ApiKeyVerification', description: 'The verdict on the key.' });
+  .meta({
+    id: 'ApiKeyVerification',
+    description: 'The verdict on the key.',
+    examples: [
+      {
+        valid: true,
+        code: 'valid',
+        keyId: ID.apiKey,
+        tenant: ID.tenant,
+        owner: ID.user,
+        permissions: ['connectors:read'],
+        expiresAt: AT.inAMonth,
+        remaining: 4_199,
+        rateLimit: { limit: 100, remaining: 99, resetAt: AT.soon },
+      },
+    ],
+  });
 
 type VerifyAnswer = z.input<typeof verifySchema>;
 
@@ -165,7 +189,15 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
           'Needs apikeys:write; `ownerId` other than the caller needs identity:admin. The key carries at most its owner\'s ' +
           'permissions, and, when the request comes with a key, at most the calling key\'s: asking for more is 403 `insufficient_permissions`.',
         security: SECURITY,
-        body: createBody,
+        body: withRequestExample(createBody, {
+          name: 'billing-service',
+          roles: ['connector-reader'],
+          expiresIn: '30d',
+          rateLimit: { limit: 100, window: '1m' },
+          credits: { remaining: 5_000, refill: { amount: 5_000, interval: '1d' } },
+          meta: { team: 'billing' },
+          ownerId: ID.user,
+        }),
         response: { 201: issuedApiKeySchema, ...errorResponses(400, 403, 404) },
       },
     },
@@ -189,7 +221,10 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
         description: 'Needs apikeys:read. Without identity:admin, only the caller\'s own keys.',
         security: SECURITY,
         querystring: listQuery,
-        response: { 200: z.object({ items: z.array(apiKeySchema), next: keyIdSchema.optional() }).describe('A page of API keys; `next` is there when more follow.'), ...errorResponses(400, 403) },
+        response: { 200: z.object({ items: z.array(apiKeySchema), next: keyIdSchema.optional() }).meta({
+          description: 'A page of API keys; `next` is there when more follow.',
+          examples: [{ items: [API_KEY_EXAMPLE], next: ID.apiKey }],
+        }), ...errorResponses(400, 403) },
       },
     },
     async (request) => {
@@ -234,7 +269,7 @@ export const apiKeyRoutes: FastifyPluginAsync<ApiKeyRoutesOptions> = async (fast
           'Needs apikeys:write; another user\'s key needs identity:admin. Through a key, only keys that carry no more than the calling key.',
         security: SECURITY,
         params: keyParams,
-        body: rollBody,
+        body: withRequestExample(rollBody, { gracePeriod: '1h' }),
         response: { 200: issuedApiKeySchema, ...errorResponses(400, 403, 404, 409) },
       },
     },

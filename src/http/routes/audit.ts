@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Identity } from '../../identity/index.js';
 import { principalOf, SECURITY } from '../auth.js';
+import { EXAMPLE_IDS as ID, EXAMPLE_TIMES as AT } from '../examples.js';
 import { errorResponses, timestampSchema } from '../schemas.js';
 
 export interface AuditRoutesOptions {
@@ -31,6 +32,16 @@ const auditQuery = z.strictObject({
     .describe('Only events by this actor.'),
 });
 
+const AUDIT_EXAMPLE = {
+  id: ID.audit,
+  tenantId: ID.tenant,
+  at: AT.updated,
+  actor: `api_key:${ID.adminKey}`,
+  action: 'connector.created',
+  target: ID.connector,
+  details: { name: 'github', provider: 'github', authType: 'oauth_authorization_code', tokenMode: 'per_user' },
+};
+
 const auditEventSchema = z
   .object({
     id: z.string(),
@@ -41,7 +52,7 @@ const auditEventSchema = z
     target: z.string().nullable(),
     details: z.record(z.string(), z.unknown()).nullable(),
   })
-  .meta({ id: 'AuditEvent', description: 'An entry of the audit log.' });
+  .meta({ id: 'AuditEvent', description: 'An entry of the audit log.', examples: [AUDIT_EXAMPLE] });
 
 /**
  * The tenant's audit log, newest first.
@@ -64,7 +75,10 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (fastif
         description: 'Needs audit:read.',
         security: SECURITY,
         querystring: auditQuery,
-        response: { 200: z.object({ items: z.array(auditEventSchema), next: z.string().optional() }).describe('A page of audit events, newest first; `next` is there when more follow.'), ...errorResponses(400, 403) },
+        response: { 200: z.object({ items: z.array(auditEventSchema), next: z.string().optional() }).meta({
+          description: 'A page of audit events, newest first; `next` is there when more follow.',
+          examples: [{ items: [AUDIT_EXAMPLE], next: ID.audit }],
+        }), ...errorResponses(400, 403) },
       },
     },
     async (request) => {

@@ -19,7 +19,8 @@ import {
   type ConnectPageItem,
 } from '../connect-html.js';
 import { RequestLimiter, type RateLimit } from '../rate-limit.js';
-import { errorResponses, timestampSchema } from '../schemas.js';
+import { EXAMPLE_CONNECT_TOKEN, EXAMPLE_IDS as ID, EXAMPLE_PUBLIC_URL, EXAMPLE_TIMES as AT } from '../examples.js';
+import { errorResponses, timestampSchema, withRequestExample } from '../schemas.js';
 
 /** The cookie that binds a connect flow to the browser that started it; sent only to the callback. */
 export const CONNECT_COOKIE = 'latchkey_connect';
@@ -31,21 +32,33 @@ const endUserSchema = z.strictObject({
   tags: z.record(z.string(), z.string()).optional().describe('Up to 20 key-value pairs.'),
 });
 
-const createBody = z
-  .strictObject({
-    endUser: endUserSchema,
-    allowedConnectors: z.array(z.string()).optional().describe('Per-user connectors the end user may connect (default every per-user connector).'),
-    returnTo: z.string().optional().describe('Where the page sends the browser when done; must be on one of `allowedOrigins`.'),
-    allowedOrigins: z.array(z.string()).optional().describe('Origins that may get the outcome: by redirect to `returnTo`, or by postMessage to the opener.'),
-    ttlMs: z.number().optional().describe('Lifetime in milliseconds (default 30 minutes, at most 24 hours).'),
-  })
-  .describe('A connect session for one end user.');
+const createBody = withRequestExample(
+  z
+    .strictObject({
+      endUser: endUserSchema,
+      allowedConnectors: z.array(z.string()).optional().describe('Per-user connectors the end user may connect (default every per-user connector).'),
+      returnTo: z.string().optional().describe('Where the page sends the browser when done; must be on one of `allowedOrigins`.'),
+      allowedOrigins: z.array(z.string()).optional().describe('Origins that may get the outcome: by redirect to `returnTo`, or by postMessage to the opener.'),
+      ttlMs: z.number().optional().describe('Lifetime in milliseconds (default 30 minutes, at most 24 hours).'),
+    })
+    .describe('A connect session for one end user.'),
+  {
+    endUser: { id: 'customer-42', displayName: 'Grace Hopper', email: 'grace@customer.example', tags: { plan: 'pro' } },
+    allowedConnectors: [ID.perUserConnector],
+    returnTo: 'https://app.example.com/integrations/done',
+    allowedOrigins: ['https://app.example.com'],
+    ttlMs: 900_000,
+  },
+);
 
 const createdSchema = z.object({
   token: z.string().describe('The session token, shown once. It can only start and finish connections for this end user.'),
   url: z.string().describe('The hosted connect page for this session.'),
   expiresAt: timestampSchema,
-}).describe('The new connect session: hand `url` (or `token`) to the end user.');
+}).meta({
+  description: 'The new connect session: hand `url` (or `token`) to the end user.',
+  examples: [{ token: EXAMPLE_CONNECT_TOKEN, url: `${EXAMPLE_PUBLIC_URL}/connect?session=${EXAMPLE_CONNECT_TOKEN}`, expiresAt: AT.soon }],
+});
 
 export interface ConnectSessionRoutesOptions {
   sessions: ConnectSessions;

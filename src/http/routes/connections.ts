@@ -21,6 +21,7 @@ import {
 } from '../connector-schemas.js';
 import { endUserOf, ownerOf } from '../connection-owner.js';
 import { RequestLimiter, type RateLimit } from '../rate-limit.js';
+import { EXAMPLE_TIMES as AT } from '../examples.js';
 import { errorResponses } from '../schemas.js';
 
 export interface ConnectionRoutesOptions {
@@ -119,7 +120,16 @@ export const connectionRoutes: FastifyPluginAsync<ConnectionRoutesOptions> = asy
         security: SECURITY,
         params: connectorParams,
         querystring: connectionQuery,
-        response: { 200: z.union([accessTokenSchema, connectorCredentialSchema]).describe('An access token (OAuth connectors) or the connector\'s credential (api_key, basic, bearer).'), ...errorResponses(400, 403, 404, 409, 502, 503) },
+        response: {
+          200: z.union([accessTokenSchema, connectorCredentialSchema]).meta({
+            description: 'An access token (OAuth connectors) or the connector\'s credential (api_key, basic, bearer).',
+            examples: [
+              { accessToken: 'example-access-token-not-real', tokenType: 'bearer', expiresAt: AT.inAnHour },
+              { authType: 'api_key', in: 'header', name: 'X-Api-Key', prefix: '', key: 'example-api-key-not-real' },
+            ],
+          }),
+          ...errorResponses(400, 403, 404, 409, 502, 503),
+        },
       },
     },
     async (request, reply) => {

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ConnectorService } from '../../connectors/index.js';
 import { principalOf, SECURITY } from '../auth.js';
-import { connectorListQuery, connectorParams, connectorSchema, createConnectorBody, updateConnectorBody } from '../connector-schemas.js';
+import { CONNECTOR_EXAMPLE, connectorListQuery, connectorParams, connectorSchema, createConnectorBody, updateConnectorBody } from '../connector-schemas.js';
 import { errorResponses, noContent } from '../schemas.js';
 
 export interface ConnectorRoutesOptions {
@@ -58,7 +58,10 @@ export const connectorRoutes: FastifyPluginAsync<ConnectorRoutesOptions> = async
         description: 'Needs connectors:read.',
         security: SECURITY,
         querystring: connectorListQuery,
-        response: { 200: z.object({ items: z.array(connectorSchema), next: z.string().optional() }).describe('A page of connectors; `next` is there when more follow.'), ...errorResponses(400, 403) },
+        response: { 200: z.object({ items: z.array(connectorSchema), next: z.string().optional() }).meta({
+          description: 'A page of connectors; `next` is there when more follow.',
+          examples: [{ items: [CONNECTOR_EXAMPLE], next: CONNECTOR_EXAMPLE.id }],
+        }), ...errorResponses(400, 403) },
       },
     },
     async (request) => {

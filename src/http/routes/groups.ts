@@ -3,14 +3,15 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Identity } from '../../identity/index.js';
 import { principalOf, SECURITY } from '../auth.js';
-import { errorResponses, groupSchema, idParams, idSchema, nameSchema, noContent, userSchema } from '../schemas.js';
+import { EXAMPLE_IDS as ID } from '../examples.js';
+import { errorResponses, GROUP_EXAMPLE, groupSchema, idParams, idSchema, nameSchema, noContent, USER_EXAMPLE, userSchema, withRequestExample } from '../schemas.js';
 
 export interface GroupRoutesOptions {
   identity: Identity;
 }
 
-const groupBody = z.strictObject({ name: nameSchema });
-const memberBody = z.strictObject({ userId: idSchema });
+const groupBody = withRequestExample(z.strictObject({ name: nameSchema }), { name: 'support' });
+const memberBody = withRequestExample(z.strictObject({ userId: idSchema }), { userId: ID.user });
 const memberParams = z.object({ id: idSchema, userId: idSchema });
 
 const ADMIN = 'Needs identity:admin.';
@@ -37,7 +38,7 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (fastif
         summary: 'List groups',
         description: ADMIN,
         security: SECURITY,
-        response: { 200: z.object({ items: z.array(groupSchema) }).describe('The tenant\'s groups.'), ...errorResponses(403) },
+        response: { 200: z.object({ items: z.array(groupSchema) }).meta({ description: 'The tenant\'s groups.', examples: [{ items: [GROUP_EXAMPLE] }] }), ...errorResponses(403) },
       },
     },
     async (request) => ({ items: await identity.groups.list(principalOf(request).tenantId) }),
@@ -133,7 +134,7 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (fastif
         description: ADMIN,
         security: SECURITY,
         params: idParams,
-        response: { 200: z.object({ items: z.array(userSchema) }).describe('The group\'s members.'), ...errorResponses(400, 403, 404) },
+        response: { 200: z.object({ items: z.array(userSchema) }).meta({ description: 'The group\'s members.', examples: [{ items: [USER_EXAMPLE] }] }), ...errorResponses(400, 403, 404) },
       },
     },
     async (request) => ({ items: await identity.groups.listMembers(principalOf(request).tenantId, request.params.id) }),

@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { principalOf, SECURITY } from '../auth.js';
 import type { DisplayCache } from '../display-cache.js';
+import { EXAMPLE_IDS as ID, EXAMPLE_MASKED_KEY } from '../examples.js';
 import { errorResponses, permissionSchema } from '../schemas.js';
 
 export interface MeRoutesOptions {
@@ -16,7 +17,18 @@ export const meSchema = z
     apiKey: z.object({ id: z.string(), name: z.string(), masked: z.string() }).nullable().describe('The key the request came with; null for a session.'),
     permissions: z.array(permissionSchema).describe('The caller\'s effective permissions now, sorted.'),
   })
-  .meta({ id: 'Me', description: 'The caller.' });
+  .meta({
+    id: 'Me',
+    description: 'The caller.',
+    examples: [
+      {
+        tenant: { id: ID.tenant, name: 'acme' },
+        user: { id: ID.user, username: 'ada' },
+        apiKey: { id: ID.apiKey, name: 'billing-service', masked: EXAMPLE_MASKED_KEY },
+        permissions: ['apikeys:read', 'connectors:read', 'connectors:use'],
+      },
+    ],
+  });
 
 /**
  * `GET /me`: who the caller is. The hot route: the principal comes from the verifier's cache and

@@ -43,7 +43,10 @@ const callbackQuery = z.looseObject({
   error_description: param('The provider\'s explanation (shown HTML-escaped).'),
 });
 
-const html = (description: string) => ({ description, content: { 'text/html': { schema: z.string() } } });
+/** A plain page answer, with the page it shows as its example. */
+const page = (title: string, message: string) => z.string().meta({ examples: [resultPage(title, message)] });
+const html = (description: string, title: string, message: string) => ({ description, content: { 'text/html': { schema: page(title, message) } } });
+const CONNECTED_PAGE = ['Account connected', 'The account is connected. You can close this window.'] as const;
 
 /**
  * `GET /api/v1/oauth/callback`, the redirect URI of every connector (unless one overrides it):
@@ -81,15 +84,18 @@ export const oauthCallbackRoutes: FastifyPluginAsync<OAuthCallbackRoutesOptions>
         security: [],
         querystring: callbackQuery,
         response: {
-          200: html('Connected; no `returnTo` was given.'),
+          200: html('Connected; no `returnTo` was given.', ...CONNECTED_PAGE),
           302: z.null().describe('To `returnTo`; on failure with `error` set to the failure code (invalid_state, provider_error...).'),
           400: {
             description: 'The state is unknown, expired or used, the provider refused, or the connector is gone (HTML); or a malformed query (JSON).',
-            content: { 'text/html': { schema: z.string() }, 'application/json': { schema: errorBodySchema } },
+            content: {
+              'text/html': { schema: page('Connecting failed', 'This sign-in link is invalid, expired or already used; start connecting again.') },
+              'application/json': { schema: errorBodySchema },
+            },
           },
           429: errorBodySchema.describe('Too many callbacks from this address (`rate_limited`); `Retry-After` says when to come back.'),
-          500: html('The tokens could not be stored.'),
-          502: html('The provider could not be reached, refused the code or answered badly.'),
+          500: html('The tokens could not be stored.', 'Connecting failed', 'The account could not be saved; try connecting again.'),
+          502: html('The provider could not be reached, refused the code or answered badly.', 'Connecting failed', 'The provider refused the sign-in code; start connecting again.'),
         },
       },
     },
@@ -111,7 +117,7 @@ export const oauthCallbackRoutes: FastifyPluginAsync<OAuthCallbackRoutesOptions>
         return reply
           .code(200)
           .type('text/html; charset=utf-8')
-          .send(resultPage('Account connected', 'The account is connected. You can close this window.'));
+          .send(resultPage(...CONNECTED_PAGE));
       }
       request.log.info({ code: result.code, providerError: result.providerError }, 'An OAuth callback did not connect an account.');
       if (result.returnTo) {

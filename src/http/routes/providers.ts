@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ProviderDirectory } from '../../connectors/index.js';
 import { SECURITY } from '../auth.js';
-import { providerParams, providerSchema } from '../provider-schemas.js';
+import { PROVIDER_EXAMPLE, providerParams, providerSchema } from '../provider-schemas.js';
 import { errorResponses } from '../schemas.js';
 
 export interface ProviderRoutesOptions {
@@ -33,7 +33,7 @@ export const providerRoutes: FastifyPluginAsync<ProviderRoutesOptions> = async (
         summary: 'List the providers of the catalog, by id',
         description: 'Needs connectors:read.',
         security: SECURITY,
-        response: { 200: z.object({ items: z.array(providerSchema) }).describe('The providers of the catalog.'), ...errorResponses(403) },
+        response: { 200: z.object({ items: z.array(providerSchema) }).meta({ description: 'The providers of the catalog.', examples: [{ items: [PROVIDER_EXAMPLE] }] }), ...errorResponses(403) },
       },
     },
     async () => ({ items: providers.list() }),

@@ -52,7 +52,8 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
       response: {
         200: {
           description: 'The provider\'s answer (any status), with its safe headers and body as they came.',
-          content: { '*/*': { schema: z.unknown() } },
+          // What a provider's JSON API might answer GET /user with.
+          content: { '*/*': { schema: z.unknown().meta({ examples: [{ login: 'octocat', id: 583231, name: 'The Octocat' }] }) } },
         },
         ...errorResponses(400, 403, 404, 409, 502, 503),
       },

@@ -3,7 +3,20 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { PERMISSIONS, type Identity } from '../../identity/index.js';
 import { principalOf, SECURITY } from '../auth.js';
-import { errorResponses, idSchema, nameSchema, noContent, permissionSchema, principalSchema, roleBindingSchema, roleSchema } from '../schemas.js';
+import { EXAMPLE_IDS as ID } from '../examples.js';
+import {
+  errorResponses,
+  idSchema,
+  nameSchema,
+  noContent,
+  permissionSchema,
+  principalSchema,
+  ROLE_BINDING_EXAMPLE,
+  ROLE_EXAMPLE,
+  roleBindingSchema,
+  roleSchema,
+  withRequestExample,
+} from '../schemas.js';
 
 export interface RoleRoutesOptions {
   identity: Identity;
@@ -12,10 +25,18 @@ export interface RoleRoutesOptions {
 const description = z.string({ error: 'must be a string' }).max(1000, { error: 'must be at most 1000 characters' }).nullable();
 const permissions = z.array(permissionSchema, { error: 'must be a list of permissions' }).max(PERMISSIONS.length * 4);
 
-const createBody = z.strictObject({ name: nameSchema, description: description.optional(), permissions });
-const updateBody = z.strictObject({ description: description.optional(), permissions: permissions.optional() });
+const createBody = withRequestExample(
+  z
+    .strictObject({ name: nameSchema, description: description.optional(), permissions }),
+  { name: 'connector-reader', description: 'Reads connectors and their connections.', permissions: ['connectors:read'] },
+);
+const updateBody = withRequestExample(
+  z
+    .strictObject({ description: description.optional(), permissions: permissions.optional() }),
+  { permissions: ['connectors:read', 'connectors:use'] },
+);
 const nameParams = z.object({ name: nameSchema });
-const bindingBody = z.strictObject({ principal: principalSchema });
+const bindingBody = withRequestExample(z.strictObject({ principal: principalSchema }), { principal: { type: 'group', id: ID.group } });
 const bindingParams = z.object({ name: nameSchema, type: z.enum(['user', 'group'], { error: 'must be "user" or "group"' }), id: idSchema });
 
 const ADMIN = 'Needs identity:admin.';
@@ -43,7 +64,24 @@ export const roleRoutes: FastifyPluginAsync<RoleRoutesOptions> = async (fastify,
         summary: 'List roles: built-in first, then custom by name',
         description: 'Any authenticated caller.',
         security: SECURITY,
-        response: { 200: z.object({ items: z.array(roleSchema) }).describe('The roles.'), ...errorResponses() },
+        response: { 200: z.object({ items: z.array(roleSchema) }).meta({
+          description: 'The roles.',
+          examples: [
+            {
+              items: [
+                {
+                  name: 'viewer',
+                  description: null,
+                  permissions: ['apikeys:read', 'connectors:read', 'tasks:read'],
+                  builtin: true,
+                  createdAt: null,
+                  updatedAt: null,
+                },
+                ROLE_EXAMPLE,
+              ],
+            },
+          ],
+        }), ...errorResponses() },
       },
     },
     async (request) => ({ items: await identity.roles.list(principalOf(request).tenantId) }),
@@ -139,7 +177,7 @@ export const roleRoutes: FastifyPluginAsync<RoleRoutesOptions> = async (fastify,
         description: ADMIN,
         security: SECURITY,
         params: nameParams,
-        response: { 200: z.object({ items: z.array(roleBindingSchema) }).describe('The grants of the role.'), ...errorResponses(400, 403, 404) },
+        response: { 200: z.object({ items: z.array(roleBindingSchema) }).meta({ description: 'The grants of the role.', examples: [{ items: [ROLE_BINDING_EXAMPLE] }] }), ...errorResponses(400, 403, 404) },
       },
     },
     async (request) => {

@@ -5,7 +5,8 @@ import { stringError } from '../../core/index.js';
 import type { Identity } from '../../identity/index.js';
 import { SESSION_COOKIE } from '../auth.js';
 import { CSRF_COOKIE, csrfTokenFor } from '../csrf.js';
-import { noContent, publicErrorResponses, timestampSchema } from '../schemas.js';
+import { EXAMPLE_IDS as ID, EXAMPLE_TIMES as AT } from '../examples.js';
+import { noContent, publicErrorResponses, timestampSchema, withRequestExample } from '../schemas.js';
 
 export interface SessionRoutesOptions {
   identity: Identity;
@@ -13,13 +14,20 @@ export interface SessionRoutesOptions {
   secureCookie: boolean;
 }
 
-const loginBody = z.strictObject({
-  tenant: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(63, { error: 'is too long' }),
-  username: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(128, { error: 'is too long' }),
-  password: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(1024, { error: 'is too long' }),
-});
+const loginBody = withRequestExample(
+  z.strictObject({
+    tenant: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(63, { error: 'is too long' }),
+    username: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(128, { error: 'is too long' }),
+    password: z.string({ error: stringError }).min(1, { error: 'must not be empty' }).max(1024, { error: 'is too long' }),
+  }),
+  { tenant: 'acme', username: 'ada', password: 'example-password-not-real' },
+);
 
-const sessionSchema = z.object({ tenantId: z.string(), userId: z.string(), expiresAt: timestampSchema }).meta({ id: 'Session', description: 'The console session (the token is in the Set-Cookie header only).' });
+const sessionSchema = z.object({ tenantId: z.string(), userId: z.string(), expiresAt: timestampSchema }).meta({
+  id: 'Session',
+  description: 'The console session (the token is in the Set-Cookie header only).',
+  examples: [{ tenantId: ID.tenant, userId: ID.user, expiresAt: AT.inAnHour }],
+});
 
 /**
  * Console login and logout. Public: registered beside the authenticated routes, not behind them.

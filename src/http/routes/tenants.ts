@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { BOOTSTRAP_TENANT, TENANT_NAME_PATTERN, type Identity } from '../../identity/index.js';
 import { principalOf, SECURITY } from '../auth.js';
 import type { DisplayCache } from '../display-cache.js';
-import { errorResponses, idParams, noContent, passwordSchema, tenantSchema, usernameSchema } from '../schemas.js';
+import { EXAMPLE_IDS as ID } from '../examples.js';
+import { errorResponses, idParams, noContent, passwordSchema, TENANT_EXAMPLE, tenantSchema, usernameSchema, withRequestExample } from '../schemas.js';
 
 export interface TenantRoutesOptions {
   identity: Identity;
@@ -17,15 +18,19 @@ const tenantBody = z.strictObject({
   }),
 });
 
-const createBody = tenantBody.extend({
-  initialAdmin: z
-    .strictObject({
-      username: usernameSchema,
-      password: passwordSchema.optional().describe('Without one a password is generated and returned once.'),
-    })
-    .optional()
-    .describe('The tenant\'s first user, with role admin, created with the tenant.'),
-});
+const createBody = withRequestExample(
+  tenantBody
+    .extend({
+      initialAdmin: z
+        .strictObject({
+          username: usernameSchema,
+          password: passwordSchema.optional().describe('Without one a password is generated and returned once.'),
+        })
+        .optional()
+        .describe('The tenant\'s first user, with role admin, created with the tenant.'),
+    }),
+  { name: 'acme', initialAdmin: { username: 'ada' } },
+);
 
 const createdTenantSchema = tenantSchema.extend({
   initialAdmin: z
@@ -35,7 +40,10 @@ const createdTenantSchema = tenantSchema.extend({
       password: z.string().optional().describe('Only when it was generated; shown this once.'),
     })
     .optional(),
-}).describe('The new tenant, with its first admin when one was asked for.');
+}).meta({
+  description: 'The new tenant, with its first admin when one was asked for.',
+  examples: [{ ...TENANT_EXAMPLE, initialAdmin: { id: ID.user, username: 'ada', password: 'example-generated-password-not-real' } }],
+});
 
 const SYSTEM_ONLY = `Needs identity:admin in the system tenant (the tenant Latchkey creates on first start, "${BOOTSTRAP_TENANT}"; marked in the database, not known by its name).`;
 const systemAdmin = { permission: 'identity:admin', systemTenant: true } as const;
@@ -78,7 +86,13 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
         summary: 'List tenants',
         description: SYSTEM_ONLY,
         security: SECURITY,
-        response: { 200: z.object({ items: z.array(tenantSchema) }).describe('The tenants.'), ...errorResponses(403) },
+        response: {
+          200: z.object({ items: z.array(tenantSchema) }).meta({
+            description: 'The tenants.',
+            examples: [{ items: [{ ...TENANT_EXAMPLE, id: ID.systemTenant, name: 'default', system: true }, TENANT_EXAMPLE] }],
+          }),
+          ...errorResponses(403),
+        },
       },
     },
     async () => ({ items: await identity.tenants.list() }),
@@ -134,7 +148,7 @@ export const tenantRoutes: FastifyPluginAsync<TenantRoutesOptions> = async (fast
         description: `${SYSTEM_ONLY} The system tenant cannot be renamed.`,
         security: SECURITY,
         params: idParams,
-        body: tenantBody,
+        body: withRequestExample(tenantBody, { name: 'acme-eu' }),
         response: { 200: tenantSchema, ...errorResponses(400, 403, 404, 409) },
       },
     },

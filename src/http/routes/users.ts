@@ -3,7 +3,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Identity } from '../../identity/index.js';
 import { forbidden, isAdmin, principalOf, SECURITY } from '../auth.js';
-import { errorResponses, idParams, nameSchema, noContent, passwordSchema, userSchema, usernameSchema } from '../schemas.js';
+import { EXAMPLE_IDS as ID } from '../examples.js';
+import { errorResponses, idParams, nameSchema, noContent, passwordSchema, USER_EXAMPLE, userSchema, usernameSchema, withRequestExample } from '../schemas.js';
 
 export interface UserRoutesOptions {
   identity: Identity;
@@ -11,18 +12,24 @@ export interface UserRoutesOptions {
 
 const displayName = z.string({ error: 'must be a string' }).max(200, { error: 'must be at most 200 characters' }).nullable();
 
-const createBody = z.strictObject({
-  username: usernameSchema,
-  displayName: displayName.optional(),
-  password: passwordSchema.optional().describe('Without one the user cannot log in (API keys only).'),
-  roles: z.array(nameSchema, { error: 'must be a list of role names' }).max(100).optional().describe('Roles granted directly.'),
-});
+const createBody = withRequestExample(
+  z.strictObject({
+    username: usernameSchema,
+    displayName: displayName.optional(),
+    password: passwordSchema.optional().describe('Without one the user cannot log in (API keys only).'),
+    roles: z.array(nameSchema, { error: 'must be a list of role names' }).max(100).optional().describe('Roles granted directly.'),
+  }),
+  { username: 'ada', displayName: 'Ada Lovelace', password: 'example-password-not-real', roles: ['editor'] },
+);
 
-const updateBody = z.strictObject({
-  displayName: displayName.optional(),
-  disabled: z.boolean({ error: 'must be true or false' }).optional().describe('Disabling ends the user\'s sessions and refuses their API keys at once.'),
-  password: passwordSchema.optional().describe('A new password; ends the user\'s sessions.'),
-});
+const updateBody = withRequestExample(
+  z.strictObject({
+    displayName: displayName.optional(),
+    disabled: z.boolean({ error: 'must be true or false' }).optional().describe('Disabling ends the user\'s sessions and refuses their API keys at once.'),
+    password: passwordSchema.optional().describe('A new password; ends the user\'s sessions.'),
+  }),
+  { displayName: 'Ada King', disabled: false },
+);
 
 const ADMIN = 'Needs identity:admin.';
 
@@ -47,7 +54,10 @@ export const userRoutes: FastifyPluginAsync<UserRoutesOptions> = async (fastify,
         summary: 'List users',
         description: 'identity:admin lists every user of the tenant; any other caller gets only its own user.',
         security: SECURITY,
-        response: { 200: z.object({ items: z.array(userSchema) }).describe('The tenant\'s users.'), ...errorResponses() },
+        response: { 200: z.object({ items: z.array(userSchema) }).meta({
+          description: 'The tenant\'s users.',
+          examples: [{ items: [{ ...USER_EXAMPLE, id: ID.admin, username: 'admin', displayName: null }, USER_EXAMPLE] }],
+        }), ...errorResponses() },
       },
     },
     async (request) => {

@@ -3,7 +3,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { DELIVERY_STATUSES, WEBHOOK_EVENTS, createWebhookInput, updateWebhookInput, type Webhooks } from '../../webhooks/index.js';
 import { principalOf, SECURITY } from '../auth.js';
-import { errorResponses, idSchema, noContent, timestampSchema } from '../schemas.js';
+import { EXAMPLE_IDS as ID, EXAMPLE_TIMES as AT, EXAMPLE_WEBHOOK_SECRET } from '../examples.js';
+import { errorResponses, idSchema, noContent, timestampSchema, withRequestExample } from '../schemas.js';
 
 export interface WebhookRoutesOptions {
   webhooks: Webhooks;
@@ -11,6 +12,50 @@ export interface WebhookRoutesOptions {
 
 const read = { permission: 'webhooks:read' } as const;
 const write = { permission: 'webhooks:write' } as const;
+
+const ENDPOINT_EXAMPLE = {
+  id: ID.webhook,
+  url: 'https://app.example.com/hooks/latchkey',
+  events: ['connection.created', 'connection.needs_reauthorization'],
+  description: 'Tell the app when a customer must reconnect.',
+  enabled: true,
+  secretRolledAt: AT.created,
+  previousSecretExpiresAt: null,
+  revision: 1,
+  createdAt: AT.created,
+  updatedAt: AT.created,
+};
+
+const DELIVERY_EXAMPLE = {
+  id: ID.delivery,
+  endpointId: ID.webhook,
+  messageId: ID.message,
+  eventType: 'connection.needs_reauthorization',
+  payload: {
+    type: 'connection.needs_reauthorization',
+    timestamp: AT.updated,
+    data: {
+      connectorId: ID.connector,
+      connectionId: `per-user:${ID.connector}:end-user:customer-42`,
+      userId: null,
+      endUserId: 'customer-42',
+      status: 'needs_reauthorization',
+      errorCode: 'invalid_grant',
+    },
+  },
+  status: 'succeeded',
+  attempts: 2,
+  nextAttemptAt: null,
+  lastAttemptAt: AT.updated,
+  lastStatusCode: 204,
+  lastError: null,
+  createdAt: AT.updated,
+  updatedAt: AT.updated,
+  attemptLog: [
+    { at: AT.updated, statusCode: 503, errorCode: 'http_503', durationMs: 41, responseSnippet: 'Service Unavailable' },
+    { at: AT.updated, statusCode: 204, errorCode: null, durationMs: 37, responseSnippet: null },
+  ],
+};
 
 const endpointSchema = z
   .object({
@@ -25,14 +70,18 @@ const endpointSchema = z
     createdAt: timestampSchema,
     updatedAt: timestampSchema,
   })
-  .meta({ id: 'WebhookEndpoint', description: 'A webhook endpoint (never its signing secret).' });
+  .meta({ id: 'WebhookEndpoint', description: 'A webhook endpoint (never its signing secret).', examples: [ENDPOINT_EXAMPLE] });
 
 const issuedSchema = z
   .object({
     secret: z.string().describe('The signing secret (`whsec_…`, Standard Webhooks): shown this once, never again.'),
     endpoint: endpointSchema,
   })
-  .meta({ id: 'IssuedWebhookEndpoint', description: 'The endpoint and its signing secret, shown this once.' });
+  .meta({
+    id: 'IssuedWebhookEndpoint',
+    description: 'The endpoint and its signing secret, shown this once.',
+    examples: [{ secret: EXAMPLE_WEBHOOK_SECRET, endpoint: ENDPOINT_EXAMPLE }],
+  });
 
 const attemptSchema = z.object({
   at: timestampSchema,
@@ -59,7 +108,7 @@ const deliverySchema = z
     updatedAt: timestampSchema,
     attemptLog: z.array(attemptSchema),
   })
-  .meta({ id: 'WebhookDelivery', description: 'A delivery of an event to an endpoint.' });
+  .meta({ id: 'WebhookDelivery', description: 'A delivery of an event to an endpoint.', examples: [DELIVERY_EXAMPLE] });
 
 const params = z.object({ id: idSchema });
 const deliveryParams = z.object({ id: idSchema, deliveryId: idSchema });
@@ -96,7 +145,11 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
           'Needs webhooks:write. `url` must be https; `events` lists what to send (' + WEBHOOK_EVENTS.join(', ') + '). ' +
           'Answers the signing secret once: verify every message with it as Standard Webhooks specifies.',
         security: SECURITY,
-        body: createWebhookInput,
+        body: withRequestExample(createWebhookInput, {
+          url: 'https://app.example.com/hooks/latchkey',
+          events: ['connection.created', 'connection.needs_reauthorization'],
+          description: 'Tell the app when a customer must reconnect.',
+        }),
         response: { 201: issuedSchema, ...errorResponses(400, 403) },
       },
     },
@@ -117,7 +170,10 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
         description: 'Needs webhooks:read. Never shows a signing secret.',
         security: SECURITY,
         querystring: listQuery,
-        response: { 200: z.object({ items: z.array(endpointSchema), next: z.string().optional() }).describe('A page of webhook endpoints; `next` is there when more follow.'), ...errorResponses(400, 403) },
+        response: { 200: z.object({ items: z.array(endpointSchema), next: z.string().optional() }).meta({
+          description: 'A page of webhook endpoints; `next` is there when more follow.',
+          examples: [{ items: [ENDPOINT_EXAMPLE], next: ID.webhook }],
+        }), ...errorResponses(400, 403) },
       },
     },
     async (request) => {
@@ -146,7 +202,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
         description: 'Needs webhooks:write. A merge patch of `url`, `events`, `description`, `enabled`. A concurrent change is 409 `conflict`.',
         security: SECURITY,
         params,
-        body: updateWebhookInput,
+        body: withRequestExample(updateWebhookInput, { events: ['connection.needs_reauthorization', 'connection.deleted'], enabled: true }),
         response: { 200: endpointSchema, ...errorResponses(400, 403, 404, 409) },
       },
     },
@@ -211,7 +267,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRoutesOptions> = async (fa
         security: SECURITY,
         params,
         querystring: deliveriesQuery,
-        response: { 200: z.object({ items: z.array(deliverySchema) }).describe('The endpoint\'s recent deliveries, newest first.'), ...errorResponses(400, 403, 404) },
+        response: { 200: z.object({ items: z.array(deliverySchema) }).meta({ description: 'The endpoint\'s recent deliveries, newest first.', examples: [{ items: [DELIVERY_EXAMPLE] }] }), ...errorResponses(400, 403, 404) },
       },
     },
     async (request) => {

@@ -1,0 +1,382 @@
+// `npm run bench:tasks [-- --quick]`: no-op tasks claimed, run and completed per second by Latchkey's
+// task engine with 1 and 2 worker processes on PostgreSQL and 1 on SQLite, next to graphile-worker
+// (its own schema in the same PostgreSQL database, same run, same concurrency) as the peer. Each
+// round queues N due tasks one per call (unbatched: `tasks.schedule` / `addJob`), starts the worker
+// processes (bench/tasks-worker.ts) on a "go" and times until no task is left; CPU per task is the
+// workers' (from /proc) and, apart, every `postgres` process's on this machine. Rounds alternate the
+// order of the targets. Full mode writes its section of BENCHMARKS.md; --quick writes nothing.
+// BENCH_CPU_PROF=<dir> makes every worker write a V8 CPU profile there.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeWorkerUtils, Logger } from 'graphile-worker';
+import { sql } from 'kysely';
+import { z } from 'zod';
+import type { DatabaseHandle, DialectName } from '../src/db/index.js';
+import { createTasks, type Tasks } from '../src/tasks/index.js';
+import { cliEnv, ROOT } from '../test/support/cli.js';
+import { createTestDatabase, POSTGRES_URL } from '../test/support/databases.js';
+import { profileArgs } from './apikeys-servers.js';
+import { processCpuSeconds } from './http-load.js';
+import { describeMachine, formatCount, formatPercent, machineLine, markdownTable, parseMode, publish, textTable, type BenchMode } from './support.js';
+
+const HEADING = '## Tasks (`npm run bench:tasks`)';
+const TSX = import.meta.resolve('tsx');
+const NOOP_TYPE = 'bench.noop';
+const GRAPHILE_NOOP = 'noop';
+
+interface Settings {
+  /** Due tasks per round. */
+  tasks: number;
+  /** Rounds per target, in alternating order. */
+  runs: number;
+  /** Tasks run at once per worker process (Latchkey's default; graphile-worker's `concurrency`). */
+  concurrency: number;
+}
+const FULL: Settings = { tasks: 5000, runs: 2, concurrency: 10 };
+const QUICK: Settings = { tasks: 500, runs: 1, concurrency: 10 };
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+type TargetId = 'latchkey-pg-1' | 'latchkey-pg-2' | 'latchkey-sqlite-1' | 'graphile-pg-1';
+
+const NAMES: Record<TargetId, string> = {
+  'latchkey-pg-1': 'Latchkey, PostgreSQL, 1 process',
+  'latchkey-pg-2': 'Latchkey, PostgreSQL, 2 processes',
+  'graphile-pg-1': 'graphile-worker 0.18, PostgreSQL, 1 process',
+  'latchkey-sqlite-1': 'Latchkey, SQLite, 1 process',
+};
+
+interface WorkerSpec {
+  engine: 'latchkey' | 'graphile';
+  task: string;
+  url: string | undefined;
+  dataDir: string;
+  schema?: string;
+}
+
+/** One round's fresh database (or graphile-worker schema): no dead rows from the last round. */
+interface Prepared {
+  /** Queues one due no-op task. */
+  add(): Promise<void>;
+  /** Tasks not yet completed. */
+  remaining(): Promise<number>;
+  worker: WorkerSpec;
+  dispose(): Promise<void>;
+}
+
+interface Target {
+  id: TargetId;
+  processes: number;
+  prepare(): Promise<Prepared>;
+}
+
+interface Round {
+  /** Queued per second, one task per call. */
+  addPerSec: number;
+  /** Claimed, run and completed per second, from "go" until none is left (the workers' start included). */
+  perSec: number;
+  workerCpuUsPerTask: number | undefined;
+  postgresCpuUsPerTask: number | undefined;
+}
+
+/** CPU seconds of every `postgres` process on this machine (the local server; other users of it count too). */
+function postgresCpuSeconds(): number | undefined {
+  let total = 0;
+  let found = false;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (!stat.includes(' (postgres) ')) continue;
+    const seconds = processCpuSeconds(Number(entry));
+    if (seconds === undefined) continue;
+    total += seconds;
+    found = true;
+  }
+  return found ? total : undefined;
+}
+
+interface Worker {
+  child: ChildProcess;
+  go(): void;
+  stop(): Promise<void>;
+}
+
+async function startWorker(spec: WorkerSpec, concurrency: number): Promise<Worker> {
+  const child = spawn(process.execPath, [...profileArgs(), '--import', TSX, `${ROOT}bench/tasks-worker.ts`], {
+    cwd: ROOT,
+    env: cliEnv({ BENCH_TASKS_WORKER: JSON.stringify({ ...spec, concurrency }) }),
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = once(child, 'exit') as Promise<[number | null]>;
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line === 'ready') resolve();
+    });
+    void exited.then(([code]) => reject(new Error(`a ${spec.engine} worker exited with ${code} before it was ready`)));
+  });
+  return {
+    child,
+    go: () => child.stdin?.write('go\n'),
+    async stop() {
+      child.stdin?.end();
+      const [code] = await exited;
+      if (code !== 0) throw new Error(`a ${spec.engine} worker exited with ${code}`);
+    },
+  };
+}
+
+async function round(target: Target, settings: Settings): Promise<Round> {
+  const prepared = await target.prepare();
+  try {
+    const addStart = performance.now();
+    for (let i = 0; i < settings.tasks; i++) await prepared.add();
+    const addPerSec = settings.tasks / ((performance.now() - addStart) / 1000);
+    const workers = await Promise.all(Array.from({ length: target.processes }, () => startWorker(prepared.worker, settings.concurrency)));
+    try {
+      const cpu = () => workers.reduce<number | undefined>((sum, w) => {
+        const seconds = processCpuSeconds(w.child.pid);
+        return sum === undefined || seconds === undefined ? undefined : sum + seconds;
+      }, 0);
+      const cpuBefore = cpu();
+      const pgBefore = prepared.worker.url === undefined ? undefined : postgresCpuSeconds();
+      const start = performance.now();
+      for (const w of workers) w.go();
+      const deadline = Date.now() + 10 * 60_000;
+      while ((await prepared.remaining()) > 0) {
+        if (Date.now() > deadline) throw new Error(`${NAMES[target.id]}: tasks were still queued after 10 minutes`);
+        await sleep(20);
+      }
+      const seconds = (performance.now() - start) / 1000;
+      const cpuAfter = cpu();
+      const pgAfter = pgBefore === undefined ? undefined : postgresCpuSeconds();
+      const perTask = (before: number | undefined, after: number | undefined) => (before === undefined || after === undefined ? undefined : ((after - before) * 1e6) / settings.tasks);
+      return { addPerSec, perSec: settings.tasks / seconds, workerCpuUsPerTask: perTask(cpuBefore, cpuAfter), postgresCpuUsPerTask: perTask(pgBefore, pgAfter) };
+    } finally {
+      for (const w of workers) await w.stop();
+    }
+  } finally {
+    await prepared.dispose();
+  }
+}
+
+/** A scheduler in this process (it runs no task) for the no-op type. */
+function scheduler(handle: DatabaseHandle): Tasks {
+  const tasks = createTasks({ handle });
+  tasks.register({
+    type: NOOP_TYPE,
+    paramsSchema: z.object({}),
+    run: () => {
+      throw new Error('the benchmark process runs no task');
+    },
+  });
+  return tasks;
+}
+
+function latchkeyTarget(id: TargetId, dialect: DialectName, processes: number): Target {
+  return {
+    id,
+    processes,
+    async prepare() {
+      const tdb = await createTestDatabase(dialect);
+      const handle = await tdb.openMigrated();
+      const tasks = scheduler(handle);
+      return {
+        add: async () => {
+          await tasks.schedule({ type: NOOP_TYPE });
+        },
+        async remaining() {
+          const row = await handle.db.selectFrom('tasks').select((eb) => eb.fn.countAll().as('n')).where('status', '!=', 'succeeded').executeTakeFirstOrThrow();
+          return Number(row.n);
+        },
+        worker: { engine: 'latchkey', task: NOOP_TYPE, url: tdb.url, dataDir: tdb.dataDir },
+        dispose: () => tdb.dispose(),
+      };
+    },
+  };
+}
+
+const quiet = new Logger(() => (level, message) => {
+  if (level === 'warning' || level === 'error') log(`graphile-worker ${level}: ${message}`);
+});
+
+function graphileTarget(): Target {
+  return {
+    id: 'graphile-pg-1',
+    processes: 1,
+    async prepare() {
+      // A test database only for its handle (counting the jobs left, dropping the schema).
+      const tdb = await createTestDatabase('postgres');
+      const handle = tdb.open();
+      const schema = `gw_bench_${randomBytes(6).toString('hex')}`;
+      const utils = await makeWorkerUtils({ connectionString: POSTGRES_URL, schema, logger: quiet });
+      await utils.migrate();
+      const jobs = handle.db.withSchema(schema).withTables<{ _private_jobs: { id: string } }>();
+      return {
+        add: async () => {
+          await utils.addJob(GRAPHILE_NOOP, {});
+        },
+        async remaining() {
+          const row = await jobs.selectFrom('_private_jobs').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+          return Number(row.n);
+        },
+        worker: { engine: 'graphile', task: GRAPHILE_NOOP, url: POSTGRES_URL, dataDir: tdb.dataDir, schema },
+        async dispose() {
+          await utils.release();
+          await handle.db.schema.dropSchema(schema).ifExists().cascade().execute();
+          await tdb.dispose();
+        },
+      };
+    },
+  };
+}
+
+interface Result {
+  rounds: Record<TargetId, Round[]>;
+  versions: { postgres: string; sqlite: string };
+}
+
+async function versions(): Promise<Result['versions']> {
+  const pg = await createTestDatabase('postgres');
+  const lite = await createTestDatabase('sqlite');
+  try {
+    const pgVersion = await sql<{ server_version: string }>`show server_version`.execute(pg.open().db);
+    const liteVersion = await sql<{ v: string }>`select sqlite_version() as v`.execute(lite.open().db);
+    return { postgres: pgVersion.rows[0]?.server_version ?? 'unknown', sqlite: liteVersion.rows[0]?.v ?? 'unknown' };
+  } finally {
+    await pg.dispose();
+    await lite.dispose();
+  }
+}
+
+async function run(settings: Settings): Promise<Result> {
+  const targets: Target[] = [
+    latchkeyTarget('latchkey-pg-1', 'postgres', 1),
+    latchkeyTarget('latchkey-pg-2', 'postgres', 2),
+    graphileTarget(),
+    latchkeyTarget('latchkey-sqlite-1', 'sqlite', 1),
+  ];
+  const rounds = Object.fromEntries(targets.map((t) => [t.id, [] as Round[]])) as Result['rounds'];
+  for (let r = 0; r < settings.runs; r++) {
+    for (const target of r % 2 === 0 ? targets : [...targets].reverse()) {
+      log(`tasks: round ${r + 1}/${settings.runs}, ${NAMES[target.id]}: ${formatCount(settings.tasks)} tasks`);
+      const result = await round(target, settings);
+      log(`  ${formatCount(result.perSec)} tasks/s (queued at ${formatCount(result.addPerSec)}/s)`);
+      rounds[target.id].push(result);
+    }
+  }
+  return { rounds, versions: await versions() };
+}
+
+// TODO(invalidation queue): time and rate of invalidating 100,000 queued keys
+// (`credentials_to_invalidate`, the recurring invalidation task). The lead is writing that queue
+// now; measure it here through its own API once it lands, and replace the TODO section below.
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+const us = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? 'n/a' : `${x.toFixed(0)} µs`);
+
+interface Summary {
+  perSec: number;
+  addPerSec: number;
+  workerCpuUsPerTask: number | undefined;
+  postgresCpuUsPerTask: number | undefined;
+  runs: number[];
+}
+
+function summarise(rounds: Round[]): Summary {
+  const defined = (xs: Array<number | undefined>) => (xs.every((x) => x !== undefined) ? median(xs as number[]) : undefined);
+  return {
+    perSec: median(rounds.map((r) => r.perSec)),
+    addPerSec: median(rounds.map((r) => r.addPerSec)),
+    workerCpuUsPerTask: defined(rounds.map((r) => r.workerCpuUsPerTask)),
+    postgresCpuUsPerTask: defined(rounds.map((r) => r.postgresCpuUsPerTask)),
+    runs: rounds.map((r) => r.perSec),
+  };
+}
+
+function tables(r: Result) {
+  const s = Object.fromEntries((Object.keys(r.rounds) as TargetId[]).map((id) => [id, summarise(r.rounds[id])])) as Record<TargetId, Summary>;
+  const peer = s['graphile-pg-1'].perSec;
+  const header = ['target', 'tasks/s', 'of graphile-worker', 'runs', 'worker CPU / task', 'postgres CPU / task', 'queued / s (one per call)'];
+  const rows = (Object.keys(NAMES) as TargetId[]).map((id) => [
+    NAMES[id],
+    formatCount(s[id].perSec),
+    formatPercent(s[id].perSec / peer),
+    s[id].runs.map(formatCount).join(' / '),
+    us(s[id].workerCpuUsPerTask),
+    us(s[id].postgresCpuUsPerTask),
+    formatCount(s[id].addPerSec),
+  ]);
+  return { s, header, rows };
+}
+
+function verdicts(r: Result): Array<{ target: string; measured: string; met: boolean }> {
+  const { s } = tables(r);
+  const ratio = s['latchkey-pg-1'].perSec / s['graphile-pg-1'].perSec;
+  return [{ target: "Latchkey (PostgreSQL, 1 process) ≥ 50% of graphile-worker's unbatched rate, same concurrency", measured: formatPercent(ratio), met: ratio >= 0.5 }];
+}
+
+function notes(r: Result): string[] {
+  const { s } = tables(r);
+  return [
+    `Each task is one claim transaction (\`FOR UPDATE SKIP LOCKED\` on PostgreSQL, \`BEGIN IMMEDIATE\` on SQLite) and one finish transaction (the fenced update and the history row): about 5 statements per task with BEGIN and COMMIT, and one claim at a time per process; graphile-worker's is one \`get_job\` and one \`complete_job\` call (prepared statements), up to \`concurrency\` of them in flight.`,
+    `Two processes against one: ${formatPercent(s['latchkey-pg-2'].perSec / s['latchkey-pg-1'].perSec)} of the one-process rate on the same ${describeMachine().cores} cores, which also run PostgreSQL and this process.`,
+    `"postgres CPU" is every \`postgres\` process on the machine during the round, so other users of the server count in it; "worker CPU" is the worker processes' own, from /proc.`,
+  ];
+}
+
+function report(r: Result, machine: string, settings: Settings, date: string): string {
+  const t = tables(r);
+  return [
+    `Command: \`npm run bench:tasks\`. Date: ${date}. Machine: ${machine}; 1-minute load average at the end ${(loadavg()[0] ?? 0).toFixed(2)}.`,
+    '',
+    `Per round: ${formatCount(settings.tasks)} due no-op tasks queued one per call (Latchkey \`tasks.schedule\`, graphile-worker \`addJob\`: unbatched), then the worker processes (bench/tasks-worker.ts, concurrency ${settings.concurrency} each, graphile-worker's defaults otherwise: no local queue, no batched completion) started on one signal and timed until no task is left, their start included. ${settings.runs} rounds per target in alternating order; medians. graphile-worker runs in its own schema of the same PostgreSQL database, in the same run.`,
+    '',
+    '### Targets',
+    '',
+    markdownTable(['target', 'measured', 'met'], verdicts(r).map((x) => [x.target, x.measured, x.met ? 'met' : 'missed'])),
+    '',
+    '### No-op tasks claimed, run and completed',
+    '',
+    markdownTable(t.header, t.rows),
+    '',
+    '### Invalidation of 100,000 queued keys',
+    '',
+    'TODO: not measured yet. The invalidation queue (`credentials_to_invalidate`) and its recurring task are being written; this benchmark will time invalidating 100,000 queued keys through their API (time and keys per second) once they land.',
+    '',
+    '### Notes',
+    '',
+    ...notes(r).map((n) => `- ${n}`),
+  ].join('\n');
+}
+
+async function main(mode: BenchMode): Promise<void> {
+  const settings = mode.quick ? QUICK : FULL;
+  log(`bench:tasks — mode: ${mode.label}`);
+  const machine = describeMachine();
+  const result = await run(settings);
+  const t = tables(result);
+  publish(mode, HEADING, {
+    text: [textTable(t.header, t.rows)],
+    verdicts: verdicts(result),
+    notes: notes(result),
+    section: () => report(result, machineLine(machine, { PostgreSQL: result.versions.postgres, SQLite: result.versions.sqlite }), settings, new Date().toISOString().slice(0, 10)),
+  });
+}
+
+await main(parseMode(process.argv.slice(2)));
