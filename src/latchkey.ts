@@ -262,7 +262,6 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     const invalidator = new CredentialInvalidator({ handle: database, strategy, delayMs: settings.invalidationDelayMs, metrics: metrics.registry, clock });
     tasks.register({
       type: INVALIDATION_TASK,
-      system: true,
       paramsSchema: z.object({}),
       timeout: '30m',
       maxAttempts: 1,

@@ -85,7 +85,6 @@ async function allSteps(logger: Logger, steps: ReadonlyArray<[string, () => Prom
 export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Promise<void> } {
   const { tasks, webhooks, clock, logger } = parts;
   tasks.register({
-    system: true,
     type: LATCHKEY_TASK_TYPES.webhookAttempt,
     paramsSchema: z.object({ deliveryId: z.string().min(1).max(200) }),
     // A failed POST is recorded and its retry queued by the run itself (the webhook backoff); the
@@ -96,7 +95,6 @@ export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Pro
     run: ({ params, taskId, signal, transaction }) => webhooks.attempt(params.deliveryId, { attemptId: taskId, signal, transaction }),
   });
   tasks.register({
-    system: true,
     type: LATCHKEY_TASK_TYPES.oauthCleanup,
     paramsSchema: z.object({}),
     run: async () => {
@@ -104,7 +102,6 @@ export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Pro
     },
   });
   tasks.register({
-    system: true,
     type: LATCHKEY_TASK_TYPES.housekeeping,
     paramsSchema: z.object({}),
     run: async () => {
@@ -121,7 +118,6 @@ export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Pro
     },
   });
   tasks.register({
-    system: true,
     type: LATCHKEY_TASK_TYPES.tokenRefresh,
     paramsSchema: z.object({}),
     timeout: '10m',
@@ -134,7 +130,6 @@ export function registerLatchkeyTasks(parts: LatchkeyTaskParts): { ensure(): Pro
     },
   });
   tasks.register({
-    system: true,
     type: LATCHKEY_TASK_TYPES.rekey,
     paramsSchema: z.strictObject({
       dataKeys: z.boolean({ error: 'must be true or false' }).default(false),

@@ -89,11 +89,6 @@ export interface TaskTypeDefinition<S extends z.ZodType = z.ZodType> {
   /** Attempts per run slot before a run is given up (default 3). */
   maxAttempts?: number;
   backoff?: TaskBackoff;
-  /**
-   * Latchkey's own work (a rekey, webhook attempts...): a task of this type is refused with an
-   * owner, so no tenant can have one scheduled (default false).
-   */
-  system?: boolean;
 }
 
 /** A task type with its settings resolved. */
@@ -105,7 +100,6 @@ export interface RegisteredTaskType {
   timeoutMs: number;
   maxAttempts: number;
   backoff: { baseMs: number; maxMs: number };
-  system: boolean;
 }
 
 const TYPE_NAME = /^[a-z][a-z0-9_.:-]{0,63}$/;
@@ -153,7 +147,6 @@ export class TaskTypeRegistry {
       timeoutMs: durationOption(definition.timeout, DEFAULT_TIMEOUT_MS, 'timeout', type),
       maxAttempts,
       backoff,
-      system: definition.system === true,
     });
   }
 

@@ -314,9 +314,6 @@ export function createTasks(options: TasksOptions): Tasks {
       // Latchkey's own maintenance types are never a tenant's to schedule.
       throw new LatchkeyError('validation_failed', 'The task is invalid: "type" must be a registered task type.', { details: { fields: [{ path: 'type', message: 'must be a registered task type' }] } });
     }
-    if (type.system && parsed.owner) {
-      throw new LatchkeyError('validation_failed', `The task is invalid: "${type.type}" is Latchkey's own task type and runs for no owner.`, { details: { fields: [{ path: 'owner', message: 'must be absent for this type' }] } });
-    }
     paramsJson(parsed.params);
     // Parsed under "params" so that errors name the field as the caller wrote it ("params.label").
     const params = paramsJson(parseInput(z.object({ params: type.paramsSchema }), { params: parsed.params ?? {} }, 'task').params);
