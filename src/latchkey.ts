@@ -5,6 +5,7 @@ import type { DataKeys, Keyring } from './crypto/index.js';
 import { createApiKeys, createUsageGate, API_KEY_PEPPER_TYPE, type ApiKeys } from './apikeys/index.js';
 import { buildServerApp } from './assembly/server-app.js';
 import { openStorage } from './assembly/storage.js';
+import { registerLatchkeyTasks, webhookAttemptScheduler } from './assembly/latchkey-tasks.js';
 import { createProxy, type Proxy } from './proxy/index.js';
 import { CONNECT_SESSION_TYPE, createConnectSessions, type ConnectSessions } from './connect/index.js';
 import { CONNECTOR_TYPE, createConnectorService, loadCatalog, type ConnectorService } from './connectors/index.js';
@@ -15,7 +16,7 @@ import {
   CONNECTION_TYPE,
   OAUTH_STATE_TYPE,
   assembleOAuth,
-  startStateCleanup,
+  refreshExpiringConnections,
   type AssembledOAuth,
   type ConnectionStore,
   type OAuthFlow,
@@ -29,11 +30,6 @@ import { WEBHOOK_ENDPOINT_TYPE, createWebhooks, type WebhookBackoff, type Webhoo
 
 /** Object types every Latchkey process registers. Later modules add theirs here. */
 export const BUILTIN_OBJECT_TYPES: readonly ObjectTypeDefinition[] = [API_KEY_PEPPER_TYPE, CONNECTOR_TYPE, OAUTH_STATE_TYPE, CONNECTION_TYPE, CONNECT_SESSION_TYPE, WEBHOOK_ENDPOINT_TYPE, TASK_SECRETS_TYPE];
-
-/** How often expired OAuth states are deleted (the task engine takes this over later). */
-const STATE_CLEANUP_INTERVAL_MS = 30 * 60 * 1000;
-/** How often expired sessions and old invalidations are deleted. */
-const HOUSEKEEPING_INTERVAL_MS = 30 * 60 * 1000;
 
 /** OAuth knobs for embedders and tests; no setting or environment variable reaches them. */
 export interface LatchkeyOAuthOptions {
@@ -63,11 +59,12 @@ export interface LatchkeyWebhookOptions {
   backoff?: WebhookBackoff;
   /** Per attempt (default the OAuth timeout, 10 s). */
   timeoutMs?: number;
-  /** How often due deliveries are looked for (default 1 s). */
-  pollIntervalMs?: number;
 }
 
-/** Task engine knobs for embedders and tests; no setting or environment variable reaches them. */
+/**
+ * Task engine knobs for embedders and tests. The lease, heartbeat and concurrency default to the
+ * settings (`--task-lease`, `--task-heartbeat`, `--task-concurrency`); given here, they win.
+ */
 export interface LatchkeyTaskOptions {
   /** How long a claim holds a task without a heartbeat; a task whose process died runs again after it (default 30 s). */
   leaseMs?: number;
@@ -116,7 +113,8 @@ export interface LatchkeyOptions {
   /**
    * Start the background work while starting (default false): the invalidation bus (changes made
    * by other processes reach this one's caches at once rather than when entries expire), the API
-   * key usage flush, webhook deliveries, the task runner, and the cleanup timers. `listen()` starts it in any case; CLI commands that
+   * key usage flush, and the task runner (which runs webhook delivery attempts, OAuth state clean-up
+   * and housekeeping as Latchkey's own tasks). `listen()` starts it in any case; CLI commands that
    * only touch the database never do.
    */
   background?: boolean;
@@ -153,7 +151,7 @@ export interface Latchkey {
   proxy: Proxy;
   /** Connect sessions: what an application's end users use on the hosted connect page. */
   connect: { sessions: ConnectSessions };
-  /** Webhook endpoints, `emit`, and the stored deliveries (sent by the background work). */
+  /** Webhook endpoints, `emit`, and the stored deliveries (each attempt a task of the engine). */
   webhooks: Webhooks;
   /**
    * The task engine: register task types, schedule tasks; the runner claims and runs them as
@@ -162,7 +160,7 @@ export interface Latchkey {
   tasks: Tasks;
   /** Undefined when built with `http: false`. */
   app: FastifyInstance | undefined;
-  /** The invalidation bus, the usage flush, webhook deliveries, the task runner and the cleanup timers: started by `listen()`, or by `background.start()`. */
+  /** The invalidation bus, the usage flush and the task runner: started by `listen()`, or by `background.start()`. */
   background: Background;
   /** Listens on the configured host and port; shuts down gracefully on SIGTERM/SIGINT. */
   listen(): Promise<RunningServer>;
@@ -235,18 +233,53 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       logger,
     });
     closers.push(() => outbound.close());
-    const webhookOptions = options.webhooks ?? {};
+    const { issuer: issuerOption, ...taskOptions } = options.tasks ?? {};
+    const issuer: ExternalCredentialIssuer | undefined =
+      issuerOption ??
+      (settings.taskCredentialIssuerUrl !== undefined && settings.taskCredentialIssuerSecret !== undefined
+        ? createHttpCredentialIssuer({ url: settings.taskCredentialIssuerUrl, secret: settings.taskCredentialIssuerSecret, fetch: outbound.fetch })
+        : undefined);
+    if (settings.taskCredentialType === 'external' && !issuer) {
+      throw new ConfigError('--task-credential-type (LATCHKEY_TASK_CREDENTIAL_TYPE) is "external", but no task credential issuer is configured (--task-credential-issuer-url).');
+    }
+    const strategy = createCredentialStrategy({ handle: database, apiKeys: apiKeys.service, ...(issuer ? { issuer } : {}), credentialType: settings.taskCredentialType, clock, logger });
+    let taskApi: TaskApi | undefined;
+    // The task engine comes before the modules whose work it runs: webhook attempts are queued as its tasks.
+    const tasks = createTasks({
+      handle: database,
+      clock,
+      logger,
+      leaseMs: settings.taskLeaseMs,
+      heartbeatMs: settings.taskHeartbeatMs,
+      concurrency: settings.taskConcurrency,
+      ...taskOptions,
+      credentials: { strategy, store, authorizer: identity.authorizer },
+      api: () => taskApi,
+      // Webhooks are built on the engine (their attempts are its tasks); the sink runs only once both exist.
+      store,
+      onFinished: async (event, tx) => {
+        await webhooks.emit(event.tenantId, event.type, event.data, { tx });
+      },
+    });
+    const invalidator = new CredentialInvalidator({ handle: database, strategy, delayMs: settings.invalidationDelayMs, metrics: metrics.registry, clock });
+    tasks.register({
+      type: INVALIDATION_TASK,
+      paramsSchema: z.object({}),
+      timeout: '30m',
+      maxAttempts: 1,
+      run: async ({ signal }) => ({ ...(await invalidator.runOnce(signal)) }),
+    });
+    tasks.register(connectorRequestTask());
     const webhooks = createWebhooks({
       store,
       handle: database,
       outbound,
       audit: identity.audit,
-      bus,
       clock,
       logger,
-      ...webhookOptions,
+      scheduler: webhookAttemptScheduler(tasks),
+      ...(options.webhooks ?? {}),
     });
-    background.add({ name: 'webhook deliveries', start: () => webhooks.worker.start(), stop: () => webhooks.worker.stop() });
 
     // The connector service cascades a delete through the OAuth module, which is built on it (the
     // hook runs only on a delete, long after both exist).
@@ -277,62 +310,27 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     const proxy = createProxy({ connectors, tokens, credentials, connections, outbound, audit: identity.audit, logger });
     const connectSessions = createConnectSessions({ store, connectors, publicUrl: settings.publicUrl, audit: identity.audit, clock });
 
-    const { issuer: issuerOption, ...taskOptions } = options.tasks ?? {};
-    const issuer: ExternalCredentialIssuer | undefined =
-      issuerOption ??
-      (settings.taskCredentialIssuerUrl !== undefined && settings.taskCredentialIssuerSecret !== undefined
-        ? createHttpCredentialIssuer({ url: settings.taskCredentialIssuerUrl, secret: settings.taskCredentialIssuerSecret, fetch: outbound.fetch })
-        : undefined);
-    if (settings.taskCredentialType === 'external' && !issuer) {
-      throw new ConfigError('--task-credential-type (LATCHKEY_TASK_CREDENTIAL_TYPE) is "external", but no task credential issuer is configured (--task-credential-issuer-url).');
-    }
-    const strategy = createCredentialStrategy({ handle: database, apiKeys: apiKeys.service, ...(issuer ? { issuer } : {}), credentialType: settings.taskCredentialType, clock, logger });
-    let taskApi: TaskApi | undefined;
-    const tasks = createTasks({
-      handle: database,
+    const ownTasks = registerLatchkeyTasks({
+      tasks,
+      webhooks,
+      cleanupExpired: async () => (await flow.cleanupExpired()) + (await connectSessions.deleteExpired(clock.now())),
+      purgeExpiredSessions: () => identity.sessions.purgeExpired(),
+      refreshExpiring: (run) =>
+        refreshExpiringConnections({ store, tokens, tenantIds: async () => (await identity.tenants.list()).map((tenant) => tenant.id), clock, logger }, run),
+      bus,
+      maintenance: storage.maintenance,
       clock,
       logger,
-      ...taskOptions,
-      credentials: { strategy, store, authorizer: identity.authorizer },
-      api: () => taskApi,
     });
-    const invalidator = new CredentialInvalidator({ handle: database, strategy, delayMs: settings.invalidationDelayMs, metrics: metrics.registry, clock });
-    tasks.register({
-      type: INVALIDATION_TASK,
-      paramsSchema: z.object({}),
-      timeout: '30m',
-      maxAttempts: 1,
-      run: async ({ signal }) => ({ ...(await invalidator.runOnce(signal)) }),
-    });
-    tasks.register(connectorRequestTask());
-    background.add({ name: 'credential invalidation', start: async () => void (await tasks.ensure(INVALIDATION_TASK, { type: INVALIDATION_TASK, schedule: { every: settings.invalidationIntervalMs } })), stop: () => {} });
     // Stopped before the parts a running task may use (background work stops newest first).
-    background.add({ name: 'task runner', start: () => tasks.start(), stop: () => tasks.stop() });
-
-    let stopStateCleanup = () => {};
     background.add({
-      name: 'OAuth state cleanup',
-      start: () => {
-        stopStateCleanup = startStateCleanup(
-          { cleanupExpired: async () => (await flow.cleanupExpired()) + (await connectSessions.deleteExpired(clock.now())) },
-          STATE_CLEANUP_INTERVAL_MS,
-          (err) => logger.warn({ err }, 'Deleting expired OAuth states and connect sessions failed.'),
-        );
+      name: 'task runner',
+      start: async () => {
+        await ownTasks.ensure();
+        await tasks.ensure(INVALIDATION_TASK, { type: INVALIDATION_TASK, schedule: { every: settings.invalidationIntervalMs } });
+        await tasks.start();
       },
-      stop: () => stopStateCleanup(),
-    });
-    let housekeeping: NodeJS.Timeout | undefined;
-    background.add({
-      name: 'housekeeping',
-      start: () => {
-        housekeeping = setInterval(() => {
-          void identity.sessions.purgeExpired().catch((err: unknown) => logger.warn({ err }, 'Purging expired sessions failed.'));
-          void bus.prune().catch((err: unknown) => logger.warn({ err }, 'Pruning old invalidations failed.'));
-          void webhooks.prune().catch((err: unknown) => logger.warn({ err }, 'Pruning old webhook deliveries failed.'));
-        }, HOUSEKEEPING_INTERVAL_MS);
-        housekeeping.unref();
-      },
-      stop: () => clearInterval(housekeeping),
+      stop: () => tasks.stop(),
     });
 
     const app =

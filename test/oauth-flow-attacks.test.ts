@@ -14,7 +14,6 @@ import { createOutbound } from '../src/outbound/index.js';
 import {
   createOAuthFlow,
   OAUTH_STATE_TYPE,
-  startStateCleanup,
   stateObjectId,
   type CallbackResult,
   type OAuthFlow,
@@ -501,22 +500,6 @@ await eachDialect('OAuth flow against a stand-in token endpoint', (dialect) => {
       assert.equal((await x.connectors.list(x.tenantA)).items.length, 1, 'other objects are untouched');
       refused(await x.flow.callback(callbackParams(a.authorizationUrl)), 'invalid_state');
       assert.equal((await x.flow.callback(callbackParams(fresh.authorizationUrl))).ok, true);
-    } finally {
-      await x.dispose();
-    }
-  });
-
-  it('runs the clean-up on a timer until stopped', async () => {
-    const x = await fixture(dialect);
-    try {
-      let runs = 0;
-      const stop = startStateCleanup({ cleanupExpired: async () => (runs++, 0) }, 20);
-      await new Promise((resolve) => setTimeout(resolve, 110));
-      stop();
-      const seen = runs;
-      assert.ok(seen >= 2, `ran ${seen} times`);
-      await new Promise((resolve) => setTimeout(resolve, 60));
-      assert.equal(runs, seen, 'stopped');
     } finally {
       await x.dispose();
     }

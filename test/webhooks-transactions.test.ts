@@ -17,6 +17,9 @@ import { startOidcProvider, type TestProvider } from './support/oidc-provider.js
 
 const PUBLIC_URL = 'https://latchkey.test';
 const ENV = { LATCHKEY_PUBLIC_URL: PUBLIC_URL, LATCHKEY_ALLOW_INSECURE_LOOPBACK: 'true', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS };
+// Delivery attempts are engine tasks: polled often, and leased far beyond the manual clock's jumps
+// (which would otherwise expire the lease of an attempt under way and run it twice, as after a crash).
+const ATTEMPT_TASKS = { pollIntervalMs: 20, leaseMs: 3_600_000 };
 const ALL_EVENTS = ['connection.created', 'connection.refresh_failed', 'connection.needs_reauthorization', 'connection.recovered', 'connection.deleted'];
 const INJECTED = 'injected failure: the connection write after its event';
 
@@ -85,7 +88,8 @@ await eachDialect('connection events commit with their change', (dialect) => {
     receiver = createServer((_req, res) => res.writeHead(204).end());
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-    h = await createHttpHarness(dialect, ENV, { webhooks: { pollIntervalMs: 20 } });
+    // Refreshes are counted across this file's connections: only on-demand ones.
+    h = await createHttpHarness(dialect, ENV, { tasks: ATTEMPT_TASKS }, { proactiveRefresh: false });
   });
   after(async () => {
     await h?.close();

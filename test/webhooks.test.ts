@@ -5,8 +5,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { Webhook } from 'standardwebhooks';
 import { loadSettings, manualClock } from '../src/core/index.js';
 import type { DialectName } from '../src/db/index.js';
 import { SYSTEM_ACTOR } from '../src/identity/index.js';
@@ -15,64 +13,15 @@ import { CONNECTION_TYPE, connectionId } from '../src/oauth/index.js';
 import { createTestDatabase, eachDialect, latchkeyEnv, LOOPBACK_EGRESS } from './support/databases.js';
 import { assertError, createHttpHarness, randomName, type HttpHarness } from './support/http.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
+import { startReceiver, until, verified, type Received, type Receiver } from './support/webhook-receiver.js';
 
 const PUBLIC_URL = 'https://latchkey.test';
 const CALLBACK = `${PUBLIC_URL}/api/v1/oauth/callback`;
 const ENV = { LATCHKEY_PUBLIC_URL: PUBLIC_URL, LATCHKEY_ALLOW_INSECURE_LOOPBACK: 'true', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS };
+// Delivery attempts are engine tasks: polled often, and leased far beyond the manual clock's jumps
+// (which would otherwise expire the lease of an attempt under way and run it twice, as after a crash).
+const ATTEMPT_TASKS = { pollIntervalMs: 20, leaseMs: 3_600_000 };
 const ALL_EVENTS = ['connection.created', 'connection.refresh_failed', 'connection.needs_reauthorization', 'connection.recovered', 'connection.deleted'];
-
-interface Received {
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** A Fastify receiver on 127.0.0.1 that keeps every request; `answer` decides the status per path. */
-interface Receiver {
-  url(path: string): string;
-  received: Received[];
-  answer: (path: string, count: number) => number;
-  close(): Promise<void>;
-}
-
-async function startReceiver(): Promise<Receiver> {
-  const app: FastifyInstance = Fastify();
-  const counts = new Map<string, number>();
-  const receiver: Receiver = {
-    url: (path) => `http://127.0.0.1:${(app.server.address() as { port: number }).port}${path}`,
-    received: [],
-    answer: () => 204,
-    close: () => app.close(),
-  };
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => done(null, body));
-  app.post('/*', async (request, reply) => {
-    const path = request.url;
-    const count = (counts.get(path) ?? 0) + 1;
-    counts.set(path, count);
-    receiver.received.push({ path, headers: request.headers as Record<string, string>, body: request.body as string });
-    const status = receiver.answer(path, count);
-    return reply.code(status).send(status >= 400 ? 'receiver says no' : null);
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  return receiver;
-}
-
-/** Waits for `check` to hold, polling; fails after a generous ceiling (never a timing assertion). */
-async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, step?: () => void): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`Gave up waiting for ${what}.`);
-    step?.();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** Verifies a received message with the standardwebhooks package; returns its parsed body. */
-function verified(secret: string, message: Received): { type: string; timestamp: string; data: Record<string, unknown> } {
-  return new Webhook(secret).verify(message.body, message.headers) as { type: string; timestamp: string; data: Record<string, unknown> };
-}
 
 async function createEndpoint(h: HttpHarness, key: string, url: string, events: string[] = ALL_EVENTS) {
   const res = await h.call({ method: 'POST', url: '/api/v1/webhooks', key, body: { url, events, description: 'test' } });
@@ -89,7 +38,7 @@ await eachDialect('webhooks', (dialect: DialectName) => {
     before(async () => {
       op = await startOidcProvider({ redirectUris: [CALLBACK], accessTokenTtl: 60 });
       receiver = await startReceiver();
-      h = await createHttpHarness(dialect, ENV, { webhooks: { pollIntervalMs: 20, backoff: { baseMs: 10_000, maxMs: 10_000 } } });
+      h = await createHttpHarness(dialect, ENV, { webhooks: { backoff: { baseMs: 10_000, maxMs: 10_000 } }, tasks: ATTEMPT_TASKS });
     });
     after(async () => {
       await h?.close();
@@ -294,7 +243,7 @@ await eachDialect('webhooks', (dialect: DialectName) => {
     let receiver: Receiver;
     before(async () => {
       receiver = await startReceiver();
-      h = await createHttpHarness(dialect, ENV, { webhooks: { pollIntervalMs: 20, maxAttempts: 3, backoff: { baseMs: 10_000, maxMs: 20_000 } } });
+      h = await createHttpHarness(dialect, ENV, { webhooks: { maxAttempts: 3, backoff: { baseMs: 10_000, maxMs: 20_000 } }, tasks: ATTEMPT_TASKS });
     });
     after(async () => {
       await h?.close();
@@ -383,8 +332,8 @@ await eachDialect('webhooks', (dialect: DialectName) => {
         await tdb.dispose();
       });
       const settings = loadSettings({ env: latchkeyEnv(tdb, { ...ENV, LATCHKEY_LOG_LEVEL: 'silent' }) });
-      const webhooks = { pollIntervalMs: 20 };
-      const first = await createLatchkey({ settings, clock: manualClock(), webhooks, http: false });
+      const tasks = ATTEMPT_TASKS;
+      const first = await createLatchkey({ settings, clock: manualClock(), tasks, http: false });
       const tenant = await first.identity.tenants.create({ name: randomName('t') });
       const { endpoint, secret } = await first.webhooks.endpoints.create(SYSTEM_ACTOR, tenant.id, { url: receiver.url('/restart'), events: ['connection.created'] });
       await first.webhooks.emit(tenant.id, 'connection.created', { connectorId: 'connector_z', connectionId: 'shared:connector_z', userId: null, endUserId: null, status: 'active', errorCode: null });
@@ -393,7 +342,7 @@ await eachDialect('webhooks', (dialect: DialectName) => {
       await first.close();
       assert.equal(receiver.received.length, 0);
 
-      const second = await createLatchkey({ settings, clock: manualClock(), webhooks, http: false, background: true });
+      const second = await createLatchkey({ settings, clock: manualClock(), tasks, http: false, background: true });
       t.after(() => second.close());
       const [message] = await until('the delivery after the restart', () => (receiver.received.length > 0 ? receiver.received : undefined));
       assert.equal(message?.headers['webhook-id'], pending?.messageId);

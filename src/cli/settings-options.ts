@@ -23,17 +23,38 @@ const SETTING_FLAGS = {
   taskCredentialIssuerSecret: () => new Option('--task-credential-issuer-secret <secret>', 'whsec_… secret requests to the issuer are signed with (env: LATCHKEY_TASK_CREDENTIAL_ISSUER_SECRET)'),
   invalidationInterval: () => new Option('--invalidation-interval <duration>', 'how often removed tasks\' credentials are invalidated (env: LATCHKEY_INVALIDATION_INTERVAL, default 5m)'),
   invalidationDelay: () => new Option('--invalidation-delay <duration>', 'how long a removed task\'s credential waits before it is invalidated (env: LATCHKEY_INVALIDATION_DELAY, default 1h)'),
+  taskLease: () => new Option('--task-lease <duration>', 'how long a task claim lasts without a heartbeat; a task whose process died runs again after it (env: LATCHKEY_TASK_LEASE, default 30s)'),
+  taskHeartbeat: () => new Option('--task-heartbeat <duration>', "how often a running task's lease is extended, below the lease (env: LATCHKEY_TASK_HEARTBEAT, default 10s)"),
+  taskConcurrency: () => new Option('--task-concurrency <n>', 'tasks this process runs at once (env: LATCHKEY_TASK_CONCURRENCY, default 10)'),
 } as const;
 
 /** Flags whose setting is a duration in milliseconds (`<name>Ms`). */
-const DURATION_FLAGS = new Set(['shutdownTimeout', 'cacheBound', 'invalidationInterval', 'invalidationDelay']);
+const DURATION_FLAGS = new Set(['shutdownTimeout', 'cacheBound', 'invalidationInterval', 'invalidationDelay', 'taskLease', 'taskHeartbeat']);
 
 export type SettingFlag = keyof typeof SETTING_FLAGS;
 
 /** What every command that opens the database reads. */
 export const DATABASE_SETTINGS: readonly SettingFlag[] = ['config', 'dataDir', 'databaseUrl', 'keyFile', 'logLevel'];
 /** What `serve` reads besides. */
-export const SERVER_SETTINGS: readonly SettingFlag[] = [...DATABASE_SETTINGS, 'host', 'port', 'publicUrl', 'shutdownTimeout', 'cacheBound', 'allowInsecureLoopback', 'trustProxy', 'egressAllow', 'taskCredentialType', 'taskCredentialIssuerUrl', 'taskCredentialIssuerSecret', 'invalidationInterval', 'invalidationDelay'];
+export const SERVER_SETTINGS: readonly SettingFlag[] = [
+  ...DATABASE_SETTINGS,
+  'host',
+  'port',
+  'publicUrl',
+  'shutdownTimeout',
+  'cacheBound',
+  'allowInsecureLoopback',
+  'trustProxy',
+  'egressAllow',
+  'taskCredentialType',
+  'taskCredentialIssuerUrl',
+  'taskCredentialIssuerSecret',
+  'invalidationInterval',
+  'invalidationDelay',
+  'taskLease',
+  'taskHeartbeat',
+  'taskConcurrency',
+];
 
 /**
  * Adds the flags of the settings a command uses, and only those, so its `--help` lists what

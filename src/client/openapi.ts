@@ -646,7 +646,7 @@ export interface paths {
         put?: never;
         /**
          * Create a webhook endpoint
-         * @description Needs webhooks:write. `url` must be https; `events` lists what to send (connection.created, connection.refresh_failed, connection.needs_reauthorization, connection.recovered, connection.deleted). Answers the signing secret once: verify every message with it as Standard Webhooks specifies.
+         * @description Needs webhooks:write. `url` must be https; `events` lists what to send (connection.created, connection.refresh_failed, connection.needs_reauthorization, connection.recovered, connection.deleted, task.succeeded, task.failed). Answers the signing secret once: verify every message with it as Standard Webhooks specifies.
          */
         post: operations["createWebhook"];
         delete?: never;
@@ -1779,7 +1779,7 @@ export interface components {
         WebhookEndpoint: {
             id: string;
             url: string;
-            events: ("connection.created" | "connection.refresh_failed" | "connection.needs_reauthorization" | "connection.recovered" | "connection.deleted")[];
+            events: ("connection.created" | "connection.refresh_failed" | "connection.needs_reauthorization" | "connection.recovered" | "connection.deleted" | "task.succeeded" | "task.failed")[];
             description: string | null;
             enabled: boolean;
             /**
@@ -1978,6 +1978,7 @@ export interface components {
          *           "id": "krd0WQJNkQlMNcVo"
          *         }
          *       ],
+         *       "progress": null,
          *       "createdAt": "2026-03-02T09:15:04.118Z",
          *       "updatedAt": "2026-03-10T08:00:00.000Z"
          *     }
@@ -2014,6 +2015,10 @@ export interface components {
                 kind: "native" | "external";
                 id: string;
             }[];
+            /** @description What the latest run last reported of its progress (`{"phase":"reencrypting","done":1500,"total":42000}`), kept once it ends; null before any report. Never a secret. */
+            progress: {
+                [key: string]: unknown;
+            } | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -2061,6 +2066,7 @@ export interface components {
          *           "id": "krd0WQJNkQlMNcVo"
          *         }
          *       ],
+         *       "progress": null,
          *       "createdAt": "2026-03-02T09:15:04.118Z",
          *       "updatedAt": "2026-03-10T08:00:00.000Z",
          *       "runs": [
@@ -2109,6 +2115,10 @@ export interface components {
                 kind: "native" | "external";
                 id: string;
             }[];
+            /** @description What the latest run last reported of its progress (`{"phase":"reencrypting","done":1500,"total":42000}`), kept once it ends; null before any report. Never a secret. */
+            progress: {
+                [key: string]: unknown;
+            } | null;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
@@ -6514,7 +6524,7 @@ export interface operations {
             content: {
                 "application/json": {
                     url: string;
-                    events: ("connection.created" | "connection.refresh_failed" | "connection.needs_reauthorization" | "connection.recovered" | "connection.deleted")[];
+                    events: ("connection.created" | "connection.refresh_failed" | "connection.needs_reauthorization" | "connection.recovered" | "connection.deleted" | "task.succeeded" | "task.failed")[];
                     description?: string | null;
                     enabled?: boolean;
                 };
@@ -6770,7 +6780,7 @@ export interface operations {
             content: {
                 "application/json": {
                     url?: string;
-                    events?: ("connection.created" | "connection.refresh_failed" | "connection.needs_reauthorization" | "connection.recovered" | "connection.deleted")[];
+                    events?: ("connection.created" | "connection.refresh_failed" | "connection.needs_reauthorization" | "connection.recovered" | "connection.deleted" | "task.succeeded" | "task.failed")[];
                     description?: string | null;
                     enabled?: boolean;
                 };
@@ -7281,6 +7291,7 @@ export interface operations {
                      *               "id": "krd0WQJNkQlMNcVo"
                      *             }
                      *           ],
+                     *           "progress": null,
                      *           "createdAt": "2026-03-02T09:15:04.118Z",
                      *           "updatedAt": "2026-03-10T08:00:00.000Z"
                      *         }
@@ -7409,6 +7420,7 @@ export interface operations {
                      *           "id": "krd0WQJNkQlMNcVo"
                      *         }
                      *       ],
+                     *       "progress": null,
                      *       "createdAt": "2026-03-02T09:15:04.118Z",
                      *       "updatedAt": "2026-03-10T08:00:00.000Z"
                      *     }
@@ -7610,6 +7622,7 @@ export interface operations {
                      *           "id": "krd0WQJNkQlMNcVo"
                      *         }
                      *       ],
+                     *       "progress": null,
                      *       "createdAt": "2026-03-02T09:15:04.118Z",
                      *       "updatedAt": "2026-03-10T08:00:00.000Z",
                      *       "runs": [
@@ -7813,6 +7826,7 @@ export interface operations {
                      *           "id": "krd0WQJNkQlMNcVo"
                      *         }
                      *       ],
+                     *       "progress": null,
                      *       "createdAt": "2026-03-02T09:15:04.118Z",
                      *       "updatedAt": "2026-03-10T08:00:00.000Z"
                      *     }
@@ -7942,6 +7956,7 @@ export interface operations {
                      *           "id": "krd0WQJNkQlMNcVo"
                      *         }
                      *       ],
+                     *       "progress": null,
                      *       "createdAt": "2026-03-02T09:15:04.118Z",
                      *       "updatedAt": "2026-03-10T08:00:00.000Z"
                      *     }
@@ -8071,6 +8086,7 @@ export interface operations {
                      *           "id": "krd0WQJNkQlMNcVo"
                      *         }
                      *       ],
+                     *       "progress": null,
                      *       "createdAt": "2026-03-02T09:15:04.118Z",
                      *       "updatedAt": "2026-03-10T08:00:00.000Z"
                      *     }

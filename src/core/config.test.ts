@@ -62,6 +62,14 @@ describe('loadSettings: defaults and precedence', () => {
       allowInsecureLoopback: false,
       trustProxy: [],
       egressAllow: [],
+      taskCredentialType: 'native',
+      taskCredentialIssuerUrl: undefined,
+      taskCredentialIssuerSecret: undefined,
+      invalidationIntervalMs: 300_000,
+      invalidationDelayMs: 3_600_000,
+      taskLeaseMs: 30_000,
+      taskHeartbeatMs: 10_000,
+      taskConcurrency: 10,
       configFile: undefined,
     });
   });
@@ -256,6 +264,31 @@ describe('loadSettings: bad values', () => {
     for (const raw of ['10.0.0.0/33', '::1/129', '10.0.0/8', 'idp.internal/8', 'http://idp.internal', '*.internal', '10.0.0.256', 'a..b']) {
       assertRefused({ env: { LATCHKEY_EGRESS_ALLOW: `localhost,${raw}` }, cwd }, `LATCHKEY_EGRESS_ALLOW ${accepts}, got "localhost,${raw}".`);
     }
+  });
+
+  it('reads the task lease, heartbeat and concurrency from flags, the environment or the config file', () => {
+    const { cwd, file } = workdir({ taskLease: '2m', taskHeartbeat: 15_000, taskConcurrency: 4 });
+    const fromFile = loadSettings({ env: { LATCHKEY_CONFIG: file }, cwd });
+    assert.deepEqual([fromFile.taskLeaseMs, fromFile.taskHeartbeatMs, fromFile.taskConcurrency], [120_000, 15_000, 4]);
+    const fromEnv = loadSettings({ env: { LATCHKEY_CONFIG: file, LATCHKEY_TASK_LEASE: '45s', LATCHKEY_TASK_HEARTBEAT: '5s', LATCHKEY_TASK_CONCURRENCY: '32' }, cwd });
+    assert.deepEqual([fromEnv.taskLeaseMs, fromEnv.taskHeartbeatMs, fromEnv.taskConcurrency], [45_000, 5000, 32]);
+    const fromFlags = loadSettings({ flags: { taskLeaseMs: '1m', taskHeartbeatMs: '20s', taskConcurrency: '2' }, env: { LATCHKEY_TASK_CONCURRENCY: '32' }, cwd });
+    assert.deepEqual([fromFlags.taskLeaseMs, fromFlags.taskHeartbeatMs, fromFlags.taskConcurrency], [60_000, 20_000, 2]);
+    // A short lease alone brings the default heartbeat down to a third of it.
+    assert.equal(loadSettings({ env: { LATCHKEY_TASK_LEASE: '6s' }, cwd }).taskHeartbeatMs, 2000);
+  });
+
+  it('refuses a task lease, heartbeat or concurrency out of range, and a heartbeat not shorter than the lease', () => {
+    const { cwd } = workdir();
+    assertRefused({ env: { LATCHKEY_TASK_LEASE: '500ms' }, cwd }, 'LATCHKEY_TASK_LEASE must be a duration from 1s to 1h, such as "30s", got "500ms".');
+    assertRefused({ flags: { taskLeaseMs: 'soon' }, cwd }, '--task-lease must be a duration from 1s to 1h, such as "30s", got "soon".');
+    assertRefused({ env: { LATCHKEY_TASK_HEARTBEAT: '0' }, cwd }, 'LATCHKEY_TASK_HEARTBEAT must be a duration from 100ms to 30m, such as "10s", got "0".');
+    assertRefused({ env: { LATCHKEY_TASK_CONCURRENCY: '0' }, cwd }, 'LATCHKEY_TASK_CONCURRENCY must be a whole number from 1 to 1000, got "0".');
+    assertRefused({ env: { LATCHKEY_TASK_CONCURRENCY: '2.5' }, cwd }, 'LATCHKEY_TASK_CONCURRENCY must be a whole number from 1 to 1000, got "2.5".');
+    assertRefused(
+      { env: { LATCHKEY_TASK_LEASE: '10s', LATCHKEY_TASK_HEARTBEAT: '10s' }, cwd },
+      'The task heartbeat (10000 ms, --task-heartbeat or LATCHKEY_TASK_HEARTBEAT) must be shorter than the task lease (10000 ms, --task-lease or LATCHKEY_TASK_LEASE).',
+    );
   });
 
   it('refuses a shutdown timeout that is not a duration', () => {

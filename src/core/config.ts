@@ -44,6 +44,12 @@ export interface Settings {
   invalidationIntervalMs: number;
   /** How long a removed task's credential waits before it is invalidated (a run holding it may finish). */
   invalidationDelayMs: number;
+  /** How long a task claim lasts without a heartbeat; a task whose process died runs again after it (default 30 s). */
+  taskLeaseMs: number;
+  /** How often a running task's lease is extended (default 10 s; below the lease). */
+  taskHeartbeatMs: number;
+  /** Tasks one process runs at once (default 10). */
+  taskConcurrency: number;
   configFile: string | undefined;
 }
 
@@ -264,6 +270,30 @@ const DEFINITIONS = {
     accepts: 'a duration from 0s to 30d, such as "1h"',
     parse: durationBetween(0, 30 * 24 * 3600_000),
   },
+  taskLeaseMs: {
+    flag: '--task-lease',
+    env: 'LATCHKEY_TASK_LEASE',
+    file: 'taskLease',
+    accepts: 'a duration from 1s to 1h, such as "30s"',
+    parse: durationBetween(1000, 3600_000),
+  },
+  taskHeartbeatMs: {
+    flag: '--task-heartbeat',
+    env: 'LATCHKEY_TASK_HEARTBEAT',
+    file: 'taskHeartbeat',
+    accepts: 'a duration from 100ms to 30m, such as "10s"',
+    parse: durationBetween(100, 30 * 60_000),
+  },
+  taskConcurrency: {
+    flag: '--task-concurrency',
+    env: 'LATCHKEY_TASK_CONCURRENCY',
+    file: 'taskConcurrency',
+    accepts: 'a whole number from 1 to 1000',
+    parse: z
+      .union([z.number(), z.string().trim().regex(/^\d+$/)])
+      .transform(Number)
+      .pipe(z.number().int().min(1).max(1000)),
+  },
 } satisfies Record<string, Definition<unknown>>;
 
 /** The settings table, for `--help` texts and the README. */
@@ -364,6 +394,15 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     values[name] = result.data;
   }
 
+  const taskLeaseMs = (values['taskLeaseMs'] as number | undefined) ?? 30_000;
+  // The default heartbeat follows a shorter lease: a third of it.
+  const taskHeartbeatMs = (values['taskHeartbeatMs'] as number | undefined) ?? Math.min(10_000, Math.floor(taskLeaseMs / 3));
+  if (taskHeartbeatMs >= taskLeaseMs) {
+    throw new ConfigError(
+      `The task heartbeat (${taskHeartbeatMs} ms, --task-heartbeat or LATCHKEY_TASK_HEARTBEAT) must be shorter than the task lease (${taskLeaseMs} ms, --task-lease or LATCHKEY_TASK_LEASE).`,
+    );
+  }
+
   const host = (values['host'] as string | undefined) ?? '127.0.0.1';
   const port = (values['port'] as number | undefined) ?? 4400;
   const dataDir = resolve(cwd, (values['dataDir'] as string | undefined) ?? './data');
@@ -390,6 +429,9 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     taskCredentialIssuerSecret: values['taskCredentialIssuerSecret'] as string | undefined,
     invalidationIntervalMs: (values['invalidationIntervalMs'] as number | undefined) ?? 5 * 60_000,
     invalidationDelayMs: (values['invalidationDelayMs'] as number | undefined) ?? 3600_000,
+    taskLeaseMs,
+    taskHeartbeatMs,
+    taskConcurrency: (values['taskConcurrency'] as number | undefined) ?? 10,
     configFile,
   };
   if ((settings.taskCredentialIssuerUrl === undefined) !== (settings.taskCredentialIssuerSecret === undefined)) {

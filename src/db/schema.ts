@@ -184,9 +184,9 @@ export interface WebhookDeliveriesTable {
   attempts: Generated<number>;
   /** Attempts may go on while `attempts` is below this (a redelivery raises it). */
   attempts_allowed: number;
-  /** When the next attempt is due; while one runs, the end of its lease. */
+  /** When the next attempt is due. */
   next_attempt_at: string;
-  /** Set by a claim; only its holder records the outcome. */
+  /** The task that holds the next attempt; only its run records an outcome. */
   claim_token: string | null;
   last_attempt_at: string | null;
   last_status_code: number | null;
@@ -249,6 +249,8 @@ export interface TasksTable {
   last_result: string | null;
   created_at: string;
   updated_at: string;
+  /** JSON: what the latest run last reported through `context.progress`; null before any report. */
+  progress: string | null;
 }
 
 /** A credential a task holds, in plain (ids, never secrets): what removing the task queues for invalidation. */

@@ -345,29 +345,3 @@ export function createOAuthFlow(options: OAuthFlowOptions): OAuthFlow {
     },
   };
 }
-
-/**
- * Runs `flow.cleanupExpired()` every `intervalMs` (default 30 minutes) on an unref'd timer; the
- * returned function stops it. Failures go to `onError` and the next run tries again.
- *
- * @example
- * const stop = startStateCleanup(flow, 30 * 60 * 1000, (err) => logger.warn({ err }, 'OAuth state clean-up failed.'));
- * // on shutdown
- * stop();
- */
-export function startStateCleanup(flow: Pick<OAuthFlow, 'cleanupExpired'>, intervalMs = 30 * 60 * 1000, onError?: (err: unknown) => void): () => void {
-  if (!Number.isInteger(intervalMs) || intervalMs < 1) throw new TypeError('"intervalMs" must be a positive whole number of milliseconds.');
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    flow
-      .cleanupExpired()
-      .catch((err: unknown) => onError?.(err))
-      .finally(() => {
-        running = false;
-      });
-  }, intervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
-}

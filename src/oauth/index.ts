@@ -2,6 +2,8 @@
 export { CONNECTION_TYPE, CONNECTION_STATUSES, connectionId, createConnectionStore, isEndUser, isEndUserId } from './connections.js';
 export type { ConnectionStore, ConnectionStoreOptions, ConnectionView, ConnectionPage, ConnectionStatus, ConnectionListOptions, ConnectionOwner, EndUserRef, SaveConnectionOptions, TokenSet } from './connections.js';
 export { createTokenClient } from './token-client.js';
+export { refreshExpiringConnections } from './proactive-refresh.js';
+export type { ProactiveRefreshOptions, ProactiveRefreshReport } from './proactive-refresh.js';
 export type { TokenClient, TokenClientOptions, AccessToken } from './token-client.js';
 export { clientAuthentication } from './resolved-client.js';
 export type { ResolvedClient } from './resolved-client.js';
@@ -14,7 +16,7 @@ export type { BackoffOptions } from './refresh.js';
 export type { ConnectionErrorCode } from './tokens-errors.js';
 export type { ConnectionEvent, ConnectionEventSink, ConnectionEventType } from './connection-events.js';
 // Authorization code flow (authorize + callback) and its state store:
-export { createOAuthFlow, startStateCleanup, CALLBACK_PATH } from './flow.js';
+export { createOAuthFlow, CALLBACK_PATH } from './flow.js';
 export type { OAuthFlow, OAuthFlowOptions, AuthorizeSubject, AuthorizeOptions, AuthorizeResult, CallbackResult, CallbackOptions } from './flow.js';
 export { CALLBACK_FAILURE_CODES } from './flow-failures.js';
 export type { CallbackFailureCode } from './flow-failures.js';

@@ -59,6 +59,8 @@ export interface AccessToken {
 }
 
 export interface TokenClient {
+  /** How long before its expiry a token is refreshed on demand (the `refreshSkewMs` option). */
+  readonly refreshSkewMs: number;
   /**
    * A valid access token, refreshing when it expires within the skew. Refresh happens exactly
    * once however many callers and processes ask at once. Throws `not_connected`,
@@ -77,6 +79,15 @@ export interface TokenClient {
    * one, and its token is the answer.
    */
   forceRefresh(tenantId: string, connectorId: string, owner?: ConnectionOwner): Promise<AccessToken>;
+  /**
+   * Proactive refresh: refreshes the connection when its token is due for a refresh within
+   * `aheadMs` (at most a quarter of its lifetime), through the same exactly-once path as
+   * {@link getAccessToken} (one flight per connection in this process, the row lock and re-read
+   * across processes): with an on-demand refresh at the same time, the provider sees one refresh.
+   * Returns whether the connection was refreshed (by this call, or by one in this process it joined);
+   * throws what `getAccessToken` throws.
+   */
+  refreshIfDue(tenantId: string, connectorId: string, owner: ConnectionOwner | undefined, aheadMs: number): Promise<{ refreshed: boolean }>;
   /** Deletes the connection and revokes at the provider (RFC 7009) when it has a revocation endpoint. */
   disconnect(tenantId: string, connectorId: string, owner?: ConnectionOwner): Promise<{ revoked: boolean }>;
 }
@@ -91,7 +102,7 @@ interface Served {
   refreshAtMs: number;
 }
 
-type Outcome = { kind: 'token'; served: Served } | { kind: 'error'; error: LatchkeyError };
+type Outcome = { kind: 'token'; served: Served & { refreshed?: true } } | { kind: 'error'; error: LatchkeyError };
 
 function assertTenant(tenantId: unknown): asserts tenantId is string {
   if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > 200) throw new TypeError('"tenantId" must be a non-empty string.');
@@ -145,7 +156,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   const outbound = options.outbound ?? createOutbound({ clock });
   // Another process's refresh holds the lock for at most one token call plus a few writes.
   const lockWaitMs = outbound.timeoutMs + 10_000;
-  const flights = new Map<string, Promise<Served>>();
+  const flights = new Map<string, Promise<Served & { refreshed?: true }>>();
   const type = CONNECTION_TYPE;
   const sink = options.onConnectionEvent;
 
@@ -189,14 +200,14 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   }
 
   /** Under the lock: re-read, then reuse, refuse, or call the provider once and commit the result. */
-  async function refreshLocked(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined): Promise<Served> {
+  async function refreshLocked(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined, aheadMs = 0): Promise<Served & { refreshed?: true }> {
     // The store on the lock's transaction reads data keys through it too: SQLite has one
     // connection per process, so a read outside it would wait on the lock this process holds.
     const locked = await withConnectionLock(store, tenantId, id, { waitMs: lockWaitMs }, async (txStore, tx): Promise<Outcome | undefined> => {
       const current = await readConnection(txStore, tenantId, id);
       if (!current) return undefined;
       const a = current.attributes;
-      const decision = decide(id, a, { now: clock.now().getTime(), skewMs, canRefresh: canRefresh(client, a), rejected });
+      const decision = decide(id, a, { now: clock.now().getTime(), skewMs, canRefresh: canRefresh(client, a), rejected, aheadMs });
       const settled = settle(decision, a);
       if (settled) return settled;
       const write = (patch: Partial<ConnectionAttributes>) => txStore.update(type, tenantId, id, patch, { expectedRevision: current.revision });
@@ -259,7 +270,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       throw err;
     }
     logger?.debug({ tenantId, connectionId: current.id, rotated: response.refresh_token !== undefined }, `Refreshed the connection ${current.id}.`);
-    return { kind: 'token', served: served(patch, skewMs) };
+    return { kind: 'token', served: { ...served(patch, skewMs), refreshed: true } };
   }
 
   /** canRefresh() lets only client credentials connections through without a refresh token. */
@@ -270,7 +281,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   }
 
   /** One flight per connection in this process: concurrent callers share its promise. */
-  function flight(tenantId: string, id: string, run: () => Promise<Served>): Promise<Served> {
+  function flight(tenantId: string, id: string, run: () => Promise<Served & { refreshed?: true }>): Promise<Served & { refreshed?: true }> {
     const key = `${tenantId}\n${id}`;
     const running = flights.get(key);
     if (running) return running;
@@ -281,11 +292,11 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     return started;
   }
 
-  async function tokenFor(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined): Promise<Served> {
+  async function tokenFor(tenantId: string, id: string, client: ResolvedClient, rejected: string | undefined, aheadMs = 0): Promise<Served & { refreshed?: true }> {
     const current = await readConnection(store, tenantId, id);
     if (current) {
       const a = current.attributes;
-      const settled = settle(decide(id, a, { now: clock.now().getTime(), skewMs, canRefresh: canRefresh(client, a), rejected }), a);
+      const settled = settle(decide(id, a, { now: clock.now().getTime(), skewMs, canRefresh: canRefresh(client, a), rejected, aheadMs }), a);
       if (settled?.kind === 'token') return settled.served;
       if (settled?.kind === 'error') throw settled.error;
     } else if (client.authType === 'oauth_client_credentials') {
@@ -298,10 +309,11 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     } else {
       throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
     }
-    return flight(tenantId, id, () => refreshLocked(tenantId, id, client, rejected));
+    return flight(tenantId, id, () => refreshLocked(tenantId, id, client, rejected, aheadMs));
   }
 
   return {
+    refreshSkewMs: skewMs,
     async getAccessToken(tenantId, connectorId, userId) {
       const hit = cache?.get(tenantId, connectorId, cacheKeyOf(userId), clock.now().getTime());
       if (hit) return hit;
@@ -335,6 +347,14 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       const result = await tokenFor(tenantId, id, client, recent || seen === undefined || seen === '' ? undefined : seen);
       cache?.set(tenantId, connectorId, cacheKeyOf(owner), result.token, result.refreshAtMs, clock.now().getTime(), epoch);
       return result.token;
+    },
+
+    async refreshIfDue(tenantId, connectorId, owner, aheadMs) {
+      assertDuration(aheadMs, 'aheadMs', 0);
+      const { client, id } = await resolve(tenantId, connectorId, owner);
+      const result = await tokenFor(tenantId, id, client, undefined, aheadMs);
+      if (result.refreshed) cache?.forget(tenantId, connectorId);
+      return { refreshed: result.refreshed === true };
     },
 
     async disconnect(tenantId, connectorId, userId) {

@@ -17,6 +17,8 @@ export interface DecideInput {
   canRefresh: boolean;
   /** A token an API refused: never handed out again. */
   rejected?: string | undefined;
+  /** Proactive refresh: count the token due this much earlier (see {@link refreshAhead}). */
+  aheadMs?: number;
 }
 
 export function needsReauthorization(id: string, code: string | null): LatchkeyError {
@@ -57,11 +59,25 @@ export function refreshAt(a: Pick<ConnectionAttributes, 'expiresAt' | 'issuedAt'
   return expiresAt - margin;
 }
 
+/**
+ * How much earlier than {@link refreshAt} a proactive refresh counts a token due: `aheadMs`, but at
+ * most a quarter of the token's lifetime, so that a token just issued (by a concurrent refresh, seen
+ * again under the lock) is never due: a proactive and an on-demand refresh together refresh once.
+ *
+ * @example
+ * refreshAhead({ expiresAt: '2030-01-01T00:10:00Z', issuedAt: '2030-01-01T00:00:00Z' }, 5 * 60_000); // 150 000
+ */
+export function refreshAhead(a: Pick<ConnectionAttributes, 'expiresAt' | 'issuedAt'>, aheadMs: number): number {
+  if (aheadMs <= 0 || a.expiresAt === null) return 0;
+  const lifetime = a.issuedAt === null ? Number.NaN : Date.parse(a.expiresAt) - Date.parse(a.issuedAt);
+  return Number.isFinite(lifetime) && lifetime >= 0 ? Math.min(aheadMs, lifetime / 4) : aheadMs;
+}
+
 export function decide(id: string, a: ConnectionAttributes, input: DecideInput): Decision {
   if (a.status === 'needs_reauthorization') return { kind: 'fail', error: needsReauthorization(id, a.lastRefreshError) };
   const usable = a.accessToken !== '' && a.accessToken !== input.rejected;
   const expiresAt = expiry(a);
-  if (usable && refreshAt(a, input.skewMs) > input.now) return { kind: 'use' };
+  if (usable && refreshAt(a, input.skewMs) - refreshAhead(a, input.aheadMs ?? 0) > input.now) return { kind: 'use' };
   const stillValid = usable && expiresAt > input.now;
   if (a.backoffUntil !== null && Date.parse(a.backoffUntil) > input.now) {
     return stillValid ? { kind: 'use' } : { kind: 'fail', error: degraded(id, a.lastRefreshError, a.backoffUntil) };

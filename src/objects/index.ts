@@ -16,4 +16,4 @@ export type {
   ClaimOptions,
 } from './store.js';
 export { ObjectMaintenance, countOutdatedObjects } from './maintenance.js';
-export type { ObjectMaintenanceOptions, RekeyDataKeysReport } from './maintenance.js';
+export type { ObjectMaintenanceOptions, RekeyDataKeysReport, RekeyReport, RekeyOptions, RekeyPhase } from './maintenance.js';

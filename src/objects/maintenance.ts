@@ -15,6 +15,36 @@ export interface RekeyDataKeysReport extends MaintenanceReport {
   finished: boolean;
 }
 
+/** What `rekey` did: the rewrap, and with `dataKeys` the rotation and re-encryption. */
+export interface RekeyReport {
+  dataKeysRewrapped: number;
+  dataKeyFailures: { dataKeyId: string; reason: string }[];
+  dataKeys?: {
+    resumed: boolean;
+    rotatedTenants: number;
+    reencrypted: Record<string, number>;
+    prunedDataKeys: number;
+    finished: boolean;
+  };
+  failures: ObjectFailure[];
+}
+
+/** A rekey's phases, in order (`rotating` and later only with `dataKeys`). */
+export type RekeyPhase = 'rewrapping' | 'rotating' | 'settling' | 'reencrypting' | 'pruning';
+
+export interface RekeyOptions {
+  /** Also give every tenant a fresh data key and re-encrypt every object (default false). */
+  dataKeys?: boolean;
+  batchSize?: number;
+  /** How long servers may keep using a retired primary key (their cache bound). */
+  settleMs?: number;
+  onPhase?: (phase: RekeyPhase, detail: string) => void;
+  /** Once the rewrap is done, with how many data keys it rewrapped. */
+  onRewrapped?: (rewrapped: number) => void;
+  /** Counts of the phase under way: data keys while `rewrapping`, objects while `reencrypting`. */
+  onProgress?: (phase: 'rewrapping' | 'reencrypting', done: number, total: number) => void;
+}
+
 export interface ObjectMaintenanceOptions {
   db: Kysely<Database>;
   registry: ObjectTypeRegistry;
@@ -191,6 +221,32 @@ export class ObjectMaintenance {
       await db.updateTable('maintenance_runs').set({ finished_at: this.#clock.now().toISOString() }).where('id', '=', run.id).execute();
     }
     return { ...report, resumed, rotatedTenants, prunedDataKeys, finished };
+  }
+
+  /**
+   * What `latchkey rekey` and the `latchkey.rekey` task run: rewraps every data key under the
+   * primary master key, then with `dataKeys` rotates every tenant's data key and re-encrypts every
+   * object ({@link rekeyDataKeys}). Resumable and safe while servers run; failures are in the
+   * report by id, never a secret.
+   *
+   * @example
+   * const report = await maintenance.rekey({ dataKeys: true, onProgress: (phase, done, total) => show(phase, done, total) });
+   */
+  async rekey(options: RekeyOptions = {}): Promise<RekeyReport> {
+    options.onPhase?.('rewrapping', 'data keys');
+    const rewrap = await this.#dataKeys.rewrapAll((done, total) => options.onProgress?.('rewrapping', done, total));
+    const report: RekeyReport = { dataKeysRewrapped: rewrap.rewrapped, dataKeyFailures: rewrap.failures, failures: [] };
+    options.onRewrapped?.(rewrap.rewrapped);
+    if (!options.dataKeys) return report;
+    const result = await this.rekeyDataKeys({
+      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+      ...(options.settleMs !== undefined ? { settleMs: options.settleMs } : {}),
+      ...(options.onPhase ? { onPhase: options.onPhase } : {}),
+      onProgress: (done, total) => options.onProgress?.('reencrypting', done, total),
+    });
+    report.dataKeys = { resumed: result.resumed, rotatedTenants: result.rotatedTenants, reencrypted: result.byType, prunedDataKeys: result.prunedDataKeys, finished: result.finished };
+    report.failures = result.failures;
+    return report;
   }
 
   /** Objects written at an older model version than this process knows, by type. */

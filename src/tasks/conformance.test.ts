@@ -267,6 +267,50 @@ await eachDialect('task engine', (dialect) => {
     );
   });
 
+  it("fences a run's progress and transaction: a worker whose lease was taken over writes nothing", async (t) => {
+    const h = await harness(t, dialect);
+    const late = gate();
+    const staleErrors: unknown[] = [];
+    let staleWrote = false;
+    const a = h.worker({ heartbeatMs: 20_000, leaseMs: 30_000 });
+    a.register({
+      type: 'job',
+      paramsSchema: z.object({}),
+      run: async ({ progress, transaction }) => {
+        await progress({ by: 'a', done: 0 });
+        await late.promise;
+        await progress({ by: 'a', done: 1 }).catch((err: unknown) => staleErrors.push(err));
+        await transaction(async () => {
+          staleWrote = true;
+        }).catch((err: unknown) => staleErrors.push(err));
+      },
+    });
+    const b = h.worker({ clock: manualClock(new Date(T0.getTime() + 3600_000)) });
+    b.register({
+      type: 'job',
+      paramsSchema: z.object({}),
+      run: async ({ progress, transaction, taskId }) => {
+        await progress({ by: 'b', done: 1, total: 1 });
+        const held = await transaction(async (db) => (await db.selectFrom('tasks').select('status').where('id', '=', taskId).executeTakeFirstOrThrow()).status);
+        assert.equal(held, 'running');
+      },
+    });
+    const task = await a.schedule({ type: 'job' });
+    assert.equal(await a.runner.claimAndRun(), 1);
+    await waitFor(async () => (await a.get(task.id)).progress !== null, "a's first progress");
+    assert.deepEqual((await a.get(task.id)).progress, { by: 'a', done: 0 });
+    assert.equal(await b.runner.claimAndRun(), 1);
+    await b.runner.idle();
+    late.open();
+    await waitFor(() => staleErrors.length === 2, "a's late writes to be refused");
+    await a.runner.idle();
+    assert.ok(staleErrors.every((err) => err instanceof LatchkeyError && err.code === 'conflict'), String(staleErrors));
+    assert.equal(staleWrote, false, "a's transaction never ran its body");
+    const view = await a.get(task.id);
+    assert.equal(view.status, 'succeeded');
+    assert.deepEqual(view.progress, { by: 'b', done: 1, total: 1 }, "b's progress stands, kept after the run");
+  });
+
   it('refuses a stale completion even when the stale run finishes before noticing', async (t) => {
     const h = await harness(t, dialect);
     const late = gate();

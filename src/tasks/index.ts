@@ -25,6 +25,7 @@ export type { TaskTypeDefinition, TaskRunContext, TaskBackoff, TaskOwner } from 
 export type { TaskSchedule } from './schedule.js';
 export { taskScheduleSchema, nextSlot } from './schedule.js';
 export { TaskRunner } from './runner.js';
+export type { TaskFinishedEvent, TaskEventSink } from './task-events.js';
 export { retryDelayMs, TASK_STATUSES } from './transitions.js';
 export type { TaskStatus, RunOutcomeKind } from './transitions.js';
 export { connectorRequestTask, CONNECTOR_REQUEST_TASK } from './builtin/connector-request.js';

@@ -1,5 +1,8 @@
 import { LatchkeyError, newId, type Clock, type Logger } from '../core/index.js';
-import type { DatabaseHandle } from '../db/index.js';
+import type { Transaction } from 'kysely';
+import { runTransaction, withSavepoint, type Database, type DatabaseHandle } from '../db/index.js';
+import type { ObjectTransaction } from '../objects/index.js';
+import { finishedEvent, type TaskEventSink } from './task-events.js';
 import { TASKS_CHANNEL, type RunRecord, type TaskStore } from './task-store.js';
 import type { RegisteredTaskType, TaskRunContext, TaskTypeRegistry } from './task-types.js';
 import { afterRun, type RunOutcome, type TaskRow } from './transitions.js';
@@ -25,6 +28,10 @@ export interface TaskRunnerOptions {
    * user). A LatchkeyError thrown here fails the run without a retry, with its code and sentence.
    */
   extendContext?: (row: TaskRow, type: RegisteredTaskType) => Promise<Partial<TaskRunContext<unknown>>>;
+  /** Told of each recorded attempt of an owned task, in its finish's transaction (needs `storeTransaction`). */
+  onFinished?: TaskEventSink;
+  /** Runs a finish with an event in one store transaction. */
+  storeTransaction?: <T>(fn: (tx: ObjectTransaction) => Promise<T>) => Promise<T>;
 }
 
 /** Why a run's signal fired. */
@@ -38,6 +45,7 @@ interface Running {
 }
 
 const ERROR_CHARS = 500;
+const MAX_PROGRESS_BYTES = 4096;
 
 /** The sentence kept for a failed attempt: a LatchkeyError's own (safe to show by contract), else only the error's kind. */
 function describeFailure(err: unknown): { code: string; message: string } {
@@ -273,9 +281,50 @@ export class TaskRunner {
       errorCode: outcome.kind === 'succeeded' ? null : outcome.code,
       error: outcome.kind === 'succeeded' ? null : outcome.message,
     };
-    const accepted = await store.finish(row, afterRun(row, type ?? { maxAttempts: 1, backoff: { baseMs: 0, maxMs: 0 } }, outcome, finishedAt), record);
+    const set = afterRun(row, type ?? { maxAttempts: 1, backoff: { baseMs: 0, maxMs: 0 } }, outcome, finishedAt);
+    const { onFinished, storeTransaction } = this.#o;
+    const event = onFinished && storeTransaction ? finishedEvent(row, outcome, set, record) : undefined;
+    const accepted =
+      event && onFinished && storeTransaction
+        ? await storeTransaction(async (tx) => {
+            if (!(await store.finishIn(tx.db, row, set, record))) return false;
+            // In a savepoint: an event that cannot be written is logged, and the outcome still commits.
+            await withSavepoint(tx.db, () => onFinished(event, tx)).catch((err: unknown) =>
+              logger?.warn({ err, taskId: row.id }, `The ${event.type} event of task ${row.id} could not be written; its outcome is recorded.`),
+            );
+            return true;
+          })
+        : await store.finish(row, set, record);
     if (!accepted) logger?.info({ taskId: row.id }, `Task ${row.id} was taken over or removed before this attempt's outcome was recorded.`);
     else if (outcome.kind !== 'succeeded') logger?.info({ taskId: row.id, type: row.type, code: outcome.code }, `Task ${row.id} (${row.type}) failed: ${outcome.message}`);
+  }
+
+  /** A transaction that holds the run's claim first (see `TaskRunContext.transaction`). */
+  async #fenced<T>(run: Running, fn: (db: Transaction<Database>) => Promise<T>): Promise<T> {
+    const { row } = run;
+    return runTransaction(this.#o.handle, async (trx) => {
+      if (!(await this.#o.store.hold(trx, row.id, Number(row.lease_token), this.#o.clock.now()))) {
+        this.#abort(run, 'lease_lost');
+        throw new LatchkeyError('conflict', `This worker no longer holds task ${row.id}: another took it over or it was removed.`);
+      }
+      return fn(trx);
+    });
+  }
+
+  async #progress(run: Running, progress: Record<string, unknown>): Promise<void> {
+    let json: string | undefined;
+    try {
+      json = progress !== null && typeof progress === 'object' && !Array.isArray(progress) ? JSON.stringify(progress) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (json === undefined) throw new TypeError('"progress" must be a JSON object.');
+    if (Buffer.byteLength(json) > MAX_PROGRESS_BYTES) throw new TypeError(`"progress" must be at most ${MAX_PROGRESS_BYTES} bytes of JSON.`);
+    const { row } = run;
+    if (!(await this.#o.store.setProgress(row.id, Number(row.lease_token), json, this.#o.clock.now()))) {
+      this.#abort(run, 'lease_lost');
+      throw new LatchkeyError('conflict', `This worker no longer holds task ${row.id}: another took it over or it was removed.`);
+    }
   }
 
   async #attempt(run: Running, type: RegisteredTaskType, armTimeout: (ms: number) => void): Promise<RunOutcome> {
@@ -311,6 +360,8 @@ export class TaskRunner {
       attempt,
       owner: row.tenant_id === null ? null : { tenantId: row.tenant_id, userId: row.owner_id },
       signal,
+      transaction: <T>(fn: (db: Transaction<Database>) => Promise<T>) => this.#fenced(run, fn),
+      progress: (progress: Record<string, unknown>) => this.#progress(run, progress),
     };
     let finished = false;
     let returned: unknown;

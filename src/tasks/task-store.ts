@@ -1,6 +1,6 @@
-import type { Insertable, Selectable, Updateable } from 'kysely';
+import type { Insertable, Selectable, Transaction, Updateable } from 'kysely';
 import { newId } from '../core/index.js';
-import { claimRows, notify, runTransaction, type DatabaseHandle, type Executor, type TaskRunsTable, type TasksTable } from '../db/index.js';
+import { claimRows, notify, runTransaction, type Database, type DatabaseHandle, type Executor, type TaskRunsTable, type TasksTable } from '../db/index.js';
 import type { RunOutcomeKind, TaskRow, TaskStatus } from './transitions.js';
 
 export type TaskRunRow = Selectable<TaskRunsTable>;
@@ -217,24 +217,77 @@ export class TaskStore {
   }
 
   /**
+   * Checks, inside the transaction `db`, that the claim holding `token` still holds the task, and
+   * keeps the row locked until `db` ends (PostgreSQL: the update's row lock; SQLite: the write
+   * lock), so no takeover or removal commits in between. False when it no longer holds it.
+   */
+  async hold(db: Executor, id: string, token: number, now: Date): Promise<boolean> {
+    const result = await db
+      .updateTable('tasks')
+      .set({ updated_at: now.toISOString() })
+      .where('id', '=', id)
+      .where('lease_token', '=', token)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Stores the progress of the claim holding `token`; false when it no longer holds the task. */
+  async setProgress(id: string, token: number, progress: string, now: Date): Promise<boolean> {
+    const result = await this.#handle.db
+      .updateTable('tasks')
+      .set({ progress, updated_at: now.toISOString() })
+      .where('id', '=', id)
+      .where('lease_token', '=', token)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Deletes Latchkey's own finished one-off tasks of `type` (no owner, no key) last changed before
+   * `cutoff`, and their history. Returns how many.
+   */
+  async pruneFinished(type: string, cutoff: Date): Promise<number> {
+    return runTransaction(this.#handle, async (trx) => {
+      const old = (db: Executor) =>
+        db
+          .selectFrom('tasks')
+          .select('id')
+          .where('type', '=', type)
+          .where('tenant_id', 'is', null)
+          .where('key', 'is', null)
+          .where('schedule', 'is', null)
+          .where('status', 'in', ['succeeded', 'failed'])
+          .where('updated_at', '<', cutoff.toISOString());
+      await trx.deleteFrom('task_runs').where('task_id', 'in', old(trx)).execute();
+      const result = await trx.deleteFrom('tasks').where('id', 'in', old(trx)).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    });
+  }
+
+  /**
    * Ends the claim holding `token` with `set` (the task's next state) and records the run, in one
    * transaction. Refused (false, nothing written) when another claim took the task over or it was
    * removed: a stale worker never overwrites the result of the one that took over.
    */
   async finish(claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
-    return runTransaction(this.#handle, async (trx) => {
-      const result = await trx
-        .updateTable('tasks')
-        .set(set)
-        .where('id', '=', claimed.id)
-        .where('lease_token', '=', claimed.lease_token)
-        .where('status', '=', 'running')
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return false;
-      await this.#recordRun(trx, claimed.id, claimed.run_slot, Number(claimed.attempts), Number(claimed.lease_token), run);
-      if (set.next_run_at !== undefined && set.status === 'scheduled' && set.next_run_at <= run.finishedAt.toISOString()) await notify(this.#handle, trx, TASKS_CHANNEL);
-      return true;
-    });
+    return runTransaction(this.#handle, (trx) => this.finishIn(trx, claimed, set, run));
+  }
+
+  /** {@link finish} inside the caller's transaction `trx` (so that what reports the outcome commits with it). */
+  async finishIn(trx: Transaction<Database>, claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
+    const result = await trx
+      .updateTable('tasks')
+      .set(set)
+      .where('id', '=', claimed.id)
+      .where('lease_token', '=', claimed.lease_token)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) return false;
+    await this.#recordRun(trx, claimed.id, claimed.run_slot, Number(claimed.attempts), Number(claimed.lease_token), run);
+    if (set.next_run_at !== undefined && set.status === 'scheduled' && set.next_run_at <= run.finishedAt.toISOString()) await notify(this.#handle, trx, TASKS_CHANNEL);
+    return true;
   }
 
   /**

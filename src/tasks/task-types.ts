@@ -2,6 +2,8 @@ import type { z } from 'zod';
 import { parseDuration } from '../core/index.js';
 import type { RunAs } from './credentials/index.js';
 import type { TaskLatchkeyClient } from './task-api.js';
+import type { Transaction } from 'kysely';
+import type { Database } from '../db/index.js';
 
 /** Who a task runs for: a tenant and, optionally, one of its users. Null for Latchkey's own tasks. */
 export interface TaskOwner {
@@ -43,6 +45,25 @@ export interface TaskRunContext<P> {
   credential: { kind: 'native' | 'external'; id: string; expiresAt: string | null; secret?: string } | null;
   /** Latchkey's own API as the task's user (through the HTTP app of this process), or null. */
   latchkey: TaskLatchkeyClient | null;
+  /**
+   * Runs `fn` in one database transaction that first checks, and holds until the commit, this
+   * attempt's claim (the task row with this claim's fencing token): what the run writes there
+   * commits only while no other worker has taken the task over. Throws `conflict` (and aborts the
+   * run) when the lease was lost or the task removed.
+   *
+   * @example
+   * await context.transaction((db) => db.updateTable('reports').set({ sent_at: now }).where('id', '=', id).execute());
+   */
+  transaction<T>(fn: (db: Transaction<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Reports how far the run has come (`{done: 120, total: 500}`, a phase...), shown as the task's
+   * `progress` and kept once the run ends. JSON of at most 4 KiB, never a secret. Written only
+   * while this attempt holds its claim: throws `conflict` (and aborts the run) when it lost it.
+   *
+   * @example
+   * await context.progress({ phase: 'copying', done, total });
+   */
+  progress(progress: Record<string, unknown>): Promise<void>;
 }
 
 /** Retry delays after failures: `base · 2^(n-1)` capped at `max`, with jitter. Durations as `"30s"` or ms. */

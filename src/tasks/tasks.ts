@@ -10,6 +10,7 @@ import { TaskRunner } from './runner.js';
 import { firstSlot, normalizeSchedule, taskScheduleSchema, type TaskSchedule } from './schedule.js';
 import { TaskStore, type TaskRunRow } from './task-store.js';
 import { TaskTypeRegistry, type TaskOwner, type TaskRunContext, type TaskTypeDefinition } from './task-types.js';
+import type { TaskEventSink } from './task-events.js';
 import { TASK_STATUSES, scheduleOf, type RunOutcomeKind, type TaskRow, type TaskStatus } from './transitions.js';
 
 export interface TasksOptions {
@@ -28,6 +29,12 @@ export interface TasksOptions {
   shutdownGraceMs?: number;
   /** Runs kept per task (default 20). */
   historyLimit?: number;
+  /**
+   * Told of each recorded attempt of a task that has an owner (`task.succeeded`, `task.failed`), in
+   * the transaction of its fenced finish, through `store` (required with it).
+   */
+  onFinished?: TaskEventSink;
+  store?: EncryptedObjectStore;
   /** Credentials for tasks that run as a user (`runAs`); without them such tasks are refused. */
   credentials?: TaskCredentialsOptions;
   /** Latchkey's own HTTP API in this process, for the client a run as a user is given (undefined without the HTTP app). */
@@ -96,6 +103,8 @@ export interface TaskView {
   runAs: RunAs | null;
   /** The credentials it holds, by id (never a secret): its API key (`native`), and an external one when granted. */
   credentials: CredentialRef[];
+  /** What the latest run last reported through `context.progress` (kept once it ends); null before any report. */
+  progress: Record<string, unknown> | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -127,6 +136,12 @@ export interface Tasks {
   remove(id: string, scope?: TaskScope): Promise<void>;
   /** Deletes many tasks in one transaction, queueing all their credentials; ids not found (in the scope) are named, not an error. */
   removeMany(ids: readonly string[], scope?: TaskScope): Promise<{ removed: string[]; notFound: string[] }>;
+  /**
+   * Deletes Latchkey's own finished one-off tasks of `type` (no owner, no key) last changed before
+   * `finishedBefore`, with their history: for work queued as one task per item (webhook delivery
+   * attempts). Returns how many.
+   */
+  prune(options: { type: string; finishedBefore: Date }): Promise<number>;
   runner: TaskRunner;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -200,6 +215,7 @@ function toView(row: TaskRow, credentials: CredentialRef[] = []): TaskView {
     lastResult: parseJsonColumn(row.last_result),
     runAs: parseJsonColumn(row.run_as) as RunAs | null,
     credentials,
+    progress: parseJsonColumn(row.progress) as Record<string, unknown> | null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -239,6 +255,8 @@ export function createTasks(options: TasksOptions): Tasks {
   const historyLimit = options.historyLimit ?? 20;
   if (!Number.isInteger(historyLimit) || historyLimit < 1) throw new TypeError('"historyLimit" must be a whole number of at least 1.');
   const store = new TaskStore(handle, { historyLimit });
+  const objects = options.store;
+  if (options.onFinished && !objects) throw new TypeError('"onFinished" needs "store": its events are written in a store transaction.');
   const types = new TaskTypeRegistry();
   const runner = new TaskRunner({
     handle,
@@ -255,6 +273,7 @@ export function createTasks(options: TasksOptions): Tasks {
       if (row.run_as === null) return {};
       return runContext(row, type.needsSecret);
     },
+    ...(options.onFinished && objects ? { onFinished: options.onFinished, storeTransaction: (fn) => objects.transaction(fn) } : {}),
   });
 
   /** A run as a user: its secrets read and checked against what the row says it runs as, the strategy's choice, the API client. */
@@ -325,6 +344,7 @@ export function createTasks(options: TasksOptions): Tasks {
       last_result: null,
       created_at: now.toISOString(),
       updated_at: now.toISOString(),
+      progress: null,
     };
   };
 
@@ -495,6 +515,7 @@ export function createTasks(options: TasksOptions): Tasks {
       const gone = new Set(removed);
       return { removed, notFound: unique.filter((taskId) => !gone.has(taskId)) };
     },
+    prune: ({ type, finishedBefore }) => store.pruneFinished(type, finishedBefore),
     runner,
     start: () => runner.start(),
     stop: () => runner.stop(),

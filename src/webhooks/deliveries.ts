@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
 import { LatchkeyError, newId } from '../core/index.js';
-import type { DatabaseHandle, Executor, WebhookDeliveriesTable, WebhookDeliveryAttemptsTable } from '../db/index.js';
+import { claimRows, type DatabaseHandle, type Executor, type WebhookDeliveriesTable, type WebhookDeliveryAttemptsTable } from '../db/index.js';
 
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type DeliveryStatus = 'pending' | 'succeeded' | 'failed';
@@ -79,7 +79,8 @@ function toView(row: DeliveryRow, attempts: DeliveryAttemptView[]): DeliveryView
 
 /**
  * The stored deliveries (`webhook_deliveries`, `webhook_delivery_attempts`): enqueued by emit,
- * claimed by the worker, recorded attempt by attempt.
+ * each attempt queued as a task of the engine (the delivery's `claim_token` names the task that
+ * holds its next attempt), recorded attempt by attempt.
  */
 export class DeliveryStore {
   readonly #handle: DatabaseHandle;
@@ -88,91 +89,106 @@ export class DeliveryStore {
     this.#handle = handle;
   }
 
+  /**
+   * Writes the deliveries in `db`, each with its first attempt queued through `schedule` in the
+   * same transaction (the delivery names that attempt in `claim_token`).
+   */
   async enqueue(
     db: Executor,
     rows: ReadonlyArray<{ tenantId: string; endpointId: string; messageId: string; eventType: string; payload: string; attemptsAllowed: number; at: Date }>,
+    schedule: (deliveryId: string, at: Date) => Promise<string>,
   ): Promise<string[]> {
     if (rows.length === 0) return [];
-    const values = rows.map((r) => ({
-      id: newId('whd'),
-      tenant_id: r.tenantId,
-      endpoint_id: r.endpointId,
-      message_id: r.messageId,
-      event_type: r.eventType,
-      payload: r.payload,
-      status: 'pending',
-      attempts: 0,
-      attempts_allowed: r.attemptsAllowed,
-      next_attempt_at: r.at.toISOString(),
-      created_at: r.at.toISOString(),
-      updated_at: r.at.toISOString(),
-    }));
+    const values = [];
+    for (const r of rows) {
+      const id = newId('whd');
+      values.push({
+        id,
+        tenant_id: r.tenantId,
+        endpoint_id: r.endpointId,
+        message_id: r.messageId,
+        event_type: r.eventType,
+        payload: r.payload,
+        status: 'pending',
+        attempts: 0,
+        attempts_allowed: r.attemptsAllowed,
+        next_attempt_at: r.at.toISOString(),
+        claim_token: await schedule(id, r.at),
+        created_at: r.at.toISOString(),
+        updated_at: r.at.toISOString(),
+      });
+    }
     await db.insertInto('webhook_deliveries').values(values).execute();
     return values.map((v) => v.id);
   }
 
-  /**
-   * Claims up to `limit` due deliveries in ONE statement: each gets a new claim token and a lease
-   * (its due time moves to `leaseUntil`), so a process that dies mid-attempt leaves it due again
-   * once the lease ends. On PostgreSQL the candidates are locked `FOR UPDATE SKIP LOCKED`, so
-   * processes claiming at once never take the same delivery nor wait on each other.
-   */
-  async claim(now: Date, leaseUntil: Date, limit: number): Promise<DeliveryRow[]> {
-    const { db } = this.#handle;
-    let due = db
-      .selectFrom('webhook_deliveries')
-      .select('id')
-      .where('status', '=', 'pending')
-      .where('next_attempt_at', '<=', now.toISOString())
-      .orderBy('next_attempt_at')
-      .limit(limit);
-    if (this.#handle.supportsRowLocks) due = due.forUpdate().skipLocked();
-    return db
-      .updateTable('webhook_deliveries')
-      .set({ next_attempt_at: leaseUntil.toISOString(), claim_token: newId('clm'), updated_at: now.toISOString() })
-      .where('id', 'in', due)
-      .where('status', '=', 'pending')
-      .returningAll()
-      .execute();
+  async byId(id: string): Promise<DeliveryRow | undefined> {
+    return this.#handle.db.selectFrom('webhook_deliveries').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  /** Records an attempt and the delivery's new state, unless another claim took it over meanwhile (then false). */
-  async record(delivery: DeliveryRow, outcome: AttemptOutcome): Promise<boolean> {
+  /**
+   * Records an attempt and the delivery's new state in `db` (the attempt's fenced transaction),
+   * queuing the next attempt through `scheduleNext` when one is due; false, and nothing written,
+   * when another attempt holds the delivery now (a redelivery, a stalled attempt replaced).
+   */
+  async record(db: Executor, delivery: DeliveryRow, outcome: AttemptOutcome, scheduleNext: (at: Date) => Promise<string>): Promise<boolean> {
     const at = outcome.at.toISOString();
+    const attempts = Number(delivery.attempts) + 1;
+    const exhausted = attempts >= delivery.attempts_allowed;
+    const status: DeliveryStatus = outcome.ok ? 'succeeded' : outcome.final || exhausted ? 'failed' : 'pending';
+    const result = await db
+      .updateTable('webhook_deliveries')
+      .set({
+        status,
+        attempts,
+        next_attempt_at: status === 'pending' ? outcome.retryAt.toISOString() : at,
+        claim_token: null,
+        last_attempt_at: at,
+        last_status_code: outcome.statusCode,
+        last_error: outcome.errorCode,
+        updated_at: at,
+      })
+      .where('id', '=', delivery.id)
+      .where('status', '=', 'pending')
+      .where('claim_token', '=', delivery.claim_token)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) return false;
+    if (status === 'pending') {
+      await db.updateTable('webhook_deliveries').set({ claim_token: await scheduleNext(outcome.retryAt) }).where('id', '=', delivery.id).execute();
+    }
+    await db
+      .insertInto('webhook_delivery_attempts')
+      .values({
+        id: newId('wha'),
+        delivery_id: delivery.id,
+        tenant_id: delivery.tenant_id,
+        at,
+        status_code: outcome.statusCode,
+        error_code: outcome.errorCode,
+        duration_ms: Math.max(0, Math.round(outcome.durationMs)),
+        response_snippet: outcome.responseSnippet,
+      })
+      .execute();
+    return true;
+  }
+
+  /**
+   * Pending deliveries whose attempt is overdue by more than `graceMs` (its task failed for good,
+   * or the delivery was queued before attempts were tasks): each gets a fresh attempt queued through
+   * `schedule`, which replaces the one it named. Returns how many.
+   */
+  async requeueStalled(now: Date, graceMs: number, schedule: (db: Executor, deliveryId: string, at: Date) => Promise<string>, limit = 500): Promise<number> {
+    const cutoff = new Date(now.getTime() - graceMs).toISOString();
     return this.#handle.db.transaction().execute(async (trx) => {
-      const attempts = Number(delivery.attempts) + 1;
-      const exhausted = attempts >= delivery.attempts_allowed;
-      const status: DeliveryStatus = outcome.ok ? 'succeeded' : outcome.final || exhausted ? 'failed' : 'pending';
-      const result = await trx
-        .updateTable('webhook_deliveries')
-        .set({
-          status,
-          attempts,
-          next_attempt_at: status === 'pending' ? outcome.retryAt.toISOString() : at,
-          claim_token: null,
-          last_attempt_at: at,
-          last_status_code: outcome.statusCode,
-          last_error: outcome.errorCode,
-          updated_at: at,
-        })
-        .where('id', '=', delivery.id)
-        .where('claim_token', '=', delivery.claim_token)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return false;
-      await trx
-        .insertInto('webhook_delivery_attempts')
-        .values({
-          id: newId('wha'),
-          delivery_id: delivery.id,
-          tenant_id: delivery.tenant_id,
-          at,
-          status_code: outcome.statusCode,
-          error_code: outcome.errorCode,
-          duration_ms: Math.max(0, Math.round(outcome.durationMs)),
-          response_snippet: outcome.responseSnippet,
-        })
-        .execute();
-      return true;
+      const stalled = await claimRows(
+        this.#handle,
+        trx.selectFrom('webhook_deliveries').select(['id', 'claim_token']).where('status', '=', 'pending').where('next_attempt_at', '<', cutoff).orderBy('next_attempt_at').limit(limit),
+      ).execute();
+      for (const delivery of stalled) {
+        const attempt = await schedule(trx, delivery.id, now);
+        await trx.updateTable('webhook_deliveries').set({ claim_token: attempt, next_attempt_at: now.toISOString(), updated_at: now.toISOString() }).where('id', '=', delivery.id).execute();
+      }
+      return stalled.length;
     });
   }
 
@@ -225,18 +241,23 @@ export class DeliveryStore {
   }
 
   /**
-   * Makes a delivery due now with `extraAttempts` more attempts, whatever its state. Throws
+   * Makes a delivery due now with `extraAttempts` more attempts, whatever its state, its attempt
+   * queued through `schedule` in the same transaction. Throws
    * `not_found` for another tenant's or endpoint's id.
    */
-  async redeliver(tenantId: string, endpointId: string, id: string, now: Date, extraAttempts: number): Promise<DeliveryView> {
+  async redeliver(tenantId: string, endpointId: string, id: string, now: Date, extraAttempts: number, schedule: (db: Executor, deliveryId: string, at: Date) => Promise<string>): Promise<DeliveryView> {
     const current = await this.get(tenantId, endpointId, id);
-    await this.#handle.db
-      .updateTable('webhook_deliveries')
-      .set({ status: 'pending', attempts_allowed: current.attempts + extraAttempts, next_attempt_at: now.toISOString(), updated_at: now.toISOString() })
-      .where('id', '=', id)
-      .where('tenant_id', '=', tenantId)
-      .where('endpoint_id', '=', endpointId)
-      .execute();
+    await this.#handle.db.transaction().execute(async (trx) => {
+      // The new attempt replaces any queued one: only the attempt the delivery names runs.
+      const attempt = await schedule(trx, id, now);
+      await trx
+        .updateTable('webhook_deliveries')
+        .set({ status: 'pending', attempts_allowed: current.attempts + extraAttempts, next_attempt_at: now.toISOString(), claim_token: attempt, updated_at: now.toISOString() })
+        .where('id', '=', id)
+        .where('tenant_id', '=', tenantId)
+        .where('endpoint_id', '=', endpointId)
+        .execute();
+    });
     return this.get(tenantId, endpointId, id);
   }
 

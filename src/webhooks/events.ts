@@ -5,6 +5,9 @@ export const WEBHOOK_EVENTS = [
   'connection.needs_reauthorization',
   'connection.recovered',
   'connection.deleted',
+  // Opt-in like every event (an endpoint lists what it wants): a task with an owner's recorded attempt.
+  'task.succeeded',
+  'task.failed',
 ] as const;
 
 export type WebhookEventType = (typeof WEBHOOK_EVENTS)[number];

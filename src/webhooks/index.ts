@@ -1,5 +1,5 @@
 // The webhooks module: endpoints (signing secret sealed in the object store), Standard Webhooks
-// signing, stored deliveries with retries, and the worker that sends them.
+// signing, stored deliveries with retries, each attempt queued as task engine work.
 export { createWebhooks } from './webhooks.js';
 export type { Webhooks, WebhooksOptions, EmitOptions } from './webhooks.js';
 export { WEBHOOK_ENDPOINT_TYPE, createWebhookEndpoints, createWebhookInput, updateWebhookInput } from './endpoints.js';
@@ -8,6 +8,6 @@ export { WEBHOOK_EVENTS, isWebhookEvent, assertEventData } from './events.js';
 export type { WebhookEventType } from './events.js';
 export { DELIVERY_STATUSES, DeliveryStore } from './deliveries.js';
 export type { DeliveryStatus, DeliveryView, DeliveryAttemptView } from './deliveries.js';
-export { DeliveryWorker, retryDelayMs } from './worker.js';
-export type { WebhookBackoff } from './worker.js';
+export { DeliverySender, retryDelayMs } from './sender.js';
+export type { WebhookBackoff, DeliveryScheduler, AttemptRun } from './sender.js';
 export { newSigningSecret, signature, signedHeaders } from './signing.js';

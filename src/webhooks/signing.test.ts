@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { newSigningSecret, signedHeaders } from './signing.js';
-import { retryDelayMs } from './worker.js';
+import { retryDelayMs } from './sender.js';
 
 describe('Standard Webhooks signing', () => {
   const body = JSON.stringify({ type: 'connection.created', timestamp: new Date().toISOString(), data: { connectorId: 'connector_1' } });

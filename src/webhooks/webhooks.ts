@@ -1,12 +1,12 @@
 import { newId, systemClock, type Clock, type Logger } from '../core/index.js';
-import type { DatabaseHandle, InvalidationBus } from '../db/index.js';
+import { runTransaction, type DatabaseHandle, type Executor } from '../db/index.js';
 import type { AuditLog } from '../identity/index.js';
 import type { EncryptedObjectStore, ObjectTransaction } from '../objects/index.js';
 import type { Outbound } from '../outbound/index.js';
 import { DELIVERY_STATUSES, DeliveryStore, type DeliveryStatus, type DeliveryView } from './deliveries.js';
 import { createWebhookEndpoints, type WebhookEndpoints } from './endpoints.js';
 import { assertEventData, isWebhookEvent, type WebhookEventType } from './events.js';
-import { DeliveryWorker, type WebhookBackoff } from './worker.js';
+import { DeliverySender, type AttemptRun, type DeliveryScheduler, type WebhookBackoff } from './sender.js';
 
 export interface WebhooksOptions {
   /** Its registry must know `WEBHOOK_ENDPOINT_TYPE`; built with `handle`. */
@@ -22,18 +22,8 @@ export interface WebhooksOptions {
   backoff?: WebhookBackoff;
   /** Per attempt (default the outbound module's timeout). */
   timeoutMs?: number;
-  /**
-   * How often the worker looks for due deliveries (default 1 s). With `bus`, deliveries queued by
-   * any process wake it at once on PostgreSQL, and the poll is the fallback for a lost wake-up.
-   */
-  pollIntervalMs?: number;
-  /**
-   * Wakes the workers of every process when a delivery is queued (PostgreSQL `NOTIFY`, on the
-   * bus's one listening connection). Without it, only this process's worker is woken.
-   */
-  bus?: InvalidationBus;
-  /** Deliveries attempted at once by this process (default 10). */
-  concurrency?: number;
+  /** Queues each attempt as engine work (`createLatchkey` wires it to `tasks.schedule`). */
+  scheduler: DeliveryScheduler;
   /** Finished deliveries are kept this long for the deliveries API (default 30 days). */
   retentionMs?: number;
 }
@@ -41,7 +31,7 @@ export interface WebhooksOptions {
 export interface EmitOptions {
   /**
    * Write the deliveries in this store transaction, so they commit with the change they report (or
-   * not at all); workers are woken at the commit.
+   * not at all), their first attempts queued in it too.
    */
   tx?: ObjectTransaction;
 }
@@ -59,25 +49,29 @@ export interface Webhooks {
   redeliver(tenantId: string, endpointId: string, deliveryId: string): Promise<DeliveryView>;
   /** Deletes finished deliveries older than the retention. */
   prune(): Promise<number>;
-  /** The delivery worker: started by the `Background` lifecycle. */
-  worker: DeliveryWorker;
+  /** Runs one queued attempt (what the engine's delivery task does); see `DeliverySender.attempt`. */
+  attempt(deliveryId: string, run: AttemptRun): Promise<void>;
+  /** Queues a fresh attempt for pending deliveries whose attempt is overdue by more than 5 minutes (housekeeping). */
+  requeueStalled(): Promise<number>;
+  /** Per attempt, in milliseconds. */
+  timeoutMs: number;
 }
 
 const DEFAULT_MAX_ATTEMPTS = 8;
-const WAKE_TOPIC = 'webhook_deliveries';
+const STALLED_GRACE_MS = 5 * 60_000;
 const MINUTE_MS = 60_000;
 
 /**
- * The webhooks module: endpoints, emit, stored deliveries and the worker that sends them, signed
- * as Standard Webhooks specifies.
+ * The webhooks module: endpoints, emit, stored deliveries and their attempts (each one queued as
+ * engine work through `scheduler`, in the transaction that makes it due), signed as Standard
+ * Webhooks specifies.
  *
  * @example
- * const webhooks = createWebhooks({ store, handle, outbound, clock, logger });
- * background.add({ name: 'webhook deliveries', start: () => webhooks.worker.start(), stop: () => webhooks.worker.stop() });
+ * const webhooks = createWebhooks({ store, handle, outbound, clock, logger, scheduler: { schedule: (db, deliveryId, at) => queueAttempt(db, deliveryId, at) } });
  * await webhooks.emit(tenantId, 'connection.created', { connectorId, connectionId, userId, status: 'active', errorCode: null });
  */
 export function createWebhooks(options: WebhooksOptions): Webhooks {
-  const { store, handle, outbound, logger, bus } = options;
+  const { store, handle, outbound, logger, scheduler } = options;
   const clock = options.clock ?? systemClock;
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 50) throw new TypeError('"maxAttempts" must be a whole number from 1 to 50.');
@@ -92,19 +86,8 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
     clock,
     onDelete: (tx, tenantId, id) => deliveryStore.deleteForEndpoint(tx.db, tenantId, id),
   });
-  const worker = new DeliveryWorker({
-    deliveries: deliveryStore,
-    endpoints,
-    outbound,
-    clock,
-    ...(logger ? { logger } : {}),
-    pollIntervalMs: options.pollIntervalMs ?? 1000,
-    timeoutMs: options.timeoutMs ?? outbound.timeoutMs,
-    backoff,
-    concurrency: options.concurrency ?? 10,
-  });
-  bus?.onWake(WAKE_TOPIC, () => worker.wake());
-  const wakeLocal = () => setImmediate(() => worker.wake());
+  const timeoutMs = options.timeoutMs ?? outbound.timeoutMs;
+  const sender = new DeliverySender({ deliveries: deliveryStore, endpoints, outbound, scheduler, clock, ...(logger ? { logger } : {}), timeoutMs, backoff });
 
   const limitOf = (limit: number | undefined) => Math.min(Math.max(Math.trunc(limit ?? 50), 1), 100);
 
@@ -121,13 +104,9 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
       // The Standard Webhooks payload: type, timestamp, data. The same bytes are signed and sent on every attempt.
       const payload = JSON.stringify({ type: event, timestamp: at.toISOString(), data });
       const rows = subscribed.map((endpoint) => ({ tenantId, endpointId: endpoint.id, messageId, eventType: event, payload, attemptsAllowed: maxAttempts, at }));
-      const db = tx?.db ?? handle.db;
-      await deliveryStore.enqueue(db, rows);
-      // Other processes' workers hear of the rows at the commit (NOTIFY is transactional); this
-      // process's worker right after it, also where there is no NOTIFY.
-      await bus?.wake(db, WAKE_TOPIC);
-      if (tx) tx.afterCommit(wakeLocal);
-      else wakeLocal();
+      const write = (db: Executor) => deliveryStore.enqueue(db, rows, (deliveryId, due) => scheduler.schedule(db, deliveryId, due));
+      if (tx) await write(tx.db);
+      else await runTransaction(handle, write);
       return { messageId, deliveries: rows.length };
     },
     async deliveries(tenantId, endpointId, listOptions = {}) {
@@ -137,14 +116,13 @@ export function createWebhooks(options: WebhooksOptions): Webhooks {
     },
     async redeliver(tenantId, endpointId, deliveryId) {
       await endpoints.get(tenantId, endpointId);
-      const view = await deliveryStore.redeliver(tenantId, endpointId, deliveryId, clock.now(), maxAttempts);
-      await bus?.wake(handle.db, WAKE_TOPIC);
-      wakeLocal();
-      return view;
+      return deliveryStore.redeliver(tenantId, endpointId, deliveryId, clock.now(), maxAttempts, scheduler.schedule.bind(scheduler));
     },
     async prune() {
       return deliveryStore.pruneFinished(new Date(clock.now().getTime() - retentionMs));
     },
-    worker,
+    attempt: (deliveryId, run) => sender.attempt(deliveryId, run),
+    requeueStalled: () => deliveryStore.requeueStalled(clock.now(), STALLED_GRACE_MS, scheduler.schedule.bind(scheduler)),
+    timeoutMs,
   };
 }

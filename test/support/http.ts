@@ -106,11 +106,16 @@ export function csrfOf(cookie: string): string | undefined {
   return /(?:^|;\s*)latchkey_csrf=([^;]*)/.exec(cookie)?.[1];
 }
 
-/** `extra`: createLatchkey options beyond settings (OAuth and webhook knobs). */
+/**
+ * `extra`: createLatchkey options beyond settings (OAuth, webhook and task engine knobs).
+ * `harness.proactiveRefresh: false` disables Latchkey's `latchkey:token-refresh` task, for tests
+ * that count every refresh a provider sees while the manual clock jumps past tokens' refresh points.
+ */
 export async function createHttpHarness(
   dialect: DialectName,
   env: Record<string, string> = {},
   extra: Pick<LatchkeyOptions, 'oauth' | 'webhooks' | 'tasks'> = {},
+  harness: { proactiveRefresh?: boolean } = {},
 ): Promise<HttpHarness> {
   const tdb = await createTestDatabase(dialect);
   const settings = loadSettings({ env: latchkeyEnv(tdb, { LATCHKEY_LOG_LEVEL: 'debug', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS, ...env }) });
@@ -132,6 +137,9 @@ export async function createHttpHarness(
   } catch (err) {
     await tdb.dispose();
     throw err;
+  }
+  if (harness.proactiveRefresh === false) {
+    for (const task of (await latchkey.tasks.list({ type: 'latchkey.token-refresh' })).tasks) await latchkey.tasks.setEnabled(task.id, false);
   }
   const app = latchkey.app as FastifyInstance;
   await app.ready();

@@ -1,6 +1,7 @@
 // A second Latchkey process for test/multi-process.test.ts: createLatchkey from the LATCHKEY_*
-// environment with its background work started (the invalidation bus and the webhook delivery
-// worker) and no HTTP app, the worker polling every WEBHOOK_CHILD_POLL_MS. Says "ready" on stdout,
+// environment with its background work started (the invalidation bus and the task runner, which
+// makes webhook delivery attempts) and no HTTP app, the runner polling every
+// WEBHOOK_CHILD_POLL_MS. Says "ready" on stdout,
 // closes when stdin ends.
 import { createInterface } from 'node:readline';
 import { loadSettings } from '../../src/core/index.js';
@@ -13,7 +14,7 @@ const latchkey = await createLatchkey({
   migrate: false,
   bootstrap: false,
   background: true,
-  webhooks: { pollIntervalMs },
+  tasks: { pollIntervalMs },
 });
 const lines = createInterface({ input: process.stdin });
 lines.on('close', () => {

@@ -1,22 +1,8 @@
 import { Command, Option } from 'commander';
 import { counted, LatchkeyError } from '../../core/index.js';
 import { withLatchkey } from '../with-latchkey.js';
-import type { ObjectFailure } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
 import { DATABASE_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
-
-interface RekeyReport {
-  dataKeysRewrapped: number;
-  dataKeyFailures: { dataKeyId: string; reason: string }[];
-  dataKeys?: {
-    resumed: boolean;
-    rotatedTenants: number;
-    reencrypted: Record<string, number>;
-    prunedDataKeys: number;
-    finished: boolean;
-  };
-  failures: ObjectFailure[];
-}
 
 export function rekeyCommand(): Command {
   return withSettingsOptions(new Command('rekey'), DATABASE_SETTINGS)
@@ -38,38 +24,32 @@ export function rekeyCommand(): Command {
       };
       await withLatchkey(settings, async (latchkey) => {
         const rewrapProgress = createProgress('Rewrapping data keys');
-        const rewrap = await latchkey.dataKeys.rewrapAll((d, t) => rewrapProgress.update(d, t));
-        rewrapProgress.stop();
-        log(`Rewrapped ${counted(rewrap.rewrapped, 'data key')} under master key ${latchkey.keyring.primary.id}.`);
-        const report: RekeyReport = {
-          dataKeysRewrapped: rewrap.rewrapped,
-          dataKeyFailures: rewrap.failures,
-          failures: [],
-        };
-        if (opts.dataKeys) {
-          const progress = createProgress('Re-encrypting objects');
-          const result = await latchkey.maintenance.rekeyDataKeys({
-            batchSize,
-            settleMs: Number(opts.settle),
-            onPhase: (phase, detail) => {
-              if (phase === 'settling') log(`Waiting ${detail} for running servers to pick up the new data keys.`);
-              if (phase === 'reencrypting') log(`Re-encrypting ${detail}.`);
-            },
-            onProgress: (d, t) => progress.update(d, t),
-          });
-          progress.stop();
+        let reencryptProgress: ReturnType<typeof createProgress> | undefined;
+        // The same run as the `latchkey.rekey` task's (ObjectMaintenance.rekey), shown on the terminal.
+        const report = await latchkey.maintenance.rekey({
+          dataKeys: opts.dataKeys,
+          batchSize,
+          settleMs: Number(opts.settle),
+          onPhase: (phase, detail) => {
+            if (phase === 'settling') log(`Waiting ${detail} for running servers to pick up the new data keys.`);
+            if (phase === 'reencrypting') {
+              log(`Re-encrypting ${detail}.`);
+              reencryptProgress = createProgress('Re-encrypting objects');
+            }
+          },
+          onRewrapped: (rewrapped) => {
+            rewrapProgress.stop();
+            log(`Rewrapped ${counted(rewrapped, 'data key')} under master key ${latchkey.keyring.primary.id}.`);
+          },
+          onProgress: (phase, done, total) => (phase === 'rewrapping' ? rewrapProgress.update(done, total) : reencryptProgress?.update(done, total)),
+        });
+        reencryptProgress?.stop();
+        if (report.dataKeys) {
+          const result = report.dataKeys;
           if (result.resumed) log('Resumed an interrupted rekey run.');
           log(`Rotated the data keys of ${counted(result.rotatedTenants, 'tenant')}.`);
-          for (const [type, count] of Object.entries(result.byType)) log(`Re-encrypted ${counted(count, `${type} object`)}.`);
+          for (const [type, count] of Object.entries(result.reencrypted)) log(`Re-encrypted ${counted(count, `${type} object`)}.`);
           log(`Deleted ${counted(result.prunedDataKeys, 'retired data key')}.`);
-          report.dataKeys = {
-            resumed: result.resumed,
-            rotatedTenants: result.rotatedTenants,
-            reencrypted: result.byType,
-            prunedDataKeys: result.prunedDataKeys,
-            finished: result.finished,
-          };
-          report.failures = result.failures;
         }
         for (const f of report.dataKeyFailures) log(`Failed: data key ${f.dataKeyId}: ${f.reason}`);
         for (const f of report.failures) log(`Failed: ${f.type} ${f.id}: ${f.code}: ${f.message}`);

@@ -6,6 +6,7 @@ import { systemTenant } from './0003-system-tenant.js';
 import { webhooks } from './0004-webhooks.js';
 import { tasks } from './0005-tasks.js';
 import { taskCredentials } from './0006-task-credentials.js';
+import { taskProgress } from './0007-task-progress.js';
 
 /** Every migration, in order. Names sort in the order they must run; never rename or reorder one. */
 export function migrationsFor(dialect: DialectName): Record<string, Migration> {
@@ -16,6 +17,7 @@ export function migrationsFor(dialect: DialectName): Record<string, Migration> {
     '0004-webhooks': webhooks,
     '0005-tasks': tasks,
     '0006-task-credentials': taskCredentials,
+    '0007-task-progress': taskProgress,
   };
 }
 

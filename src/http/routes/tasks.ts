@@ -32,6 +32,7 @@ const TASK_EXAMPLE = {
   lastResult: { status: 200, at: AT.now, bytes: 1432 },
   runAs: { kind: 'end_user', endUserId: 'customer-42', userId: ID.user },
   credentials: [{ kind: 'native', id: ID.apiKey }],
+  progress: null,
   createdAt: AT.created,
   updatedAt: AT.now,
 };
@@ -73,6 +74,10 @@ const taskSchema = z
     credentials: z
       .array(z.object({ kind: z.enum(['native', 'external']), id: z.string() }))
       .describe('What the task holds, by id: its API key (`native`, in the owner\'s key list with `kind: "task"`) and an external credential when an issuer granted one.'),
+    progress: z
+      .record(z.string(), z.unknown())
+      .nullable()
+      .describe('What the latest run last reported of its progress (`{"phase":"reencrypting","done":1500,"total":42000}`), kept once it ends; null before any report. Never a secret.'),
     createdAt: timestampSchema,
     updatedAt: timestampSchema,
   })

@@ -1,5 +1,7 @@
 import { randomInt } from 'node:crypto';
+import type { Transaction } from 'kysely';
 import { LatchkeyError, type Clock, type Logger } from '../core/index.js';
+import type { Database, Executor } from '../db/index.js';
 import type { Outbound } from '../outbound/index.js';
 import type { AttemptOutcome, DeliveryRow, DeliveryStore } from './deliveries.js';
 import type { WebhookEndpoints } from './endpoints.js';
@@ -13,19 +15,39 @@ export interface WebhookBackoff {
   maxMs?: number;
 }
 
-export interface DeliveryWorkerOptions {
+/**
+ * Queues attempts of deliveries as work of Latchkey's task engine (the webhooks module names only
+ * this port; `createLatchkey` wires it to `tasks.schedule`).
+ */
+export interface DeliveryScheduler {
+  /**
+   * Queues one attempt of the delivery, due at `at`, in the transaction `db` (so it commits with
+   * the delivery, or not at all); returns the id of what runs it. The delivery names that id, and
+   * an attempt run under any other id does nothing.
+   */
+  schedule(db: Executor, deliveryId: string, at: Date): Promise<string>;
+}
+
+/** What the engine gives the run of one attempt. */
+export interface AttemptRun {
+  /** The id `DeliveryScheduler.schedule` returned for this attempt. */
+  attemptId: string;
+  /** Aborted at shutdown, or when the engine lost its claim on the attempt. */
+  signal: AbortSignal;
+  /** A transaction that commits only while this run still holds its claim (the task's fenced transaction). */
+  transaction<T>(fn: (db: Transaction<Database>) => Promise<T>): Promise<T>;
+}
+
+export interface DeliverySenderOptions {
   deliveries: DeliveryStore;
   endpoints: WebhookEndpoints;
   outbound: Outbound;
+  scheduler: DeliveryScheduler;
   clock: Clock;
   logger?: Logger;
-  /** How often due deliveries are looked for (default 1 s); a queued delivery wakes the worker at once (see `bus`). */
-  pollIntervalMs: number;
   /** Per attempt, connection to last byte (default 10 s). */
   timeoutMs: number;
   backoff: Required<WebhookBackoff>;
-  /** Deliveries attempted at once by this process (default 10). */
-  concurrency: number;
 }
 
 const SNIPPET_CHARS = 200;
@@ -80,88 +102,30 @@ function errorCodeOf(err: unknown): string {
 }
 
 /**
- * Claims due deliveries, signs and POSTs them through the outbound module, records each attempt
- * and schedules retries. Started and stopped by the `Background` lifecycle; `stop` waits for the
- * attempts under way, and a delivery whose attempt never finished is due again when its lease ends.
+ * Makes one attempt of a delivery (signed, POSTed through the outbound module) and records it with
+ * the next attempt, queued after backoff, in one transaction fenced by the run's claim: a run that
+ * lost its claim, or whose delivery another attempt holds, records nothing.
  */
-export class DeliveryWorker {
-  readonly #o: DeliveryWorkerOptions;
-  #timer: NodeJS.Timeout | undefined;
-  #running = false;
-  #tick: Promise<void> | undefined;
-  #again = false;
+export class DeliverySender {
+  readonly #o: DeliverySenderOptions;
 
-  constructor(options: DeliveryWorkerOptions) {
+  constructor(options: DeliverySenderOptions) {
     this.#o = options;
   }
 
-  start(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.wake();
+  /** Runs the attempt `run.attemptId` of the delivery; nothing when the delivery has finished or another attempt holds it. */
+  async attempt(deliveryId: string, run: AttemptRun): Promise<void> {
+    const { deliveries, scheduler, logger } = this.#o;
+    const delivery = await deliveries.byId(deliveryId);
+    if (!delivery || delivery.status !== 'pending' || delivery.claim_token !== run.attemptId) return;
+    const outcome = await this.#attempt(delivery, run.signal);
+    const recorded = await run.transaction((db) => deliveries.record(db, delivery, outcome, (at) => scheduler.schedule(db, delivery.id, at)));
+    const fields = { tenantId: delivery.tenant_id, endpointId: delivery.endpoint_id, deliveryId: delivery.id, statusCode: outcome.statusCode, code: outcome.errorCode };
+    if (!recorded) logger?.debug(fields, `Webhook delivery ${delivery.id} was taken over before its outcome was recorded.`);
+    else if (!outcome.ok) logger?.info(fields, `Webhook delivery ${delivery.id} failed (${outcome.errorCode}).`);
   }
 
-  async stop(): Promise<void> {
-    this.#running = false;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#tick;
-  }
-
-  /** Looks for due deliveries now (after an emit here, or a wake-up from another process). */
-  wake(): void {
-    if (!this.#running) return;
-    if (this.#tick) {
-      this.#again = true;
-      return;
-    }
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#tick = this.#run().finally(() => {
-      this.#tick = undefined;
-      if (!this.#running) return;
-      if (this.#again) {
-        this.#again = false;
-        this.wake();
-        return;
-      }
-      this.#timer = setTimeout(() => this.wake(), this.#o.pollIntervalMs);
-      this.#timer.unref();
-    });
-  }
-
-  async #run(): Promise<void> {
-    const { deliveries, clock, concurrency, timeoutMs, logger } = this.#o;
-    try {
-      for (;;) {
-        if (!this.#running) return;
-        const now = clock.now();
-        // The lease outlasts the attempt's timeout: another process takes the delivery over only
-        // when this one has died (or hangs far beyond its own timeout).
-        const leaseUntil = new Date(now.getTime() + timeoutMs + 30_000);
-        const claimed = await deliveries.claim(now, leaseUntil, concurrency);
-        if (claimed.length === 0) return;
-        await Promise.all(claimed.map((delivery) => this.#deliver(delivery)));
-        if (claimed.length < concurrency) return;
-      }
-    } catch (err) {
-      logger?.warn({ err }, 'Delivering webhooks failed; retrying.');
-    }
-  }
-
-  async #deliver(delivery: DeliveryRow): Promise<void> {
-    const outcome = await this.#attempt(delivery);
-    try {
-      const recorded = await this.#o.deliveries.record(delivery, outcome);
-      const fields = { tenantId: delivery.tenant_id, endpointId: delivery.endpoint_id, deliveryId: delivery.id, statusCode: outcome.statusCode, code: outcome.errorCode };
-      if (!recorded) this.#o.logger?.debug(fields, `Webhook delivery ${delivery.id} was taken over before its outcome was recorded.`);
-      else if (!outcome.ok) this.#o.logger?.info(fields, `Webhook delivery ${delivery.id} failed (${outcome.errorCode}).`);
-    } catch (err) {
-      this.#o.logger?.warn({ err, deliveryId: delivery.id }, `Recording webhook delivery ${delivery.id} failed; it is attempted again when its lease ends.`);
-    }
-  }
-
-  async #attempt(delivery: DeliveryRow): Promise<AttemptOutcome> {
+  async #attempt(delivery: DeliveryRow, signal: AbortSignal): Promise<AttemptOutcome> {
     const { endpoints, outbound, clock, timeoutMs, backoff } = this.#o;
     const started = clock.now();
     const startedMs = performance.now();
@@ -202,7 +166,7 @@ export class DeliveryWorker {
         body: delivery.payload,
         // A redirect is a failure: the signed message goes to the URL the tenant configured or nowhere.
         redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
       });
     } catch (err) {
       return outcome({ ok: false, errorCode: errorCodeOf(err) });
