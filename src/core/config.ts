@@ -323,3 +323,39 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     configFile,
   };
 }
+
+/** One setting as the effective configuration shows it: a secret is only "set" or "not set". */
+export interface SettingView {
+  /** The name in {@link Settings} (`publicUrl`). */
+  name: string;
+  /** The environment variable (`LATCHKEY_PUBLIC_URL`). */
+  env: string;
+  /** The command-line flag (`--public-url`). */
+  flag: string;
+  /** A secret's value is never shown: `value` is null and `set` says whether one is configured. */
+  secret: boolean;
+  set: boolean;
+  /** The value in use, defaults applied; null for a secret or an unset setting. */
+  value: string | number | boolean | string[] | null;
+}
+
+/**
+ * The effective configuration, one entry per setting, with every secret's value left out: what
+ * the console's settings page and `GET /settings` show.
+ *
+ * @example
+ * describeSettings(loadSettings({ env: {} })).find((s) => s.name === 'port')?.value // 4400
+ */
+export function describeSettings(settings: Settings): SettingView[] {
+  const views: SettingView[] = [];
+  for (const [name, def] of Object.entries(DEFINITIONS) as [keyof Settings, Definition<unknown>][]) {
+    const raw = settings[name];
+    const set = Array.isArray(raw) ? raw.length > 0 : raw !== undefined;
+    const secret = def.secret === true;
+    const value = secret || raw === undefined ? null : Array.isArray(raw) ? [...raw] : raw;
+    views.push({ name, env: def.env, flag: def.flag, secret, set, value });
+  }
+  const configFile = settings.configFile ?? null;
+  views.push({ name: 'configFile', env: 'LATCHKEY_CONFIG', flag: '--config', secret: false, set: configFile !== null, value: configFile });
+  return views;
+}

@@ -23,6 +23,7 @@ export const OPENAPI_TAGS = [
     description: 'Connecting accounts (OAuth), connections, tokens, connect sessions for end users, and the proxy.',
   },
   { name: 'webhooks', description: 'Webhook endpoints and their deliveries.' },
+  { name: 'settings', description: 'The server\'s effective configuration and `doctor`\'s checks, for system administrators.' },
 ] as const;
 
 type Json = Record<string, unknown>;
