@@ -23,8 +23,8 @@ await eachDialect('HTTP settings and doctor', (dialect) => {
     const byName = new Map((answer.json.items as Array<{ name: string }>).map((s) => [s.name, s]));
     const { settings } = h.latchkey;
     assert.deepEqual(byName.get('publicUrl'), { name: 'publicUrl', env: 'LATCHKEY_PUBLIC_URL', flag: '--public-url', secret: false, set: true, value: settings.publicUrl });
-    assert.deepEqual(byName.get('encryptionKey'), { name: 'encryptionKey', env: 'LATCHKEY_ENCRYPTION_KEY', flag: '--encryption-key', secret: true, set: true, value: null });
-    assert.deepEqual(byName.get('decryptionKeys'), { name: 'decryptionKeys', env: 'LATCHKEY_DECRYPTION_KEYS', flag: '--decryption-keys', secret: true, set: false, value: null });
+    assert.deepEqual(byName.get('encryptionKey'), { name: 'encryptionKey', env: 'LATCHKEY_ENCRYPTION_KEY', flag: null, secret: true, set: true, value: null });
+    assert.deepEqual(byName.get('decryptionKeys'), { name: 'decryptionKeys', env: 'LATCHKEY_DECRYPTION_KEYS', flag: null, secret: true, set: false, value: null });
     assert.deepEqual(byName.get('databaseUrl'), { name: 'databaseUrl', env: 'LATCHKEY_DATABASE_URL', flag: '--database-url', secret: true, set: dialect === 'postgres', value: null });
     assert.deepEqual(byName.get('egressAllow')?.['value' as never], ['127.0.0.1/32']);
     assert.equal(byName.get('configFile')?.['set' as never], false);

@@ -12,7 +12,7 @@ import { ConnectorFormPage } from './pages/connector-form';
 import { ConnectorsPage } from './pages/connectors';
 import { LoginPage } from './pages/login';
 import { OverviewPage } from './pages/overview';
-import { href, navigate, useRoute, type Route } from './router';
+import { href, navigate, replace, useRoute, type Route } from './router';
 import type { Me, SwitchTo } from './types';
 
 const TITLES: Record<Route['page'], string> = {
@@ -107,7 +107,7 @@ function Layout({ me, route, onLoggedOut }: { me: Me; route: Route; onLoggedOut:
       await api('DELETE', '/sessions/current');
     } finally {
       setLoggingOut(false);
-      history.replaceState(null, '', href('/'));
+      replace('/');
       onLoggedOut(switchTo);
     }
   };

@@ -47,6 +47,12 @@ export function navigate(path: string): void {
   for (const listener of listeners) listener();
 }
 
+/** Replaces the current console path (no new history entry), re-rendering the route. */
+export function replace(path: string): void {
+  history.replaceState(null, '', href(path));
+  for (const listener of listeners) listener();
+}
+
 /** The current route, re-rendered on navigation (links, back and forward). */
 export function useRoute(): Route {
   const [route, setRoute] = useState(() => parseRoute(location.pathname));

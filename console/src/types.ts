@@ -179,7 +179,8 @@ export interface AuditEvent {
 export interface Setting {
   name: string;
   env: string;
-  flag: string;
+  /** Null for the master keys, never taken as flags. */
+  flag: string | null;
   secret: boolean;
   set: boolean;
   value: string | number | boolean | string[] | null;

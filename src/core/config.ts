@@ -47,6 +47,8 @@ interface Definition<T> {
   accepts: string;
   /** Never echo the raw value in an error. */
   secret?: boolean;
+  /** Not a command-line flag (other users can read a process's arguments): environment or config file only. */
+  noFlag?: boolean;
   parse: z.ZodType<T>;
 }
 
@@ -115,6 +117,7 @@ const DEFINITIONS = {
     file: 'encryptionKey',
     accepts: '32 bytes encoded as base64 (make one with `latchkey keygen`)',
     secret: true,
+    noFlag: true,
     parse: base64Key,
   },
   decryptionKeys: {
@@ -123,6 +126,7 @@ const DEFINITIONS = {
     file: 'decryptionKeys',
     accepts: 'a comma-separated list of 32-byte base64 keys',
     secret: true,
+    noFlag: true,
     parse: commaList.pipe(z.array(base64Key)),
   },
   keyFile: {
@@ -330,8 +334,8 @@ export interface SettingView {
   name: string;
   /** The environment variable (`LATCHKEY_PUBLIC_URL`). */
   env: string;
-  /** The command-line flag (`--public-url`). */
-  flag: string;
+  /** The command-line flag (`--public-url`); null for a master key, never taken as a flag. */
+  flag: string | null;
   /** A secret's value is never shown: `value` is null and `set` says whether one is configured. */
   secret: boolean;
   set: boolean;
@@ -353,7 +357,7 @@ export function describeSettings(settings: Settings): SettingView[] {
     const set = Array.isArray(raw) ? raw.length > 0 : raw !== undefined;
     const secret = def.secret === true;
     const value = secret || raw === undefined ? null : Array.isArray(raw) ? [...raw] : raw;
-    views.push({ name, env: def.env, flag: def.flag, secret, set, value });
+    views.push({ name, env: def.env, flag: def.noFlag ? null : def.flag, secret, set, value });
   }
   const configFile = settings.configFile ?? null;
   views.push({ name: 'configFile', env: 'LATCHKEY_CONFIG', flag: '--config', secret: false, set: configFile !== null, value: configFile });

@@ -1,6 +1,5 @@
 import { useState } from 'preact/hooks';
-import type { ApiError} from '../api';
-import { api, asApiError, query } from '../api';
+import { api, type ApiError, asApiError, query } from '../api';
 import { EmptyState, ErrorAlert, NeedsPermission } from '../components/alert';
 import { Field, fieldMessage } from '../components/field';
 import { Pager, usePager } from '../components/pager';

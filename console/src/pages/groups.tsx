@@ -1,6 +1,5 @@
 import { useRef, useState } from 'preact/hooks';
-import type { ApiError} from '../api';
-import { api, asApiError } from '../api';
+import { api, type ApiError, asApiError } from '../api';
 import { EmptyState, ErrorAlert, NeedsPermission, StatusLine } from '../components/alert';
 import { CheckboxGroup } from '../components/checkbox-group';
 import { Dialog } from '../components/dialog';
@@ -36,8 +35,8 @@ export function GroupsPage({ me }: { me: Me }) {
       <p class="lead">A role granted to a group counts for each of its members, from their next request on.</p>
       <CreateGroupForm
         onCreated={async (group) => {
-          setStatus(`Group “${group.name}” created.`);
           await directory.reload();
+          setStatus(`Group “${group.name}” created.`);
         }}
       />
       <StatusLine message={status} />
@@ -96,8 +95,8 @@ export function GroupsPage({ me }: { me: Me }) {
               onClose={() => setEditing(undefined)}
               onSaved={async (group) => {
                 setEditing(undefined);
-                setStatus(`Group “${group.name}” saved.`);
                 await directory.reload();
+                setStatus(`Group “${group.name}” saved.`);
               }}
             />
           )}
@@ -108,8 +107,8 @@ export function GroupsPage({ me }: { me: Me }) {
         onClose={() => setDeleting(undefined)}
         onDeleted={async (group) => {
           setDeleting(undefined);
-          setStatus(`Group “${group.name}” deleted.`);
           await directory.reload();
+          setStatus(`Group “${group.name}” deleted.`);
           listHeading.current?.focus();
         }}
       />

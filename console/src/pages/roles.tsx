@@ -1,6 +1,5 @@
 import { useState } from 'preact/hooks';
-import type { ApiError} from '../api';
-import { api, asApiError } from '../api';
+import { api, type ApiError, asApiError } from '../api';
 import { ErrorAlert, NeedsPermission, StatusLine } from '../components/alert';
 import { CheckboxGroup } from '../components/checkbox-group';
 import { Dialog } from '../components/dialog';
@@ -55,8 +54,8 @@ export function RolesPage({ me }: { me: Me }) {
       </p>
       <CreateRoleForm
         onCreated={async (role) => {
-          setStatus(`Role “${role.name}” created.`);
           await directory.reload();
+          setStatus(`Role “${role.name}” created.`);
         }}
       />
       <StatusLine message={status} />
@@ -119,9 +118,9 @@ export function RolesPage({ me }: { me: Me }) {
               role={editing}
               onClose={() => setEditing(undefined)}
               onSaved={async () => {
-                setStatus(`Role “${editing.name}” saved.`);
                 setEditing(undefined);
                 await directory.reload();
+                setStatus(`Role “${editing.name}” saved.`);
               }}
             />
           )}
@@ -133,9 +132,9 @@ export function RolesPage({ me }: { me: Me }) {
             role={deleting}
             onClose={() => setDeleting(undefined)}
             onDeleted={async () => {
-              setStatus(`Role “${deleting.name}” deleted.`);
               setDeleting(undefined);
               await directory.reload();
+              setStatus(`Role “${deleting.name}” deleted.`);
             }}
           />
         )}

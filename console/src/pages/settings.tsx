@@ -1,6 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import type { ApiError} from '../api';
-import { api, asApiError } from '../api';
+import { api, type ApiError, asApiError } from '../api';
 import { ErrorAlert, NeedsPermission } from '../components/alert';
 import { when } from '../format';
 import type { Finding, Me, Setting, Tenant } from '../types';
@@ -79,9 +78,7 @@ export function SettingsPage({ me }: { me: Me }) {
                     <td>
                       <code>{s.env}</code>
                     </td>
-                    <td>
-                      <code>{s.flag}</code>
-                    </td>
+                    <td>{s.flag === null ? <span class="hint">none (never a flag)</span> : <code>{s.flag}</code>}</td>
                   </tr>
                 ))}
               </tbody>

@@ -1,6 +1,5 @@
 import { useRef, useState } from 'preact/hooks';
-import type { ApiError} from '../api';
-import { api, asApiError } from '../api';
+import { api, type ApiError, asApiError } from '../api';
 import { EmptyState, ErrorAlert, NeedsPermission, StatusLine } from '../components/alert';
 import { CheckboxGroup } from '../components/checkbox-group';
 import { Dialog } from '../components/dialog';
@@ -34,8 +33,8 @@ export function UsersPage({ me }: { me: Me }) {
     setRowError(undefined);
     try {
       await api<User>('PATCH', `/users/${user.id}`, { disabled: false });
-      setStatus(`“${user.username}” is enabled.`);
       await directory.reload();
+      setStatus(`“${user.username}” is enabled.`);
     } catch (err) {
       setRowError({ id: user.id, message: asApiError(err).message });
     }
@@ -49,8 +48,8 @@ export function UsersPage({ me }: { me: Me }) {
         <CreateUserForm
           directory={d}
           onCreated={async (user) => {
-            setStatus(`User “${user.username}” created.`);
             await directory.reload();
+            setStatus(`User “${user.username}” created.`);
           }}
         />
       )}
@@ -124,8 +123,8 @@ export function UsersPage({ me }: { me: Me }) {
           onClose={() => setEditing(undefined)}
           onSaved={async (user) => {
             setEditing(undefined);
-            setStatus(`“${user.username}” saved.`);
             await directory.reload();
+            setStatus(`“${user.username}” saved.`);
           }}
         />
       )}
@@ -134,8 +133,8 @@ export function UsersPage({ me }: { me: Me }) {
         onClose={() => setDisabling(undefined)}
         onDisabled={async (user) => {
           setDisabling(undefined);
-          setStatus(`“${user.username}” is disabled.`);
           await directory.reload();
+          setStatus(`“${user.username}” is disabled.`);
           listHeading.current?.focus();
         }}
       />

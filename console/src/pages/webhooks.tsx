@@ -1,7 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import type { ApiError} from '../api';
-import { api, asApiError, listAll, query } from '../api';
+import { api, type ApiError, asApiError, listAll, query } from '../api';
 import { EmptyState, ErrorAlert, NeedsPermission, StatusLine } from '../components/alert';
 import { CheckboxGroup } from '../components/checkbox-group';
 import { Dialog } from '../components/dialog';
@@ -68,9 +67,9 @@ export function WebhooksPage({ me }: { me: Me }) {
       {canWrite && (
         <CreateEndpointForm
           onCreated={async (created) => {
-            setStatus(`Endpoint ${created.endpoint.url} created.`);
             setIssued({ title: `The signing secret of ${created.endpoint.url}`, secret: created.secret });
             await endpoints.reload();
+            setStatus(`Endpoint ${created.endpoint.url} created.`);
           }}
         />
       )}
@@ -149,8 +148,8 @@ export function WebhooksPage({ me }: { me: Me }) {
             onClose={() => setEditing(undefined)}
             onSaved={async (saved) => {
               setEditing(undefined);
-              setStatus(`Endpoint ${saved.url} saved.`);
               await endpoints.reload();
+              setStatus(`Endpoint ${saved.url} saved.`);
             }}
           />
         )}
@@ -165,9 +164,9 @@ export function WebhooksPage({ me }: { me: Me }) {
             run={async () => {
               const rolled = await api<IssuedWebhookEndpoint>('POST', `/webhooks/${rolling.id}/_roll_secret`);
               setRolling(undefined);
-              setStatus(`The secret of ${rolled.endpoint.url} was rolled.`);
               setIssued({ title: `The new signing secret of ${rolled.endpoint.url}`, secret: rolled.secret, note: 'For 24 hours messages are signed with the previous secret too, so your receiver can switch without losing one.' });
               await endpoints.reload();
+              setStatus(`The secret of ${rolled.endpoint.url} was rolled.`);
             }}
           >
             A new signing secret for <code>{rolling.url}</code>. For 24 hours every message carries a signature under the old secret too.
@@ -185,8 +184,8 @@ export function WebhooksPage({ me }: { me: Me }) {
               await api('DELETE', `/webhooks/${deleting.id}`);
               setDeleting(undefined);
               if (showing === deleting.id) setShowing(undefined);
-              setStatus(`Endpoint ${deleting.url} deleted.`);
               await endpoints.reload();
+              setStatus(`Endpoint ${deleting.url} deleted.`);
             }}
           >
             Delete <code>{deleting.url}</code> and its deliveries? Messages not yet delivered are dropped. This cannot be undone.
@@ -343,8 +342,8 @@ function Deliveries({ endpoint, canWrite }: { endpoint: WebhookEndpoint; canWrit
     setRowError(undefined);
     try {
       await api<WebhookDelivery>('POST', `/webhooks/${endpoint.id}/deliveries/${d.id}/_redeliver`);
-      setMessage(`The ${d.eventType} delivery is queued again.`);
       await deliveries.reload();
+      setMessage(`The ${d.eventType} delivery is queued again.`);
     } catch (err) {
       setRowError({ id: d.id, message: asApiError(err).message });
     } finally {

@@ -14,7 +14,7 @@ const settingSchema = z
   .object({
     name: z.string().describe('The setting as the config file names it, camelCased (`publicUrl`).'),
     env: z.string().describe('Its environment variable.'),
-    flag: z.string().describe('Its command-line flag.'),
+    flag: z.string().nullable().describe('Its command-line flag; null for the master keys, which are never taken as flags.'),
     secret: z.boolean().describe('A secret\'s value is never shown.'),
     set: z.boolean().describe('Whether a value is configured (for a list: a non-empty one).'),
     value: z
