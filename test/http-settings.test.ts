@@ -28,6 +28,7 @@ await eachDialect('HTTP settings and doctor', (dialect) => {
     assert.deepEqual(byName.get('databaseUrl'), { name: 'databaseUrl', env: 'LATCHKEY_DATABASE_URL', flag: '--database-url', secret: true, set: dialect === 'postgres', value: null });
     assert.deepEqual(byName.get('egressAllow')?.['value' as never], ['127.0.0.1/32']);
     assert.equal(byName.get('configFile')?.['set' as never], false);
+    assert.deepEqual(byName.get('shutdownTimeout'), { name: 'shutdownTimeout', env: 'LATCHKEY_SHUTDOWN_TIMEOUT', flag: '--shutdown-timeout', secret: false, set: true, value: 10_000 });
     assert.ok(settings.encryptionKey && !answer.text.includes(settings.encryptionKey), 'never the master key');
     if (settings.databaseUrl) assert.ok(!answer.text.includes(settings.databaseUrl) && !answer.text.includes('search_path'), 'never the database URL');
   });

@@ -330,7 +330,7 @@ export function loadSettings(input: SettingsInput = {}): Settings {
 
 /** One setting as the effective configuration shows it: a secret is only "set" or "not set". */
 export interface SettingView {
-  /** The name in {@link Settings} (`publicUrl`). */
+  /** The key in the config file (`publicUrl`, `shutdownTimeout`); `configFile` for the config file itself. */
   name: string;
   /** The environment variable (`LATCHKEY_PUBLIC_URL`). */
   env: string;
@@ -352,12 +352,12 @@ export interface SettingView {
  */
 export function describeSettings(settings: Settings): SettingView[] {
   const views: SettingView[] = [];
-  for (const [name, def] of Object.entries(DEFINITIONS) as [keyof Settings, Definition<unknown>][]) {
-    const raw = settings[name];
+  for (const [key, def] of Object.entries(DEFINITIONS) as [keyof Settings, Definition<unknown>][]) {
+    const raw = settings[key];
     const set = Array.isArray(raw) ? raw.length > 0 : raw !== undefined;
     const secret = def.secret === true;
     const value = secret || raw === undefined ? null : Array.isArray(raw) ? [...raw] : raw;
-    views.push({ name, env: def.env, flag: def.noFlag ? null : def.flag, secret, set, value });
+    views.push({ name: def.file, env: def.env, flag: def.noFlag ? null : def.flag, secret, set, value });
   }
   const configFile = settings.configFile ?? null;
   views.push({ name: 'configFile', env: 'LATCHKEY_CONFIG', flag: '--config', secret: false, set: configFile !== null, value: configFile });

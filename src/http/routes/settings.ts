@@ -12,7 +12,7 @@ export interface SettingsRoutesOptions {
 
 const settingSchema = z
   .object({
-    name: z.string().describe('The setting as the config file names it, camelCased (`publicUrl`).'),
+    name: z.string().describe('The setting\'s key in the config file (`publicUrl`, `shutdownTimeout`), or `configFile` for the config file itself.'),
     env: z.string().describe('Its environment variable.'),
     flag: z.string().nullable().describe('Its command-line flag; null for the master keys, which are never taken as flags.'),
     secret: z.boolean().describe('A secret\'s value is never shown.'),
@@ -20,7 +20,7 @@ const settingSchema = z
     value: z
       .union([z.string(), z.number(), z.boolean(), z.array(z.string())])
       .nullable()
-      .describe('The value in use, defaults applied; null for a secret and for a setting without a value.'),
+      .describe('The value in use, defaults applied (durations in milliseconds); null for a secret and for a setting without a value.'),
   })
   .meta({ id: 'Setting', description: 'One setting of the running server.' });
 
@@ -57,7 +57,23 @@ export const settingsRoutes: FastifyPluginAsync<SettingsRoutesOptions> = async (
         summary: 'The effective configuration (never a secret)',
         description: `${SYSTEM_ONLY} Flags, environment, config file and defaults resolved as at start; secrets (the database URL, master keys) only as set or not set.`,
         security: SECURITY,
-        response: { 200: z.object({ items: z.array(settingSchema) }).describe('Every setting, in the order of the settings table.'), ...errorResponses(403) },
+        response: {
+          200: z
+            .object({ items: z.array(settingSchema) })
+            .describe('Every setting, in the order of the settings table.')
+            .meta({
+              examples: [
+                {
+                  items: [
+                    { name: 'port', env: 'LATCHKEY_PORT', flag: '--port', secret: false, set: false, value: 4400 },
+                    { name: 'databaseUrl', env: 'LATCHKEY_DATABASE_URL', flag: '--database-url', secret: true, set: true, value: null },
+                    { name: 'encryptionKey', env: 'LATCHKEY_ENCRYPTION_KEY', flag: null, secret: true, set: true, value: null },
+                  ],
+                },
+              ],
+            }),
+          ...errorResponses(403),
+        },
       },
     },
     async () => ({ items: diagnostics.settings() }),
@@ -73,7 +89,22 @@ export const settingsRoutes: FastifyPluginAsync<SettingsRoutesOptions> = async (
         summary: 'Run `latchkey doctor`\'s checks against this server',
         description: `${SYSTEM_ONLY} The configuration, the master key, the database, pending migrations, data keys under older master keys, objects under retired data keys or at older model versions. Not the decrypt-everything scan (\`latchkey doctor --scan\`).`,
         security: SECURITY,
-        response: { 200: z.object({ items: z.array(findingSchema) }).describe('The findings, in the order doctor prints them.'), ...errorResponses(403) },
+        response: {
+          200: z
+            .object({ items: z.array(findingSchema) })
+            .describe('The findings, in the order doctor prints them.')
+            .meta({
+              examples: [
+                {
+                  items: [
+                    { status: 'ok', check: 'database', message: 'reachable (postgres at db.internal:5432/latchkey)' },
+                    { status: 'warn', check: 'data keys', message: '2 of 5 data keys are wrapped by an older master key', fix: 'run `latchkey rekey` to rewrap them, then the old key can be removed.' },
+                  ],
+                },
+              ],
+            }),
+          ...errorResponses(403),
+        },
       },
     },
     async (_request, reply) => reply.header('cache-control', 'no-store').send({ items: await diagnostics.checks() }),
