@@ -78,6 +78,7 @@ await eachDialect('console pages in chromium', (dialect) => {
     let password: string;
     let key: string;
     let connectorId: string;
+    const carolPassword = `pw-${randomBytes(12).toString('hex')}`;
     const shot = (name: string) => browser.screenshot(page, dialect === 'sqlite' ? name : `${name}-${dialect}`);
 
     const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
@@ -129,7 +130,8 @@ await eachDialect('console pages in chromium', (dialect) => {
       await page.getByText('A session belongs to one tenant').waitFor();
       assert.equal(await page.getByLabel('Tenant').inputValue(), `acme-${dialect}`);
       assert.equal(await page.getByLabel('User name').inputValue(), 'admin');
-      assert.equal((await focused(page)).id, 'login-password', 'the password is what is left to type');
+      // The password is what is left to type.
+      await page.locator('#login-password:focus').waitFor();
       await page.getByLabel('Password', { exact: true }).fill(otherPassword);
       await page.getByRole('button', { name: 'Log in' }).click();
       await page.getByRole('heading', { name: 'Overview' }).waitFor();
@@ -144,7 +146,7 @@ await eachDialect('console pages in chromium', (dialect) => {
       await page.getByRole('button', { name: 'Switch tenant' }).click();
       await page.getByRole('heading', { name: 'Log in to Latchkey' }).waitFor();
       assert.equal(await page.getByLabel('Tenant').inputValue(), '');
-      assert.equal((await focused(page)).id, 'login-tenant');
+      await page.locator('#login-tenant:focus').waitFor();
       await page.getByLabel('Tenant').fill('default');
       await page.getByLabel('Password', { exact: true }).fill(password);
       await page.getByRole('button', { name: 'Log in' }).click();
@@ -259,7 +261,7 @@ await eachDialect('console pages in chromium', (dialect) => {
       await editUser.getByRole('button', { name: 'Save user' }).click();
       await editUser.locator('#edit-user-password-error').waitFor();
       expectOnly(browser, /400 for PATCH .*\/api\/v1\/users\/usr_/, /console error .*400/);
-      await editUser.getByLabel('New password (optional)').fill(`pw-${randomBytes(12).toString('hex')}`);
+      await editUser.getByLabel('New password (optional)').fill(carolPassword);
       await editUser.getByRole('group', { name: 'Groups' }).getByLabel('support').uncheck();
       await editUser.getByRole('button', { name: 'Save user' }).click();
       await page.getByText('“carol” saved.').waitFor();
@@ -446,5 +448,25 @@ await eachDialect('console pages in chromium', (dialect) => {
       await page.getByText('Group “on-call” deleted.').waitFor();
       assert.equal((await focused(page)).id, 'groups-title', 'focus goes to the list');
       await shot('groups-keyboard');
+    });
+
+    it('shows a user without identity:admin only their pages; an admin page\'s address says which permission it needs', async () => {
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await page.getByRole('heading', { name: 'Log in to Latchkey' }).waitFor();
+      await logIn(page, server.url, { username: 'carol', password: carolPassword });
+      const links = await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts();
+      assert.deepEqual(links, ['Overview', 'Connectors', 'Connections', 'API keys', 'Audit log'], 'viewer and auditor: no webhooks, users, groups, roles or settings');
+      for (const [path, heading] of [
+        ['/users', 'You may not manage users'],
+        ['/settings', 'You may not see the server\'s settings'],
+        ['/webhooks', 'You may not see webhooks'],
+      ] as const) {
+        await page.goto(`${server.url}/console${path}`);
+        await page.getByRole('heading', { name: heading }).waitFor();
+        assert.match(await page.locator('main').innerText(), /permission, which your roles do not grant/);
+      }
+      await shot('users-not-admin');
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await page.getByRole('heading', { name: 'Log in to Latchkey' }).waitFor();
     });
 });
