@@ -22,13 +22,22 @@ export function describeError(err: unknown): string {
 }
 
 /** Where the settings put the database, in words (never the URL: it may hold a password). */
-export function databaseWhere(settings: Settings): string {
+function databaseWhere(settings: Settings): string {
   return settings.databaseUrl ? 'PostgreSQL' : `SQLite at ${sqlitePath(settings.dataDir)}`;
 }
 
 /** The configuration check: the settings were valid (they were loaded), and where things are. */
 export function configurationFinding(settings: Settings): Finding {
   return { status: 'ok', check: 'configuration', message: `valid; database: ${databaseWhere(settings)}; public URL ${settings.publicUrl}` };
+}
+
+/** The migrations check: the one check that needs only the database. */
+export async function migrationFinding(database: DatabaseHandle): Promise<Finding> {
+  const pending = await pendingMigrations(database);
+  if (pending.length > 0) {
+    return { status: 'fail', check: 'migrations', message: `${pending.length} pending (${pending.join(', ')})`, fix: 'run `latchkey migrate` (servers also migrate when they start).' };
+  }
+  return { status: 'ok', check: 'migrations', message: 'all applied' };
 }
 
 export interface StorageParts {
@@ -55,12 +64,9 @@ export async function storageFindings(parts: StorageParts, options: StorageCheck
   const { database, keyring, maintenance } = parts;
   const findings: Finding[] = [];
   const add = (f: Finding) => findings.push(f);
-  const pending = await pendingMigrations(database);
-  if (pending.length > 0) {
-    add({ status: 'fail', check: 'migrations', message: `${pending.length} pending (${pending.join(', ')})`, fix: 'run `latchkey migrate` (servers also migrate when they start).' });
-    return findings;
-  }
-  add({ status: 'ok', check: 'migrations', message: 'all applied' });
+  const migrations = await migrationFinding(database);
+  add(migrations);
+  if (migrations.status !== 'ok') return findings;
 
   const rows = await database.db
     .selectFrom('data_keys')
