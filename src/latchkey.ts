@@ -24,7 +24,7 @@ import {
   type UserCredentials,
 } from './oauth/index.js';
 import { createOutbound } from './outbound/index.js';
-import { ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
+import { createDiagnostics, ObjectTypeRegistry, type EncryptedObjectStore, type ObjectMaintenance, type ObjectTypeDefinition } from './objects/index.js';
 import { connectorRequestTask, CredentialInvalidator, TASK_SECRETS_TYPE, createCredentialStrategy, createHttpCredentialIssuer, createTasks, type ExternalCredentialIssuer, type TaskApi, type Tasks } from './tasks/index.js';
 import { WEBHOOK_ENDPOINT_TYPE, createWebhooks, type WebhookBackoff, type Webhooks } from './webhooks/index.js';
 
@@ -344,7 +344,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
             trustProxy: settings.trustProxy,
             publicUrl: settings.publicUrl,
             apiPlugins: [
-              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens, credentials }, connectSessions, webhooks, proxy, tasks }),
+              apiRoutes({ identity, apiKeys, bus, publicUrl: settings.publicUrl, clock, connectors, oauth: { flow, connections, tokens, credentials }, connectSessions, webhooks, proxy, tasks, diagnostics: createDiagnostics({ settings, ...storage }) }),
             ],
             sitePlugins: [connectPage({ sessions: connectSessions, connectors, connections, credentials, flow, publicUrl: settings.publicUrl, clock }), consoleSite()],
           });

@@ -5,13 +5,13 @@
 // Every test fails on any console error, uncaught exception, failed request or error answer on
 // Latchkey's pages. Screenshots of each page go to test-results/screenshots/.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { CHROMIUM, launchChromium, type PageGlobals, type TestBrowser } from './support/chromium.js';
-import { ROOT, startServer, type ServerProcess } from './support/cli.js';
+import { startServer, type ServerProcess } from './support/cli.js';
+import { buildConsole, focused, logIn, tabTo, unlabelled } from './support/console.js';
 import { createTestDatabase, latchkeyEnv, LOOPBACK_EGRESS, type TestDatabase } from './support/databases.js';
 import { startOidcProvider, type TestProvider } from './support/oidc-provider.js';
 
@@ -21,52 +21,15 @@ let op: TestProvider;
 let browser: TestBrowser;
 let password: string;
 
-/** The console as `npm install` builds it, from the sources under test. */
-function buildConsole(): void {
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const built = spawnSync(npm, ['run', '--silent', 'build:console'], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(built.status, 0, `the console build failed:\n${built.stdout}\n${built.stderr}`);
-}
-
 async function call(method: string, path: string, key: string): Promise<number> {
   const res = await fetch(`${server.url}${path}`, { method, headers: { authorization: `ApiKey ${key}` } });
   await res.arrayBuffer();
   return res.status;
 }
 
-async function logIn(page: Page): Promise<void> {
-  await page.goto(`${server.url}/`);
-  await page.getByLabel('Tenant').fill('default');
-  await page.getByLabel('User name').fill('admin');
-  await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('heading', { name: 'Overview' }).waitFor();
-}
-
-/** The element that has focus, described for assertions. */
-async function focused(page: Page): Promise<{ tag: string; id: string; name: string }> {
-  return page.evaluate(() => {
-    const el = (globalThis as unknown as PageGlobals).document.activeElement;
-    const labelled = Array.from(el?.labels ?? []).map((l) => l.textContent ?? '').join(' ');
-    return { tag: el?.tagName.toLowerCase() ?? '', id: el?.id ?? '', name: (el?.getAttribute('aria-label') ?? labelled).trim() || (el?.textContent ?? '').trim() };
-  });
-}
-
-/** Presses Tab until `match` holds for the focused element (at most `limit` presses). */
-async function tabTo(page: Page, match: (el: { tag: string; id: string; name: string }) => boolean, limit = 40): Promise<void> {
-  const seen: string[] = [];
-  for (let i = 0; i < limit; i++) {
-    await page.keyboard.press('Tab');
-    const el = await focused(page);
-    if (match(el)) return;
-    seen.push(`${el.tag}#${el.id}(${el.name})`);
-  }
-  assert.fail(`Tab never reached the element; it went through: ${seen.join(' → ')}`);
-}
-
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
-  buildConsole();
+  await buildConsole();
   tdb = await createTestDatabase('sqlite');
   const env = latchkeyEnv(tdb, { LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1', LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS });
   server = await startServer([], { env });
@@ -108,7 +71,7 @@ describe('web console in chromium', () => {
     await page.getByRole('heading', { name: 'Log in to Latchkey' }).waitFor();
     assert.equal(new URL(page.url()).pathname, '/console/');
     await browser.screenshot(page, 'login');
-    await logIn(page);
+    await logIn(page, server.url, { password });
     const facts = await page.locator('dl.facts').innerText();
     assert.match(facts, /User\s+admin usr_/);
     assert.match(facts, /Tenant\s+default ten_/);
@@ -122,7 +85,7 @@ describe('web console in chromium', () => {
     // A reload stays logged out: the cookies are gone.
     await page.reload();
     await page.getByRole('heading', { name: 'Log in to Latchkey' }).waitFor();
-    await logIn(page);
+    await logIn(page, server.url, { password });
   });
 
   it('creates an OAuth connector from the catalog, connects it in a popup and shows "connected" without a reload', async () => {
@@ -257,15 +220,7 @@ describe('web console in chromium', () => {
   it('works the API key page by keyboard alone, every control labelled', async () => {
     await page.goto(`${server.url}/console/api-keys`);
     await page.getByRole('heading', { name: 'API keys' }).waitFor();
-    const unlabelled = await page.evaluate(() =>
-      Array.from((globalThis as unknown as PageGlobals).document.querySelectorAll('input, select, button, a[href]'))
-        .filter((el) => {
-          const name = el.getAttribute('aria-label') ?? (el.labels && el.labels.length > 0 ? 'label' : el.textContent);
-          return (name ?? '').trim() === '';
-        })
-        .map((el) => el.outerHTML),
-    );
-    assert.deepEqual(unlabelled, []);
+    assert.deepEqual(await unlabelled(page), []);
 
     // The first Tab reaches the skip link, which jumps past the navigation.
     await page.keyboard.press('Tab');

@@ -114,6 +114,10 @@ await eachDialect('answers match the OpenAPI description', (dialect) => {
       await call({ method: 'DELETE', url: `/api/v1/webhooks/${hookId}`, key });
     }
     await call({ method: 'GET', url: '/api/v1/audit', key });
+    await call({ method: 'GET', url: '/api/v1/audit?since=2020-01-01T00:00:00Z&until=2999-01-01T00:00:00Z', key });
+    await call({ method: 'GET', url: '/api/v1/audit?since=yesterday', key });
+    await call({ method: 'GET', url: '/api/v1/settings', key });
+    await call({ method: 'GET', url: '/api/v1/doctor', key });
     await call({ method: 'DELETE', url: `/api/v1/connectors/${connectorId}`, key });
     await call({ method: 'DELETE', url: `/api/v1/roles/${role}`, key });
     await call({ method: 'DELETE', url: `/api/v1/groups/${groupId}`, key });

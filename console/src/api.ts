@@ -108,3 +108,16 @@ export async function listAll<T>(path: string): Promise<T[]> {
   } while (after !== undefined);
   return items;
 }
+
+/** Any failure as an {@link ApiError} (a bug in the console becomes a sentence, not a blank page). */
+export function asApiError(err: unknown): ApiError {
+  return err instanceof ApiError ? err : new ApiError('internal_error', 'That did not work; reload the page and try again.', 0);
+}
+
+/** A query string of the values that are set: `query({ a: 'x', b: '' })` is `?a=x`. */
+export function query(params: Record<string, string | number | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) if (value !== undefined && value !== '') search.set(name, String(value));
+  const text = search.toString();
+  return text === '' ? '' : `?${text}`;
+}

@@ -11,7 +11,16 @@ export type Route =
   | { page: 'connector-new' }
   | { page: 'connector-edit'; id: string }
   | { page: 'api-keys' }
+  | { page: 'connections' }
+  | { page: 'users' }
+  | { page: 'groups' }
+  | { page: 'roles' }
+  | { page: 'webhooks' }
+  | { page: 'audit' }
+  | { page: 'settings' }
   | { page: 'not-found' };
+
+const SIMPLE = ['api-keys', 'connections', 'users', 'groups', 'roles', 'webhooks', 'audit', 'settings'] as const;
 
 export function parseRoute(pathname: string): Route {
   const path = pathname.startsWith(BASE) ? pathname.slice(BASE.length).replace(/\/+$/, '') : pathname;
@@ -20,7 +29,8 @@ export function parseRoute(pathname: string): Route {
   if (path === '/connectors/new') return { page: 'connector-new' };
   const edit = /^\/connectors\/(connector_[0-9A-Za-z]{1,32})$/.exec(path);
   if (edit?.[1]) return { page: 'connector-edit', id: edit[1] };
-  if (path === '/api-keys') return { page: 'api-keys' };
+  const simple = SIMPLE.find((page) => path === `/${page}`);
+  if (simple !== undefined) return { page: simple };
   return { page: 'not-found' };
 }
 
@@ -34,6 +44,12 @@ const listeners = new Set<() => void>();
 /** Goes to a console path without a reload. */
 export function navigate(path: string): void {
   history.pushState(null, '', href(path));
+  for (const listener of listeners) listener();
+}
+
+/** Replaces the current console path (no new history entry), re-rendering the route. */
+export function replace(path: string): void {
+  history.replaceState(null, '', href(path));
   for (const listener of listeners) listener();
 }
 

@@ -85,3 +85,144 @@ export interface Page<T> {
   items: T[];
   next?: string;
 }
+
+export interface User {
+  id: string;
+  tenantId: string;
+  username: string;
+  displayName: string | null;
+  disabled: boolean;
+  hasPassword: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Group {
+  id: string;
+  tenantId: string;
+  name: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Role {
+  name: string;
+  description: string | null;
+  permissions: Permission[];
+  builtin: boolean;
+  createdAt: string | null;
+  updatedAt: string | null;
+}
+
+export interface RoleBinding {
+  roleName: string;
+  principal: { type: 'user' | 'group'; id: string };
+  createdAt: string;
+}
+
+export type WebhookEvent = string;
+
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  events: WebhookEvent[];
+  description: string | null;
+  enabled: boolean;
+  secretRolledAt: string;
+  previousSecretExpiresAt: string | null;
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface IssuedWebhookEndpoint {
+  secret: string;
+  endpoint: WebhookEndpoint;
+}
+
+export type DeliveryStatus = 'pending' | 'succeeded' | 'failed';
+
+export interface WebhookAttempt {
+  at: string;
+  statusCode: number | null;
+  errorCode: string | null;
+  durationMs: number;
+  responseSnippet: string | null;
+}
+
+export interface WebhookDelivery {
+  id: string;
+  endpointId: string;
+  messageId: string;
+  eventType: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptAt: string | null;
+  lastAttemptAt: string | null;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  createdAt: string;
+  updatedAt: string;
+  attemptLog: WebhookAttempt[];
+}
+
+export interface AuditEvent {
+  id: string;
+  tenantId: string;
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  details: Record<string, unknown> | null;
+}
+
+export interface Setting {
+  name: string;
+  env: string;
+  /** Null for the master keys, never taken as flags. */
+  flag: string | null;
+  secret: boolean;
+  set: boolean;
+  value: string | number | boolean | string[] | null;
+}
+
+export interface Finding {
+  status: 'ok' | 'warn' | 'fail';
+  check: string;
+  message: string;
+  fix?: string;
+}
+
+export interface Tenant {
+  id: string;
+  name: string;
+  system: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The events a webhook endpoint may ask for (as the API's `WebhookEndpoint.events` lists them). */
+export const WEBHOOK_EVENTS = ['connection.created', 'connection.refresh_failed', 'connection.needs_reauthorization', 'connection.recovered', 'connection.deleted'] as const;
+
+/** Every permission a role may grant (as the API's `Role.permissions` lists them). */
+export const PERMISSIONS = [
+  'apikeys:read',
+  'apikeys:write',
+  'apikeys:verify',
+  'connectors:read',
+  'connectors:write',
+  'connectors:use',
+  'connectors:token',
+  'tasks:read',
+  'tasks:write',
+  'webhooks:read',
+  'webhooks:write',
+  'identity:admin',
+  'audit:read',
+] as const;
+
+/** What the login page starts with after "Switch tenant": the user name kept, the tenant to fill in. */
+export interface SwitchTo {
+  username: string;
+  tenant: string;
+}

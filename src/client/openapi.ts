@@ -528,7 +528,7 @@ export interface paths {
         };
         /**
          * The tenant's audit log, newest first
-         * @description Needs audit:read.
+         * @description Needs audit:read. Filters combine: `action`, `actor`, `target` and the time range `since` (inclusive) to `until` (exclusive).
          */
         get: operations["listAuditEvents"];
         put?: never;
@@ -865,6 +865,46 @@ export interface paths {
          * @description Needs tasks:write. A disabled task is never claimed (a running attempt finishes).
          */
         post: operations["disableTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The effective configuration (never a secret)
+         * @description Needs identity:admin in the system tenant (the tenant Latchkey creates on first start, "default"): the settings are the whole server's. Flags, environment, config file and defaults resolved as at start; secrets (the database URL, master keys) only as set or not set.
+         */
+        get: operations["getSettings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/doctor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Run `latchkey doctor`'s checks against this server
+         * @description Needs identity:admin in the system tenant (the tenant Latchkey creates on first start, "default"): the settings are the whole server's. The configuration, the master key, the database, pending migrations, data keys under older master keys, objects under retired data keys or at older model versions. Not the decrypt-everything scan (`latchkey doctor --scan`).
+         */
+        get: operations["runDoctor"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1757,6 +1797,31 @@ export interface components {
             userId: string;
             /** Format: date-time */
             expiresAt: string;
+        };
+        /** @description One setting of the running server. */
+        Setting: {
+            /** @description The setting's key in the config file (`publicUrl`, `shutdownTimeout`), or `configFile` for the config file itself. */
+            name: string;
+            /** @description Its environment variable. */
+            env: string;
+            /** @description Its command-line flag; null for the master keys, which are never taken as flags. */
+            flag: string | null;
+            /** @description A secret's value is never shown. */
+            secret: boolean;
+            /** @description Whether a value is configured (for a list: a non-empty one). */
+            set: boolean;
+            /** @description The value in use, defaults applied (durations in milliseconds); null for a secret and for a setting without a value. */
+            value: (string | number | boolean | string[]) | null;
+        };
+        /** @description The outcome of one of `latchkey doctor`'s checks. */
+        DoctorFinding: {
+            /** @enum {string} */
+            status: "ok" | "warn" | "fail";
+            /** @description `configuration`, `master key`, `database`, `migrations`, `data keys`, `rekey`, `model versions`. */
+            check: string;
+            message: string;
+            /** @description What to do, when the check is not ok. */
+            fix?: string;
         };
         /**
          * @description A webhook endpoint (never its signing secret).
@@ -5567,6 +5632,10 @@ export interface operations {
                 target?: string;
                 /** @description Only events by this actor. */
                 actor?: string;
+                /** @description Only events at or after this time (ISO-8601, such as `2026-01-31T12:00:00Z`). */
+                since?: string;
+                /** @description Only events before this time (ISO-8601); later than `since`. */
+                until?: string;
             };
             header?: never;
             path?: never;
@@ -8142,6 +8211,161 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error409"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+        };
+    };
+    getSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every setting, in the order of the settings table. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "name": "port",
+                     *           "env": "LATCHKEY_PORT",
+                     *           "flag": "--port",
+                     *           "secret": false,
+                     *           "set": false,
+                     *           "value": 4400
+                     *         },
+                     *         {
+                     *           "name": "databaseUrl",
+                     *           "env": "LATCHKEY_DATABASE_URL",
+                     *           "flag": "--database-url",
+                     *           "secret": true,
+                     *           "set": true,
+                     *           "value": null
+                     *         },
+                     *         {
+                     *           "name": "encryptionKey",
+                     *           "env": "LATCHKEY_ENCRYPTION_KEY",
+                     *           "flag": null,
+                     *           "secret": true,
+                     *           "set": true,
+                     *           "value": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        items: components["schemas"]["Setting"][];
+                    };
+                };
+            };
+            /** @description Authentication failed (`unauthorized`): one message for every cause. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`). */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */
+            429: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error429"];
+                };
+            };
+        };
+    };
+    runDoctor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The findings, in the order doctor prints them. */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "status": "ok",
+                     *           "check": "database",
+                     *           "message": "reachable (postgres at db.internal:5432/latchkey)"
+                     *         },
+                     *         {
+                     *           "status": "warn",
+                     *           "check": "data keys",
+                     *           "message": "2 of 5 data keys are wrapped by an older master key",
+                     *           "fix": "run `latchkey rekey` to rewrap them, then the old key can be removed."
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        items: components["schemas"]["DoctorFinding"][];
+                    };
+                };
+            };
+            /** @description Authentication failed (`unauthorized`): one message for every cause. */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error401"];
+                };
+            };
+            /** @description The caller lacks a permission (`forbidden`) or would grant more than it holds (`insufficient_permissions`). */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error403"];
                 };
             };
             /** @description Too many requests (`rate_limited`, `usage_exceeded`); `Retry-After` says when to come back, when known. */

@@ -63,6 +63,8 @@ interface Definition<T> {
   accepts: string;
   /** Never echo the raw value in an error. */
   secret?: boolean;
+  /** Not a command-line flag (other users can read a process's arguments): environment or config file only. */
+  noFlag?: boolean;
   parse: z.ZodType<T>;
 }
 
@@ -143,6 +145,7 @@ const DEFINITIONS = {
     file: 'encryptionKey',
     accepts: '32 bytes encoded as base64 (make one with `latchkey keygen`)',
     secret: true,
+    noFlag: true,
     parse: base64Key,
   },
   decryptionKeys: {
@@ -151,6 +154,7 @@ const DEFINITIONS = {
     file: 'decryptionKeys',
     accepts: 'a comma-separated list of 32-byte base64 keys',
     secret: true,
+    noFlag: true,
     parse: commaList.pipe(z.array(base64Key)),
   },
   keyFile: {
@@ -438,4 +442,40 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     throw new ConfigError('The task credential issuer needs both --task-credential-issuer-url and --task-credential-issuer-secret (LATCHKEY_TASK_CREDENTIAL_ISSUER_URL and _SECRET), or neither.');
   }
   return settings;
+}
+
+/** One setting as the effective configuration shows it: a secret is only "set" or "not set". */
+export interface SettingView {
+  /** The key in the config file (`publicUrl`, `shutdownTimeout`); `configFile` for the config file itself. */
+  name: string;
+  /** The environment variable (`LATCHKEY_PUBLIC_URL`). */
+  env: string;
+  /** The command-line flag (`--public-url`); null for a master key, never taken as a flag. */
+  flag: string | null;
+  /** A secret's value is never shown: `value` is null and `set` says whether one is configured. */
+  secret: boolean;
+  set: boolean;
+  /** The value in use, defaults applied; null for a secret or an unset setting. */
+  value: string | number | boolean | string[] | null;
+}
+
+/**
+ * The effective configuration, one entry per setting, with every secret's value left out: what
+ * the console's settings page and `GET /settings` show.
+ *
+ * @example
+ * describeSettings(loadSettings({ env: {} })).find((s) => s.name === 'port')?.value // 4400
+ */
+export function describeSettings(settings: Settings): SettingView[] {
+  const views: SettingView[] = [];
+  for (const [key, def] of Object.entries(DEFINITIONS) as [keyof Settings, Definition<unknown>][]) {
+    const raw = settings[key];
+    const set = Array.isArray(raw) ? raw.length > 0 : raw !== undefined;
+    const secret = def.secret === true;
+    const value = secret || raw === undefined ? null : Array.isArray(raw) ? [...raw] : raw;
+    views.push({ name: def.file, env: def.env, flag: def.noFlag ? null : def.flag, secret, set, value });
+  }
+  const configFile = settings.configFile ?? null;
+  views.push({ name: 'configFile', env: 'LATCHKEY_CONFIG', flag: '--config', secret: false, set: configFile !== null, value: configFile });
+  return views;
 }

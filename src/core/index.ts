@@ -1,5 +1,5 @@
-export { loadSettings, SETTING_DEFINITIONS } from './config.js';
-export type { Settings, SettingsInput } from './config.js';
+export { describeSettings, loadSettings, SETTING_DEFINITIONS } from './config.js';
+export type { Settings, SettingsInput, SettingView } from './config.js';
 export {
   LatchkeyError,
   ConfigError,

@@ -1,6 +1,7 @@
 import fastifyCookie from '@fastify/cookie';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ApiKeys } from '../apikeys/index.js';
+import type { Diagnostics } from '../objects/index.js';
 import type { ConnectSessions } from '../connect/index.js';
 import type { ConnectorService } from '../connectors/index.js';
 import type { Proxy } from '../proxy/index.js';
@@ -24,6 +25,7 @@ import { oauthCallbackRoutes } from './routes/oauth-callback.js';
 import { providerRoutes } from './routes/providers.js';
 import { roleRoutes } from './routes/roles.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { settingsRoutes } from './routes/settings.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { userRoutes } from './routes/users.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -59,6 +61,8 @@ export interface ApiRoutesOptions {
   webhooks?: Webhooks;
   /** The task engine; without it the task routes are left out. */
   tasks?: Tasks;
+  /** The server's settings and doctor's checks (`GET /settings`, `GET /doctor`); without it those routes are left out. */
+  diagnostics?: Diagnostics;
   clock?: Clock;
 }
 
@@ -111,6 +115,7 @@ export function apiRoutes(options: ApiRoutesOptions): FastifyPluginAsync {
       if (connectors) await secured.register(providerRoutes, { providers: connectors.providers });
       if (webhooks) await secured.register(webhookRoutes, { webhooks });
       if (options.tasks) await secured.register(taskRoutes, { tasks: options.tasks });
+      if (options.diagnostics) await secured.register(settingsRoutes, { diagnostics: options.diagnostics });
       if (connectors && oauth) {
         const { flow, connections, tokens, credentials } = oauth;
         await secured.register(connectionRoutes, {

@@ -27,6 +27,7 @@ export const OPENAPI_TAGS = [
   },
   { name: 'webhooks', description: 'Webhook endpoints and their deliveries.' },
   { name: 'tasks', description: 'Background tasks: scheduled, run as a user with credentials granted at scheduling time, and their runs.' },
+  { name: 'settings', description: 'The server\'s effective configuration and `doctor`\'s checks, for system administrators.' },
 ] as const;
 
 type Json = Record<string, unknown>;

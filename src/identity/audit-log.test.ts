@@ -53,6 +53,38 @@ await eachDialect('identity: audit log', (dialect) => {
     }
   });
 
+  it('lists the events of a time range: since inclusive, until exclusive, with the other filters and the cursor', async () => {
+    const clock = manualClock(new Date('2031-06-01T10:00:00.000Z'));
+    const f = await createIdentityFixture(dialect, { clock, empty: true });
+    try {
+      const { audit } = f.identity;
+      const tenantId = 'ten_range';
+      const actor: Actor = { type: 'system' };
+      for (let i = 0; i < 6; i++) {
+        await audit.record(f.handle.db, { tenantId, actor, action: i % 2 ? 'thing.odd' : 'thing.even', target: `t${i}` });
+        clock.advance(60_000);
+      }
+      const targets = async (options: Parameters<typeof audit.list>[1]) => (await audit.list(tenantId, options)).items.map((e) => e.target);
+      assert.deepEqual(await targets({ since: '2031-06-01T10:02:00.000Z' }), ['t5', 't4', 't3', 't2']);
+      assert.deepEqual(await targets({ until: '2031-06-01T10:02:00.000Z' }), ['t1', 't0']);
+      // Another offset names the same instant.
+      assert.deepEqual(await targets({ since: '2031-06-01T12:01:00+02:00', until: '2031-06-01T10:04:00Z' }), ['t3', 't2', 't1']);
+      assert.deepEqual(await targets({ since: '2031-06-01T10:01:00Z', until: '2031-06-01T10:05:00Z', action: 'thing.odd' }), ['t3', 't1']);
+      const page = await audit.list(tenantId, { since: '2031-06-01T10:01:00Z', limit: 2 });
+      assert.ok(page.next);
+      assert.deepEqual(await targets({ since: '2031-06-01T10:01:00Z', before: page.next }), ['t3', 't2', 't1']);
+
+      for (const since of ['yesterday', '2031-13-01T00:00:00Z', '1717236000000']) {
+        const err = await rejectsWith(audit.list(tenantId, { since }), 'validation_failed');
+        assert.deepEqual(err.details?.fields, [{ path: 'since', message: 'must be a date and time such as "2026-01-31T12:00:00Z"' }]);
+      }
+      const backwards = await rejectsWith(audit.list(tenantId, { since: '2031-06-01T10:03:00Z', until: '2031-06-01T10:03:00Z' }), 'validation_failed');
+      assert.deepEqual(backwards.details?.fields, [{ path: 'until', message: 'must be later than "since"' }]);
+    } finally {
+      await f.dispose();
+    }
+  });
+
   it('refuses a bad cursor or limit', async () => {
     const f = await createIdentityFixture(dialect, { empty: true });
     try {

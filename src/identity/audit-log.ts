@@ -37,6 +37,21 @@ export interface AuditListOptions {
   target?: string;
   /** Only events by this actor (`user:<id>`, `api_key:<id>`, `system`). */
   actor?: string;
+  /** Only events at or after this time (an ISO-8601 date and time). */
+  since?: string;
+  /** Only events before this time (an ISO-8601 date and time). */
+  until?: string;
+}
+
+/** A time bound of a listing as stored (`toISOString`, so strings compare as times), or a field error. */
+function timeBound(value: string, field: 'since' | 'until'): string {
+  const ms = typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : Number.NaN;
+  if (!Number.isFinite(ms)) {
+    throw new LatchkeyError('validation_failed', `The audit log "${field}" must be a date and time such as "2026-01-31T12:00:00Z".`, {
+      details: { fields: [{ path: field, message: 'must be a date and time such as "2026-01-31T12:00:00Z"' }] },
+    });
+  }
+  return new Date(ms).toISOString();
 }
 
 /** The tenant-scoped, append-only audit log. */
@@ -179,6 +194,15 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       if (listOptions.action !== undefined) query = query.where('action', '=', listOptions.action);
       if (listOptions.target !== undefined) query = query.where('target', '=', listOptions.target);
       if (listOptions.actor !== undefined) query = query.where('actor', '=', listOptions.actor);
+      const since = listOptions.since === undefined ? undefined : timeBound(listOptions.since, 'since');
+      const until = listOptions.until === undefined ? undefined : timeBound(listOptions.until, 'until');
+      if (since !== undefined && until !== undefined && since >= until) {
+        throw new LatchkeyError('validation_failed', 'The audit log "until" must be later than "since".', {
+          details: { fields: [{ path: 'until', message: 'must be later than "since"' }] },
+        });
+      }
+      if (since !== undefined) query = query.where('at', '>=', since);
+      if (until !== undefined) query = query.where('at', '<', until);
       if (listOptions.before !== undefined) {
         const [at, id] = decodeCursor(listOptions.before);
         query = query.where((eb) => eb.or([eb('at', '<', at), eb.and([eb('at', '=', at), eb('id', '<', id)])]));

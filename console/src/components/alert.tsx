@@ -27,3 +27,15 @@ export function EmptyState({ title, children }: { title: string; children: Compo
     </div>
   );
 }
+
+/** What a page says to someone who may not use it: which permission it needs and whom to ask. */
+export function NeedsPermission({ permission, what }: { permission: string; what: string }) {
+  return (
+    <div class="empty">
+      <h2>You may not {what}</h2>
+      <p>
+        This page needs the <code>{permission}</code> permission, which your roles do not grant. Ask an administrator of your tenant for a role that has it.
+      </p>
+    </div>
+  );
+}

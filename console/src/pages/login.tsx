@@ -1,18 +1,25 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from '../api';
 import { ErrorAlert } from '../components/alert';
 import { Field, fieldMessage } from '../components/field';
-import type { Me } from '../types';
+import type { Me, SwitchTo } from '../types';
 
 interface LoginPageProps {
   notice?: string | undefined;
+  /** After "Switch tenant": the user name kept, the tenant field focused. */
+  switchTo?: SwitchTo | undefined;
   onLoggedIn: (me: Me) => void;
 }
 
 /** Tenant, user name and password; a session cookie on success. */
-export function LoginPage({ notice, onLoggedIn }: LoginPageProps) {
-  const [tenant, setTenant] = useState('default');
-  const [username, setUsername] = useState('');
+export function LoginPage({ notice, switchTo, onLoggedIn }: LoginPageProps) {
+  const [tenant, setTenant] = useState(switchTo ? switchTo.tenant : 'default');
+  const [username, setUsername] = useState(switchTo?.username ?? '');
+  const tenantInput = useRef<HTMLInputElement>(null);
+  const passwordInput = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    if (switchTo) (switchTo.tenant === '' ? tenantInput : passwordInput).current?.focus();
+  }, [switchTo]);
   const [password, setPassword] = useState('');
   const [error, setError] = useState<ApiError | undefined>();
   const [busy, setBusy] = useState(false);
@@ -39,7 +46,7 @@ export function LoginPage({ notice, onLoggedIn }: LoginPageProps) {
       {error !== undefined && error.fields.length === 0 && <ErrorAlert>{error.message}</ErrorAlert>}
       <form onSubmit={submit} noValidate aria-busy={busy}>
         <Field id="login-tenant" label="Tenant" hint="The first start of the server creates the tenant “default”." error={fieldMessage('Tenant', error?.field('tenant'))}>
-          {(aria) => <input {...aria} name="tenant" autoComplete="organization" required value={tenant} onInput={(e) => setTenant(e.currentTarget.value)} />}
+          {(aria) => <input {...aria} ref={tenantInput} name="tenant" autoComplete="organization" required value={tenant} onInput={(e) => setTenant(e.currentTarget.value)} />}
         </Field>
         <Field id="login-username" label="User name" error={fieldMessage('User name', error?.field('username'))}>
           {(aria) => <input {...aria} name="username" autoComplete="username" required value={username} onInput={(e) => setUsername(e.currentTarget.value)} />}
@@ -51,7 +58,7 @@ export function LoginPage({ notice, onLoggedIn }: LoginPageProps) {
           error={fieldMessage('Password', error?.field('password'))}
         >
           {(aria) => (
-            <input {...aria} name="password" type="password" autoComplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+            <input {...aria} ref={passwordInput} name="password" type="password" autoComplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
           )}
         </Field>
         <button type="submit" disabled={busy}>

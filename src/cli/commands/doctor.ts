@@ -1,30 +1,14 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
-import { counted, isLatchkeyError, verb, type Settings } from '../../core/index.js';
+import { counted, type Settings } from '../../core/index.js';
 import { DataKeys, loadKeyring, type Keyring } from '../../crypto/index.js';
-import { openDatabase, pendingMigrations, sqlitePath, type DatabaseHandle } from '../../db/index.js';
+import { openDatabase, sqlitePath, type DatabaseHandle } from '../../db/index.js';
 import { builtinRegistry } from '../../latchkey.js';
-import { EncryptedObjectStore, ObjectMaintenance } from '../../objects/index.js';
+import { configurationFinding, describeError, EncryptedObjectStore, migrationFinding, ObjectMaintenance, storageFindings, type CheckStatus, type Finding } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
 import { SERVER_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
 
-type Status = 'ok' | 'warn' | 'fail';
-
-interface Finding {
-  status: Status;
-  check: string;
-  message: string;
-  fix?: string;
-}
-
-const MARK: Record<Status, string> = { ok: '✔', warn: '!', fail: '✖' };
-
-function describeError(err: unknown): string {
-  if (isLatchkeyError(err)) return err.message;
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  const message = err instanceof Error ? err.message : String(err);
-  return code ? `${message} (${code})` : message;
-}
+const MARK: Record<CheckStatus, string> = { ok: '✔', warn: '!', fail: '✖' };
 
 function databaseFix(settings: Settings): string {
   return settings.databaseUrl
@@ -36,8 +20,7 @@ function databaseFix(settings: Settings): string {
 async function diagnose(settings: Settings, scan: boolean): Promise<Finding[]> {
   const findings: Finding[] = [];
   const add = (f: Finding) => findings.push(f);
-  const where = settings.databaseUrl ? 'PostgreSQL' : `SQLite at ${sqlitePath(settings.dataDir)}`;
-  add({ status: 'ok', check: 'configuration', message: `valid; database: ${where}; public URL ${settings.publicUrl}` });
+  add(configurationFinding(settings));
 
   let keyring: Keyring | undefined;
   try {
@@ -90,86 +73,20 @@ async function diagnose(settings: Settings, scan: boolean): Promise<Finding[]> {
   }
 
   try {
-    const pending = await pendingMigrations(database);
-    if (pending.length > 0) {
-      add({
-        status: 'fail',
-        check: 'migrations',
-        message: `${pending.length} pending (${pending.join(', ')})`,
-        fix: 'run `latchkey migrate` (servers also migrate when they start).',
-      });
+    if (!keyring) {
+      // Without the key only the database's own state can be checked.
+      add(await migrationFinding(database));
       return findings;
     }
-    add({ status: 'ok', check: 'migrations', message: 'all applied' });
-    if (!keyring) return findings;
-
-    const rows = await database.db
-      .selectFrom('data_keys')
-      .select(['master_key_id', ({ fn }) => fn.countAll<number>().as('n')])
-      .groupBy('master_key_id')
-      .execute();
-    const missing = rows.filter((r) => !keyring.get(r.master_key_id));
-    const old = rows.filter((r) => r.master_key_id !== keyring.primary.id && keyring.get(r.master_key_id));
-    const sum = (of: typeof rows) => of.reduce((a, r) => a + Number(r.n), 0);
-    const total = sum(rows);
-    if (missing.length > 0) {
-      add({
-        status: 'fail',
-        check: 'data keys',
-        message: `${counted(sum(missing), 'data key')} ${verb(sum(missing), 'is', 'are')} wrapped by master keys that are not configured (${missing.map((r) => r.master_key_id).join(', ')}); their secrets cannot be decrypted`,
-        fix: 'add those keys as decryption-only keys (LATCHKEY_DECRYPTION_KEYS or later lines of the key file).',
-      });
-    } else if (old.length > 0) {
-      add({
-        status: 'warn',
-        check: 'data keys',
-        message: `${sum(old)} of ${counted(total, 'data key')} ${verb(sum(old), 'is', 'are')} wrapped by an older master key`,
-        fix: 'run `latchkey rekey` to rewrap them, then the old key can be removed.',
-      });
-    } else {
-      add({ status: 'ok', check: 'data keys', message: `${counted(total, 'data key')}, ${verb(total, '', 'all ')}wrapped by the primary master key` });
-    }
-
     const registry = builtinRegistry();
     const dataKeys = new DataKeys({ db: database.db, keyring });
     const store = new EncryptedObjectStore({ db: database.db, registry, dataKeys });
     const maintenance = new ObjectMaintenance({ db: database.db, registry, dataKeys, store });
-    const underRetired = await maintenance.countUnderRetiredKeys();
-    if (underRetired > 0) {
-      add({
-        status: 'warn',
-        check: 'rekey',
-        message: `${counted(underRetired, 'object')} ${verb(underRetired, 'is', 'are')} still sealed with retired data keys`,
-        fix: 'run `latchkey rekey --data-keys` to finish the interrupted rekey.',
-      });
-    }
-    const outdated = await maintenance.countOutdated();
-    const outdatedTotal = Object.values(outdated).reduce((a, b) => a + b, 0);
-    if (outdatedTotal > 0) {
-      add({
-        status: 'warn',
-        check: 'model versions',
-        message: `${counted(outdatedTotal, 'object')} ${verb(outdatedTotal, 'is', 'are')} at an older model version (they are upgraded on read)`,
-        fix: 'run `latchkey migrate` to upgrade them all.',
-      });
-    }
-
-    if (scan) {
-      const progress = createProgress('Scanning objects');
-      const result = await maintenance.scan({ onProgress: (d, t) => progress.update(d, t) });
-      progress.stop();
-      if (result.failures.length === 0) {
-        add({ status: 'ok', check: 'scan', message: result.checked === 1 ? 'the 1 object decrypts' : `all ${result.checked} objects decrypt` });
-      } else {
-        add({
-          status: 'fail',
-          check: 'scan',
-          message: `${result.failures.length} of ${counted(result.checked, 'object')} cannot be decrypted:\n${result.failures
-            .map((f) => `    ${f.type} ${f.id}: ${f.code}`)
-            .join('\n')}`,
-          fix: 'restore the missing master key, or delete or re-create those objects.',
-        });
-      }
+    const progress = scan ? createProgress('Scanning objects') : undefined;
+    try {
+      findings.push(...(await storageFindings({ database, keyring, maintenance }, { scan, ...(progress ? { onScanProgress: (d: number, t: number) => progress.update(d, t) } : {}) })));
+    } finally {
+      progress?.stop();
     }
   } finally {
     await database.close();

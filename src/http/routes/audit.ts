@@ -30,6 +30,16 @@ const auditQuery = z.strictObject({
     .regex(/^(user|api_key):[A-Za-z0-9_-]{1,100}$|^system$/, { error: 'must look like "user:<id>", "api_key:<id>" or "system"' })
     .optional()
     .describe('Only events by this actor.'),
+  since: z
+    .string({ error: 'must be a string' })
+    .max(40, { error: 'is too long' })
+    .optional()
+    .describe('Only events at or after this time (ISO-8601, such as `2026-01-31T12:00:00Z`).'),
+  until: z
+    .string({ error: 'must be a string' })
+    .max(40, { error: 'is too long' })
+    .optional()
+    .describe('Only events before this time (ISO-8601); later than `since`.'),
 });
 
 const AUDIT_EXAMPLE = {
@@ -72,7 +82,7 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (fastif
         tags: ['audit'],
         operationId: 'listAuditEvents',
         summary: 'The tenant\'s audit log, newest first',
-        description: 'Needs audit:read.',
+        description: 'Needs audit:read. Filters combine: `action`, `actor`, `target` and the time range `since` (inclusive) to `until` (exclusive).',
         security: SECURITY,
         querystring: auditQuery,
         response: { 200: z.object({ items: z.array(auditEventSchema), next: z.string().optional() }).meta({
@@ -82,13 +92,15 @@ export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (fastif
       },
     },
     async (request) => {
-      const { limit, before, action, target, actor } = request.query;
+      const { limit, before, action, target, actor, since, until } = request.query;
       return identity.audit.list(principalOf(request).tenantId, {
         ...(limit !== undefined ? { limit } : {}),
         ...(before !== undefined ? { before } : {}),
         ...(action !== undefined ? { action } : {}),
         ...(target !== undefined ? { target } : {}),
         ...(actor !== undefined ? { actor } : {}),
+        ...(since !== undefined ? { since } : {}),
+        ...(until !== undefined ? { until } : {}),
       });
     },
   );
