@@ -261,6 +261,16 @@ await eachDialect('end users give their own credentials on the connect page', (d
       const listed = await api('GET', `/api/v1/connectors/${apiKeyConnector}/connections`, key);
       assert.deepEqual(listed.json.items.map((c: { endUserId: string }) => c.endUserId).sort(), ['alice', 'bob', 'dave']);
 
+      // Disconnecting an end user's own credential deletes it (nothing to revoke at a provider); the proxy then refuses.
+      const gone = await api('DELETE', `/api/v1/connectors/${apiKeyConnector}/connection`, key, undefined, { 'latchkey-end-user': 'dave' });
+      assert.equal(gone.status, 200, gone.text);
+      assert.equal(gone.json.revoked, false);
+      const afterDelete = await api('GET', `/api/v1/connectors/${apiKeyConnector}/connections`, key);
+      assert.deepEqual(afterDelete.json.items.map((c: { endUserId: string }) => c.endUserId).sort(), ['alice', 'bob']);
+      const twice = await api('DELETE', `/api/v1/connectors/${apiKeyConnector}/connection`, key, undefined, { 'latchkey-end-user': 'dave' });
+      assert.equal(twice.status, 404, twice.text);
+      assert.equal(twice.json.error.code, 'not_connected');
+
       assert.equal(await server.stop(), 0);
       const output = server.output();
       server = undefined;

@@ -32,7 +32,7 @@ export function createClientResolver(deps: {
     const config = resolved.provider.oauth;
     const authType = connector.authType;
     if ((authType !== 'oauth_authorization_code' && authType !== 'oauth_client_credentials') || config === undefined) {
-      throw new LatchkeyError('invalid_request', `The connector ${connectorId} does not use OAuth (its auth type is ${authType}); it has no tokens to hand out.`);
+      throw new LatchkeyError('invalid_request', `The connector ${connectorId} does not use OAuth (its auth type is ${authType}); it has no tokens to hand out.`, { details: { reason: 'not_oauth' } });
     }
     let as;
     try {

@@ -358,7 +358,12 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     },
 
     async disconnect(tenantId, connectorId, userId) {
-      const { client, id } = await resolve(tenantId, connectorId, userId);
+      // An api_key, basic or bearer connector's per-user connection (a credential the user gave)
+      // is deleted the same way, with nothing to revoke at a provider.
+      const { client, id } = await resolve(tenantId, connectorId, userId).catch((err: unknown) => {
+        if (!(err instanceof LatchkeyError && err.details?.['reason'] === 'not_oauth' && userId !== undefined && userId !== null)) throw err;
+        return { client: undefined, id: connectionId(connectorId, userId) };
+      });
       cache?.forget(tenantId, connectorId);
       // The owner is in the id (see connectionId), so the event needs nothing read from the row.
       const shared = id === connectionId(connectorId);
@@ -379,7 +384,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
       });
       if (!outcome.found) throw connectionError('not_connected', `There is no connection ${id}; connect the account first.`);
       if (outcome.removed === undefined) return { revoked: false };
-      if (client.revocationUrl === undefined) return { revoked: false };
+      if (client?.revocationUrl === undefined) return { revoked: false };
       const a = outcome.removed;
       // Revoking the refresh token ends the grant (RFC 7009 2.1: its access tokens should go too).
       const [token, hint] = a.refreshToken !== undefined ? [a.refreshToken, 'refresh_token' as const] : [a.accessToken, 'access_token' as const];
