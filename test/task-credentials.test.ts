@@ -20,6 +20,8 @@ import { createTestDatabase, eachDialect, latchkeyEnv, LOOPBACK_EGRESS, type Tes
 import { assertError, createHttpHarness, randomName, type HttpHarness } from './support/http.js';
 
 const HOUR = 3600_000;
+/** The invalidation task runs at start and then only when a test runs it (the clock moves by hours). */
+const QUIET_INVALIDATION = { LATCHKEY_INVALIDATION_INTERVAL: '24h' };
 
 interface Seen {
   taskId: string;
@@ -65,12 +67,24 @@ async function queued(latchkey: Latchkey) {
   return latchkey.database.db.selectFrom('credentials_to_invalidate').selectAll().orderBy('credential_id').execute();
 }
 
+/** Waits for the invalidation task's run at start to end (the clock must not jump under a running attempt's lease). */
+async function invalidationSettled(latchkey: Latchkey): Promise<void> {
+  await until('the invalidation task to settle', async () => {
+    const [task] = (await latchkey.tasks.list({ type: INVALIDATION_TASK })).tasks;
+    return task !== undefined && task.lastRunAt !== null && task.status !== 'running';
+  });
+}
+
 /** Runs the recurring invalidation task now (the clock moved past the delay) and waits for it. */
 async function invalidateNow(latchkey: Latchkey): Promise<Record<string, number>> {
   const { tasks } = await latchkey.tasks.list({ type: INVALIDATION_TASK });
   const task = tasks[0];
   assert.ok(task, 'the invalidation task exists');
-  const before = (await latchkey.tasks.get(task.id)).runs.length;
+  // Its first run starts with the background work: let it end first.
+  const before = await until('the first invalidation run to end', async () => {
+    const view = await latchkey.tasks.get(task.id);
+    return view.runs.length > 0 && view.status !== 'running' ? view.runs.length : undefined;
+  });
   // It may be running on its own schedule (its first run starts with the background work): then run it again after.
   await until('the invalidation task to start again', async () => {
     try {
@@ -99,7 +113,7 @@ async function setup(h: HttpHarness, seen: Seen[]) {
 
 await eachDialect('tasks that run as a user', (dialect) => {
   it('grants a task API key with the task, runs with it through the API, queues it at removal and revokes it after the delay', async (t) => {
-    const h = await createHttpHarness(dialect, {}, { tasks: { pollIntervalMs: 20 } });
+    const h = await createHttpHarness(dialect, QUIET_INVALIDATION, { tasks: { pollIntervalMs: 20 } });
     t.after(() => h.close());
     const seen: Seen[] = [];
     const { tenant, user, userKey } = await setup(h, seen);
@@ -131,7 +145,7 @@ await eachDialect('tasks that run as a user', (dialect) => {
       return answer.status === 200 && answer.json.runs.length > 0 ? answer : undefined;
     });
     assert.equal(view.json.runs[0].outcome, 'succeeded');
-    assert.deepEqual(view.json.lastResult, { status: 200 });
+    assert.deepEqual(view.json.lastResult, { status: 200 }, JSON.stringify(view.json));
     for (const answer of h.answers) assert.ok(!answer.text.includes(secret), 'no answer holds the task key');
     assert.ok(!h.logs().includes(secret), 'no log line holds the task key');
     const rows = JSON.stringify(await h.latchkey.database.db.selectFrom('tasks').selectAll().execute());
@@ -143,6 +157,8 @@ await eachDialect('tasks that run as a user', (dialect) => {
     assert.deepEqual((await queued(h.latchkey)).map((q) => [q.kind, q.credential_id, q.reason]), [['native', taskKeyId, 'task_removed']]);
     assert.equal((await h.call({ method: 'GET', url: '/api/v1/me', key: secret })).status, 200);
     assert.deepEqual(await invalidateNow(h.latchkey), { invalidated: 0, failed: 0, stillReferenced: 0 }, 'nothing is invalidated before the delay');
+
+    await invalidationSettled(h.latchkey);
 
     h.clock.advance(HOUR + 1000);
     const report = await invalidateNow(h.latchkey);
@@ -157,7 +173,7 @@ await eachDialect('tasks that run as a user', (dialect) => {
   });
 
   it('never grants a task more than the key that schedules it, and refuses acting for end users without connectors:use', async (t) => {
-    const h = await createHttpHarness(dialect, {}, { tasks: { pollIntervalMs: 20 } });
+    const h = await createHttpHarness(dialect, QUIET_INVALIDATION, { tasks: { pollIntervalMs: 20 } });
     t.after(() => h.close());
     const seen: Seen[] = [];
     const { tenant, user } = await setup(h, seen);
@@ -191,7 +207,7 @@ await eachDialect('tasks that run as a user', (dialect) => {
   });
 
   it('answers another tenant\'s tasks like unknown ones, through every route, and queues nothing of theirs', async (t) => {
-    const h = await createHttpHarness(dialect, {}, { tasks: { pollIntervalMs: 20 } });
+    const h = await createHttpHarness(dialect, QUIET_INVALIDATION, { tasks: { pollIntervalMs: 20 } });
     t.after(() => h.close());
     const seen: Seen[] = [];
     const { userKey } = await setup(h, seen);
@@ -223,7 +239,7 @@ await eachDialect('tasks that run as a user', (dialect) => {
   });
 
   it('queues every credential of a bulk delete, even a task whose secrets and params no longer read; a tampered runAs fails the run without calling anything', async (t) => {
-    const h = await createHttpHarness(dialect, {}, { tasks: { pollIntervalMs: 20 } });
+    const h = await createHttpHarness(dialect, QUIET_INVALIDATION, { tasks: { pollIntervalMs: 20 } });
     t.after(() => h.close());
     const seen: Seen[] = [];
     const { userKey } = await setup(h, seen);
@@ -261,6 +277,7 @@ await eachDialect('tasks that run as a user', (dialect) => {
     assert.deepEqual(bulk.json.notFound, ['tsk_unknown']);
     assert.deepEqual((await queued(h.latchkey)).map((q) => q.credential_id).sort(), [...keyIds].sort(), 'every key is queued, the unreadable task\'s too');
     assert.equal((await db.selectFrom('objects').select('id').where('id', 'in', ids).execute()).length, 0, 'the secrets went with the tasks');
+    await invalidationSettled(h.latchkey);
     h.clock.advance(HOUR + 1000);
     assert.equal((await invalidateNow(h.latchkey)).invalidated, 3);
     const live = await db.selectFrom('api_keys').select('id').where('id', 'in', keyIds).where('revoked_at', 'is', null).execute();
@@ -268,7 +285,7 @@ await eachDialect('tasks that run as a user', (dialect) => {
   });
 
   it('does not invalidate a credential another task still holds', async (t) => {
-    const h = await createHttpHarness(dialect, {}, { tasks: { pollIntervalMs: 20 } });
+    const h = await createHttpHarness(dialect, QUIET_INVALIDATION, { tasks: { pollIntervalMs: 20 } });
     t.after(() => h.close());
     const seen: Seen[] = [];
     const { tenant, userKey } = await setup(h, seen);
@@ -278,11 +295,67 @@ await eachDialect('tasks that run as a user', (dialect) => {
     // Task b holds a's key as well (as tasks sharing one grant would).
     await h.latchkey.database.db.insertInto('task_credentials').values({ task_id: b.json.id, tenant_id: tenant.id, kind: 'native', credential_id: shared, created_at: new Date().toISOString() }).execute();
     assert.equal((await h.call({ method: 'DELETE', url: `/api/v1/tasks/${a.json.id}`, key: userKey.key })).status, 204);
+    await invalidationSettled(h.latchkey);
     h.clock.advance(HOUR + 1000);
     const report = await invalidateNow(h.latchkey);
     assert.deepEqual(report, { invalidated: 0, failed: 0, stillReferenced: 1 });
     const key = await h.call({ method: 'GET', url: `/api/v1/api-keys/${shared}`, key: tenant.adminKey });
     assert.equal(key.json.revokedAt, null);
+  });
+
+  it('runs the built-in connector_request as an end user: through the proxy with that end user\'s credential, its summary kept and audited as the task\'s key', async (t) => {
+    const upstream: FastifyInstance = Fastify();
+    const got: Array<{ url: string; headers: Record<string, unknown> }> = [];
+    upstream.get('/api/*', async (request) => {
+      got.push({ url: request.url, headers: request.headers });
+      return { login: 'eve', plan: 'pro' };
+    });
+    await upstream.listen({ host: '127.0.0.1', port: 0 });
+    t.after(() => upstream.close());
+    const h = await createHttpHarness(dialect, { ...QUIET_INVALIDATION, LATCHKEY_ALLOW_INSECURE_LOOPBACK: 'true' }, { tasks: { pollIntervalMs: 20 } });
+    t.after(() => h.close());
+    const { tenant, userKey } = await setup(h, []);
+    const upstreamUrl = `http://127.0.0.1:${(upstream.server.address() as { port: number }).port}`;
+    const connector = await h.call({ method: 'POST', url: '/api/v1/connectors', key: tenant.adminKey, body: { name: 'Keyed', provider: 'http', authType: 'api_key', tokenMode: 'per_user', config: { apiBaseUrl: `${upstreamUrl}/api`, name: 'X-Api-Key' } } });
+    assert.equal(connector.status, 201, connector.text);
+    const eveKey = `eve-${randomBytes(16).toString('hex')}`;
+    const saved = await h.call({ method: 'PUT', url: `/api/v1/connectors/${connector.json.id}/connection`, key: userKey.key, body: { credential: { key: eveKey } }, headers: { 'latchkey-end-user': 'eve' } });
+    assert.equal(saved.status, 200, saved.text);
+
+    const created = await h.call({
+      method: 'POST',
+      url: '/api/v1/tasks',
+      key: userKey.key,
+      body: { type: 'connector_request', params: { connectorId: connector.json.id, path: '/user', query: { fields: 'login' } }, runAs: { endUserId: 'eve' } },
+    });
+    assert.equal(created.status, 201, created.text);
+    const done = await until('the request to be made', async () => {
+      const view = await h.call({ method: 'GET', url: `/api/v1/tasks/${created.json.id}`, key: userKey.key });
+      return view.json.status === 'succeeded' ? view.json : undefined;
+    });
+    assert.equal(done.lastResult.status, 200);
+    assert.equal(done.lastResult.bytes, JSON.stringify({ login: 'eve', plan: 'pro' }).length);
+    assert.match(done.lastResult.contentType, /application\/json/);
+    assert.equal(got.length, 1);
+    assert.equal(got[0]?.url, '/api/user?fields=login');
+    assert.equal(got[0]?.headers['x-api-key'], eveKey, "the end user's own credential was injected");
+    assert.equal(got[0]?.headers['idempotency-key'], `${created.json.id}@${done.runs[0].slot}`);
+    assert.equal(got[0]?.headers['authorization'], undefined, "the task's Latchkey key never reaches the provider");
+    const taskKey = created.json.credentials[0].id as string;
+    const audit = await h.call({ method: 'GET', url: `/api/v1/audit?actor=${encodeURIComponent(`api_key:${taskKey}`)}`, key: tenant.adminKey });
+    assert.equal(audit.status, 200, audit.text);
+    assert.ok(audit.json.items.length > 0, 'the proxied call is audited as the task key');
+    assert.ok(!JSON.stringify(done).includes(eveKey));
+
+    // Without runAs there is no one to call as: the run fails with a sentence, not a crash.
+    const orphan = await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: connector.json.id, path: '/user' } } });
+    assert.equal(orphan.status, 201, orphan.text);
+    const failed = await until('the orphan to fail', async () => {
+      const view = await h.call({ method: 'GET', url: `/api/v1/tasks/${orphan.json.id}`, key: userKey.key });
+      return view.json.runs.length > 0 ? view.json : undefined;
+    });
+    assert.match(failed.runs[0].error, /schedule it with runAs/);
+    assertError(await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: connector.json.id, path: '/../../api/v1/api-keys' }, runAs: 'caller' } }), 400, 'validation_failed');
   });
 
   describe('with an external credential issuer', () => issuerTests(dialect));
@@ -335,7 +408,7 @@ function issuerTests(dialect: DialectName): void {
   it('grants both kinds, uses the configured one, switches without rescheduling, falls back for older tasks, and invalidates both', async (t) => {
     const issuer = await startIssuer();
     const tdb = await createTestDatabase(dialect);
-    const base = latchkeyEnv(tdb, { LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS, LATCHKEY_ALLOW_INSECURE_LOOPBACK: 'true' });
+    const base = latchkeyEnv(tdb, { ...QUIET_INVALIDATION, LATCHKEY_EGRESS_ALLOW: LOOPBACK_EGRESS, LATCHKEY_ALLOW_INSECURE_LOOPBACK: 'true' });
     const withIssuer = { ...base, LATCHKEY_TASK_CREDENTIAL_ISSUER_URL: issuer.url, LATCHKEY_TASK_CREDENTIAL_ISSUER_SECRET: issuer.secret };
     const seen: Seen[] = [];
     const open: Latchkey[] = [];
@@ -399,6 +472,7 @@ function issuerTests(dialect: DialectName): void {
     // 5. Removal queues both kinds; a failing issuer keeps its entries (retried), then they go.
     await third.latchkey.tasks.removeMany([both.id, old.id]);
     assert.equal((await queued(third.latchkey)).length, 4);
+    await invalidationSettled(third.latchkey);
     third.clock.advance(HOUR + 1000);
     issuer.failInvalidate = true;
     const failing = await invalidateNow(third.latchkey);
@@ -407,6 +481,7 @@ function issuerTests(dialect: DialectName): void {
     assert.deepEqual(kept.map((q) => [q.kind, Number(q.attempts)]), [['external', 1], ['external', 1]]);
     assert.ok(kept.every((q) => q.last_error?.includes('503')), JSON.stringify(kept));
     issuer.failInvalidate = false;
+    await invalidationSettled(third.latchkey);
     third.clock.advance(2 * HOUR);
     assert.equal((await invalidateNow(third.latchkey)).invalidated, 2);
     assert.deepEqual(await queued(third.latchkey), []);

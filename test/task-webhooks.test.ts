@@ -27,6 +27,7 @@ await eachDialect('task webhook events', (dialect: DialectName) => {
         backoff: { base: '1m', max: '1m' },
         run: ({ params }) => {
           if (params.fail) throw new LatchkeyError('provider_unavailable', 'The provider did not answer.');
+          return { rows: 3 };
         },
       });
     });
@@ -80,6 +81,7 @@ await eachDialect('task webhook events', (dialect: DialectName) => {
         errorCode: null,
         errorMessage: null,
         durationMs: 0,
+        result: { rows: 3 },
       });
       assert.deepEqual(
         toTasks.slice(1).map((b) => ({ ...b.data, durationMs: 0 })),
@@ -94,6 +96,7 @@ await eachDialect('task webhook events', (dialect: DialectName) => {
           errorCode: 'provider_unavailable',
           errorMessage: 'The provider did not answer.',
           durationMs: 0,
+          result: null,
         })),
       );
       assert.deepEqual(bodies('/failed', failedOnly.secret).map((b) => b.data.attempt), [1, 2]);

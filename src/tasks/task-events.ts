@@ -25,6 +25,8 @@ export interface TaskFinishedEvent {
     /** The failure's sentence as the task keeps it (a LatchkeyError's own, else only the error's kind). */
     errorMessage: string | null;
     durationMs: number;
+    /** What a successful run returned as its summary (the task's `lastResult`, such as connector_request's `{status, at, bytes, contentType}`); null otherwise. */
+    result: unknown;
   };
 }
 
@@ -50,6 +52,7 @@ export function finishedEvent(row: TaskRow, outcome: RunOutcome, set: Updateable
       errorCode: failed ? outcome.code : null,
       errorMessage: failed ? outcome.message : null,
       durationMs: Math.max(0, Math.round(record.durationMs)),
+      result: outcome.kind === 'succeeded' && outcome.result !== undefined ? (JSON.parse(outcome.result) as unknown) : null,
     },
   };
 }

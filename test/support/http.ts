@@ -13,7 +13,7 @@ import { createTestDatabase, latchkeyEnv, LOOPBACK_EGRESS, type TestDatabase } f
 export type ManualClock = Clock & { advance(ms: number): void };
 
 export interface CallOptions {
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   url: string;
   /** Sent as `Authorization: ApiKey <key>`. */
   key?: string;
