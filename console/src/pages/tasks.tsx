@@ -119,7 +119,15 @@ export function TasksPage({ me }: { me: Me }) {
         <button type="submit" class="secondary">
           Apply filters
         </button>
-        <button type="button" class="secondary" onClick={() => void tasks.reload()} disabled={tasks.loading}>
+        <button
+          type="button"
+          class="secondary"
+          onClick={() => {
+            setDetailVersion((v) => v + 1);
+            void tasks.reload();
+          }}
+          disabled={tasks.loading}
+        >
           {tasks.loading ? 'Loading…' : 'Reload tasks'}
         </button>
       </form>
