@@ -20,6 +20,13 @@ const FAILING = 'report.build';
 const FINE = 'report.tidy';
 const FAILURE = 'The report service answered 503.';
 
+/** Takes what went wrong on the page and checks it is exactly the refusals provoked on purpose. */
+function expectOnly(browser: TestBrowser, ...expected: RegExp[]): void {
+  const problems = browser.takeProblems();
+  for (const problem of problems) assert.ok(expected.some((e) => e.test(problem)), `unexpected: ${problem}`);
+  for (const e of expected) assert.ok(problems.some((p) => e.test(p)), `expected a problem matching ${e}; got ${problems.join('\n')}`);
+}
+
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
   await buildConsole();
@@ -31,6 +38,7 @@ await eachDialect('console tasks page in chromium', (dialect) => {
   let page: Page;
   let url: string;
   let owner: { tenantId: string; userId: string };
+  const rows = () => page.locator('section[aria-labelledby="tasks-title"] tbody tr');
   const shot = (name: string) => browser.screenshot(page, dialect === 'sqlite' ? name : `${name}-${dialect}`);
   const runsOf = async (id: string) => (await h.latchkey.tasks.get(id)).runs.length;
 
@@ -138,6 +146,38 @@ await eachDialect('console tasks page in chromium', (dialect) => {
     assert.ok(last);
     await page.getByRole('button', { name: `Delete ${FAILING} ${last.id}` }).click();
     await page.getByRole('dialog', { name: 'Delete task' }).getByRole('button', { name: 'Delete task' }).click();
+    await page.getByRole('heading', { name: 'No tasks yet' }).waitFor();
+  });
+
+  it('pages through many tasks, and shows a refused action next to its task', async () => {
+    for (let i = 0; i < 26; i++) await h.latchkey.tasks.schedule({ type: FINE, owner, enabled: false });
+    await page.getByRole('button', { name: 'Reload tasks' }).click();
+    await until('a full page', async () => ((await rows().count()) === 25 ? true : undefined));
+    const pages = page.getByRole('navigation', { name: 'Task pages' });
+    await pages.getByRole('button', { name: 'Next page' }).click();
+    await pages.getByText('Page 2').waitFor();
+    await until('the last task alone', async () => ((await rows().count()) === 1 ? true : undefined));
+    await pages.getByRole('button', { name: 'Previous page' }).click();
+    await until('the first page again', async () => ((await rows().count()) === 25 ? true : undefined));
+
+    // Deleted elsewhere meanwhile: Run now is refused, and the sentence is next to that task.
+    const first = rows().first();
+    const id = await first.locator('th .hint code').innerText();
+    await h.latchkey.tasks.remove(id, { tenantId: owner.tenantId });
+    await first.getByRole('button', { name: `Run ${FINE} ${id} now` }).click();
+    const refusal = await first.getByRole('alert').innerText();
+    assert.match(refusal, /\.$/);
+    expectOnly(browser, new RegExp(`404 for POST .*/api/v1/tasks/${id}/_run$`), /console error .*404/);
+
+    // Every task on the page at once; the one already gone is counted, not an error.
+    await page.getByLabel('Select every task on this page').check();
+    await page.getByRole('button', { name: 'Delete selected (25)' }).click();
+    await page.getByRole('dialog', { name: 'Delete selected tasks' }).getByRole('button', { name: 'Delete 25 tasks' }).click();
+    await page.getByRole('status').getByText('24 tasks deleted. 1 was already gone.').waitFor();
+    await until('the one left', async () => ((await rows().count()) === 1 ? true : undefined));
+    await page.getByLabel('Select every task on this page').check();
+    await page.getByRole('button', { name: 'Delete selected (1)' }).click();
+    await page.getByRole('dialog', { name: 'Delete selected tasks' }).getByRole('button', { name: 'Delete 1 task' }).click();
     await page.getByRole('heading', { name: 'No tasks yet' }).waitFor();
   });
 });

@@ -300,7 +300,7 @@ export function TasksPage({ me }: { me: Me }) {
               setSelected([]);
               if (showing !== undefined && result.removed.includes(showing)) setShowing(undefined);
               await tasks.reload();
-              const gone = result.notFound.length > 0 ? ` ${result.notFound.length} were already gone.` : '';
+              const gone = result.notFound.length > 0 ? ` ${result.notFound.length} ${result.notFound.length === 1 ? 'was' : 'were'} already gone.` : '';
               setMessage(`${result.removed.length} ${result.removed.length === 1 ? 'task' : 'tasks'} deleted.${gone}`);
             }}
           >
