@@ -455,7 +455,7 @@ await eachDialect('console pages in chromium', (dialect) => {
       await page.getByRole('heading', { name: 'Log in to Latchkey' }).waitFor();
       await logIn(page, server.url, { username: 'carol', password: carolPassword });
       const links = await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allInnerTexts();
-      assert.deepEqual(links, ['Overview', 'Connectors', 'Connections', 'API keys', 'Audit log'], 'viewer and auditor: no webhooks, users, groups, roles or settings');
+      assert.deepEqual(links, ['Overview', 'Connectors', 'Connections', 'API keys', 'Tasks', 'Audit log'], 'viewer and auditor: tasks to read, no webhooks, users, groups, roles or settings');
       for (const [path, heading] of [
         ['/users', 'You may not manage users'],
         ['/settings', 'You may not see the server\'s settings'],

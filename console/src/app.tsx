@@ -7,6 +7,7 @@ import { GroupsPage } from './pages/groups';
 import { RolesPage } from './pages/roles';
 import { SettingsPage } from './pages/settings';
 import { UsersPage } from './pages/users';
+import { TasksPage } from './pages/tasks';
 import { WebhooksPage } from './pages/webhooks';
 import { ConnectorFormPage } from './pages/connector-form';
 import { ConnectorsPage } from './pages/connectors';
@@ -26,6 +27,7 @@ const TITLES: Record<Route['page'], string> = {
   groups: 'Groups',
   roles: 'Roles',
   webhooks: 'Webhooks',
+  tasks: 'Tasks',
   audit: 'Audit log',
   settings: 'Settings',
   'not-found': 'Page not found',
@@ -75,6 +77,7 @@ function links(me: Me): Array<{ path: string; page: string; label: string }> {
     ...(has('connectors:read') ? [{ path: '/connections', page: 'connections', label: 'Connections' }] : []),
     { path: '/api-keys', page: 'api-keys', label: 'API keys' },
     ...(has('webhooks:read') ? [{ path: '/webhooks', page: 'webhooks', label: 'Webhooks' }] : []),
+    ...(has('tasks:read') ? [{ path: '/tasks', page: 'tasks', label: 'Tasks' }] : []),
     ...(has('identity:admin')
       ? [
           { path: '/users', page: 'users', label: 'Users' },
@@ -176,6 +179,8 @@ function Page({ me, route, onSwitchTenant }: { me: Me; route: Route; onSwitchTen
       return <RolesPage me={me} />;
     case 'webhooks':
       return <WebhooksPage me={me} />;
+    case 'tasks':
+      return <TasksPage me={me} />;
     case 'audit':
       return <AuditPage me={me} />;
     case 'settings':

@@ -16,11 +16,12 @@ export type Route =
   | { page: 'groups' }
   | { page: 'roles' }
   | { page: 'webhooks' }
+  | { page: 'tasks' }
   | { page: 'audit' }
   | { page: 'settings' }
   | { page: 'not-found' };
 
-const SIMPLE = ['api-keys', 'connections', 'users', 'groups', 'roles', 'webhooks', 'audit', 'settings'] as const;
+const SIMPLE = ['api-keys', 'connections', 'users', 'groups', 'roles', 'webhooks', 'tasks', 'audit', 'settings'] as const;
 
 export function parseRoute(pathname: string): Route {
   const path = pathname.startsWith(BASE) ? pathname.slice(BASE.length).replace(/\/+$/, '') : pathname;

@@ -226,3 +226,49 @@ export interface SwitchTo {
   username: string;
   tenant: string;
 }
+
+export type TaskStatus = 'scheduled' | 'running' | 'succeeded' | 'failed';
+export const TASK_STATUSES: readonly TaskStatus[] = ['scheduled', 'running', 'succeeded', 'failed'];
+export type TaskOutcome = 'succeeded' | 'failed' | 'timed_out' | 'lease_expired';
+
+/** When a task runs: once at a time, at an interval, or on a cron expression; null: once, now. */
+export type TaskSchedule = { at: string } | { every: string | number } | { cron: string; timezone?: string };
+
+export type TaskRunAs = { kind: 'user'; userId: string } | { kind: 'end_user'; endUserId: string; userId: string };
+
+export interface Task {
+  id: string;
+  type: string;
+  key: string | null;
+  owner: { tenantId: string; userId: string | null } | null;
+  params: unknown;
+  schedule: TaskSchedule | null;
+  status: TaskStatus;
+  enabled: boolean;
+  attempts: number;
+  nextRunAt: string | null;
+  lastRunAt: string | null;
+  lastOutcome: TaskOutcome | null;
+  lastError: { code: string; message: string } | null;
+  lastResult: unknown;
+  runAs: TaskRunAs | null;
+  credentials: Array<{ kind: 'native' | 'external'; id: string }>;
+  progress: Record<string, unknown> | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface TaskRun {
+  slot: string;
+  attempt: number;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  outcome: TaskOutcome;
+  errorCode: string | null;
+  error: string | null;
+}
+
+export interface TaskWithRuns extends Task {
+  runs: TaskRun[];
+}
