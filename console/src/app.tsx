@@ -14,7 +14,7 @@ import { ConnectorsPage } from './pages/connectors';
 import { LoginPage } from './pages/login';
 import { OverviewPage } from './pages/overview';
 import { href, navigate, replace, useRoute, type Route } from './router';
-import type { Me, SwitchTo } from './types';
+import type { Me, Permission, SwitchTo } from './types';
 
 const TITLES: Record<Route['page'], string> = {
   overview: 'Overview',
@@ -70,7 +70,7 @@ export function App() {
 
 /** The main navigation: each page only for those who may use it. */
 function links(me: Me): Array<{ path: string; page: string; label: string }> {
-  const has = (p: string) => me.permissions.includes(p);
+  const has = (p: Permission) => me.permissions.includes(p);
   return [
     { path: '/', page: 'overview', label: 'Overview' },
     { path: '/connectors', page: 'connectors', label: 'Connectors' },

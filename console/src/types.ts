@@ -1,144 +1,49 @@
-// The shapes the console reads from the HTTP API (/api/v1), as its routes declare them.
+// The shapes the console reads from the HTTP API (/api/v1): generated from /openapi.json
+// (src/client/openapi.ts, `npm run gen:client`, checked by `npm run lint`), so they cannot drift
+// from what the routes declare. Only a few console-side helpers are written here.
+import type { components } from '../../src/client/openapi.js';
 
-export type Permission = string;
+type Schemas = components['schemas'];
 
-export interface Me {
-  tenant: { id: string; name: string };
-  user: { id: string; username: string };
-  apiKey: { id: string; name: string; masked: string } | null;
-  permissions: Permission[];
-}
+export type Permission = Schemas['Me']['permissions'][number];
+
+export type Me = Schemas['Me'];
 
 export type AuthType = 'none' | 'api_key' | 'basic' | 'bearer' | 'oauth_client_credentials' | 'oauth_authorization_code';
 export type TokenMode = 'shared' | 'per_user';
 
-export interface Connector {
-  id: string;
-  name: string;
-  provider: string;
-  authType: AuthType;
-  tokenMode: TokenMode;
-  config: Record<string, string>;
-  redirectUri: string | null;
-  allowedReturnOrigins: string[];
-  secrets: Partial<Record<string, { set: boolean }>>;
-  revision: number;
-  createdAt: string;
-  updatedAt: string;
-}
+export type Connector = Schemas['Connector'];
 
-export interface ProviderField {
-  name: string;
-  location: 'config' | 'secrets';
-  secret: boolean;
-  required: boolean;
-  description: string;
-  authTypes: AuthType[];
-  schema: { type: 'string'; format?: 'uri'; minLength: number; maxLength: number; pattern?: string; default?: string; writeOnly?: true };
-}
+export type ProviderField = Schemas['ProviderField'];
 
-export interface Provider {
-  id: string;
-  name: string;
-  docsUrl: string;
-  authTypes: AuthType[];
-  defaultScopes: string[];
-  fields: ProviderField[];
-}
+export type Provider = Schemas['Provider'];
 
 export type ConnectionStatus = 'active' | 'degraded' | 'needs_reauthorization';
 
-export interface Connection {
-  id: string;
-  connectorId: string;
-  userId: string | null;
-  endUserId: string | null;
-  status: ConnectionStatus;
-  scopes: string[];
-  expiresAt: string | null;
-  lastRefreshAt: string | null;
-  lastRefreshError: string | null;
-  backoffUntil: string | null;
-  updatedAt: string;
-}
+export type Connection = Schemas['Connection'];
 
-export interface ApiKey {
-  id: string;
-  name: string;
-  masked: string;
-  ownerId: string;
-  roles: string[] | null;
-  createdAt: string;
-  expiresAt: string | null;
-  lastUsedAt: string | null;
-  revokedAt: string | null;
-  rateLimit: { limit: number; windowMs: number } | null;
-  credits: { remaining: number; refill: { amount: number; intervalMs: number } | null } | null;
-}
+export type ApiKey = Schemas['ApiKey'];
 
-export interface IssuedApiKey {
-  key: string;
-  apiKey: ApiKey;
-}
+export type IssuedApiKey = Schemas['IssuedApiKey'];
 
 export interface Page<T> {
   items: T[];
   next?: string;
 }
 
-export interface User {
-  id: string;
-  tenantId: string;
-  username: string;
-  displayName: string | null;
-  disabled: boolean;
-  hasPassword: boolean;
-  createdAt: string;
-  updatedAt: string;
-}
+export type User = Schemas['User'];
 
-export interface Group {
-  id: string;
-  tenantId: string;
-  name: string;
-  createdAt: string;
-  updatedAt: string;
-}
+export type Group = Schemas['Group'];
 
-export interface Role {
-  name: string;
-  description: string | null;
-  permissions: Permission[];
-  builtin: boolean;
-  createdAt: string | null;
-  updatedAt: string | null;
-}
+export type Role = Schemas['Role'];
 
-export interface RoleBinding {
-  roleName: string;
-  principal: { type: 'user' | 'group'; id: string };
-  createdAt: string;
-}
+export type RoleBinding = Schemas['RoleBinding'];
 
 export type WebhookEvent = string;
 
-export interface WebhookEndpoint {
-  id: string;
-  url: string;
-  events: WebhookEvent[];
-  description: string | null;
-  enabled: boolean;
-  secretRolledAt: string;
-  previousSecretExpiresAt: string | null;
-  revision: number;
-  createdAt: string;
-  updatedAt: string;
-}
+export type WebhookEndpoint = Schemas['WebhookEndpoint'];
 
-export interface IssuedWebhookEndpoint {
-  secret: string;
-  endpoint: WebhookEndpoint;
-}
+export type IssuedWebhookEndpoint = Schemas['IssuedWebhookEndpoint'];
 
 export type DeliveryStatus = 'pending' | 'succeeded' | 'failed';
 
@@ -150,41 +55,11 @@ export interface WebhookAttempt {
   responseSnippet: string | null;
 }
 
-export interface WebhookDelivery {
-  id: string;
-  endpointId: string;
-  messageId: string;
-  eventType: string;
-  status: DeliveryStatus;
-  attempts: number;
-  nextAttemptAt: string | null;
-  lastAttemptAt: string | null;
-  lastStatusCode: number | null;
-  lastError: string | null;
-  createdAt: string;
-  updatedAt: string;
-  attemptLog: WebhookAttempt[];
-}
+export type WebhookDelivery = Schemas['WebhookDelivery'];
 
-export interface AuditEvent {
-  id: string;
-  tenantId: string;
-  at: string;
-  actor: string;
-  action: string;
-  target: string | null;
-  details: Record<string, unknown> | null;
-}
+export type AuditEvent = Schemas['AuditEvent'];
 
-export interface Setting {
-  name: string;
-  env: string;
-  /** Null for the master keys, never taken as flags. */
-  flag: string | null;
-  secret: boolean;
-  set: boolean;
-  value: string | number | boolean | string[] | null;
-}
+export type Setting = Schemas['Setting'];
 
 export interface Finding {
   status: 'ok' | 'warn' | 'fail';
@@ -193,13 +68,7 @@ export interface Finding {
   fix?: string;
 }
 
-export interface Tenant {
-  id: string;
-  name: string;
-  system: boolean;
-  createdAt: string;
-  updatedAt: string;
-}
+export type Tenant = Schemas['Tenant'];
 
 /** The events a webhook endpoint may ask for (as the API's `WebhookEndpoint.events` lists them). */
 export const WEBHOOK_EVENTS = ['connection.created', 'connection.refresh_failed', 'connection.needs_reauthorization', 'connection.recovered', 'connection.deleted'] as const;
@@ -219,7 +88,7 @@ export const PERMISSIONS = [
   'webhooks:write',
   'identity:admin',
   'audit:read',
-] as const;
+] as const satisfies readonly Permission[];
 
 /** What the login page starts with after "Switch tenant": the user name kept, the tenant to fill in. */
 export interface SwitchTo {
@@ -232,31 +101,11 @@ export const TASK_STATUSES: readonly TaskStatus[] = ['scheduled', 'running', 'su
 export type TaskOutcome = 'succeeded' | 'failed' | 'timed_out' | 'lease_expired';
 
 /** When a task runs: once at a time, at an interval, or on a cron expression; null: once, now. */
-export type TaskSchedule = { at: string } | { every: string | number } | { cron: string; timezone?: string };
+export type TaskSchedule = Schemas['TaskSchedule'];
 
-export type TaskRunAs = { kind: 'user'; userId: string } | { kind: 'end_user'; endUserId: string; userId: string };
+export type TaskRunAs = Schemas['TaskRunAs'];
 
-export interface Task {
-  id: string;
-  type: string;
-  key: string | null;
-  owner: { tenantId: string; userId: string | null } | null;
-  params: unknown;
-  schedule: TaskSchedule | null;
-  status: TaskStatus;
-  enabled: boolean;
-  attempts: number;
-  nextRunAt: string | null;
-  lastRunAt: string | null;
-  lastOutcome: TaskOutcome | null;
-  lastError: { code: string; message: string } | null;
-  lastResult: unknown;
-  runAs: TaskRunAs | null;
-  credentials: Array<{ kind: 'native' | 'external'; id: string }>;
-  progress: Record<string, unknown> | null;
-  createdAt: string;
-  updatedAt: string;
-}
+export type Task = Schemas['Task'];
 
 export interface TaskRun {
   slot: string;
@@ -269,6 +118,4 @@ export interface TaskRun {
   error: string | null;
 }
 
-export interface TaskWithRuns extends Task {
-  runs: TaskRun[];
-}
+export type TaskWithRuns = Schemas['TaskWithRuns'];

@@ -165,7 +165,7 @@ function ConnectorForm({ provider, existing, onSaved }: ConnectorFormProps) {
         </fieldset>
       )}
       {fields.map((f) => (
-        <ProviderInput key={key(f)} field={f} value={valueOf(f)} onInput={(value) => setValue(f, value)} isSet={existing?.secrets[f.name]?.set} defaultScopes={provider.defaultScopes} error={error?.field(key(f))} />
+        <ProviderInput key={key(f)} field={f} value={valueOf(f)} onInput={(value) => setValue(f, value)} isSet={(existing?.secrets as Partial<Record<string, { set: boolean }>> | undefined)?.[f.name]?.set} defaultScopes={provider.defaultScopes} error={error?.field(key(f))} />
       ))}
       {existing === undefined && authType === 'oauth_authorization_code' && (
         <p class="hint">

@@ -208,7 +208,7 @@ function EditRoleForm({ directory, role, onClose, onSaved }: { directory: Direct
     let at: 'role' | 'grants' = 'role';
     try {
       const text = description.trim() === '' ? null : description.trim();
-      const changed = text !== role.description || permissions.length !== role.permissions.length || permissions.some((p) => !role.permissions.includes(p));
+      const changed = text !== role.description || permissions.length !== role.permissions.length || permissions.some((p) => !(role.permissions as readonly string[]).includes(p));
       if (!role.builtin && changed) await api<Role>('PATCH', path, { description: text, permissions });
       at = 'grants';
       for (const [type, wanted, current] of [
