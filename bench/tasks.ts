@@ -4,7 +4,10 @@
 // round queues N due tasks one per call (unbatched: `tasks.schedule` / `addJob`), starts the worker
 // processes (bench/tasks-worker.ts) on a "go" and times until no task is left; CPU per task is the
 // workers' (from /proc) and, apart, every `postgres` process's on this machine. Rounds alternate the
-// order of the targets. Full mode writes its section of BENCHMARKS.md; --quick writes nothing.
+// order of the targets. Then, on a fresh SQLite and PostgreSQL database each, one run of the
+// credential invalidator over 100,000 queued task API keys (5,000 with --quick) next to one plain
+// bulk UPDATE of as many rows; see invalidationRound. Full mode writes its section of
+// BENCHMARKS.md; --quick writes nothing.
 // BENCH_CPU_PROF=<dir> makes every worker write a V8 CPU profile there.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
