@@ -4,7 +4,10 @@
 // round queues N due tasks one per call (unbatched: `tasks.schedule` / `addJob`), starts the worker
 // processes (bench/tasks-worker.ts) on a "go" and times until no task is left; CPU per task is the
 // workers' (from /proc) and, apart, every `postgres` process's on this machine. Rounds alternate the
-// order of the targets. Full mode writes its section of BENCHMARKS.md; --quick writes nothing.
+// order of the targets. Then, on a fresh SQLite and PostgreSQL database each, one run of the
+// credential invalidator over 100,000 queued task API keys (5,000 with --quick) next to one plain
+// bulk UPDATE of as many rows; see invalidationRound. Full mode writes its section of
+// BENCHMARKS.md; --quick writes nothing.
 // BENCH_CPU_PROF=<dir> makes every worker write a V8 CPU profile there.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,10 +19,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { makeWorkerUtils, Logger } from 'graphile-worker';
 import { sql } from 'kysely';
 import { z } from 'zod';
+import { generateApiKey, lastFour } from '../src/apikeys/index.js';
+import { loadSettings, newId } from '../src/core/index.js';
 import type { DatabaseHandle, DialectName } from '../src/db/index.js';
-import { createTasks, type Tasks } from '../src/tasks/index.js';
+import { SYSTEM_ACTOR } from '../src/identity/index.js';
+import { createLatchkey } from '../src/latchkey.js';
+import { createTasks, CredentialInvalidator, createCredentialStrategy, type Tasks } from '../src/tasks/index.js';
 import { cliEnv, ROOT } from '../test/support/cli.js';
-import { createTestDatabase, POSTGRES_URL } from '../test/support/databases.js';
+import { createTestDatabase, latchkeyEnv, POSTGRES_URL } from '../test/support/databases.js';
 import { profileArgs } from './apikeys-servers.js';
 import { processCpuSeconds } from './http-load.js';
 import { describeMachine, formatCount, formatPercent, machineLine, markdownTable, parseMode, publish, textTable, type BenchMode } from './support.js';
@@ -36,9 +43,11 @@ interface Settings {
   runs: number;
   /** Tasks run at once per worker process (Latchkey's default; graphile-worker's `concurrency`). */
   concurrency: number;
+  /** Task API keys queued, then invalidated in one `runOnce`, per database. */
+  invalidationKeys: number;
 }
-const FULL: Settings = { tasks: 5000, runs: 2, concurrency: 10 };
-const QUICK: Settings = { tasks: 500, runs: 1, concurrency: 10 };
+const FULL: Settings = { tasks: 5000, runs: 2, concurrency: 10, invalidationKeys: 100_000 };
+const QUICK: Settings = { tasks: 500, runs: 1, concurrency: 10, invalidationKeys: 5000 };
 
 function log(message: string): void {
   process.stderr.write(`${message}\n`);
@@ -244,6 +253,7 @@ function graphileTarget(): Target {
 
 interface Result {
   rounds: Record<TargetId, Round[]>;
+  invalidation: InvalidationRound[];
   versions: { postgres: string; sqlite: string };
 }
 
@@ -276,12 +286,158 @@ async function run(settings: Settings): Promise<Result> {
       rounds[target.id].push(result);
     }
   }
-  return { rounds, versions: await versions() };
+  const invalidation: InvalidationRound[] = [];
+  for (const dialect of ['sqlite', 'postgres'] as const) {
+    log(`tasks: invalidating ${formatCount(settings.invalidationKeys)} queued task API keys on ${dialect}`);
+    const result = await invalidationRound(dialect, settings.invalidationKeys);
+    log(`  ${result.seconds.toFixed(2)} s, ${formatCount(result.keysPerSec)} keys/s; one plain UPDATE of as many rows ${result.floorSeconds.toFixed(2)} s`);
+    invalidation.push(result);
+  }
+  return { rounds, invalidation, versions: await versions() };
 }
 
-// TODO(invalidation queue): time and rate of invalidating 100,000 queued keys
-// (`credentials_to_invalidate`, the recurring invalidation task). The lead is writing that queue
-// now; measure it here through its own API once it lands, and replace the TODO section below.
+// Invalidation of queued task API keys: per dialect, a fresh database and an assembled Latchkey
+// (no HTTP, no background work). A sample of tasks scheduled with `runAs: 'caller'` and removed
+// goes through the real path (grant, queue in the removing transaction); the bulk is inserted
+// directly: `api_keys` rows of kind 'task' (real ids, secrets and keyed hashes) and their
+// `credentials_to_invalidate` rows, queued two hours ago. Then one `CredentialInvalidator.runOnce()`
+// over the strategy Latchkey assembles (delay 0, default batch of 500) is timed, and checked:
+// every key revoked and refused by the verifier, one audit event and one bus row per key, the queue
+// empty. The floor: one plain `UPDATE api_keys SET revoked_at` of as many rows of another tenant.
+
+const INVALIDATION_TASK_TYPE = 'bench.as_user';
+/** Tasks scheduled and removed through the API (their keys are part of the total). */
+const SAMPLE_TASKS = 50;
+/** Keys whose secrets are kept to check that the verifier accepts them before and refuses them after. */
+const VERIFIED = 20;
+const INSERT_CHUNK = 1000;
+
+interface InvalidationRound {
+  dialect: DialectName;
+  keys: number;
+  seconds: number;
+  keysPerSec: number;
+  /** This process's CPU (Latchkey runs in it) during runOnce, per key. */
+  processCpuUsPerKey: number;
+  postgresCpuUsPerKey: number | undefined;
+  /** One plain bulk UPDATE of as many rows. */
+  floorSeconds: number;
+  batches: number;
+  /** Time to queue the bulk (not part of the figure). */
+  setupSeconds: number;
+}
+
+function check(condition: boolean, message: string): void {
+  if (!condition) throw new Error(`bench:tasks invalidation: ${message}`);
+}
+
+async function invalidationRound(dialect: DialectName, keys: number): Promise<InvalidationRound> {
+  const tdb = await createTestDatabase(dialect);
+  const settings = loadSettings({ env: latchkeyEnv(tdb, { LATCHKEY_LOG_LEVEL: 'silent' }) });
+  const latchkey = await createLatchkey({ settings, http: false, bootstrap: false, background: false });
+  try {
+    const setupStart = performance.now();
+    const { identity, database, apiKeys } = latchkey;
+    const db = database.db;
+    latchkey.tasks.register({ type: INVALIDATION_TASK_TYPE, paramsSchema: z.object({}), run: () => {
+      throw new Error('the benchmark runs no task');
+    } });
+    const tenant = await identity.tenants.create({ name: `bench-${randomBytes(4).toString('hex')}` });
+    const user = await identity.users.create(SYSTEM_ACTOR, tenant.id, { username: 'worker', roles: ['editor'] });
+    const floorTenant = await identity.tenants.create({ name: `bench-floor-${randomBytes(4).toString('hex')}` });
+    const floorUser = await identity.users.create(SYSTEM_ACTOR, floorTenant.id, { username: 'worker', roles: ['editor'] });
+    const actor = { type: 'user' as const, tenantId: tenant.id, userId: user.id };
+
+    // The real path for a sample: granted with the task, queued in the transaction that removes it.
+    const sample: string[] = [];
+    for (let i = 0; i < SAMPLE_TASKS; i++) {
+      const task = await latchkey.tasks.schedule({ type: INVALIDATION_TASK_TYPE, runAs: 'caller', actor, schedule: { every: '1h' }, enabled: false });
+      check(task.credentials.length === 1 && task.credentials[0]?.kind === 'native', 'a task scheduled with runAs holds exactly its native key');
+      sample.push(task.id);
+    }
+    const removed = await latchkey.tasks.removeMany(sample);
+    check(removed.removed.length === SAMPLE_TASKS, 'every sample task was removed');
+    const template = await db.selectFrom('api_keys').selectAll().where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+    check(template.kind === 'task' && template.task_id !== null, 'a granted key is an api_keys row of kind "task" naming its task');
+    const queuedSample = await db.selectFrom('credentials_to_invalidate').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
+    check(Number(queuedSample.n) === SAMPLE_TASKS, `removing ${SAMPLE_TASKS} tasks queued ${String(queuedSample.n)} keys`);
+
+    // The bulk: real key ids, secrets and hashes, shaped like the granted row; removed long ago.
+    const bulk = keys - SAMPLE_TASKS;
+    const queuedAt = new Date(Date.now() - 2 * 3600_000).toISOString();
+    const verified: string[] = [];
+    const insertKeys = async (tenantId: string, ownerId: string, count: number, queue: boolean) => {
+      for (let start = 0; start < count; start += INSERT_CHUNK) {
+        const n = Math.min(INSERT_CHUNK, count - start);
+        const rows = await Promise.all(
+          Array.from({ length: n }, async () => {
+            const { id, secret, key } = generateApiKey();
+            if (queue && verified.length < VERIFIED) verified.push(key);
+            const taskId = newId('tsk');
+            return { id, taskId, row: { ...template, id, tenant_id: tenantId, owner_id: ownerId, name: `task ${INVALIDATION_TASK_TYPE} ${taskId}`, hash: await apiKeys.hasher.hash(tenantId, secret), last4: lastFour(key), task_id: taskId } };
+          }),
+        );
+        await db.insertInto('api_keys').values(rows.map((r) => r.row)).execute();
+        if (!queue) continue;
+        await db
+          .insertInto('credentials_to_invalidate')
+          .values(rows.map((r) => ({ id: newId('inv'), tenant_id: tenantId, kind: 'native', credential_id: r.id, task_id: r.taskId, reason: 'task_removed', queued_at: queuedAt, next_attempt_at: queuedAt, last_error: null, attempts: 0 })))
+          .execute();
+      }
+    };
+    await insertKeys(tenant.id, user.id, bulk, true);
+    await insertKeys(floorTenant.id, floorUser.id, keys, false);
+    for (const key of verified) check((await apiKeys.verifier.verify(key)).valid, 'a queued key is valid before its invalidation');
+    const liveBefore = await db.selectFrom('api_keys').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', tenant.id).where('kind', '=', 'task').where('revoked_at', 'is', null).executeTakeFirstOrThrow();
+    check(Number(liveBefore.n) === keys, `${formatCount(keys)} live task keys before, found ${String(liveBefore.n)}`);
+    const auditBefore = await db.selectFrom('audit_events').select((eb) => eb.fn.countAll().as('n')).where('action', '=', 'api_key.revoked').executeTakeFirstOrThrow();
+    const busBefore = await db.selectFrom('invalidations').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    const setupSeconds = (performance.now() - setupStart) / 1000;
+
+    // The floor: one plain statement revoking as many rows.
+    const floorStart = performance.now();
+    const now = new Date().toISOString();
+    const floor = await db.updateTable('api_keys').set({ revoked_at: now, updated_at: now }).where('tenant_id', '=', floorTenant.id).where('revoked_at', 'is', null).executeTakeFirst();
+    const floorSeconds = (performance.now() - floorStart) / 1000;
+    check(Number(floor.numUpdatedRows) === keys, 'the floor update revoked every row');
+
+    // The invalidation itself, over the strategy Latchkey assembles.
+    const strategy = createCredentialStrategy({ handle: database, apiKeys: apiKeys.service, credentialType: settings.taskCredentialType });
+    const invalidator = new CredentialInvalidator({ handle: database, strategy, delayMs: 0 });
+    const cpuBefore = process.cpuUsage();
+    const pgBefore = dialect === 'postgres' ? postgresCpuSeconds() : undefined;
+    const start = performance.now();
+    const report = await invalidator.runOnce();
+    const seconds = (performance.now() - start) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    const pgAfter = dialect === 'postgres' ? postgresCpuSeconds() : undefined;
+
+    check(report.invalidated === keys && report.failed === 0 && report.stillReferenced === 0, `runOnce reported ${JSON.stringify(report)} for ${keys} queued keys`);
+    const live = await db.selectFrom('api_keys').select((eb) => eb.fn.countAll().as('n')).where('tenant_id', '=', tenant.id).where('revoked_at', 'is', null).executeTakeFirstOrThrow();
+    check(Number(live.n) === 0, `${String(live.n)} task keys are still live after runOnce`);
+    const left = await db.selectFrom('credentials_to_invalidate').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    check(Number(left.n) === 0, `${String(left.n)} entries are still queued after runOnce`);
+    const auditAfter = await db.selectFrom('audit_events').select((eb) => eb.fn.countAll().as('n')).where('action', '=', 'api_key.revoked').executeTakeFirstOrThrow();
+    check(Number(auditAfter.n) - Number(auditBefore.n) === keys, `${Number(auditAfter.n) - Number(auditBefore.n)} api_key.revoked audit events for ${keys} keys`);
+    const busAfter = await db.selectFrom('invalidations').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    check(Number(busAfter.n) - Number(busBefore.n) === keys, `${Number(busAfter.n) - Number(busBefore.n)} bus invalidations for ${keys} keys`);
+    for (const key of verified) check(!(await apiKeys.verifier.verify(key)).valid, 'an invalidated key is refused by the verifier');
+    return {
+      dialect,
+      keys,
+      seconds,
+      keysPerSec: keys / seconds,
+      processCpuUsPerKey: (cpu.user + cpu.system) / keys,
+      postgresCpuUsPerKey: pgBefore === undefined || pgAfter === undefined ? undefined : ((pgAfter - pgBefore) * 1e6) / keys,
+      floorSeconds,
+      batches: Math.ceil(keys / 500),
+      setupSeconds,
+    };
+  } finally {
+    await latchkey.close();
+    await tdb.dispose();
+  }
+}
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -325,6 +481,24 @@ function tables(r: Result) {
   return { s, header, rows };
 }
 
+const DIALECT_NAMES: Record<DialectName, string> = { sqlite: 'SQLite', postgres: 'PostgreSQL' };
+
+function invalidationTable(r: Result) {
+  const header = ['database', 'keys', 'runOnce', 'keys/s', 'floor: one UPDATE', 'runOnce / floor', 'process CPU / key', 'postgres CPU / key', 'queueing (not timed)'];
+  const rows = r.invalidation.map((x) => [
+    DIALECT_NAMES[x.dialect],
+    formatCount(x.keys),
+    `${x.seconds.toFixed(2)} s`,
+    formatCount(x.keysPerSec),
+    `${x.floorSeconds.toFixed(2)} s`,
+    `${(x.seconds / x.floorSeconds).toFixed(0)}×`,
+    us(x.processCpuUsPerKey),
+    us(x.postgresCpuUsPerKey),
+    `${x.setupSeconds.toFixed(1)} s`,
+  ]);
+  return { header, rows };
+}
+
 function verdicts(r: Result): Array<{ target: string; measured: string; met: boolean }> {
   const { s } = tables(r);
   const ratio = s['latchkey-pg-1'].perSec / s['graphile-pg-1'].perSec;
@@ -342,6 +516,7 @@ function notes(r: Result): string[] {
 
 function report(r: Result, machine: string, settings: Settings, date: string): string {
   const t = tables(r);
+  const inv = invalidationTable(r);
   return [
     `Command: \`npm run bench:tasks\`. Date: ${date}. Machine: ${machine}; 1-minute load average at the end ${(loadavg()[0] ?? 0).toFixed(2)}.`,
     '',
@@ -355,9 +530,11 @@ function report(r: Result, machine: string, settings: Settings, date: string): s
     '',
     markdownTable(t.header, t.rows),
     '',
-    '### Invalidation of 100,000 queued keys',
+    `### Invalidation of ${formatCount(settings.invalidationKeys)} queued keys`,
     '',
-    'TODO: not measured yet. The invalidation queue (`credentials_to_invalidate`) and its recurring task are being written; this benchmark will time invalidating 100,000 queued keys through their API (time and keys per second) once they land.',
+    `Per database, a fresh one: ${formatCount(settings.invalidationKeys)} task API keys queued for invalidation, ${SAMPLE_TASKS} of them by scheduling tasks with \`runAs: 'caller'\` and removing them (\`tasks.removeMany\`), the rest inserted in bulk (\`api_keys\` rows of kind \`task\` with real ids and keyed hashes, and their \`credentials_to_invalidate\` rows, queued two hours earlier). Timed: one \`CredentialInvalidator.runOnce()\` (delay 0, batches of 500) over the strategy Latchkey assembles; checked after it: every key revoked and refused by the verifier, one \`api_key.revoked\` audit event and one bus invalidation per key, the queue empty (the benchmark fails otherwise). Floor, same run: one plain \`UPDATE api_keys SET revoked_at\` of as many rows of another tenant. "Process CPU" is this process's (Latchkey runs in it); "postgres CPU" every \`postgres\` process on the machine.`,
+    '',
+    markdownTable(inv.header, inv.rows),
     '',
     '### Notes',
     '',
@@ -371,8 +548,9 @@ async function main(mode: BenchMode): Promise<void> {
   const machine = describeMachine();
   const result = await run(settings);
   const t = tables(result);
+  const inv = invalidationTable(result);
   publish(mode, HEADING, {
-    text: [textTable(t.header, t.rows)],
+    text: [textTable(t.header, t.rows), textTable(inv.header, inv.rows)],
     verdicts: verdicts(result),
     notes: notes(result),
     section: () => report(result, machineLine(machine, { PostgreSQL: result.versions.postgres, SQLite: result.versions.sqlite }), settings, new Date().toISOString().slice(0, 10)),
