@@ -151,6 +151,18 @@ describe('web console in chromium', () => {
     await dialog.getByRole('button', { name: 'Disconnect' }).click();
     await row.locator('[data-status]', { hasText: /^not connected$/ }).waitFor();
     await page.getByText(/“Local IdP” is disconnected/).waitFor();
+
+    // A refused consent: the provider's own words (its error_description) reach the page, without a reload.
+    const refusedOpened = browser.context.waitForEvent('page');
+    await row.getByRole('button', { name: 'Connect Local IdP' }).click();
+    const refused = await refusedOpened;
+    // Signed in already at the provider: its consent page, whose Cancel refuses.
+    await refused.getByRole('link', { name: '[ Cancel ]' }).click();
+    await refused.waitForEvent('close');
+    await page.getByText(/^Connecting failed: .*did not authorize the connection: End-User aborted interaction\.$/).waitFor();
+    assert.equal(await row.locator('[data-status]').innerText(), 'not connected');
+    assert.equal(await page.evaluate(() => (globalThis as unknown as PageGlobals).sameDocument), true, 'no reload');
+    await browser.screenshot(page, 'connectors-refused');
   });
 
   it('creates an API key shown once, copies it, lists it masked and revokes it after confirmation', async () => {

@@ -7,6 +7,8 @@ export interface ConnectOutcome {
   ok: boolean;
   /** The callback's failure code when not ok (provider_error, invalid_state...). */
   error?: string;
+  /** The callback's sentence when not ok: the provider's own error and description, as plain text. */
+  message?: string;
 }
 
 /** The popup's path: the OAuth callback sends the browser here, with `?error=<code>` on failure. */
@@ -23,12 +25,13 @@ const FAILURES: Record<string, string> = {
   internal_error: 'Latchkey could not store the connection; the server log has the details.',
 };
 
-/** One sentence for a failure code of the OAuth callback. */
-export function failureMessage(code: string | undefined): string {
+/** One sentence for a failed connect: the callback's own (with the provider's words) when it sent one, else the code's. */
+export function failureMessage(code: string | undefined, message?: string): string {
+  if (message !== undefined && message.trim() !== '') return message.trim().slice(0, 500);
   return (code !== undefined ? FAILURES[code] : undefined) ?? 'Connecting failed; try again.';
 }
 
 export function isConnectOutcome(value: unknown): value is ConnectOutcome {
   const v = value as Partial<ConnectOutcome> | null;
-  return typeof v === 'object' && v !== null && v.type === CONNECT_MESSAGE && typeof v.ok === 'boolean';
+  return typeof v === 'object' && v !== null && v.type === CONNECT_MESSAGE && typeof v.ok === 'boolean' && (v.message === undefined || typeof v.message === 'string');
 }

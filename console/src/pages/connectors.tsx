@@ -71,7 +71,7 @@ export function ConnectorsPage({ me }: { me: Me }) {
       // Also when the popup ended on another origin than this page's (a public URL that differs
       // from the address in the browser): the status reloaded below says whether it connected.
       if (result.type === 'closed') return `The sign-in window for “${connector.name}” was closed.`;
-      if (!result.ok) throw new ApiError(result.error ?? 'failed', `Connecting failed: ${failureMessage(result.error)}`, 0);
+      if (!result.ok) throw new ApiError(result.error ?? 'failed', `Connecting failed: ${failureMessage(result.error, result.message)}`, 0);
       return `“${connector.name}” is connected.`;
     });
 

@@ -40,7 +40,8 @@ export const taskCredentials: Migration = {
       .addColumn('last_error', 'text')
       .execute();
     await db.schema.createIndex('credentials_to_invalidate_unique').on('credentials_to_invalidate').columns(['kind', 'credential_id']).unique().execute();
-    await db.schema.createIndex('credentials_to_invalidate_due').on('credentials_to_invalidate').columns(['next_attempt_at']).execute();
+    // The invalidator takes entries oldest first: (queued_at, id) serves its range and its order, so a batch reads only what it takes.
+    await db.schema.createIndex('credentials_to_invalidate_due').on('credentials_to_invalidate').columns(['queued_at', 'id']).execute();
   },
   async down(db: Kysely<unknown>) {
     await db.schema.dropTable('credentials_to_invalidate').execute();

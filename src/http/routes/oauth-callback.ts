@@ -85,7 +85,7 @@ export const oauthCallbackRoutes: FastifyPluginAsync<OAuthCallbackRoutesOptions>
         querystring: callbackQuery,
         response: {
           200: html('Connected; no `returnTo` was given.', ...CONNECTED_PAGE),
-          302: z.null().describe('To `returnTo`; on failure with `error` set to the failure code (invalid_state, provider_error...).'),
+          302: z.null().describe('To `returnTo`; on failure with `error` set to the failure code (invalid_state, provider_error...) and `error_description` to one sentence with the provider\'s own error, as plain text.'),
           400: {
             description: 'The state is unknown, expired or used, the provider refused, or the connector is gone (HTML); or a malformed query (JSON).',
             content: {
@@ -123,6 +123,8 @@ export const oauthCallbackRoutes: FastifyPluginAsync<OAuthCallbackRoutesOptions>
       if (result.returnTo) {
         const target = new URL(result.returnTo);
         target.searchParams.set('error', result.code);
+        // The sentence a person reads (with the provider's own error and description, as plain text): the page shows it as text.
+        target.searchParams.set('error_description', result.message.slice(0, 500));
         return reply.redirect(target.href, 302);
       }
       return reply
