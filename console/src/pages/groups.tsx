@@ -8,6 +8,7 @@ import { loadDirectory, rolesOf, syncMembers, syncRoles, type Directory } from '
 import { when } from '../format';
 import type { Group, Me } from '../types';
 import { useLoad } from '../use-load';
+import { Confirm } from '../components/confirm';
 
 /** Groups: create, rename, members and roles, delete. */
 export function GroupsPage({ me }: { me: Me }) {
@@ -211,35 +212,16 @@ function EditGroupForm({ directory, group, onClose, onSaved }: { directory: Dire
 }
 
 function DeleteGroupDialog({ group, onClose, onDeleted }: { group: Group | undefined; onClose: () => void; onDeleted: (group: Group) => Promise<void> }) {
-  const [error, setError] = useState<ApiError | undefined>();
-  const [busy, setBusy] = useState(false);
   const remove = async () => {
     if (!group) return;
-    setBusy(true);
-    setError(undefined);
-    try {
-      await api('DELETE', `/groups/${group.id}`);
-      await onDeleted(group);
-    } catch (err) {
-      setError(asApiError(err));
-    } finally {
-      setBusy(false);
-    }
+    await api('DELETE', `/groups/${group.id}`);
+    await onDeleted(group);
   };
   return (
     <Dialog title="Delete group" open={group !== undefined} onClose={onClose}>
-      <p>
+      <Confirm action="Delete group" busyLabel="Deleting…" run={remove} onClose={onClose}>
         Delete <strong>{group?.name}</strong>? Its members lose the roles it grants them. The users themselves stay.
-      </p>
-      {error !== undefined && <ErrorAlert>{error.message}</ErrorAlert>}
-      <div class="buttons">
-        <button type="button" class="secondary" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="button" class="danger" onClick={() => void remove()} disabled={busy}>
-          {busy ? 'Deleting…' : 'Delete group'}
-        </button>
-      </div>
+      </Confirm>
     </Dialog>
   );
 }

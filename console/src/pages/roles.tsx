@@ -7,6 +7,7 @@ import { Field, fieldMessage } from '../components/field';
 import { loadDirectory, type Directory } from '../directory';
 import { PERMISSIONS, type Me, type Role } from '../types';
 import { useLoad } from '../use-load';
+import { Confirm } from '../components/confirm';
 
 const permissionOptions = PERMISSIONS.map((p) => ({ value: p, label: <code>{p}</code> }));
 
@@ -271,34 +272,13 @@ function EditRoleForm({ directory, role, onClose, onSaved }: { directory: Direct
 }
 
 function DeleteRole({ role, onClose, onDeleted }: { role: Role; onClose: () => void; onDeleted: () => Promise<void> }) {
-  const [error, setError] = useState<ApiError | undefined>();
-  const [busy, setBusy] = useState(false);
   const remove = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await api('DELETE', `/roles/${encodeURIComponent(role.name)}`);
-      await onDeleted();
-    } catch (err) {
-      setError(asApiError(err));
-    } finally {
-      setBusy(false);
-    }
+    await api('DELETE', `/roles/${encodeURIComponent(role.name)}`);
+    await onDeleted();
   };
   return (
-    <>
-      <p>
-        Delete the role <strong>{role.name}</strong>? Everyone who holds it loses its permissions from their next request on.
-      </p>
-      {error !== undefined && <ErrorAlert>{error.message}</ErrorAlert>}
-      <div class="buttons">
-        <button type="button" class="secondary" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="button" class="danger" onClick={() => void remove()} disabled={busy}>
-          {busy ? 'Deleting…' : 'Delete role'}
-        </button>
-      </div>
-    </>
+    <Confirm action="Delete role" busyLabel="Deleting…" run={remove} onClose={onClose}>
+      Delete the role <strong>{role.name}</strong>? Everyone who holds it loses its permissions from their next request on.
+    </Confirm>
   );
 }

@@ -1,6 +1,5 @@
-import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { api, type ApiError, asApiError, query } from '../api';
+import { api, asApiError, query } from '../api';
 import { EmptyState, ErrorAlert, NeedsPermission, StatusLine } from '../components/alert';
 import { Dialog } from '../components/dialog';
 import { Field, fieldMessage } from '../components/field';
@@ -8,6 +7,7 @@ import { Pager, usePager } from '../components/pager';
 import { duration, when } from '../format';
 import { TASK_STATUSES, type Me, type Task, type TaskOutcome, type TaskSchedule, type TaskStatus, type TaskWithRuns } from '../types';
 import { useLoad } from '../use-load';
+import { Confirm } from '../components/confirm';
 
 const PAGE_SIZE = 25;
 
@@ -411,32 +411,3 @@ function TaskRuns({ task }: { task: Task }) {
   );
 }
 
-function Confirm({ action, busyLabel, run, onClose, children }: { action: string; busyLabel: string; run: () => Promise<void>; onClose: () => void; children: ComponentChildren }) {
-  const [error, setError] = useState<ApiError | undefined>();
-  const [busy, setBusy] = useState(false);
-  const go = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await run();
-    } catch (err) {
-      setError(asApiError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <>
-      <p>{children}</p>
-      {error !== undefined && <ErrorAlert>{error.message}</ErrorAlert>}
-      <div class="buttons">
-        <button type="button" class="secondary" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="button" class="danger" onClick={() => void go()} disabled={busy}>
-          {busy ? busyLabel : action}
-        </button>
-      </div>
-    </>
-  );
-}

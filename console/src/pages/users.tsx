@@ -8,6 +8,7 @@ import { groupsOf, loadDirectory, rolesOf, syncGroups, syncRoles, type Directory
 import { when } from '../format';
 import type { Me, User } from '../types';
 import { useLoad } from '../use-load';
+import { Confirm } from '../components/confirm';
 
 /** Users of the tenant: create, edit (name, password, roles, groups), disable and enable. */
 export function UsersPage({ me }: { me: Me }) {
@@ -287,34 +288,15 @@ function EditUserForm({ directory, user, onClose, onSaved }: { directory: Direct
 }
 
 function DisableDialog({ user, onClose, onDisabled }: { user: User | undefined; onClose: () => void; onDisabled: (user: User) => Promise<void> }) {
-  const [error, setError] = useState<ApiError | undefined>();
-  const [busy, setBusy] = useState(false);
   const disable = async () => {
     if (!user) return;
-    setBusy(true);
-    setError(undefined);
-    try {
-      await onDisabled(await api<User>('PATCH', `/users/${user.id}`, { disabled: true }));
-    } catch (err) {
-      setError(asApiError(err));
-    } finally {
-      setBusy(false);
-    }
+    await onDisabled(await api<User>('PATCH', `/users/${user.id}`, { disabled: true }));
   };
   return (
     <Dialog title="Disable user" open={user !== undefined} onClose={onClose}>
-      <p>
+      <Confirm action="Disable user" busyLabel="Disabling…" run={disable} onClose={onClose}>
         Disable <strong>{user?.username}</strong>? Their console sessions end and their API keys are refused at once. You can enable them again later.
-      </p>
-      {error !== undefined && <ErrorAlert>{error.message}</ErrorAlert>}
-      <div class="buttons">
-        <button type="button" class="secondary" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="button" class="danger" onClick={() => void disable()} disabled={busy}>
-          {busy ? 'Disabling…' : 'Disable user'}
-        </button>
-      </div>
+      </Confirm>
     </Dialog>
   );
 }

@@ -1,4 +1,3 @@
-import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, type ApiError, asApiError, listAll, query } from '../api';
 import { EmptyState, ErrorAlert, NeedsPermission, StatusLine } from '../components/alert';
@@ -9,6 +8,7 @@ import { IssuedKey } from '../components/issued-key';
 import { when } from '../format';
 import { WEBHOOK_EVENTS, type DeliveryStatus, type IssuedWebhookEndpoint, type Me, type WebhookDelivery, type WebhookEndpoint } from '../types';
 import { useLoad } from '../use-load';
+import { Confirm } from '../components/confirm';
 
 const eventOptions = WEBHOOK_EVENTS.map((e) => ({ value: e, label: <code>{e}</code> }));
 
@@ -287,35 +287,6 @@ function EditEndpointForm({ endpoint, onClose, onSaved }: { endpoint: WebhookEnd
   );
 }
 
-function Confirm({ action, busyLabel, danger, run, onClose, children }: { action: string; busyLabel: string; danger: boolean; run: () => Promise<void>; onClose: () => void; children: ComponentChildren }) {
-  const [error, setError] = useState<ApiError | undefined>();
-  const [busy, setBusy] = useState(false);
-  const go = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await run();
-    } catch (err) {
-      setError(asApiError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <>
-      <p>{children}</p>
-      {error !== undefined && <ErrorAlert>{error.message}</ErrorAlert>}
-      <div class="buttons">
-        <button type="button" class="secondary" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="button" class={danger ? 'danger' : undefined} onClick={() => void go()} disabled={busy}>
-          {busy ? busyLabel : action}
-        </button>
-      </div>
-    </>
-  );
-}
 
 const DELIVERY_FILTERS: Array<{ value: '' | DeliveryStatus; label: string }> = [
   { value: '', label: 'Every status' },
