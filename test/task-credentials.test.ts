@@ -355,6 +355,14 @@ await eachDialect('tasks that run as a user', (dialect) => {
       return view.json.runs.length > 0 ? view.json : undefined;
     });
     assert.match(failed.runs[0].error, /schedule it with runAs/);
+    // Latchkey's own refusal is told as such, not as the provider's answer.
+    const unknown = await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: 'connector_unknown', path: '/user' }, runAs: 'caller' } });
+    const refused = await until('the unknown connector to fail', async () => {
+      const view = await h.call({ method: 'GET', url: `/api/v1/tasks/${unknown.json.id}`, key: userKey.key });
+      return view.json.runs.length > 0 ? view.json : undefined;
+    });
+    assert.equal(refused.runs[0].errorCode, 'not_found');
+    assert.match(refused.runs[0].error, /^Latchkey refused the call: No connector/);
     assertError(await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: connector.json.id, path: '/../../api/v1/api-keys' }, runAs: 'caller' } }), 400, 'validation_failed');
   });
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LatchkeyError } from '../../core/index.js';
+import { ERROR_STATUS, LatchkeyError, type ErrorCode } from '../../core/index.js';
 import type { TaskTypeDefinition } from '../task-types.js';
 
 export const CONNECTOR_REQUEST_TASK = 'connector_request';
@@ -30,6 +30,23 @@ export interface ConnectorRequestResult {
 }
 
 /**
+ * Latchkey's own refusal (no such connector, not connected, a missing permission) rather than the
+ * provider's answer: an error body whose request id is the answer's own `x-request-id`.
+ */
+function latchkeyRefusal(res: Response, body: Buffer): { code: ErrorCode; message: string } | undefined {
+  const requestId = res.headers.get('x-request-id');
+  if (requestId === null) return undefined;
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { error?: { code?: unknown; message?: unknown; requestId?: unknown } };
+    const error = parsed.error;
+    if (error?.requestId !== requestId || typeof error.message !== 'string' || typeof error.code !== 'string' || !(error.code in ERROR_STATUS)) return undefined;
+    return { code: error.code as ErrorCode, message: error.message.slice(0, 300) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The built-in `connector_request` task: calls a connector's API through Latchkey's proxy as the
  * user or end user who scheduled it (`runAs`), with the task's own credentials, and keeps a
  * summary of the answer (status, time, size) as `lastResult`. An answer of 400 or more fails the
@@ -56,8 +73,13 @@ export function connectorRequestTask(): TaskTypeDefinition<typeof paramsSchema> 
         ...(hasBody ? { body: JSON.stringify(params.body) } : {}),
         signal,
       });
-      const bytes = (await res.arrayBuffer()).byteLength;
-      if (res.status >= 400) throw new LatchkeyError('provider_unavailable', `The connector's API answered ${res.status}.`);
+      const body = Buffer.from(await res.arrayBuffer());
+      const bytes = body.byteLength;
+      if (res.status >= 400) {
+        const refusal = latchkeyRefusal(res, body);
+        if (refusal) throw new LatchkeyError(refusal.code, `Latchkey refused the call: ${refusal.message}`);
+        throw new LatchkeyError('provider_unavailable', `The connector's API answered ${res.status}.`);
+      }
       return { status: res.status, at: new Date().toISOString(), bytes, contentType: res.headers.get('content-type') };
     },
   };
