@@ -2516,7 +2516,7 @@ export interface operations {
                     "text/html": string;
                 };
             };
-            /** @description To `returnTo`; on failure with `error` set to the failure code (invalid_state, provider_error...). */
+            /** @description To `returnTo`; on failure with `error` set to the failure code (invalid_state, provider_error...) and `error_description` to one sentence with the provider's own error, as plain text. */
             302: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
