@@ -74,21 +74,8 @@ export type Tenant = Schemas['Tenant'];
 export const WEBHOOK_EVENTS = ['connection.created', 'connection.refresh_failed', 'connection.needs_reauthorization', 'connection.recovered', 'connection.deleted'] as const;
 
 /** Every permission a role may grant (as the API's `Role.permissions` lists them). */
-export const PERMISSIONS = [
-  'apikeys:read',
-  'apikeys:write',
-  'apikeys:verify',
-  'connectors:read',
-  'connectors:write',
-  'connectors:use',
-  'connectors:token',
-  'tasks:read',
-  'tasks:write',
-  'webhooks:read',
-  'webhooks:write',
-  'identity:admin',
-  'audit:read',
-] as const satisfies readonly Permission[];
+// The one list of permissions, the server's own (a module without imports, bundled as is).
+export { PERMISSIONS } from '../../src/identity/permissions.js';
 
 /** What the login page starts with after "Switch tenant": the user name kept, the tenant to fill in. */
 export interface SwitchTo {
