@@ -45,7 +45,8 @@ describe('task claims on a large table [postgres]', skip ? { skip } : {}, () => 
       assert.equal(await tasks.runner.claimAndRun(), 10);
       await tasks.runner.idle();
     }
-    // Each claim: the expired-lease and the due index scans, and the update of the claimed ids.
+    // Each claim: the due index scan and the update of the claimed ids by primary key (then one
+    // finish of each by primary key); the first claim also scans for expired leases.
     for (const deadline = Date.now() + 60_000; (await counters()).idx < before.idx + claims * 3; ) {
       if (Date.now() > deadline) throw new Error('the index scans of the claims were never counted');
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -223,6 +223,39 @@ await eachDialect('task engine', (dialect) => {
     assert.equal(keys[0], keys[1], 'both attempts of the slot share the idempotency key');
   });
 
+  it('takes an expired lease over within a second even while due tasks would fill every claim', async (t) => {
+    const h = await harness(t, dialect);
+    const hang = gate();
+    t.after(() => hang.open());
+    const a = h.worker({ heartbeatMs: 60_000 - 1, leaseMs: 60_000 });
+    a.register({ type: 'job', paramsSchema: z.object({}), run: () => hang.promise });
+    const b = h.worker({ concurrency: 2 });
+    let retried = false;
+    b.register({ type: 'job', paramsSchema: z.object({}), run: () => void (retried = true) });
+    b.register({ type: 'fill', paramsSchema: z.object({}), run: () => {} });
+    const job = await b.schedule({ type: 'job' });
+    assert.equal(await a.runner.claimAndRun(), 1);
+    // Every 200 ms two more due tasks join the backlog and b claims with room for 2: there is
+    // always more due work than room. a's lease ends at step 300 (60 s).
+    let step = 0;
+    for (; step < 400 && !retried; step++) {
+      for (let i = 0; i < 3; i++) await b.schedule({ type: 'fill' });
+      h.clock.advance(200);
+      await b.runner.claimAndRun();
+      await b.runner.idle();
+    }
+    assert.ok(retried, 'the expired lease was taken over');
+    assert.ok(step >= 300 && step <= 306, `taken over at step ${step}, within a second of the lease's end`);
+    const view = await b.get(job.id);
+    assert.equal(view.status, 'succeeded');
+    assert.deepEqual(
+      view.runs.map((r) => r.outcome),
+      ['succeeded', 'lease_expired'],
+    );
+    const waiting = await h.handle.db.selectFrom('tasks').select('id').where('type', '=', 'fill').where('status', '=', 'scheduled').execute();
+    assert.ok(waiting.length > 2, 'due tasks were still waiting when the expired lease was taken');
+  });
+
   it('refuses the completion of a worker whose lease was taken over (fencing), and aborts its run', async (t) => {
     const h = await harness(t, dialect);
     const late = gate();

@@ -1,4 +1,4 @@
-import type { Insertable, Selectable, Transaction, Updateable } from 'kysely';
+import type { Insertable, QueryCreator, Selectable, Transaction, Updateable } from 'kysely';
 import { newId } from '../core/index.js';
 import { claimRows, notify, runTransaction, type Database, type DatabaseHandle, type Executor, type TaskRunsTable, type TasksTable } from '../db/index.js';
 import type { RunOutcomeKind, TaskRow, TaskStatus } from './transitions.js';
@@ -36,6 +36,9 @@ export interface ListFilter {
   limit: number;
 }
 
+/** How often a claim looks for expired leases before due tasks, however many tasks are due. */
+const EXPIRED_CHECK_MS = 1000;
+
 const LEASE_EXPIRED_MESSAGE = 'The worker running this attempt stopped renewing its lease (it stopped or lost the database).';
 
 /**
@@ -46,6 +49,8 @@ const LEASE_EXPIRED_MESSAGE = 'The worker running this attempt stopped renewing 
 export class TaskStore {
   readonly #handle: DatabaseHandle;
   readonly #historyLimit: number;
+  /** When this process last looked for expired leases (its clock's time). */
+  #expiredCheckedAt = Number.NEGATIVE_INFINITY;
 
   constructor(handle: DatabaseHandle, options: { historyLimit: number }) {
     this.#handle = handle;
@@ -138,27 +143,88 @@ export class TaskStore {
    */
   async claim(request: ClaimRequest): Promise<TaskRow[]> {
     if (request.types.length === 0 || request.limit < 1) return [];
+    const nowMs = request.now.getTime();
+    // Expired leases first when they were last looked for a while ago; otherwise only when the due
+    // tasks leave room. Under a backlog of due tasks a claim is then one statement, and a task whose
+    // worker died still waits at most `EXPIRED_CHECK_MS` more than its lease.
+    const checkExpiredFirst = nowMs - this.#expiredCheckedAt >= EXPIRED_CHECK_MS || nowMs < this.#expiredCheckedAt;
+    const expired = checkExpiredFirst ? await this.#claimExpired(request) : [];
+    const due = expired.length < request.limit ? await this.#claimDue({ ...request, limit: request.limit - expired.length }) : [];
+    const claimed = [...expired, ...due];
+    if (!checkExpiredFirst && claimed.length < request.limit) claimed.push(...(await this.#claimExpired({ ...request, limit: request.limit - claimed.length })));
+    return claimed;
+  }
+
+  /**
+   * Claims due scheduled tasks in one statement: PostgreSQL locks the candidates `FOR UPDATE SKIP
+   * LOCKED` in a materialized CTE (concurrent claimers take different tasks and never wait on each
+   * other; the CTE runs once, so the limit holds); SQLite's one statement is atomic and the only
+   * writer. The candidates are one index range scan (`tasks_due`) that stops at the limit.
+   */
+  async #claimDue(request: ClaimRequest): Promise<TaskRow[]> {
     const now = request.now.toISOString();
+    const set = {
+      status: 'running',
+      lease_owner: request.workerId,
+      lease_expires_at: new Date(request.now.getTime() + request.leaseMs).toISOString(),
+      last_run_at: now,
+      updated_at: now,
+    };
+    const candidates = (db: QueryCreator<Database>) =>
+      claimRows(
+        this.#handle,
+        db
+          .selectFrom('tasks')
+          .select('id')
+          .where('status', '=', 'scheduled')
+          .where('next_run_at', '<=', now)
+          .where('enabled', '=', 1)
+          .where('type', 'in', request.types)
+          .orderBy('next_run_at')
+          .limit(request.limit),
+      );
+    if (this.#handle.supportsRowLocks) {
+      return this.#handle.db
+        .with(
+          (cte) => cte('candidates').materialized(),
+          (db) => candidates(db),
+        )
+        .updateTable('tasks')
+        .from('candidates')
+        .set((eb) => ({ ...set, attempts: eb('tasks.attempts', '+', 1), lease_token: eb('tasks.lease_token', '+', 1) }))
+        .whereRef('tasks.id', '=', 'candidates.id')
+        .returningAll('tasks')
+        .execute();
+    }
+    return this.#handle.db
+      .updateTable('tasks')
+      .set((eb) => ({ ...set, attempts: eb('attempts', '+', 1), lease_token: eb('lease_token', '+', 1) }))
+      .where('id', 'in', candidates(this.#handle.db))
+      .returningAll()
+      .execute();
+  }
+
+  /**
+   * Claims running tasks whose lease has expired (their worker died or stopped renewing), in one
+   * transaction that also records the lost attempt in the history.
+   */
+  async #claimExpired(request: ClaimRequest): Promise<TaskRow[]> {
+    const now = request.now.toISOString();
+    this.#expiredCheckedAt = request.now.getTime();
     return runTransaction(this.#handle, async (trx) => {
-      // Two index range scans (tasks_lease, then tasks_due), each stopping at its limit: one query
-      // with an OR of both conditions is planned as a scan and a sort of the whole table, so every
-      // claim would cost as much as the backlog. Expired leases first: they have waited longest.
-      const candidatesWhere = (status: 'running' | 'scheduled', column: 'lease_expires_at' | 'next_run_at', limit: number) =>
-        claimRows(
-          this.#handle,
-          trx
-            .selectFrom('tasks')
-            .select(['id', 'status', 'attempts', 'run_slot', 'lease_token', 'lease_expires_at', 'last_run_at'])
-            .where('status', '=', status)
-            .where(column, '<=', now)
-            .where('enabled', '=', 1)
-            .where('type', 'in', request.types)
-            .orderBy(column)
-            .limit(limit),
-        ).execute();
-      const expired = await candidatesWhere('running', 'lease_expires_at', request.limit);
-      const candidates = expired.length < request.limit ? [...expired, ...(await candidatesWhere('scheduled', 'next_run_at', request.limit - expired.length))] : expired;
-      if (candidates.length === 0) return [];
+      const expired = await claimRows(
+        this.#handle,
+        trx
+          .selectFrom('tasks')
+          .select(['id', 'status', 'attempts', 'run_slot', 'lease_token', 'lease_expires_at', 'last_run_at'])
+          .where('status', '=', 'running')
+          .where('lease_expires_at', '<=', now)
+          .where('enabled', '=', 1)
+          .where('type', 'in', request.types)
+          .orderBy('lease_expires_at')
+          .limit(request.limit),
+      ).execute();
+      if (expired.length === 0) return [];
       for (const lost of expired) {
         const startedAt = lost.last_run_at ?? now;
         const finishedAt = lost.lease_expires_at ?? now;
@@ -171,18 +237,7 @@ export class TaskStore {
           error: LEASE_EXPIRED_MESSAGE,
         });
       }
-      if (expired.length > 0) {
-        await trx
-          .updateTable('tasks')
-          .set({ last_outcome: 'lease_expired', last_error_code: 'lease_expired', last_error: LEASE_EXPIRED_MESSAGE })
-          .where(
-            'id',
-            'in',
-            expired.map((c) => c.id),
-          )
-          .execute();
-      }
-      const claimed = await trx
+      return trx
         .updateTable('tasks')
         .set((eb) => ({
           status: 'running',
@@ -192,15 +247,17 @@ export class TaskStore {
           lease_expires_at: new Date(request.now.getTime() + request.leaseMs).toISOString(),
           last_run_at: now,
           updated_at: now,
+          last_outcome: 'lease_expired',
+          last_error_code: 'lease_expired',
+          last_error: LEASE_EXPIRED_MESSAGE,
         }))
         .where(
           'id',
           'in',
-          candidates.map((c) => c.id),
+          expired.map((c) => c.id),
         )
         .returningAll()
         .execute();
-      return claimed;
     });
   }
 
@@ -272,22 +329,69 @@ export class TaskStore {
    * removed: a stale worker never overwrites the result of the one that took over.
    */
   async finish(claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
+    // PostgreSQL, most finishes: one statement, atomic by itself (no BEGIN and COMMIT round trips).
+    if (this.#handle.supportsRowLocks && !this.#needsMore(claimed, set, run)) return this.#finishOne(this.#handle.db, claimed, set, run);
     return runTransaction(this.#handle, (trx) => this.finishIn(trx, claimed, set, run));
   }
 
   /** {@link finish} inside the caller's transaction `trx` (so that what reports the outcome commits with it). */
   async finishIn(trx: Transaction<Database>, claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
-    const result = await trx
-      .updateTable('tasks')
-      .set(set)
-      .where('id', '=', claimed.id)
-      .where('lease_token', '=', claimed.lease_token)
-      .where('status', '=', 'running')
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) return false;
-    await this.#recordRun(trx, claimed.id, claimed.run_slot, Number(claimed.attempts), Number(claimed.lease_token), run);
-    if (set.next_run_at !== undefined && set.status === 'scheduled' && set.next_run_at <= run.finishedAt.toISOString()) await notify(this.#handle, trx, TASKS_CHANNEL);
+    if (this.#handle.supportsRowLocks) {
+      if (!(await this.#finishOne(trx, claimed, set, run))) return false;
+    } else {
+      const result = await trx
+        .updateTable('tasks')
+        .set(set)
+        .where('id', '=', claimed.id)
+        .where('lease_token', '=', claimed.lease_token)
+        .where('status', '=', 'running')
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) return false;
+      await this.#recordRun(trx, claimed.id, claimed.run_slot, Number(claimed.attempts), Number(claimed.lease_token), run, { trim: false });
+    }
+    if (Number(claimed.lease_token) > this.#historyLimit) await this.#trimHistory(trx, claimed.id);
+    if (this.#wakesNow(set, run)) await notify(this.#handle, trx, TASKS_CHANNEL);
     return true;
+  }
+
+  /** A finished run that makes the task due again at once (workers are woken) or whose history needs trimming. */
+  #needsMore(claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): boolean {
+    return Number(claimed.lease_token) > this.#historyLimit || this.#wakesNow(set, run);
+  }
+
+  #wakesNow(set: Updateable<TasksTable>, run: RunRecord): boolean {
+    return set.next_run_at !== undefined && set.status === 'scheduled' && set.next_run_at <= run.finishedAt.toISOString();
+  }
+
+  /**
+   * PostgreSQL: the fenced update and the history row in one statement (a data-modifying CTE): the
+   * run is recorded only when the update matched, and neither is written otherwise.
+   */
+  async #finishOne(db: Executor, claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
+    const row = this.#runRow(claimed.id, claimed.run_slot, Number(claimed.attempts), Number(claimed.lease_token), run);
+    const result = await db
+      .with('finished', (q) => q.updateTable('tasks').set(set).where('id', '=', claimed.id).where('lease_token', '=', claimed.lease_token).where('status', '=', 'running').returning('id'))
+      .insertInto('task_runs')
+      .columns(['id', 'task_id', 'run_slot', 'attempt', 'lease_token', 'started_at', 'finished_at', 'duration_ms', 'outcome', 'error_code', 'error'])
+      .expression((eb) =>
+        eb
+          .selectFrom('finished')
+          .select([
+            eb.cast<string>(eb.val(row.id), 'text').as('id'),
+            'finished.id as task_id',
+            eb.cast<string>(eb.val(row.run_slot), 'text').as('run_slot'),
+            eb.cast<number>(eb.val(row.attempt), 'integer').as('attempt'),
+            eb.cast<number>(eb.val(row.lease_token), 'integer').as('lease_token'),
+            eb.cast<string>(eb.val(row.started_at), 'text').as('started_at'),
+            eb.cast<string>(eb.val(row.finished_at), 'text').as('finished_at'),
+            eb.cast<number>(eb.val(row.duration_ms), 'integer').as('duration_ms'),
+            eb.cast<string>(eb.val(row.outcome), 'text').as('outcome'),
+            eb.cast<string | null>(eb.val(row.error_code), 'text').as('error_code'),
+            eb.cast<string | null>(eb.val(row.error), 'text').as('error'),
+          ]),
+      )
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
   }
 
   /**
@@ -316,27 +420,33 @@ export class TaskStore {
     });
   }
 
-  async #recordRun(db: Executor, taskId: string, slot: string, attempt: number, token: number, run: RunRecord): Promise<void> {
-    await db
-      .insertInto('task_runs')
-      .values({
-        id: newId('tkr'),
-        task_id: taskId,
-        run_slot: slot,
-        attempt,
-        lease_token: token,
-        started_at: run.startedAt.toISOString(),
-        finished_at: run.finishedAt.toISOString(),
-        duration_ms: Math.max(0, Math.round(run.durationMs)),
-        outcome: run.outcome,
-        error_code: run.errorCode,
-        error: run.error,
-      })
-      .execute();
-    // Bounded history: the newest runs (by fencing token, which only grows) are kept. A token has
-    // at most one run (its finish, or its lease_expired record written by the claim that took over),
-    // so a task whose token is within the limit has nothing to trim: most tasks skip the statement.
-    if (token <= this.#historyLimit) return;
+  #runRow(taskId: string, slot: string, attempt: number, token: number, run: RunRecord): TaskRunsTable {
+    return {
+      id: newId('tkr'),
+      task_id: taskId,
+      run_slot: slot,
+      attempt,
+      lease_token: token,
+      started_at: run.startedAt.toISOString(),
+      finished_at: run.finishedAt.toISOString(),
+      duration_ms: Math.max(0, Math.round(run.durationMs)),
+      outcome: run.outcome,
+      error_code: run.errorCode,
+      error: run.error,
+    };
+  }
+
+  async #recordRun(db: Executor, taskId: string, slot: string, attempt: number, token: number, run: RunRecord, options = { trim: true }): Promise<void> {
+    await db.insertInto('task_runs').values(this.#runRow(taskId, slot, attempt, token, run)).execute();
+    if (options.trim && token > this.#historyLimit) await this.#trimHistory(db, taskId);
+  }
+
+  /**
+   * Bounded history: the newest runs (by fencing token, which only grows) are kept. A token has at
+   * most one run (its finish, or its lease_expired record written by the claim that took over), so
+   * a task whose token is within the limit has nothing to trim: most tasks skip the statement.
+   */
+  async #trimHistory(db: Executor, taskId: string): Promise<void> {
     await db
       .deleteFrom('task_runs')
       .where('task_id', '=', taskId)
