@@ -107,10 +107,7 @@ export class TaskRunner {
   #started = false;
   #stopping = false;
   #timer: NodeJS.Timeout | undefined;
-  /** Claims in flight (each holds room for what it may claim: {@link #reserved}). */
-  readonly #claims = new Set<Promise<void>>();
-  #reserved = 0;
-  /** A wake-up came while claims in flight held all the free room: look again when one ends. */
+  #tick: Promise<void> | undefined;
   #again = false;
   #unlisten: (() => Promise<void>) | undefined;
   #idleWaiters: Array<() => void> = [];
@@ -152,7 +149,7 @@ export class TaskRunner {
     this.#timer = undefined;
     await this.#unlisten?.().catch(() => {});
     this.#unlisten = undefined;
-    while (this.#claims.size > 0) await Promise.all(this.#claims);
+    await this.#tick;
     if (this.#running.size > 0) {
       let graceTimer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => {
@@ -171,45 +168,34 @@ export class TaskRunner {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /**
-   * Looks for due tasks now. Each wake with free room starts a claim for that room, so a process
-   * whose tasks finish one by one has several claims in flight (each reserves its room), as many
-   * as it has free slots; a claim that filled its room looks again, one that found nothing waits
-   * for the next wake-up or the poll.
-   */
+  /** Looks for due tasks now. */
   wake(): void {
     if (!this.#started) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#stopping || this.#o.concurrency - this.#running.size - this.#reserved <= 0) {
-      // What the in-flight claims read may predate this wake-up's task.
-      if (this.#reserved > 0) this.#again = true;
-      this.#poll();
+    if (this.#tick) {
+      this.#again = true;
       return;
     }
-    const claim: Promise<void> = this.claimAndRun().then(
-      (claimed) => {
-        this.#claims.delete(claim);
-        if (claimed > 0 || this.#again) {
-          this.#again = false;
-          this.wake();
-        } else this.#poll();
-      },
-      (err: unknown) => {
-        this.#claims.delete(claim);
-        this.#o.logger?.warn({ err }, 'Claiming tasks failed; retrying.');
-        this.#poll();
-      },
-    );
-    this.#claims.add(claim);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#tick = this.#loop().finally(() => {
+      this.#tick = undefined;
+      if (!this.#started) return;
+      if (this.#again) {
+        this.#again = false;
+        this.wake();
+        return;
+      }
+      this.#timer = setTimeout(() => this.wake(), this.#o.pollIntervalMs);
+      this.#timer.unref();
+    });
   }
 
-  /** Looks again after the poll interval, unless a claim is in flight (its end looks again). */
-  #poll(): void {
-    if (!this.#started || this.#claims.size > 0) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.wake(), this.#o.pollIntervalMs);
-    this.#timer.unref();
+  async #loop(): Promise<void> {
+    try {
+      while (this.#started && (await this.claimAndRun()) > 0 && this.#running.size < this.#o.concurrency);
+    } catch (err) {
+      this.#o.logger?.warn({ err }, 'Claiming tasks failed; retrying.');
+    }
   }
 
   /**
@@ -217,21 +203,15 @@ export class TaskRunner {
    * them to finish: see {@link idle}). Returns how many it claimed. Claims nothing once stopping.
    */
   async claimAndRun(): Promise<number> {
-    const room = this.#o.concurrency - this.#running.size - this.#reserved;
+    const room = this.#o.concurrency - this.#running.size;
     if (this.#stopping || room <= 0) return 0;
-    this.#reserved += room;
-    let claimed: TaskRow[];
-    try {
-      claimed = await this.#o.store.claim({
-        now: this.#o.clock.now(),
-        workerId: this.workerId,
-        leaseMs: this.#o.leaseMs,
-        limit: room,
-        types: this.#o.types.names(),
-      });
-    } finally {
-      this.#reserved -= room;
-    }
+    const claimed = await this.#o.store.claim({
+      now: this.#o.clock.now(),
+      workerId: this.workerId,
+      leaseMs: this.#o.leaseMs,
+      limit: room,
+      types: this.#o.types.names(),
+    });
     for (const row of claimed) this.#start(row);
     return claimed.length;
   }
