@@ -1,4 +1,4 @@
-import type { Insertable, QueryCreator, Selectable, Transaction, Updateable } from 'kysely';
+import { sql, type Insertable, type QueryCreator, type Selectable, type Transaction, type Updateable } from 'kysely';
 import { newId } from '../core/index.js';
 import { claimRows, notify, runTransaction, type Database, type DatabaseHandle, type Executor, type TaskRunsTable, type TasksTable } from '../db/index.js';
 import type { RunOutcomeKind, TaskRow, TaskStatus } from './transitions.js';
@@ -176,9 +176,10 @@ export class TaskStore {
         db
           .selectFrom('tasks')
           .select('id')
-          .where('status', '=', 'scheduled')
+          // Literals, as the partial index tasks_due names them (a bound value would not match it).
+          .where('status', '=', sql.lit('scheduled'))
+          .where('enabled', '=', sql.lit(1))
           .where('next_run_at', '<=', now)
-          .where('enabled', '=', 1)
           .where('type', 'in', request.types)
           .orderBy('next_run_at')
           .limit(request.limit),
@@ -217,7 +218,7 @@ export class TaskStore {
         trx
           .selectFrom('tasks')
           .select(['id', 'status', 'attempts', 'run_slot', 'lease_token', 'lease_expires_at', 'last_run_at'])
-          .where('status', '=', 'running')
+          .where('status', '=', sql.lit('running'))
           .where('lease_expires_at', '<=', now)
           .where('enabled', '=', 1)
           .where('type', 'in', request.types)

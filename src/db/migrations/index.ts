@@ -7,6 +7,7 @@ import { webhooks } from './0004-webhooks.js';
 import { tasks } from './0005-tasks.js';
 import { taskCredentials } from './0006-task-credentials.js';
 import { taskProgress } from './0007-task-progress.js';
+import { taskClaimIndexes } from './0008-task-claim-indexes.js';
 
 /** Every migration, in order. Names sort in the order they must run; never rename or reorder one. */
 export function migrationsFor(dialect: DialectName): Record<string, Migration> {
@@ -18,6 +19,7 @@ export function migrationsFor(dialect: DialectName): Record<string, Migration> {
     '0005-tasks': tasks,
     '0006-task-credentials': taskCredentials,
     '0007-task-progress': taskProgress,
+    '0008-task-claim-indexes': taskClaimIndexes,
   };
 }
 
