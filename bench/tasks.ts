@@ -7,7 +7,8 @@
 // order of the targets. Then, on a fresh SQLite and PostgreSQL database each, one run of the
 // credential invalidator over 100,000 queued task API keys (5,000 with --quick) next to one plain
 // bulk UPDATE of as many rows; see invalidationRound. Full mode writes its section of
-// BENCHMARKS.md; --quick writes nothing.
+// BENCHMARKS.md; --quick writes nothing. `--only invalidation` runs only the invalidation, prints
+// its table and writes nothing either (the section's other figures would be missing).
 // BENCH_CPU_PROF=<dir> makes every worker write a V8 CPU profile there.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -286,6 +287,10 @@ async function run(settings: Settings): Promise<Result> {
       rounds[target.id].push(result);
     }
   }
+  return { rounds, invalidation: await invalidationRounds(settings), versions: await versions() };
+}
+
+async function invalidationRounds(settings: Settings): Promise<InvalidationRound[]> {
   const invalidation: InvalidationRound[] = [];
   for (const dialect of ['sqlite', 'postgres'] as const) {
     log(`tasks: invalidating ${formatCount(settings.invalidationKeys)} queued task API keys on ${dialect}`);
@@ -293,7 +298,7 @@ async function run(settings: Settings): Promise<Result> {
     log(`  ${result.seconds.toFixed(2)} s, ${formatCount(result.keysPerSec)} keys/s; one plain UPDATE of as many rows ${result.floorSeconds.toFixed(2)} s`);
     invalidation.push(result);
   }
-  return { rounds, invalidation, versions: await versions() };
+  return invalidation;
 }
 
 // Invalidation of queued task API keys: per dialect, a fresh database and an assembled Latchkey
@@ -483,7 +488,7 @@ function tables(r: Result) {
 
 const DIALECT_NAMES: Record<DialectName, string> = { sqlite: 'SQLite', postgres: 'PostgreSQL' };
 
-function invalidationTable(r: Result) {
+function invalidationTable(r: Pick<Result, 'invalidation'>) {
   const header = ['database', 'keys', 'runOnce', 'keys/s', 'floor: one UPDATE', 'runOnce / floor', 'process CPU / key', 'postgres CPU / key', 'queueing (not timed)'];
   const rows = r.invalidation.map((x) => [
     DIALECT_NAMES[x.dialect],
@@ -542,10 +547,16 @@ function report(r: Result, machine: string, settings: Settings, date: string): s
   ].join('\n');
 }
 
-async function main(mode: BenchMode): Promise<void> {
+async function main(mode: BenchMode, only: 'invalidation' | undefined): Promise<void> {
   const settings = mode.quick ? QUICK : FULL;
-  log(`bench:tasks — mode: ${mode.label}`);
+  log(`bench:tasks — mode: ${mode.label}${only ? ', invalidation only' : ''}`);
   const machine = describeMachine();
+  if (only === 'invalidation') {
+    const inv = invalidationTable({ invalidation: await invalidationRounds(settings) });
+    process.stdout.write(`\n${textTable(inv.header, inv.rows)}\n\n1-minute load average at the end ${(loadavg()[0] ?? 0).toFixed(2)} (at the start ${machine.loadAtStart.toFixed(2)}).\n`);
+    log('--only invalidation: BENCHMARKS.md left unchanged.');
+    return;
+  }
   const result = await run(settings);
   const t = tables(result);
   const inv = invalidationTable(result);
@@ -557,4 +568,13 @@ async function main(mode: BenchMode): Promise<void> {
   });
 }
 
-await main(parseMode(process.argv.slice(2)));
+/** `--only invalidation` apart, the arguments every benchmark takes (see parseMode). */
+function parseArgs(argv: readonly string[]): { mode: BenchMode; only: 'invalidation' | undefined } {
+  const at = argv.indexOf('--only');
+  if (at === -1) return { mode: parseMode(argv), only: undefined };
+  if (argv[at + 1] !== 'invalidation') throw new TypeError('"--only" takes "invalidation", the one part that runs alone.');
+  return { mode: parseMode(argv.filter((_, i) => i !== at && i !== at + 1)), only: 'invalidation' };
+}
+
+const args = parseArgs(process.argv.slice(2));
+await main(args.mode, args.only);

@@ -1,8 +1,9 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { eachDialect } from '../../test/support/databases.js';
-import { parseApiKey } from './format.js';
-import { createApiKeysFixture, randomName, rejectsWith, SYSTEM, type ApiKeysFixture } from '../../test/support/apikeys.js';
+import { generateApiKey, parseApiKey } from './format.js';
+import { createApiKeysFixture, randomName, rejectsWith, SYSTEM, until, type ApiKeysFixture } from '../../test/support/apikeys.js';
 
 async function rowCount(f: ApiKeysFixture, table: 'api_keys' | 'audit_events' | 'objects', action?: string): Promise<number> {
   let query = f.handle.db.selectFrom(table).select(({ fn }) => fn.countAll().as('n'));
@@ -236,6 +237,59 @@ await eachDialect('API key service', (dialect) => {
       assert.deepEqual(invalidations.map((i) => [i.scope, i.tenant_id]), [['api_key', f.tenantId]]);
       // A revoked key cannot be rolled back to life.
       await rejectsWith(service.roll(f.adminActor, f.tenantId, apiKey.id), 'conflict');
+    } finally {
+      await f.dispose();
+    }
+  });
+
+  it('revokes a batch in one transaction: one audit event and one invalidation per live key, and another process drops them', async () => {
+    const f = await createApiKeysFixture(dialect);
+    try {
+      const { service } = f.apiKeys;
+      // On PostgreSQL a bound far beyond the ceiling of `until`: only the bus's notification can reach the peer in time; SQLite polls.
+      const peer = await f.peer({ boundMs: dialect === 'postgres' ? 600_000 : 100 });
+      const issued = [
+        await service.create(f.adminActor, f.tenantId, f.admin.id, { name: 'a' }),
+        await service.create(f.adminActor, f.tenantId, f.admin.id, { name: 'b' }),
+      ];
+      for (const { key } of issued) assert.equal((await peer.apiKeys.verifier.verify(key)).code, 'valid');
+      // With the issued two, more than two inserts of 500 rows each.
+      const template = await f.handle.db.selectFrom('api_keys').selectAll().where('id', '=', issued[0]?.apiKey.id ?? '').executeTakeFirstOrThrow();
+      const bulk = Array.from({ length: 1_198 }, (_, i) => ({ ...template, id: generateApiKey().id, name: `bulk ${i}`, hash: randomBytes(32).toString('hex') }));
+      for (let start = 0; start < bulk.length; start += 500) await f.handle.db.insertInto('api_keys').values(bulk.slice(start, start + 500)).execute();
+      const live = [...issued.map((k) => k.apiKey.id), ...bulk.map((r) => r.id)];
+      const gone = (await service.create(f.adminActor, f.tenantId, f.admin.id, { name: 'gone' })).apiKey.id;
+      await service.revoke(f.adminActor, f.tenantId, gone);
+      const other = await f.identity.tenants.create({ name: randomName('other') });
+      const otherUser = await f.identity.users.create(SYSTEM, other.id, { username: 'o', roles: ['admin'] });
+      const foreign = (await service.create(SYSTEM, other.id, otherUser.id, { name: 'foreign' })).apiKey.id;
+
+      const heard = new Set<string>();
+      peer.bus.subscribe((inv) => heard.add(inv.subjectId ?? ''));
+      const local = new Set<string>();
+      f.bus.subscribe((inv) => local.add(inv.subjectId ?? ''));
+      const auditBefore = await rowCount(f, 'audit_events', 'api_key.revoked');
+      const lastSeq = Number((await f.handle.db.selectFrom('invalidations').select(({ fn }) => fn.max('seq').as('seq')).executeTakeFirstOrThrow()).seq);
+
+      const asked = [...live, gone, foreign, generateApiKey().id];
+      assert.equal(await service.revokeMany(SYSTEM, f.tenantId, asked, { reason: 'task_credential_invalidated' }), live.length);
+      const stillLive = await f.handle.db.selectFrom('api_keys').select('id').where('revoked_at', 'is', null).execute();
+      assert.deepEqual(stillLive.map((r) => r.id), [foreign]);
+      const events = await f.handle.db.selectFrom('audit_events').selectAll().where('action', '=', 'api_key.revoked').where('actor', '=', 'system').execute();
+      assert.deepEqual(events.map((e) => e.target).sort(), [...live].sort());
+      for (const e of events) assert.deepEqual([e.tenant_id, JSON.parse(e.details ?? 'null')], [f.tenantId, { reason: 'task_credential_invalidated' }]);
+      const published = await f.handle.db.selectFrom('invalidations').selectAll().where('seq', '>', lastSeq).execute();
+      assert.deepEqual(published.map((i) => i.subject_id).sort(), [...live].sort());
+      assert.ok(published.every((i) => i.scope === 'api_key' && i.tenant_id === f.tenantId));
+      assert.deepEqual([...local].sort(), [...asked].sort(), 'this process drops every key asked for at once');
+      await until(() => live.every((id) => heard.has(id)));
+      for (const { key } of issued) assert.equal((await peer.apiKeys.verifier.verify(key)).code, 'revoked');
+
+      // Nothing left to revoke, or nothing asked: nothing written.
+      assert.equal(await service.revokeMany(SYSTEM, f.tenantId, live), 0);
+      assert.equal(await service.revokeMany(SYSTEM, f.tenantId, []), 0);
+      assert.equal(await rowCount(f, 'audit_events', 'api_key.revoked'), auditBefore + live.length);
+      assert.equal((await f.handle.db.selectFrom('invalidations').select('seq').where('seq', '>', lastSeq).execute()).length, live.length);
     } finally {
       await f.dispose();
     }

@@ -318,14 +318,12 @@ export function createApiKeyService(options: ApiKeyServiceOptions): ApiKeyServic
           .where('revoked_at', 'is', null)
           .returning('id')
           .execute();
-        for (const { id } of rows) {
-          await bus.publish(trx, { scope: 'api_key', tenantId, subjectId: id });
-          await audit.record(trx, { tenantId, actor, action: 'api_key.revoked', target: id, ...(details ? { details } : {}) });
-        }
-        return rows.map((r) => r.id);
+        await bus.publishMany(trx, rows.map(({ id }) => ({ scope: 'api_key', tenantId, subjectId: id })));
+        await audit.recordMany(trx, rows.map(({ id }) => ({ tenantId, actor, action: 'api_key.revoked', target: id, ...(details ? { details } : {}) })));
+        return rows.length;
       });
       for (const id of ids) bus.applyLocal({ scope: 'api_key', tenantId, subjectId: id });
-      return revoked.length;
+      return revoked;
     },
 
     async revoke(actor, tenantId, id) {

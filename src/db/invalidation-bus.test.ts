@@ -1,5 +1,6 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { KyselyPlugin } from 'kysely';
 import { createTestDatabase, eachDialect } from '../../test/support/databases.js';
 import { InvalidationBus, type Invalidation } from './index.js';
 
@@ -44,6 +45,53 @@ await eachDialect('invalidation bus', (dialect) => {
       await until(() => seen.length >= 2);
       await new Promise((r) => setTimeout(r, 250));
       assert.deepEqual(seen.map((s) => s.scope), ['api_key', 'tenant']);
+      await busA.stop();
+      await busB.stop();
+    } finally {
+      await tdb.dispose();
+    }
+  });
+
+  it('publishes a batch in inserts of 500 rows and one notification, and another process applies every change', async () => {
+    const tdb = await createTestDatabase(dialect);
+    try {
+      const a = await tdb.openMigrated();
+      const b = tdb.open();
+      const busA = new InvalidationBus({ handle: a, boundMs: 60_000 });
+      // On PostgreSQL a bound far beyond the ceiling of `until`: only the notification can deliver; SQLite polls.
+      const busB = new InvalidationBus({ handle: b, boundMs: dialect === 'postgres' ? 600_000 : 100 });
+      await busA.start();
+      await busB.start();
+      const seen = new Set<string>();
+      busB.subscribe((inv) => seen.add(inv.subjectId ?? ''));
+      const statements: string[] = [];
+      const counting: KyselyPlugin = {
+        transformQuery: ({ node }) => {
+          statements.push(node.kind);
+          return node;
+        },
+        transformResult: async ({ result }) => result,
+      };
+      // More than one insert, and more than one page of busB's poll (1,200 rows).
+      const ids = Array.from({ length: 1_250 }, (_, i) => `key_${i}`);
+
+      await a.db.transaction().execute(async (trx) => {
+        await busA.publishMany(trx.withPlugin(counting), []);
+        assert.deepEqual(statements, [], 'no change, no statement');
+        await busA.publishMany(trx.withPlugin(counting), ids.map((id) => ({ scope: 'api_key' as const, tenantId: 't_many', subjectId: id })));
+      });
+      const notify = dialect === 'postgres' ? ['RawNode'] : [];
+      assert.deepEqual(statements, ['InsertQueryNode', 'InsertQueryNode', 'InsertQueryNode', ...notify]);
+      await until(() => seen.size === ids.length);
+      assert.deepEqual([...seen].sort(), [...ids].sort());
+      const rows = await a.db.selectFrom('invalidations').select(['scope', 'tenant_id']).distinct().execute();
+      assert.deepEqual(rows, [{ scope: 'api_key', tenant_id: 't_many' }]);
+
+      // One change is a batch of one.
+      statements.length = 0;
+      await busA.publish(a.db.withPlugin(counting), { scope: 'tenant', tenantId: 't_one' });
+      assert.deepEqual(statements, ['InsertQueryNode', ...notify]);
+      await until(() => seen.has(''));
       await busA.stop();
       await busB.stop();
     } finally {

@@ -27,7 +27,12 @@ export interface InvalidationBusOptions {
  */
 export type WakeTopic = 'webhook_deliveries';
 
+/** A change to announce: what {@link InvalidationBus.publish} takes. */
+type Change = { scope: Invalidation['scope']; tenantId: string; subjectId?: string | null };
+
 const CHANNEL = 'latchkey_invalidations';
+/** Rows per insert of publishMany: 4 bound parameters each, far under SQLite's and PostgreSQL's bounds. */
+const PUBLISH_ROWS = 500;
 const LOOK_BACK = 200;
 /** A notification with this payload prefix is a wake-up, not an invalidation. */
 const WAKE_PREFIX = 'wake:';
@@ -118,14 +123,24 @@ export class InvalidationBus {
   }
 
   /** Records an invalidation inside the caller's transaction (or on its own). */
-  async publish(
-    db: Kysely<Database> | Transaction<Database>,
-    change: { scope: Invalidation['scope']; tenantId: string; subjectId?: string | null },
-  ): Promise<void> {
-    await db
-      .insertInto('invalidations')
-      .values({ scope: change.scope, tenant_id: change.tenantId, subject_id: change.subjectId ?? null, at: new Date().toISOString() })
-      .execute();
+  async publish(db: Kysely<Database> | Transaction<Database>, change: Change): Promise<void> {
+    await this.publishMany(db, [change]);
+  }
+
+  /**
+   * Records many invalidations inside the caller's transaction (or on its own): inserts of up to
+   * 500 rows and one notification, on which every listener polls them all. None writes nothing.
+   *
+   * @example
+   * await bus.publishMany(trx, ids.map((id) => ({ scope: 'api_key', tenantId, subjectId: id })));
+   */
+  async publishMany(db: Kysely<Database> | Transaction<Database>, changes: readonly Change[]): Promise<void> {
+    if (changes.length === 0) return;
+    const at = new Date().toISOString();
+    for (let start = 0; start < changes.length; start += PUBLISH_ROWS) {
+      const rows = changes.slice(start, start + PUBLISH_ROWS).map((c) => ({ scope: c.scope, tenant_id: c.tenantId, subject_id: c.subjectId ?? null, at }));
+      await db.insertInto('invalidations').values(rows).execute();
+    }
     if (this.#handle.supportsNotify) await sql`select pg_notify(${CHANNEL}, '')`.execute(db);
   }
 
@@ -213,7 +228,7 @@ export class InvalidationBus {
   }
 
   /** This process applies its own changes at once, without waiting for a poll. */
-  applyLocal(change: { scope: Invalidation['scope']; tenantId: string; subjectId?: string | null }): void {
+  applyLocal(change: Change): void {
     this.#generation++;
     const inv: Invalidation = { seq: -1, scope: change.scope, tenantId: change.tenantId, subjectId: change.subjectId ?? null };
     for (const listener of this.#listeners) listener(inv);

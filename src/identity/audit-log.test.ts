@@ -116,6 +116,56 @@ await eachDialect('identity: audit log', (dialect) => {
     }
   });
 
+  it('records a batch in the caller transaction as record would one by one, in the order given', async () => {
+    const clock = manualClock(new Date('2031-07-01T00:00:00.000Z'));
+    const f = await createIdentityFixture(dialect, { clock, empty: true });
+    try {
+      const { audit } = f.identity;
+      const tenantId = 'ten_many';
+      const actor: Actor = { type: 'user', tenantId, userId: 'usr_a', apiKeyId: 'key_a' };
+      const token = randomSecret();
+      const count = async () => Number((await f.handle.db.selectFrom('audit_events').select(({ fn }) => fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+      await audit.recordMany(f.handle.db, []);
+      assert.equal(await count(), 0, 'no event, no row');
+
+      // More than two inserts (500 rows each), all in one millisecond: the ids keep the order.
+      const events = Array.from({ length: 1_200 }, (_, i) => ({ tenantId, actor, action: 'api_key.revoked', target: `k${i}`, details: { i, accessToken: token } }));
+      await f.handle.db.transaction().execute((trx) => audit.recordMany(trx, events));
+      const listed: Array<{ id: string; at: string; actor: string; action: string; target: string | null; details: unknown }> = [];
+      let before: string | undefined;
+      do {
+        const page = await audit.list(tenantId, { limit: 500, ...(before ? { before } : {}) });
+        listed.push(...page.items);
+        before = page.next;
+      } while (before);
+      assert.deepEqual(listed.map((e) => e.target), events.map((e) => e.target).reverse(), 'newest first: the reverse of the order given');
+      for (const [n, e] of listed.entries()) {
+        const i = events.length - 1 - n;
+        assert.deepEqual({ ...e, id: '' }, { id: '', tenantId, at: '2031-07-01T00:00:00.000Z', actor: 'api_key:key_a', action: 'api_key.revoked', target: `k${i}`, details: { i } });
+      }
+      const ids = listed.map((e) => e.id);
+      assert.equal(new Set(ids).size, ids.length, 'every event has its own id');
+      assert.deepEqual([...ids].sort().reverse(), ids, 'ids sort in the order recorded');
+      const stored = JSON.stringify(await f.handle.db.selectFrom('audit_events').selectAll().execute());
+      assert.equal(stored.includes(token), false, 'no secret in the log');
+
+      // A bad event anywhere in the batch refuses all of it before anything is written.
+      await assert.rejects(audit.recordMany(f.handle.db, [...events.slice(0, 600), { tenantId, actor, action: 'Bad Action' }]), TypeError);
+      await assert.rejects(audit.recordMany(f.handle.db, [...events.slice(0, 600), { tenantId: '', actor, action: 'thing.done' }]));
+      // A rolled-back batch leaves nothing.
+      await assert.rejects(
+        f.handle.db.transaction().execute(async (trx) => {
+          await audit.recordMany(trx, events);
+          throw new Error('rollback');
+        }),
+        /rollback/,
+      );
+      assert.equal(await count(), events.length);
+    } finally {
+      await f.dispose();
+    }
+  });
+
   it('appends outside a transaction in group commits: every concurrent event is committed when its promise resolves', async () => {
     const f = await createIdentityFixture(dialect, { empty: true });
     try {

@@ -59,6 +59,11 @@ export interface AuditLog {
   /** Appends an event, inside the caller's transaction when given one. */
   record(db: Kysely<Database> | Transaction<Database>, event: AuditRecord): Promise<void>;
   /**
+   * Appends events in the order given, as `record` would one by one, in inserts of up to 500 rows;
+   * checks every event before writing any. None writes nothing.
+   */
+  recordMany(db: Kysely<Database> | Transaction<Database>, events: readonly AuditRecord[]): Promise<void>;
+  /**
    * Appends an event that belongs to no transaction (a proxied call, a token handed out), committed
    * together with the other events appended meanwhile: one insert and one commit for a batch
    * (group commit). Resolves once the event is committed, so a caller that waits for it answers
@@ -69,7 +74,7 @@ export interface AuditLog {
   list(tenantId: string, options?: AuditListOptions): Promise<{ items: AuditEvent[]; next?: string }>;
 }
 
-/** Events one group commit writes at most (well under SQLite's bound on bound parameters). */
+/** Events one insert writes at most (7 bound parameters each: well under SQLite's bound). */
 const BATCH_ROWS = 500;
 
 const SECRET_KEYS = new Set<string>([...SECRET_FIELDS, 'passwordHash', 'password_hash', 'hash']);
@@ -108,6 +113,7 @@ export interface AuditLogOptions {
  * @example
  * const audit = createAuditLog({ db });
  * await audit.record(trx, { tenantId, actor, action: 'user.created', target: user.id });
+ * await audit.recordMany(trx, ids.map((id) => ({ tenantId, actor, action: 'api_key.revoked', target: id })));
  * const { items, next } = await audit.list(tenantId, { limit: 20 });
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
@@ -139,6 +145,13 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     };
   };
 
+  const recordMany: AuditLog['recordMany'] = async (db, events) => {
+    const rows = events.map(toRow);
+    for (let start = 0; start < rows.length; start += BATCH_ROWS) {
+      await db.insertInto('audit_events').values(rows.slice(start, start + BATCH_ROWS)).execute();
+    }
+  };
+
   // Group commit: events appended while a batch is being written wait for the next one.
   let queue: Array<{ row: Row; resolve: () => void; reject: (err: unknown) => void }> = [];
   let writing: Promise<void> | undefined;
@@ -167,9 +180,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
   };
 
   return {
-    async record(db, event) {
-      await db.insertInto('audit_events').values(toRow(event)).execute();
-    },
+    record: (db, event) => recordMany(db, [event]),
+    recordMany,
     append(event) {
       let row: Row;
       try {
