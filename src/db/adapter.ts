@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { CompiledQuery, Kysely, QueryResult } from 'kysely';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -37,6 +37,13 @@ export interface DatabaseHandle {
    * reconnects). Undefined where the database has no notifications (SQLite): poll instead.
    */
   readonly listen: ((channel: string, onNotify: (payload: string) => void) => Promise<() => Promise<void>>) | undefined;
+  /**
+   * Runs a compiled query this process sends many times with different values (a task claim, a
+   * task finish), on its own connection, never in a transaction. PostgreSQL runs it as a named
+   * prepared statement, so each connection parses and plans its text once rather than on every
+   * call; SQLite as any query.
+   */
+  executeRepeated<R>(query: CompiledQuery<R>): Promise<QueryResult<R>>;
   ping(): Promise<void>;
   poolStats(): PoolStats;
   close(): Promise<void>;

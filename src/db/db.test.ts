@@ -1,6 +1,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { sql, type Kysely } from 'kysely';
 import { createTestDatabase, eachDialect } from '../../test/support/databases.js';
@@ -42,6 +43,40 @@ await eachDialect('database', (dialect) => {
       await assert.rejects(handle.db.updateTable('tenants').set({ system: 1 }).where('id', '=', 'ten_later').execute());
     } finally {
       await tdb.dispose();
+    }
+  });
+
+  it('runs a repeated query with its values each time, and again after a migration changed its table', async (t) => {
+    const tdb = await createTestDatabase(dialect);
+    t.after(() => tdb.dispose());
+    const handle = await tdb.openMigrated();
+    const notes = handle.db as unknown as Kysely<{ repeat_notes: { id: string; body: string; extra?: string } }>;
+    await sql`create table repeat_notes (id text primary key, body text not null)`.execute(handle.db);
+    const insert = (id: string, body: string) => notes.insertInto('repeat_notes').values({ id, body }).returningAll().compile();
+    const selectAll = (id: string) => notes.selectFrom('repeat_notes').selectAll().where('id', '=', id).compile();
+    // More runs than the pool has connections: each connection prepares the text once, then reuses it.
+    for (let i = 0; i < 25; i++) {
+      const body = randomBytes(12).toString('base64url');
+      const inserted = await handle.executeRepeated(insert(`n${i}`, body));
+      assert.deepEqual(inserted.rows, [{ id: `n${i}`, body }]);
+      const touched = await handle.executeRepeated(notes.updateTable('repeat_notes').set({ body }).where('id', '=', `n${i}`).compile());
+      assert.equal(Number(touched.numAffectedRows), 1);
+      assert.deepEqual((await handle.executeRepeated(selectAll(`n${i}`))).rows, [{ id: `n${i}`, body }]);
+    }
+    // Another process migrates: the prepared `select *` now has another result type.
+    const other = tdb.open();
+    await sql`alter table repeat_notes add column extra text`.execute(other.db);
+    await other.close();
+    for (let i = 0; i < 12; i++) {
+      assert.deepEqual((await handle.executeRepeated(selectAll('n3'))).rows[0], { id: 'n3', body: (await notes.selectFrom('repeat_notes').select('body').where('id', '=', 'n3').executeTakeFirstOrThrow()).body, extra: null });
+    }
+    // A bad statement fails with the database's error and leaves the handle working.
+    await assert.rejects(handle.executeRepeated(insert('n0', 'again')), (err: Error & { code?: string }) => err.code === '23505' || /UNIQUE/.test(err.message));
+    assert.equal((await handle.executeRepeated(selectAll('n0'))).rows.length, 1);
+    // Many distinct texts (more than get names) all run.
+    for (let i = 0; i < 80; i++) {
+      const text = notes.selectFrom('repeat_notes').select(sql<number>`${sql.lit(i)}`.as('k')).where('id', '=', 'n1').compile();
+      assert.deepEqual((await handle.executeRepeated(text)).rows, [{ k: i }]);
     }
   });
 

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql, type CompiledQuery, type QueryResult } from 'kysely';
 import type { DatabaseHandle } from './adapter.js';
 import type { Database } from './schema.js';
 
@@ -55,6 +56,46 @@ async function listen(url: string, channel: string, onNotify: (payload: string) 
   };
 }
 
+/** At most this many texts get a prepared statement's name; the rest run unnamed (as Kysely runs every query). */
+const MAX_PREPARED_TEXTS = 64;
+
+/** PostgreSQL's "cached plan must not change result type": a prepared statement outlived a change of its table. */
+const PLAN_CHANGED = '0A000';
+
+/**
+ * Named prepared statements for {@link DatabaseHandle.executeRepeated}: pg parses a name's text once per
+ * connection and then sends only Bind and Execute. A statement prepared before a migration changed
+ * its table's columns fails with 0A000; that connection is dropped and the query runs once more on
+ * another, which prepares it afresh (the failed execution changed nothing).
+ */
+function repeatedQueries(pool: pg.Pool): <R>(query: CompiledQuery<R>) => Promise<QueryResult<R>> {
+  const names = new Map<string, string>();
+  const nameOf = (text: string): string | undefined => {
+    let name = names.get(text);
+    if (name === undefined && names.size < MAX_PREPARED_TEXTS) {
+      name = `latchkey_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+  const run = async <R>(query: CompiledQuery<R>, retried: boolean): Promise<QueryResult<R>> => {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      const name = nameOf(query.sql);
+      const result = await client.query<R & pg.QueryResultRow>(name === undefined ? { text: query.sql, values: [...query.parameters] } : { name, text: query.sql, values: [...query.parameters] });
+      return { rows: result.rows, ...(result.rowCount !== null ? { numAffectedRows: BigInt(result.rowCount) } : {}) };
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== PLAN_CHANGED || retried) throw err;
+      broken = err as Error;
+    } finally {
+      client.release(broken);
+    }
+    return run(query, true);
+  };
+  return (query) => run(query, false);
+}
+
 /** The shared database: a pg pool behind Kysely. */
 export function openPostgres(options: PostgresOptions): DatabaseHandle {
   const pool = new pg.Pool({
@@ -75,6 +116,7 @@ export function openPostgres(options: PostgresOptions): DatabaseHandle {
     supportsNotify: true,
     location: describePostgresUrl(options.url),
     listen: (channel, onNotify) => listen(options.url, channel, onNotify),
+    executeRepeated: repeatedQueries(pool),
     withMigrationLock: (fn) => fn(),
     async ping() {
       await sql`select 1`.execute(db);

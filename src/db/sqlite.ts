@@ -53,6 +53,7 @@ export function openSqlite(options: SqliteOptions): DatabaseHandle {
     supportsNotify: false,
     location: options.path,
     listen: undefined,
+    executeRepeated: (query) => db.executeQuery(query),
     async withMigrationLock(fn) {
       // Kysely runs SQLite migrations on its single connection outside a transaction and takes no
       // lock; without this, two processes starting at once both create the same tables.

@@ -185,7 +185,7 @@ export class TaskStore {
           .limit(request.limit),
       );
     if (this.#handle.supportsRowLocks) {
-      return this.#handle.db
+      const query = this.#handle.db
         .with(
           (cte) => cte('candidates').materialized(),
           (db) => candidates(db),
@@ -194,8 +194,8 @@ export class TaskStore {
         .from('candidates')
         .set((eb) => ({ ...set, attempts: eb('tasks.attempts', '+', 1), lease_token: eb('tasks.lease_token', '+', 1) }))
         .whereRef('tasks.id', '=', 'candidates.id')
-        .returningAll('tasks')
-        .execute();
+        .returningAll('tasks');
+      return (await this.#handle.executeRepeated(query.compile())).rows;
     }
     return this.#handle.db
       .updateTable('tasks')
@@ -331,14 +331,18 @@ export class TaskStore {
    */
   async finish(claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
     // PostgreSQL, most finishes: one statement, atomic by itself (no BEGIN and COMMIT round trips).
-    if (this.#handle.supportsRowLocks && !this.#needsMore(claimed, set, run)) return this.#finishOne(this.#handle.db, claimed, set, run);
+    if (this.#handle.supportsRowLocks && !this.#needsMore(claimed, set, run)) {
+      const result = await this.#handle.executeRepeated(this.#finishQuery(this.#handle.db, claimed, set, run).compile());
+      return Number(result.numAffectedRows ?? 0) === 1;
+    }
     return runTransaction(this.#handle, (trx) => this.finishIn(trx, claimed, set, run));
   }
 
   /** {@link finish} inside the caller's transaction `trx` (so that what reports the outcome commits with it). */
   async finishIn(trx: Transaction<Database>, claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
     if (this.#handle.supportsRowLocks) {
-      if (!(await this.#finishOne(trx, claimed, set, run))) return false;
+      const result = await this.#finishQuery(trx, claimed, set, run).executeTakeFirst();
+      if (Number(result.numInsertedOrUpdatedRows ?? 0) !== 1) return false;
     } else {
       const result = await trx
         .updateTable('tasks')
@@ -368,9 +372,9 @@ export class TaskStore {
    * PostgreSQL: the fenced update and the history row in one statement (a data-modifying CTE): the
    * run is recorded only when the update matched, and neither is written otherwise.
    */
-  async #finishOne(db: Executor, claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord): Promise<boolean> {
+  #finishQuery(db: Executor, claimed: TaskRow, set: Updateable<TasksTable>, run: RunRecord) {
     const row = this.#runRow(claimed.id, claimed.run_slot, Number(claimed.attempts), Number(claimed.lease_token), run);
-    const result = await db
+    return db
       .with('finished', (q) => q.updateTable('tasks').set(set).where('id', '=', claimed.id).where('lease_token', '=', claimed.lease_token).where('status', '=', 'running').returning('id'))
       .insertInto('task_runs')
       .columns(['id', 'task_id', 'run_slot', 'attempt', 'lease_token', 'started_at', 'finished_at', 'duration_ms', 'outcome', 'error_code', 'error'])
@@ -390,9 +394,7 @@ export class TaskStore {
             eb.cast<string | null>(eb.val(row.error_code), 'text').as('error_code'),
             eb.cast<string | null>(eb.val(row.error), 'text').as('error'),
           ]),
-      )
-      .executeTakeFirst();
-    return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+      );
   }
 
   /**
