@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Insertable, Kysely } from 'kysely';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -37,6 +37,13 @@ export interface DatabaseHandle {
    * reconnects). Undefined where the database has no notifications (SQLite): poll instead.
    */
   readonly listen: ((channel: string, onNotify: (payload: string) => void) => Promise<() => Promise<void>>) | undefined;
+  /**
+   * Inserts `rows` (plain values, every row with the same columns) in one transaction of its own
+   * and resolves once it is committed, as durably as any commit: for appends that belong to no
+   * caller's transaction (the audit log's group commit). SQLite: on a writer thread's own
+   * connection, so the commit's fsync does not stop the event loop. PostgreSQL: one insert.
+   */
+  appendRows<T extends keyof Database & string>(table: T, rows: ReadonlyArray<Insertable<Database[T]>>): Promise<void>;
   ping(): Promise<void>;
   poolStats(): PoolStats;
   close(): Promise<void>;

@@ -76,6 +76,10 @@ export function openPostgres(options: PostgresOptions): DatabaseHandle {
     location: describePostgresUrl(options.url),
     listen: (channel, onNotify) => listen(options.url, channel, onNotify),
     withMigrationLock: (fn) => fn(),
+    async appendRows(table, rows) {
+      if (rows.length === 0) return;
+      await db.insertInto(table).values(rows as never).execute();
+    },
     async ping() {
       await sql`select 1`.execute(db);
     },

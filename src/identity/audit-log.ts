@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Insertable, Kysely, Transaction } from 'kysely';
 import { LatchkeyError, SECRET_FIELDS, systemClock, type Clock } from '../core/index.js';
-import type { Database } from '../db/index.js';
+import type { Database, DatabaseHandle } from '../db/index.js';
 import { actorLabel, type Actor } from './actor.js';
 import { assertId } from './validation.js';
 
@@ -103,6 +103,11 @@ function decodeCursor(cursor: string): [string, string] {
 
 export interface AuditLogOptions {
   db: Kysely<Database>;
+  /**
+   * How a group commit's batch is written (the database handle's `appendRows`: on SQLite a writer
+   * thread, so the commit does not stop the event loop); default one insert through `db`.
+   */
+  appendRows?: DatabaseHandle['appendRows'];
   clock?: Clock;
 }
 
@@ -161,7 +166,8 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
       const batch = queue.slice(0, BATCH_ROWS);
       queue = queue.slice(batch.length);
       try {
-        await options.db.insertInto('audit_events').values(batch.map((b) => b.row)).execute();
+        const rows = batch.map((b) => b.row);
+        await (options.appendRows ? options.appendRows('audit_events', rows) : options.db.insertInto('audit_events').values(rows).execute());
         for (const b of batch) b.resolve();
       } catch (err) {
         for (const b of batch) b.reject(err);
