@@ -212,7 +212,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
     });
     background.add({ name: 'invalidation bus', start: () => bus.start(), stop: () => bus.stop() });
 
-    const identity = createIdentity({ db: database.db, bus, clock, logger });
+    const identity = createIdentity({ db: database.db, appendRows: (table, rows) => database.appendRows(table, rows), bus, clock, logger });
     const usage = createUsageGate({ db: database.db, clock, logger });
     closers.push(() => usage.close());
     background.add({ name: 'API key usage flush', start: () => usage.start(), stop: () => {} });

@@ -96,7 +96,7 @@ export async function createIdentityFixture(dialect: DialectName, options: Fixtu
     const bus = new InvalidationBus({ handle, boundMs });
     await bus.start();
     buses.push(bus);
-    const identity = createIdentity({ db: handle.db, bus, logger, ...(clock ? { clock } : {}), ...(options.sessions ? { sessions: options.sessions } : {}) });
+    const identity = createIdentity({ db: handle.db, appendRows: (table, rows) => handle.appendRows(table, rows), bus, logger, ...(clock ? { clock } : {}), ...(options.sessions ? { sessions: options.sessions } : {}) });
     return { handle, bus, identity };
   };
   try {

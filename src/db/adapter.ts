@@ -1,4 +1,4 @@
-import type { CompiledQuery, Kysely, QueryResult } from 'kysely';
+import type { CompiledQuery, Insertable, Kysely, QueryResult } from 'kysely';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -44,6 +44,13 @@ export interface DatabaseHandle {
    * call; SQLite as any query.
    */
   executeRepeated<R>(query: CompiledQuery<R>): Promise<QueryResult<R>>;
+  /**
+   * Inserts `rows` (plain values, every row with the same columns) in one transaction of its own
+   * and resolves once it is committed, as durably as any commit: for appends that belong to no
+   * caller's transaction (the audit log's group commit). SQLite: on a writer thread's own
+   * connection, so the commit's fsync does not stop the event loop. PostgreSQL: one insert.
+   */
+  appendRows<T extends keyof Database & string>(table: T, rows: ReadonlyArray<Insertable<Database[T]>>): Promise<void>;
   ping(): Promise<void>;
   poolStats(): PoolStats;
   close(): Promise<void>;

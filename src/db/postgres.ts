@@ -118,6 +118,10 @@ export function openPostgres(options: PostgresOptions): DatabaseHandle {
     listen: (channel, onNotify) => listen(options.url, channel, onNotify),
     executeRepeated: repeatedQueries(pool),
     withMigrationLock: (fn) => fn(),
+    async appendRows(table, rows) {
+      if (rows.length === 0) return;
+      await db.insertInto(table).values(rows as never).execute();
+    },
     async ping() {
       await sql`select 1`.execute(db);
     },

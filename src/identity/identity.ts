@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { systemClock, type Clock, type Logger } from '../core/index.js';
-import type { Database, InvalidationBus } from '../db/index.js';
+import type { Database, DatabaseHandle, InvalidationBus } from '../db/index.js';
 import { createAuditLog, type AuditLog } from './audit-log.js';
 import { createAuthorizer, type Authorizer } from './authorizer.js';
 import { bootstrap, type BootstrapResult } from './bootstrap.js';
@@ -13,6 +13,8 @@ import { createUserService, type UserService } from './users.js';
 
 export interface IdentityOptions {
   db: Kysely<Database>;
+  /** The database handle's `appendRows`, for the audit log's group commit (default inserts through `db`). */
+  appendRows?: DatabaseHandle['appendRows'];
   /** Started by the caller; identity publishes every change on it and drops cached answers by it. */
   bus: InvalidationBus;
   clock?: Clock;
@@ -52,7 +54,7 @@ export interface Identity {
  */
 export function createIdentity(options: IdentityOptions): Identity {
   const clock = options.clock ?? systemClock;
-  const audit = createAuditLog({ db: options.db, clock });
+  const audit = createAuditLog({ db: options.db, clock, ...(options.appendRows ? { appendRows: options.appendRows } : {}) });
   const deps: IdentityDeps = { db: options.db, bus: options.bus, clock, audit, logger: options.logger };
   return {
     tenants: createTenantService(deps),

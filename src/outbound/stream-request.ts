@@ -53,8 +53,24 @@ export function streamRequester(dispatcher: Dispatcher, timeoutMs: number, limit
     if (Buffer.isBuffer(body) && body.length > limits.maxRequestBytes) throw tooLargeRequest();
     if (body instanceof Readable) body = pipeline(body, counted(limits.maxRequestBytes, tooLargeRequest), () => {});
 
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
+    // One controller for the whole exchange, aborted by the timeout or by the caller's signal, and
+    // released (timer cleared, listener removed) once the answer's body is done with: cheaper than
+    // AbortSignal.timeout and AbortSignal.any, whose timer and signals outlive every request.
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new LatchkeyError('provider_unavailable', `${host} did not answer within ${timeoutMs} ms.`));
+    }, timeoutMs);
+    timer.unref();
+    const callerSignal = request.signal;
+    const onCallerAbort = () => controller.abort(callerSignal?.reason);
+    if (callerSignal?.aborted) onCallerAbort();
+    else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+    const release = () => {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener('abort', onCallerAbort);
+    };
     let answer: Dispatcher.ResponseData;
     try {
       answer = await dispatcher.request({
@@ -63,18 +79,21 @@ export function streamRequester(dispatcher: Dispatcher, timeoutMs: number, limit
         method: request.method as Dispatcher.HttpMethod,
         headers: request.headers,
         body: body ?? null,
-        signal,
+        signal: controller.signal,
       });
     } catch (err) {
+      release();
       const cause = err instanceof Error ? err.cause : undefined;
       if (err instanceof LatchkeyError) throw err;
       if (cause instanceof LatchkeyError) throw cause;
-      if (request.signal?.aborted) throw request.signal.reason;
-      if (timeout.aborted) throw new LatchkeyError('provider_unavailable', `${host} did not answer within ${timeoutMs} ms.`);
+      if (callerSignal?.aborted) throw callerSignal.reason;
+      if (timedOut) throw new LatchkeyError('provider_unavailable', `${host} did not answer within ${timeoutMs} ms.`);
       throw new LatchkeyError('provider_unavailable', `${host} could not be reached.`, { cause: err });
     }
 
     const raw = answer.body;
+    // Read to its end, failed or destroyed: the timeout and the caller's signal no longer apply.
+    raw.once('close', release);
     const length = Number(answer.headers['content-length'] ?? Number.NaN);
     if (length > limits.maxResponseBytes) {
       raw.on('error', () => {}); // the abort that destroying it reports is ours

@@ -243,8 +243,10 @@ export function createProxy(options: ProxyOptions): Proxy {
         let injected = await inject(resolved, request.owner, undefined, credential);
         let refreshed = false;
         for (let attempt = 0; ; attempt++) {
-          const target = new URL(url);
-          for (const [name, value] of Object.entries(injected.query)) target.searchParams.set(name, value);
+          // A copy only when the credential goes in the query: `url` itself is what the audit row names.
+          const queryCredential = Object.entries(injected.query);
+          const target = queryCredential.length === 0 ? url : new URL(url);
+          for (const [name, value] of queryCredential) target.searchParams.set(name, value);
           const response = await send({
             url: target,
             method,
