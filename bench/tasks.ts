@@ -513,7 +513,7 @@ function verdicts(r: Result): Array<{ target: string; measured: string; met: boo
 function notes(r: Result): string[] {
   const { s } = tables(r);
   return [
-    `On PostgreSQL each task is one claim statement (an UPDATE of a \`FOR UPDATE SKIP LOCKED\` CTE, shared by the tasks claimed together) and one finish statement (the fenced update and the history row in one data-modifying CTE), not prepared, with one claim at a time per process; on SQLite the claim is one statement and the finish one \`BEGIN IMMEDIATE\` transaction. graphile-worker's is one \`get_job\` and one \`complete_job\` call (prepared statements), up to \`concurrency\` of them in flight.`,
+    `On PostgreSQL each task is one claim statement (an UPDATE of a \`FOR UPDATE SKIP LOCKED\` CTE, shared by the tasks claimed together) and one finish statement (the fenced update and the history row in one data-modifying CTE), both named prepared statements, with one claim at a time per process (it claims what room has freed meanwhile); on SQLite the claim is one statement and the finish one \`BEGIN IMMEDIATE\` transaction. graphile-worker's is one \`get_job\` and one \`complete_job\` call (prepared statements), up to \`concurrency\` of them in flight.`,
     `Two processes against one: ${formatPercent(s['latchkey-pg-2'].perSec / s['latchkey-pg-1'].perSec)} of the one-process rate on the same ${describeMachine().cores} cores, which also run PostgreSQL and this process.`,
     `"postgres CPU" is every \`postgres\` process on the machine during the round, so other users of the server count in it; "worker CPU" is the worker processes' own, from /proc.`,
   ];
