@@ -121,9 +121,11 @@ describe('web console in chromium', () => {
     await popup.locator('input[name="login"]').fill('alice');
     await popup.locator('input[name="password"]').fill('any');
     await popup.getByRole('button', { name: 'Sign-in' }).click();
+    // Back on Latchkey, the popup tells the console, which closes it (watched for before the
+    // click: the window may close before the click's own promise settles).
+    const popupClosed = popup.waitForEvent('close');
     await popup.getByRole('button', { name: 'Continue' }).click();
-    // Back on Latchkey, the popup tells the console, which closes it.
-    await popup.waitForEvent('close');
+    await popupClosed;
 
     await row.locator('[data-status]', { hasText: /^connected$/ }).waitFor();
     await page.getByText('“Local IdP” is connected.').waitFor();
@@ -157,8 +159,9 @@ describe('web console in chromium', () => {
     await row.getByRole('button', { name: 'Connect Local IdP' }).click();
     const refused = await refusedOpened;
     // Signed in already at the provider: its consent page, whose Cancel refuses.
+    const refusedClosed = refused.waitForEvent('close');
     await refused.getByRole('link', { name: '[ Cancel ]' }).click();
-    await refused.waitForEvent('close');
+    await refusedClosed;
     await page.getByText(/^Connecting failed: .*did not authorize the connection: End-User aborted interaction\.$/).waitFor();
     assert.equal(await row.locator('[data-status]').innerText(), 'not connected');
     assert.equal(await page.evaluate(() => (globalThis as unknown as PageGlobals).sameDocument), true, 'no reload');
