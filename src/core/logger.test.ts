@@ -135,3 +135,41 @@ describe('logger timestamps', () => {
     }
   });
 });
+
+describe('logger destination', () => {
+  it('writes every line to stdout in order, multi-byte text intact, even when the process exits at once', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtempSync, openSync, closeSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const marker = random('line');
+    // 20,000 lines written in one go (most while a write is in flight), then process.exit: pino
+    // flushes what is pending. Once to a pipe, once to a file.
+    const script = [
+      `import { createLogger } from ${JSON.stringify(new URL('./logger.ts', import.meta.url).href)};`,
+      `const log = createLogger();`,
+      `for (let i = 0; i < 20000; i++) log.info({ i, text: 'zürich ✓ ${marker}' }, 'line');`,
+      `process.exit(0);`,
+    ].join('\n');
+    const args = ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script];
+    const check = (stdout: string) => {
+      const lines = stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { i: number; text: string });
+      assert.equal(lines.length, 20000);
+      assert.deepEqual(lines.map((l) => l.i), Array.from({ length: 20000 }, (_, i) => i));
+      assert.ok(lines.every((l) => l.text === `zürich ✓ ${marker}`));
+    };
+    const piped = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    assert.equal(piped.status, 0, piped.stderr);
+    check(piped.stdout);
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-log-'));
+    try {
+      const fd = openSync(join(dir, 'out.log'), 'w');
+      const filed = spawnSync(process.execPath, args, { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+      closeSync(fd);
+      assert.equal(filed.status, 0, filed.stderr);
+      check(readFileSync(join(dir, 'out.log'), 'utf8'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

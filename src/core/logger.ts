@@ -114,8 +114,24 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       timestamp: isoTime,
       base: { pid: process.pid },
     },
-    // Asynchronous writes to stdout: lines written while a write is in flight go out together in
-    // the next one instead of one system call each; pino flushes what is left when the process exits.
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination ?? stdoutDestination(),
   );
+}
+
+/**
+ * Asynchronous writes to stdout (sonic-boom): lines written while a write is in flight go out
+ * together in the next one instead of one system call each, and pino flushes what is left when
+ * the process exits. Each line is handed over as bytes: in its text mode sonic-boom measures the
+ * whole pending text again for every line it appends (`Buffer.byteLength` of its last chunk), so
+ * under load, with a write in flight and lines piling up, each request line cost about 2 µs more;
+ * in buffer mode it keeps each pending chunk's length.
+ */
+function stdoutDestination(): DestinationStream {
+  const boom = pino.destination({ dest: 1, sync: false, contentMode: 'buffer' });
+  const bytes = boom as unknown as { write(line: Buffer): boolean };
+  return {
+    write: (line: string) => bytes.write(Buffer.from(line, 'utf8')),
+    flush: (done?: (err?: Error) => void) => boom.flush(done),
+    flushSync: () => boom.flushSync(),
+  } as DestinationStream;
 }
