@@ -293,6 +293,22 @@ await eachDialect('HTTP identity', (dialect) => {
     assertError(await h.call({ method: 'GET', url: `/api/v1/tenants/${id}`, cookie }), 404, 'not_found');
   });
 
+  it('GET /me names the caller from warm caches and shows a tenant\'s new name at once after a rename', async () => {
+    const t = await h.tenant();
+    const first = await h.call({ method: 'GET', url: '/api/v1/me', key: t.adminKey });
+    assert.equal(first.status, 200, first.text);
+    // Warm: the same answer again, from the caches.
+    const again = await h.call({ method: 'GET', url: '/api/v1/me', key: t.adminKey });
+    assert.deepEqual(again.json, first.json);
+    const name = (first.json.tenant as { name: string }).name;
+    const cookie = await h.login('default', 'admin', h.adminPassword);
+    const renamed = await h.call({ method: 'PATCH', url: `/api/v1/tenants/${t.id}`, cookie, body: { name: `${name}-renamed` } });
+    assert.equal(renamed.status, 200, renamed.text);
+    const after = await h.call({ method: 'GET', url: '/api/v1/me', key: t.adminKey });
+    assert.equal((after.json.tenant as { name: string }).name, `${name}-renamed`);
+    assert.deepEqual({ ...after.json, tenant: null }, { ...first.json, tenant: null });
+  });
+
   it('the system tenant is marked in the database, never recognised by its name: a new "default" gets no system rights', async () => {
     const own = await createHttpHarness(dialect);
     try {

@@ -105,6 +105,21 @@ export class DisplayCache {
     return label;
   }
 
+  /**
+   * The names `GET /me` shows, read synchronously when every one of them is cached and fresh;
+   * undefined otherwise (then ask {@link tenantName}, {@link username} and {@link keyLabel}). The
+   * hot path pays no promise for a warm request.
+   */
+  peekMe(tenantId: string, userId: string, keyId: string | undefined): { tenantName: string; username: string; key: KeyLabel | undefined } | undefined {
+    const slots = this.#tenants.get(tenantId);
+    const tenant = fresh(slots?.tenant);
+    const username = fresh(slots?.users.get(userId));
+    if (tenant === undefined || username === undefined) return undefined;
+    if (keyId === undefined) return { tenantName: tenant.name, username, key: undefined };
+    const key = fresh(slots?.keys.get(keyId));
+    return key === undefined ? undefined : { tenantName: tenant.name, username, key };
+  }
+
   /** Forgets everything about a tenant (this process renamed or deleted it). */
   dropTenant(tenantId: string): void {
     this.#tenants.delete(tenantId);

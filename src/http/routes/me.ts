@@ -57,11 +57,16 @@ export const meRoutes: FastifyPluginAsync<MeRoutesOptions> = async (fastify, opt
     async (request) => {
       const principal = principalOf(request);
       const { tenantId, userId, apiKeyId } = principal;
-      const [tenantName, username, key] = await Promise.all([
-        display.tenantName(tenantId),
-        display.username(tenantId, userId),
-        apiKeyId === undefined ? undefined : display.keyLabel(tenantId, apiKeyId),
-      ]);
+      let names = display.peekMe(tenantId, userId, apiKeyId);
+      if (names === undefined) {
+        const [tenantName, username, key] = await Promise.all([
+          display.tenantName(tenantId),
+          display.username(tenantId, userId),
+          apiKeyId === undefined ? undefined : display.keyLabel(tenantId, apiKeyId),
+        ]);
+        names = { tenantName, username, key };
+      }
+      const { tenantName, username, key } = names;
       return {
         tenant: { id: tenantId, name: tenantName },
         user: { id: userId, username },
