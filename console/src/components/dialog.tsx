@@ -22,7 +22,20 @@ export function Dialog({ title, open, onClose, children }: DialogProps) {
   }, [open]);
   const id = `dialog-${title.replace(/\W+/g, '-').toLowerCase()}`;
   return (
-    <dialog ref={ref} aria-labelledby={id} onClose={onClose}>
+    <dialog
+      ref={ref}
+      aria-labelledby={id}
+      // Escape asks the owner to close it; the element closes only when the owner's state says so.
+      // Left to the platform, Escape hides it at once and reports it later (its close event is a
+      // queued task): a click that reopens it in between left the state "open" and the dialog shut.
+      onCancel={(event) => {
+        event.preventDefault();
+        onClose();
+      }}
+      onClose={() => {
+        if (ref.current?.open !== true) onClose();
+      }}
+    >
       <h2 id={id}>{title}</h2>
       {open && children}
     </dialog>
