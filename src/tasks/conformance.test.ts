@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { it, type TestContext } from 'node:test';
+import { SelectQueryNode, TableNode, type KyselyPlugin, type QueryId } from 'kysely';
 import { z } from 'zod';
 import { LatchkeyError, manualClock, type Clock } from '../core/index.js';
 import type { DatabaseHandle, DialectName } from '../db/index.js';
@@ -722,6 +723,46 @@ await eachDialect('task engine', (dialect) => {
     );
     const stored = await h.handle.db.selectFrom('task_runs').select('id').where('task_id', '=', task.id).execute();
     assert.equal(stored.length, 3);
+  });
+
+  it('shows a task and its runs as of one moment, even when the run finishes between the reads', async (t) => {
+    const h = await harness(t, dialect);
+    const w = h.worker();
+    const release = gate();
+    w.register({ type: 'hold', paramsSchema: z.object({}), run: () => release.promise });
+    const task = await w.schedule({ type: 'hold' });
+    assert.equal(await w.runner.claimAndRun(), 1);
+    assert.equal((await w.get(task.id)).status, 'running');
+
+    // A reader whose first read of the task row is followed, before it reads the runs, by the run
+    // finishing and its outcome committing: the moment a concurrent finish can fall in.
+    let afterTaskRead: (() => Promise<void>) | undefined = async () => {
+      release.open();
+      await w.runner.idle();
+    };
+    const taskReads = new Set<QueryId>();
+    const interleave: KyselyPlugin = {
+      transformQuery({ node, queryId }) {
+        const from = SelectQueryNode.is(node) ? node.from?.froms[0] : undefined;
+        if (from && TableNode.is(from) && from.table.identifier.name === 'tasks') taskReads.add(queryId);
+        return node;
+      },
+      async transformResult({ queryId, result }) {
+        const hook = taskReads.has(queryId) ? afterTaskRead : undefined;
+        afterTaskRead = hook ? undefined : afterTaskRead;
+        if (hook) await hook();
+        return result;
+      },
+    };
+    // Its own handle on either database (it only reads, so a second SQLite connection waits for nothing).
+    const own = h.tdb.open();
+    const reader = h.worker({ handle: { ...own, db: own.db.withPlugin(interleave) } });
+    const view = await reader.get(task.id);
+    assert.equal(afterTaskRead, undefined, 'the run finished between the reads');
+    assert.deepEqual(
+      [view.status, view.lastOutcome, view.runs.map((r) => r.outcome)],
+      ['succeeded', 'succeeded', ['succeeded']],
+    );
   });
 
   it('runs a task again now in a new slot, refuses while it runs, and removes a running task so that its worker records nothing', async (t) => {

@@ -467,8 +467,19 @@ export function createTasks(options: TasksOptions): Tasks {
       return toView(stored);
     },
     async get(taskId, scope = {}) {
-      const row = await load(taskId, scope);
-      return { ...toView(row, (await credentialsOf([row.id])).get(row.id)), runs: (await store.runs(row.id, RUNS_SHOWN)).map(toRunView) };
+      // The task and its runs as of one moment: a run finishing between the two reads (its history
+      // row and its status change commit together) would show a finished run on a running task,
+      // so the task is read again after its runs and the pair is taken only when it did not change.
+      let row = await load(taskId, scope);
+      let runs = await store.runs(row.id, RUNS_SHOWN);
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const again = await load(taskId, scope);
+        const unchanged = JSON.stringify(again) === JSON.stringify(row);
+        row = again;
+        if (unchanged) break;
+        runs = await store.runs(row.id, RUNS_SHOWN);
+      }
+      return { ...toView(row, (await credentialsOf([row.id])).get(row.id)), runs: runs.map(toRunView) };
     },
     async list(filter = {}) {
       assertSafeInput(filter, 'task list');
