@@ -426,6 +426,48 @@ await eachDialect('API key verifier', (dialect) => {
     }
   });
 
+  it('answers from its caches without waiting exactly as verify does, and leaves to verify whatever needs a read or a count', async () => {
+    const f = await createApiKeysFixture(dialect, { usage: true });
+    try {
+      const { service, verifier } = f.apiKeys;
+      const issued = await newKey(f, { name: 'k', roles: ['viewer'] });
+      assert.equal(verifier.verifyCached(issued.key), undefined, 'nothing cached yet');
+      assert.equal(verifier.cacheState(issued.apiKey.id), undefined, 'and nothing read for it');
+      assert.deepEqual(verifier.verifyCached('lk_not-a-key'), NOT_FOUND, 'a bad shape needs no read');
+
+      const answer = await verifier.verify(issued.key);
+      assert.equal(answer.code, 'valid');
+      assert.deepEqual(verifier.verifyCached(issued.key), answer);
+      assert.equal(verifier.verifyCached(issued.key, { permissions: ['identity:admin'] })?.code, 'insufficient_permissions');
+      assert.deepEqual(verifier.verifyCached(issued.key, { tenantId: `${f.tenantId}x` }), NOT_FOUND);
+      assert.deepEqual(verifier.verifyCached(wrongSecret(issued.key)), NOT_FOUND);
+
+      // A key with limits is always counted through the usage gate, never from the cache alone.
+      const limited = await newKey(f, { name: 'limited', rateLimit: { limit: 2, windowMs: 3_600_000 } });
+      assert.equal((await verifier.verify(limited.key)).code, 'valid');
+      assert.equal(verifier.verifyCached(limited.key), undefined);
+      assert.equal(verifier.verifyCached(limited.key, { consume: false })?.code, 'valid', 'unless it is not to be counted');
+      assert.equal((await verifier.verify(limited.key)).code, 'valid');
+      assert.equal((await verifier.verify(limited.key)).code, 'rate_limited', 'the two cached answers counted nothing');
+
+      // The owner losing a role, and a revocation, reach the cached path at once.
+      const erin = await f.identity.users.create(SYSTEM, f.tenantId, { username: 'erin', roles: ['viewer', 'editor'] });
+      const erinKey = await newKey(f, { name: 'erin' }, erin.id);
+      assert.equal((await verifier.verify(erinKey.key, { permissions: ['connectors:write'] })).code, 'valid');
+      assert.equal(verifier.verifyCached(erinKey.key, { permissions: ['connectors:write'] })?.code, 'valid');
+      await f.identity.roles.revoke(SYSTEM, f.tenantId, 'editor', { type: 'user', id: erin.id });
+      assert.equal(verifier.verifyCached(erinKey.key), undefined, "the owner's permissions must be read again");
+      assert.equal((await verifier.verify(erinKey.key, { permissions: ['connectors:write'] })).code, 'insufficient_permissions');
+      assert.deepEqual(verifier.verifyCached(erinKey.key)?.permissions, sorted(BUILTIN_ROLES.viewer));
+      await service.revoke(f.adminActor, f.tenantId, issued.apiKey.id);
+      assert.equal(verifier.verifyCached(issued.key), undefined, 'the revoked row must be read again');
+      assert.equal((await verifier.verify(issued.key)).code, 'revoked');
+      assert.notEqual(verifier.verifyCached(issued.key)?.code, 'valid', 'cached or not, never valid again');
+    } finally {
+      await f.dispose();
+    }
+  });
+
   it('never admits more than the rate limit under 50 concurrent verifications', async () => {
     const f = await createApiKeysFixture(dialect, { usage: true });
     try {

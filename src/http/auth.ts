@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ApiKeys, VerifyResult } from '../apikeys/index.js';
 import { LatchkeyError, systemClock, type Clock } from '../core/index.js';
@@ -115,19 +115,39 @@ function setOf(list: readonly Permission[]): ReadonlySet<Permission> {
   return set;
 }
 
+// One principal per key while its permissions stay the same objects: the verifier hands out the
+// same sorted list for a key until its owner's or roles' permissions change, so a cached key's
+// requests share one (frozen) principal instead of building one each.
+const keyPrincipals = new WeakMap<readonly Permission[], Principal>();
+
 function keyPrincipal(result: VerifyResult): Principal | undefined {
   const { keyId, tenantId, ownerId, permissions } = result;
   if (keyId === undefined || tenantId === undefined || ownerId === undefined || permissions === undefined) return undefined;
+  const known = keyPrincipals.get(permissions);
+  if (known !== undefined && known.apiKeyId === keyId && known.tenantId === tenantId && known.userId === ownerId) return known;
   const held = setOf(permissions);
-  return {
+  const principal: Principal = Object.freeze({
     tenantId,
     userId: ownerId,
     apiKeyId: keyId,
     permissions: held,
     permissionList: permissions,
     // The key's own permissions go with every change it makes: nobody grants more than they hold.
-    actor: { type: 'user', tenantId, userId: ownerId, apiKeyId: keyId, permissions: held },
-  };
+    actor: Object.freeze({ type: 'user' as const, tenantId, userId: ownerId, apiKeyId: keyId, permissions: held }),
+  });
+  keyPrincipals.set(permissions, principal);
+  return principal;
+}
+
+/** The principal of a verified key; null when it is not valid. A key over its limits is a 429. */
+function keyResult(result: VerifyResult): Principal | null {
+  if (result.code === 'rate_limited') {
+    throw tooMany('rate_limited', 'The API key has reached its rate limit; try again later.', result.retryAfterMs);
+  }
+  if (result.code === 'usage_exceeded') {
+    throw tooMany('usage_exceeded', 'The API key has no credits left.', result.retryAfterMs);
+  }
+  return result.valid ? (keyPrincipal(result) ?? null) : null;
 }
 
 const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
@@ -143,45 +163,55 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
    * passes (keys cannot be guessed), so a neighbour behind the same proxy or NAT failing cannot
    * lock it out. An address over the limit gets 429 instead of 401 until its window frees up.
    */
-  async function authenticate(request: FastifyRequest): Promise<Principal> {
-    const principal = await credentials(request);
-    if (principal !== undefined) return principal;
+  function failure(request: FastifyRequest): LatchkeyError {
     const address = request.ip;
     const now = clock.now().getTime();
     const waitMs = failures.retryAfterMs(address, now);
-    if (waitMs > 0) throw tooMany('rate_limited', 'Too many failed authentications from this address; try again later.', waitMs);
+    if (waitMs > 0) return tooMany('rate_limited', 'Too many failed authentications from this address; try again later.', waitMs);
     failures.hit(address, now);
-    throw new LatchkeyError('unauthorized', AUTHENTICATION_FAILED);
+    return new LatchkeyError('unauthorized', AUTHENTICATION_FAILED);
   }
 
-  /** The caller a request's key or session cookie names, or undefined when it names none. */
-  async function credentials(request: FastifyRequest): Promise<Principal | undefined> {
+  async function authenticate(request: FastifyRequest): Promise<Principal> {
+    const principal = await credentials(request);
+    if (principal === null) throw failure(request);
+    return principal;
+  }
+
+  /**
+   * The caller of a request with an API key this process has cached, without waiting: a principal,
+   * null when the key is not valid, undefined when the answer needs {@link credentials}.
+   */
+  function cachedKeyCredentials(request: FastifyRequest): Principal | null | undefined {
+    const header = request.headers.authorization;
+    if (header === undefined) return undefined;
+    const key = AUTHORIZATION.exec(header)?.[1];
+    if (key === undefined) return null;
+    const result = apiKeys.verifier.verifyCached(key, { consume: true });
+    return result === undefined ? undefined : keyResult(result);
+  }
+
+  /** The caller a request's key or session cookie names, or null when it names none. */
+  async function credentials(request: FastifyRequest): Promise<Principal | null> {
     const header = request.headers.authorization;
     if (header !== undefined) {
       const key = AUTHORIZATION.exec(header)?.[1];
-      if (key === undefined) return undefined;
-      const result = await apiKeys.verifier.verify(key, { consume: true });
-      if (result.code === 'rate_limited') {
-        throw tooMany('rate_limited', 'The API key has reached its rate limit; try again later.', result.retryAfterMs);
-      }
-      if (result.code === 'usage_exceeded') {
-        throw tooMany('usage_exceeded', 'The API key has no credits left.', result.retryAfterMs);
-      }
-      return result.valid ? keyPrincipal(result) : undefined;
+      if (key === undefined) return null;
+      return keyResult(await apiKeys.verifier.verify(key, { consume: true }));
     }
 
     const cookie = request.headers.cookie;
     const token = cookie === undefined ? undefined : app.parseCookie(cookie)[SESSION_COOKIE];
-    if (token === undefined || token === '') return undefined;
+    if (token === undefined || token === '') return null;
     // Checked before the session is even looked up: a forged request costs no database read and
     // counts as no failed authentication.
     if (needsCsrfToken(request.method) && !csrfTokenMatches(token, request.headers[CSRF_HEADER])) {
       throw new LatchkeyError('csrf_failed', CSRF_FAILED);
     }
     const session = await identity.sessions.authenticate(token);
-    if (session === undefined) return undefined;
+    if (session === undefined) return null;
     const user = await identity.authorizer.userPermissions(session.tenantId, session.userId);
-    if (!user.active) return undefined;
+    if (!user.active) return null;
     const { tenantId, userId } = session;
     return {
       tenantId,
@@ -214,10 +244,30 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
       throw new Error(`Route ${String(route.method)} ${route.url} declares no permission (config.permission).`);
     }
     const check = accessCheck(access, route.config?.systemTenant === true);
-    const guard = async (request: FastifyRequest): Promise<void> => {
-      const principal = await authenticate(request);
+    const admit = (request: FastifyRequest, principal: Principal, done: (err?: Error) => void): void => {
       request.principal = principal;
-      await check(principal);
+      let pending: Promise<void> | void;
+      try {
+        pending = check(principal);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      if (pending === undefined) done();
+      else pending.then(() => done(), done);
+    };
+    // A callback hook: a cached key is answered without a promise; anything else is awaited.
+    const guard = (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
+      let principal: Principal | null | undefined;
+      try {
+        principal = cachedKeyCredentials(request);
+        if (principal === null) throw failure(request);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      if (principal !== undefined) admit(request, principal, done);
+      else authenticate(request).then((found) => admit(request, found, done), done);
     };
     const existing = route.onRequest;
     route.onRequest = existing === undefined ? [guard] : [guard, ...(Array.isArray(existing) ? existing : [existing])];

@@ -29,6 +29,13 @@ export interface Authorizer {
   rolePermissions(tenantId: string, roleNames: readonly string[]): Promise<ReadonlySet<Permission>>;
   /** Role names the user holds, directly or through groups. */
   userRoles(tenantId: string, userId: string): Promise<ReadonlySet<string>>;
+  /**
+   * {@link userPermissions} when this process has the answer cached, without waiting for anything;
+   * undefined when it would have to read the database. For the per-request hot path.
+   */
+  peekUserPermissions(tenantId: string, userId: string): UserPermissions | undefined;
+  /** {@link rolePermissions} when cached, else undefined (the same way). */
+  peekRolePermissions(tenantId: string, roleNames: readonly string[]): ReadonlySet<Permission> | undefined;
 }
 
 export interface AuthorizerOptions {
@@ -97,6 +104,15 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
     return through(users, tenantId, userId, () => loadUser(tenantId, userId));
   };
 
+  const roleNamesOf = (tenantId: string, roleNames: readonly string[]): string[] => {
+    assertId(tenantId, 'tenantId');
+    if (!Array.isArray(roleNames) || roleNames.some((n) => typeof n !== 'string')) {
+      throw new TypeError('"roleNames" must be an array of strings.');
+    }
+    return [...new Set(roleNames)].sort();
+  };
+  const NO_PERMISSIONS: ReadonlySet<Permission> = new Set();
+
   return {
     async userPermissions(tenantId, userId) {
       const entry = await userEntry(tenantId, userId);
@@ -108,13 +124,23 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
     },
 
     async rolePermissions(tenantId, roleNames) {
-      assertId(tenantId, 'tenantId');
-      if (!Array.isArray(roleNames) || roleNames.some((n) => typeof n !== 'string')) {
-        throw new TypeError('"roleNames" must be an array of strings.');
-      }
-      const names = [...new Set(roleNames)].sort();
-      if (names.length === 0) return new Set();
+      const names = roleNamesOf(tenantId, roleNames);
+      if (names.length === 0) return NO_PERMISSIONS;
       return through(roles, tenantId, names.join('\u0000'), () => permissionsOfRoles(db, tenantId, names));
+    },
+
+    peekUserPermissions(tenantId, userId) {
+      assertId(tenantId, 'tenantId');
+      assertId(userId, 'userId');
+      // The entry itself: it is never changed once cached, and its permissions are the same set
+      // object userPermissions hands out, so memos keyed by that set keep working.
+      return users.get(tenantId, userId, clock.now().getTime());
+    },
+
+    peekRolePermissions(tenantId, roleNames) {
+      const names = roleNamesOf(tenantId, roleNames);
+      if (names.length === 0) return NO_PERMISSIONS;
+      return roles.get(tenantId, names.join('\u0000'), clock.now().getTime());
     },
   };
 }
