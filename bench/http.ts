@@ -2,8 +2,10 @@
 // autocannon (in this process) puts each target under load in turn, alternating the order: the
 // bare route, GET /healthz, GET /api/v1/me and POST /api/v1/api-keys/_verify with an API key, on
 // a real `latchkey serve` (SQLite, default log level: one request line per request, to a file).
-// The server's CPU time per request comes from /proc; each part of the stack is then timed alone
-// in this process (request id, the request line, metrics, the key verification, serialisation).
+// The server's CPU time per request comes from /proc. Two parts are also measured in a server: a
+// second `latchkey serve` at log level warn (no request line) answers /healthz and /me, and the
+// bare server answers a POST of _verify's body. Each part of the stack is then timed alone in this
+// process (request id, the request line, metrics, the key verification, serialisation).
 // Full mode writes its section of BENCHMARKS.md; --quick is a smoke run that writes nothing.
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -121,19 +123,25 @@ async function timeParts(bench: BenchLatchkey, key: string, meBody: unknown, log
 }
 
 interface Result {
-  summaries: Record<'bare' | 'healthz' | 'me' | 'verify', LoadSummary>;
+  summaries: Record<'bare' | 'healthz' | 'me' | 'verify' | 'healthzQuiet' | 'meQuiet' | 'barePost', LoadSummary>;
   parts: Part[];
 }
 
 async function run(settings: typeof FULL): Promise<Result> {
   const tdb = await createTestDatabase('sqlite');
+  // The second server's own database: two processes serving one SQLite file would share its write lock.
+  const quietDb = await createTestDatabase('sqlite');
   const servers: BenchServer[] = [];
   try {
     const encryptionKey = newEncryptionKey();
     const server = await startLatchkeyServer('latchkey serve', latchkeyEnv(tdb, encryptionKey), join(tdb.dataDir, 'serve.log'));
     servers.push(server);
+    const quiet = await startLatchkeyServer('latchkey serve, log level warn', { ...latchkeyEnv(quietDb, encryptionKey), LATCHKEY_LOG_LEVEL: 'warn' }, join(quietDb.dataDir, 'serve.log'));
+    servers.push(quiet);
     const bench = await openLatchkey(tdb, encryptionKey);
+    const quietBench = await openLatchkey(quietDb, encryptionKey);
     try {
+      const quietHeaders = { authorization: `ApiKey ${(await quietBench.mint('bench http, quiet')).key}` };
       const { key } = await bench.mint('bench http');
       const { key: checked } = await bench.mint('bench http, verified');
       const headers = { authorization: `ApiKey ${key}` };
@@ -151,6 +159,9 @@ async function run(settings: typeof FULL): Promise<Result> {
         { id: 'bare', name: 'bare Fastify route returning a constant', server: bare, path: '/bare', runs: [] },
         { id: 'healthz', name: 'Latchkey GET /healthz (no authentication)', server, path: '/healthz', runs: [] },
         { id: 'me', name: 'Latchkey GET /api/v1/me, API key', server, path: '/api/v1/me', headers, runs: [] },
+        { id: 'healthzQuiet', name: 'Latchkey GET /healthz at log level warn (no request line)', server: quiet, path: '/healthz', runs: [] },
+        { id: 'meQuiet', name: 'Latchkey GET /api/v1/me at log level warn (no request line)', server: quiet, path: '/api/v1/me', headers: quietHeaders, runs: [] },
+        { id: 'barePost', name: 'bare Fastify POST of the same JSON body as _verify', server: bare, path: '/bare', method: 'POST', headers: { 'content-type': 'application/json' }, body: verifyBody, runs: [] },
         {
           id: 'verify',
           name: 'Latchkey POST /api/v1/api-keys/_verify, API key',
@@ -169,10 +180,12 @@ async function run(settings: typeof FULL): Promise<Result> {
       return { summaries, parts };
     } finally {
       await bench.close();
+      await quietBench.close();
     }
   } finally {
     for (const s of servers.reverse()) await s.stop();
     await tdb.dispose();
+    await quietDb.dispose();
   }
 }
 
@@ -214,11 +227,15 @@ function notes(r: Result): string[] {
   const verify = cpu(s.verify) - cpu(s.healthz);
   const part = (prefix: string) => r.parts.find((p) => p.name.startsWith(prefix))?.us ?? Number.NaN;
   const named = part('request id') + part('request line') + part('metrics');
+  const lineHealthz = cpu(s.healthz) - cpu(s.healthzQuiet);
+  const lineMe = cpu(s.me) - cpu(s.meQuiet);
+  const share = (x: LoadSummary, of: LoadSummary) => formatPercent(x.requestsPerSec / of.requestsPerSec);
   return [
     `Both servers keep their one JavaScript thread busy, so requests/s follows the server's CPU per request (and autocannon, in the benchmark process, shares the 2 cores).`,
     `Latchkey's stack around every route (/healthz minus the bare route): ${us(stack)} a request. Of it, the request id, the request line and metrics, timed alone, are ${us(named)}; the rest is Fastify's hooks, the edge input check, the error and request-id headers and serialisation of the answer.`,
     `/me beyond /healthz (authentication and the route): ${us(auth)}; the cached key verification alone is ${us(part('authentication'))}, serialising the /me answer ${us(part('serialisation'))} (${us(part('for comparison'))} through zod, the serializer before this change).`,
-    `_verify beyond /healthz (authentication, JSON body parsing and validation, one verification of the checked key, the route): ${us(verify)}.`,
+    `_verify beyond /healthz (authentication, JSON body parsing and validation, one verification of the checked key, the route): ${us(verify)}. The bare route itself costs ${us(cpu(s.barePost) - cpu(s.bare))} more a request for a POST of the same body than for a GET; _verify is ${share(s.verify, s.barePost)} of that bare POST's requests/s.`,
+    `The request line measured in the server (the same requests on a second server at log level warn, which writes none): ${us(lineHealthz)} a /healthz, ${us(lineMe)} a /me, against ${us(part('request line'))} timed alone. Without it /healthz is ${share(s.healthzQuiet, s.bare)} and /me ${share(s.meQuiet, s.bare)} of the bare route; an operator who logs requests elsewhere (a load balancer) can set LATCHKEY_LOG_LEVEL=warn for that.`,
   ];
 }
 
@@ -228,7 +245,7 @@ function report(r: Result, machine: string, settings: typeof FULL, quick: boolea
   const lines = [
     `Command: \`npm run bench:http\`${quick ? ' -- --quick' : ''}. Date: ${date}. Machine: ${machine}; 1-minute load average at the end ${(loadavg()[0] ?? 0).toFixed(2)}.`,
     '',
-    `autocannon in the benchmark process, ${settings.connections} connections, ${settings.durationS} s per run, ${settings.runs} runs per target in alternating order after a ${settings.warmupS} s warm-up; \`latchkey serve\` on SQLite at the default log level (one request line per request, written to a file), the bare route in its own Fastify process with no logger.`,
+    `autocannon in the benchmark process, ${settings.connections} connections, ${settings.durationS} s per run, ${settings.runs} runs per target in alternating order after a ${settings.warmupS} s warm-up; \`latchkey serve\` on SQLite at the default log level (one request line per request, written to a file), and a second one on its own database at log level warn (no request line) for the two rows that say so; the bare route (GET, and a POST of _verify's body) in its own Fastify process with no logger.`,
     '',
     '### Targets',
     '',
