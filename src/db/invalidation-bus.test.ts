@@ -149,6 +149,43 @@ await eachDialect('invalidation bus', (dialect) => {
         await tdb.dispose();
       }
     });
+
+    it('applies every change of a large batch that commits after hundreds of later ones', async () => {
+      const tdb = await createTestDatabase(dialect);
+      try {
+        const a = await tdb.openMigrated();
+        const b = tdb.open();
+        const bus = new InvalidationBus({ handle: b, boundMs: 60_000 });
+        await bus.start();
+        const seen = new Set<string>();
+        bus.subscribe((inv) => seen.add(inv.subjectId ?? ''));
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let written!: () => void;
+        const taken = new Promise<void>((r) => (written = r));
+        const slow = a.db.transaction().execute(async (trx) => {
+          await new InvalidationBus({ handle: a }).publishMany(trx, Array.from({ length: 600 }, (_, i) => ({ scope: 'api_key' as const, tenantId: 't', subjectId: `slow_${i}` })));
+          written();
+          await held;
+        });
+        await taken;
+        // 300 more, numbered after the batch's 600 and committed before it.
+        await new InvalidationBus({ handle: a }).publishMany(a.db, Array.from({ length: 300 }, (_, i) => ({ scope: 'api_key' as const, tenantId: 't', subjectId: `fast_${i}` })));
+        try {
+          await bus.poll();
+          assert.equal(seen.size, 300);
+        } finally {
+          release();
+          await slow;
+        }
+        await bus.poll();
+        assert.equal(seen.size, 900, 'the batch committed late is applied whole, not only its last rows');
+        for (let i = 0; i < 600; i++) assert.ok(seen.has(`slow_${i}`), `slow_${i}`);
+        await bus.stop();
+      } finally {
+        await tdb.dispose();
+      }
+    });
   }
 
   it('wakes the listeners of a topic in every process at commit, never after a rollback, without applying an invalidation', async () => {

@@ -33,7 +33,12 @@ type Change = { scope: Invalidation['scope']; tenantId: string; subjectId?: stri
 const CHANNEL = 'latchkey_invalidations';
 /** Rows per insert of publishMany: 4 bound parameters each, far under SQLite's and PostgreSQL's bounds. */
 const PUBLISH_ROWS = 500;
-const LOOK_BACK = 200;
+/** Rows a poll reads past the last applied sequence number before it polls again. */
+const POLL_ROWS = 1000;
+/** Sequence numbers not yet seen below the last applied one that a process keeps looking for. */
+const MAX_HOLES = 10_000;
+/** At start, how far below the end of the log a process looks for rows still being committed. */
+const START_LOOK_BACK = 200;
 /** A notification with this payload prefix is a wake-up, not an invalidation. */
 const WAKE_PREFIX = 'wake:';
 
@@ -59,8 +64,14 @@ export class InvalidationBus {
   readonly #listeners = new Set<(inv: Invalidation) => void>();
   readonly #wakeListeners = new Map<WakeTopic, Set<() => void>>();
   #lastSeq = 0;
-  /** Sequence numbers applied within the look-back window (see #pollOnce). */
-  readonly #seen = new Set<number>();
+  /**
+   * Sequence numbers below #lastSeq not seen yet, with when they were first missed: on PostgreSQL
+   * a number is taken at insert and becomes visible at commit, so a transaction that commits late
+   * (a batch of 500 revocations) shows up below numbers already applied. Each poll asks for them
+   * again until they appear or the bound has passed (then every cache entry they would drop has
+   * expired anyway; a rolled-back transaction leaves holes that never fill).
+   */
+  readonly #holes = new Map<number, number>();
   #generation = 0;
   #timer: NodeJS.Timeout | undefined;
   #unlisten: (() => Promise<void>) | undefined;
@@ -144,7 +155,7 @@ export class InvalidationBus {
     if (this.#handle.supportsNotify) await sql`select pg_notify(${CHANNEL}, '')`.execute(db);
   }
 
-  /** Starts listening and polling from the current end of the log. */
+  /** Starts listening and polling from the current end of the log (and the rows just below it still being committed). */
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
@@ -152,7 +163,8 @@ export class InvalidationBus {
       .selectFrom('invalidations')
       .select(({ fn }) => fn.max('seq').as('seq'))
       .executeTakeFirst();
-    this.#lastSeq = Number(row?.seq ?? 0);
+    // Rows of transactions still committing at start may sit just below the end: looked for too.
+    this.#lastSeq = Math.max(0, Number(row?.seq ?? 0) - START_LOOK_BACK);
     if (this.#handle.listen) {
       try {
         this.#unlisten = await this.#handle.listen(CHANNEL, (payload) => this.#onNotify(payload));
@@ -196,35 +208,41 @@ export class InvalidationBus {
   }
 
   async #pollOnce(): Promise<void> {
-    // On PostgreSQL a sequence number is taken at insert but becomes visible at commit, so a
-    // lower number can appear after a higher one: look back a window and skip what was applied.
-    const low = Math.max(0, this.#lastSeq - LOOK_BACK);
+    const holes = [...this.#holes.keys()];
+    const after = this.#lastSeq;
     const rows = await this.#handle.db
       .selectFrom('invalidations')
       .selectAll()
-      .where('seq', '>', low)
+      .where((eb) => (holes.length === 0 ? eb('seq', '>', after) : eb.or([eb('seq', '>', after), eb('seq', 'in', holes)])))
       .orderBy('seq')
-      .limit(LOOK_BACK + 1000)
+      .limit(POLL_ROWS + holes.length)
       .execute();
-    let fresh = 0;
+    const now = Date.now();
+    let newer = 0;
     for (const row of rows) {
       const seq = Number(row.seq);
-      if (this.#seen.has(seq)) continue;
-      this.#seen.add(seq);
-      fresh++;
-      this.#lastSeq = Math.max(this.#lastSeq, seq);
+      if (seq > this.#lastSeq) {
+        for (let missing = Math.max(this.#lastSeq + 1, seq - MAX_HOLES); missing < seq; missing++) this.#holes.set(missing, now);
+        this.#lastSeq = seq;
+        newer++;
+      } else if (!this.#holes.delete(seq)) {
+        continue;
+      }
       this.#generation++;
       const inv: Invalidation = {
-        seq: Number(row.seq),
+        seq,
         scope: row.scope as Invalidation['scope'],
         tenantId: row.tenant_id,
         subjectId: row.subject_id,
       };
       for (const listener of this.#listeners) listener(inv);
     }
-    const floor = this.#lastSeq - LOOK_BACK;
-    for (const seq of this.#seen) if (seq <= floor) this.#seen.delete(seq);
-    if (rows.length === LOOK_BACK + 1000 && fresh > 0) this.#again = true;
+    // Holes older than the bound are given up (maps iterate in insertion order: oldest first).
+    for (const [seq, since] of this.#holes) {
+      if (now - since <= this.#boundMs && this.#holes.size <= MAX_HOLES) break;
+      this.#holes.delete(seq);
+    }
+    if (newer >= POLL_ROWS) this.#again = true;
   }
 
   /** This process applies its own changes at once, without waiting for a poll. */
