@@ -322,6 +322,16 @@ await eachDialect('tasks that run as a user', (dialect) => {
     const saved = await h.call({ method: 'PUT', url: `/api/v1/connectors/${connector.json.id}/connection`, key: userKey.key, body: { credential: { key: eveKey } }, headers: { 'latchkey-end-user': 'eve' } });
     assert.equal(saved.status, 200, saved.text);
 
+    // Without runAs it could never run: refused when scheduled, nothing stored.
+    const before = (await h.call({ method: 'GET', url: '/api/v1/tasks', key: userKey.key })).json.items.length;
+    const unowned = await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: connector.json.id, path: '/user' } } });
+    assert.equal(unowned.status, 400, unowned.text);
+    assert.equal(unowned.json.error.code, 'validation_failed');
+    assert.equal(unowned.json.error.message, 'The task is invalid: a connector_request task runs as a user, so schedule it with "runAs".');
+    assert.equal((await h.call({ method: 'GET', url: '/api/v1/tasks', key: userKey.key })).json.items.length, before);
+    const missing = await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { path: '/user' }, runAs: 'caller' } });
+    assert.equal(missing.json.error?.message, 'The task is invalid: "params.connectorId" is required.', missing.text);
+
     const created = await h.call({
       method: 'POST',
       url: '/api/v1/tasks',
@@ -341,20 +351,13 @@ await eachDialect('tasks that run as a user', (dialect) => {
     assert.equal(got[0]?.headers['x-api-key'], eveKey, "the end user's own credential was injected");
     assert.equal(got[0]?.headers['idempotency-key'], `${created.json.id}@${done.runs[0].slot}`);
     assert.equal(got[0]?.headers['authorization'], undefined, "the task's Latchkey key never reaches the provider");
+    assert.equal(got[0]?.headers['user-agent'], 'latchkey-task', 'the provider sees a Latchkey task calling');
     const taskKey = created.json.credentials[0].id as string;
     const audit = await h.call({ method: 'GET', url: `/api/v1/audit?actor=${encodeURIComponent(`api_key:${taskKey}`)}`, key: tenant.adminKey });
     assert.equal(audit.status, 200, audit.text);
     assert.ok(audit.json.items.length > 0, 'the proxied call is audited as the task key');
     assert.ok(!JSON.stringify(done).includes(eveKey));
 
-    // Without runAs there is no one to call as: the run fails with a sentence, not a crash.
-    const orphan = await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: connector.json.id, path: '/user' } } });
-    assert.equal(orphan.status, 201, orphan.text);
-    const failed = await until('the orphan to fail', async () => {
-      const view = await h.call({ method: 'GET', url: `/api/v1/tasks/${orphan.json.id}`, key: userKey.key });
-      return view.json.runs.length > 0 ? view.json : undefined;
-    });
-    assert.match(failed.runs[0].error, /schedule it with runAs/);
     // Latchkey's own refusal is told as such, not as the provider's answer.
     const unknown = await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: 'connector_unknown', path: '/user' }, runAs: 'caller' } });
     const refused = await until('the unknown connector to fail', async () => {
@@ -362,7 +365,7 @@ await eachDialect('tasks that run as a user', (dialect) => {
       return view.json.runs.length > 0 ? view.json : undefined;
     });
     assert.equal(refused.runs[0].errorCode, 'not_found');
-    assert.match(refused.runs[0].error, /^Latchkey refused the call: No connector/);
+    assert.match(refused.runs[0].error, /^Latchkey refused the call \(No connector with id "connector_unknown" exists\)\.$/);
     assertError(await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: connector.json.id, path: '/../../api/v1/api-keys' }, runAs: 'caller' } }), 400, 'validation_failed');
   });
 

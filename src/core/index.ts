@@ -18,7 +18,7 @@ export { createLogger, REDACT_PATHS, SECRET_FIELDS } from './logger.js';
 export type { Logger, LoggerOptions } from './logger.js';
 export { createMetrics } from './metrics.js';
 export type { Metrics } from './metrics.js';
-export { parseInput, assertId, assertSafeInput, unsafeInput, stringError, MAX_INPUT_DEPTH } from './validation.js';
+export { parseInput, assertId, assertSafeInput, unsafeInput, stringError, fieldProblem, sentence, MAX_INPUT_DEPTH } from './validation.js';
 export type { FieldProblem } from './validation.js';
 export { counted, verb } from './plural.js';
 export { Background } from './background.js';

@@ -49,6 +49,33 @@ export function assertSafeInput(input: unknown, what: string): void {
   throw new LatchkeyError('validation_failed', sentence, { details: { fields: [problem] } });
 }
 
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  object: 'an object',
+  array: 'a list',
+};
+
+/**
+ * A field's problem in words: zod's own type errors ("Invalid input: expected string, received
+ * undefined") become "is required" or "must be a string"; every other message is kept.
+ *
+ * @example
+ * fieldProblem('Invalid input: expected object, received null'); // 'must be an object'
+ */
+export function fieldProblem(message: string): string {
+  if (/received undefined$/.test(message)) return 'is required';
+  const type = /^invalid input: expected (\w+), received \w+$/i.exec(message)?.[1];
+  return type === undefined ? message : `must be ${TYPE_WORDS[type] ?? type}`;
+}
+
+/** `text` ended as a sentence: a final "." unless it already ends with one or a "?". */
+export function sentence(text: string): string {
+  return /[.?!]$/.test(text) ? text : `${text}.`;
+}
+
 /**
  * Parses `input` or throws `validation_failed` naming the first bad field, with every bad field in
  * `details.fields` (`{path, message}`). NUL characters and runaway nesting are refused first.
@@ -60,10 +87,10 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what:
   assertSafeInput(input, what);
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const fields = result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
+  const fields = result.error.issues.map((issue) => ({ path: issue.path.join('.'), message: fieldProblem(issue.message) }));
   const first = fields[0];
   const where = first?.path ? `"${first.path}" ${first.message}` : (first?.message ?? 'invalid');
-  throw new LatchkeyError('validation_failed', `The ${what} is invalid: ${where}.`, { details: { fields } });
+  throw new LatchkeyError('validation_failed', sentence(`The ${what} is invalid: ${where}`), { details: { fields } });
 }
 
 /**

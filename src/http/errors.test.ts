@@ -83,6 +83,16 @@ describe('mapError', () => {
     assert.equal(mapError(error, 'req_7').body.error.message, 'The request body is invalid: it is required.');
   });
 
+  it("words zod's type errors and a path parameter's problem as one sentence", () => {
+    const validation = (validationContext: string, instancePath: string, message: string) =>
+      mapError(Object.assign(new Error('x'), { code: 'FST_ERR_VALIDATION', statusCode: 400, validationContext, validation: [{ instancePath, message }] }), 'req_9').body.error;
+    assert.equal(validation('body', '', 'invalid input: expected object, received null').message, 'The request body is invalid: must be an object.');
+    assert.equal(validation('params', '/id', 'is not a connector id').message, 'The request path is invalid: "id" is not a connector id.');
+    const typo = validation('body', '/provider', 'is not a provider in the catalog; did you mean github?');
+    assert.equal(typo.message, 'The request body is invalid: "provider" is not a provider in the catalog; did you mean github?');
+    assert.deepEqual(validation('body', '/name', 'Invalid input: expected string, received number').details, { fields: [{ path: 'name', message: 'must be a string' }] });
+  });
+
   it('leaves the query string out of the 404 message', () => {
     assert.equal(notFoundBody('GET', '/x/y?token=abc', 'req_8').error.message, 'No route matches GET /x/y.');
   });

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { z } from 'zod';
-import { ERROR_STATUS, isLatchkeyError, type ErrorCode } from '../core/index.js';
+import { ERROR_STATUS, fieldProblem, isLatchkeyError, sentence, type ErrorCode } from '../core/index.js';
 import { scrubSecrets } from './secrets.js';
 
 /** The one error body of the HTTP API. */
@@ -71,8 +71,8 @@ const FASTIFY_MESSAGES: Record<string, string> = {
 const VALIDATION_CONTEXT: Record<string, string> = {
   body: 'request body',
   querystring: 'query string',
-  params: 'path parameters',
-  headers: 'request headers',
+  params: 'request path',
+  headers: 'request header',
 };
 
 interface ValidationIssue {
@@ -151,9 +151,7 @@ function fieldError(issue: ValidationIssue): FieldError {
   // Paths and messages can quote caller input (an unrecognized key's name): a key pasted there stays out.
   const path = scrubSecrets((issue.instancePath ?? '').split('/').filter((part) => part !== '').join('.'));
   const raw = scrubSecrets(issue.message ?? 'is invalid');
-  // zod reports a missing field as a type error on `undefined`.
-  const message = /received undefined$/.test(raw) ? 'is required' : raw;
-  return { path, message };
+  return { path, message: fieldProblem(raw) };
 }
 
 function validationMessage(context: string, fields: FieldError[]): string {
@@ -165,11 +163,11 @@ function validationMessage(context: string, fields: FieldError[]): string {
       ? first.message === 'is required'
         ? 'it is required'
         : `${lowerFirst(first.message)}`
-      : first.message === 'is required'
-        ? `"${first.path}" is required`
+      : /^(is|must) /.test(first.message)
+        ? `"${first.path}" ${first.message}`
         : `"${first.path}" is invalid (${lowerFirst(first.message)})`;
   const more = fields.length > 1 ? ` (and ${fields.length - 1} more)` : '';
-  return `The ${label} is invalid: ${problem}${more}.`;
+  return sentence(`The ${label} is invalid: ${problem}${more}`);
 }
 
 function clientStatus(error: unknown): number | undefined {

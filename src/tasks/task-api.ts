@@ -40,6 +40,8 @@ export function taskApiClient(api: TaskApi, key: string, endUserId: string | und
       }
       if (endUserId !== undefined && headers['latchkey-end-user'] === undefined) headers['latchkey-end-user'] = endUserId;
       headers['authorization'] = `ApiKey ${key}`;
+      // Not inject's own ("lightMyRequest"): a provider reached through the proxy sees who called.
+      headers['user-agent'] ??= 'latchkey-task';
       const body = init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(init.body);
       const res = await api({ method: init.method ?? 'GET', url: path, headers, ...(body !== undefined ? { body } : {}) });
       const out = new Headers();

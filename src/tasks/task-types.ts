@@ -84,6 +84,8 @@ export interface TaskTypeDefinition<S extends z.ZodType = z.ZodType> {
   run(context: TaskRunContext<z.output<S>>): Promise<unknown> | unknown;
   /** The run is given its credential's secret (default false: only its kind and id). */
   needsSecret?: boolean;
+  /** Only a task scheduled with `runAs` can run (it calls Latchkey as that user): scheduling one without is refused. */
+  requiresRunAs?: boolean;
   /** Per attempt; the signal aborts past it (default 5 minutes). */
   timeout?: string | number;
   /** Attempts per run slot before a run is given up (default 3). */
@@ -97,6 +99,7 @@ export interface RegisteredTaskType {
   paramsSchema: z.ZodType;
   run(context: TaskRunContext<unknown>): Promise<unknown> | unknown;
   needsSecret: boolean;
+  requiresRunAs: boolean;
   timeoutMs: number;
   maxAttempts: number;
   backoff: { baseMs: number; maxMs: number };
@@ -144,6 +147,7 @@ export class TaskTypeRegistry {
       paramsSchema: definition.paramsSchema,
       run: (context) => definition.run(context as TaskRunContext<z.output<S>>),
       needsSecret: definition.needsSecret === true,
+      requiresRunAs: definition.requiresRunAs === true,
       timeoutMs: durationOption(definition.timeout, DEFAULT_TIMEOUT_MS, 'timeout', type),
       maxAttempts,
       backoff,

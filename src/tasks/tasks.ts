@@ -314,6 +314,9 @@ export function createTasks(options: TasksOptions): Tasks {
       // Latchkey's own maintenance types are never a tenant's to schedule.
       throw new LatchkeyError('validation_failed', 'The task is invalid: "type" must be a registered task type.', { details: { fields: [{ path: 'type', message: 'must be a registered task type' }] } });
     }
+    if (type.requiresRunAs && parsed.runAs === undefined) {
+      throw new LatchkeyError('validation_failed', `The task is invalid: a ${type.type} task runs as a user, so schedule it with "runAs".`, { details: { fields: [{ path: 'runAs', message: 'is required for this task type' }] } });
+    }
     paramsJson(parsed.params);
     // Parsed under "params" so that errors name the field as the caller wrote it ("params.label").
     const params = paramsJson(parseInput(z.object({ params: type.paramsSchema }), { params: parsed.params ?? {} }, 'task').params);

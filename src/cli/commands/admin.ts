@@ -45,6 +45,8 @@ function createKeyCommand(): Command {
         if (expiresInMs === undefined || expiresInMs <= 0) {
           throw new LatchkeyError('invalid_request', `--expires-in must be a duration such as "30d" or "12h", got "${opts.expiresIn}".`);
         }
+        // A bare number is milliseconds: "5" is far too short for a key, and likely meant "5d".
+        if (expiresInMs < 1000) throw new LatchkeyError('invalid_request', `--expires-in must be at least 1 second, got "${opts.expiresIn}" (a number alone is milliseconds; write "5d" for days).`);
       }
       await withLatchkey(settings, async (latchkey) => {
         const tenant = await tenantNamed(latchkey, opts.tenant);

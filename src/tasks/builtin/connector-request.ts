@@ -63,6 +63,7 @@ export function connectorRequestTask(): TaskTypeDefinition<typeof paramsSchema> 
     timeout: '2m',
     maxAttempts: 3,
     backoff: { base: '30s', max: '30m' },
+    requiresRunAs: true,
     async run({ params, latchkey, signal, idempotencyKey }): Promise<ConnectorRequestResult> {
       if (!latchkey) throw new LatchkeyError('invalid_request', 'A connector_request task runs as a user: schedule it with runAs.');
       const search = params.query ? `?${new URLSearchParams(params.query).toString()}` : '';
@@ -77,7 +78,7 @@ export function connectorRequestTask(): TaskTypeDefinition<typeof paramsSchema> 
       const bytes = body.byteLength;
       if (res.status >= 400) {
         const refusal = latchkeyRefusal(res, body);
-        if (refusal) throw new LatchkeyError(refusal.code, `Latchkey refused the call: ${refusal.message}`);
+        if (refusal) throw new LatchkeyError(refusal.code, `Latchkey refused the call (${refusal.message.replace(/\.$/, '')}).`);
         throw new LatchkeyError('provider_unavailable', `The connector's API answered ${res.status}.`);
       }
       return { status: res.status, at: new Date().toISOString(), bytes, contentType: res.headers.get('content-type') };
