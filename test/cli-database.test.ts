@@ -179,6 +179,10 @@ await eachDialect('latchkey admin create-user', (dialect) => {
       const badRole = await runCli(['admin', 'create-user', '--tenant', tenant, '--username', 'y', '--role', 'nosuch'], { env });
       assert.equal(badRole.code, 2);
       assert.match(badRole.stderr, /is not a role of this tenant/);
+      const tooShort = await runCli(['admin', 'create-key', '--tenant', tenant, '--user', 'owner', '--name', 'k', '--expires-in', '5'], { env });
+      assert.equal(tooShort.code, 2, tooShort.stderr);
+      assert.equal(tooShort.stderr, 'latchkey: --expires-in must be at least 1 second, got "5" (a number alone is milliseconds; write "5d" for days).\n');
+      assert.equal(tooShort.stdout, '', 'no key is minted');
 
       const server = await startServer([], { env });
       try {
