@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, it } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -22,6 +23,8 @@ const seen: Array<{ method: string; url: string; headers: Record<string, unknown
 /** Tokens the upstream refuses once (as if the provider revoked them early). */
 const refuseOnce = new Set<string>();
 let limitedLeft = 0;
+/** Requests to /hold, which the upstream never answers: each resolves `closed` when its socket closes. */
+const held: Array<{ closed: Promise<void> }> = [];
 const BIG = randomBytes(1024 * 1024);
 const GZIPPED = gzipSync(BIG);
 
@@ -47,6 +50,10 @@ before(async () => {
       return reply.code(429).header('retry-after', '0').send({ error: 'slow down' });
     }
     return { ok: true };
+  });
+  upstream.get('/hold', (request) => {
+    held.push({ closed: new Promise<void>((resolve) => request.raw.socket.once('close', () => resolve())) });
+    return new Promise(() => {});
   });
   upstream.all('/api/*', async (request, reply) => {
     seen.push({ method: request.method, url: request.url, headers: request.headers, body: typeof request.body === 'string' ? request.body : '' });
@@ -230,6 +237,19 @@ await eachDialect('the proxy', (dialect) => {
     assert.equal(gz.headers['content-encoding'], 'gzip');
     assert.equal(gz.headers['content-length'], String(GZIPPED.length));
     assert.ok(gunzipSync(gz.rawPayload).equals(BIG));
+
+    // The caller hangs up while the provider has not answered: the call to the provider stops too
+    // (its socket closes now, not at the provider timeout), and the server keeps serving.
+    const before = held.length;
+    const hung = httpRequest(`${address}/api/v1/connectors/${id}/proxy/hold`, { headers: { authorization: `ApiKey ${t.adminKey}` } });
+    const hungUp = new Promise<void>((resolve) => hung.once('error', () => resolve()));
+    hung.end();
+    while (held.length === before) await new Promise((resolve) => setTimeout(resolve, 10));
+    hung.destroy();
+    await hungUp;
+    const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('still open'), 5000).unref());
+    assert.equal(await Promise.race([held.at(-1)?.closed.then(() => 'closed'), timeout]), 'closed', 'the upstream request is aborted');
+    assert.equal((await proxied(t.adminKey, id, '/api/after')).status, 200);
 
     const elsewhere = await connector(t.adminKey, { provider: 'http', authType: 'bearer', config: { apiBaseUrl: upstreamUrl.replace('127.0.0.1', '127.0.0.2') }, secrets: { token: secret('t') } });
     assertError(await proxied(t.adminKey, elsewhere, '/x'), 403, 'egress_refused');

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { LatchkeyError } from '../core/index.js';
-import { createEgressPolicy, createOutbound, type OpenConnection, type ResolvedAddress } from './index.js';
+import { Cancel, createEgressPolicy, createOutbound, type OpenConnection, type ResolvedAddress } from './index.js';
 
 /** A connect step that fails the test if it is ever reached: no packet may leave for these. */
 const never: OpenConnection = (options) => assert.fail(`a connection to ${options.hostname} was opened`);
@@ -397,6 +397,17 @@ describe('egress policy', () => {
         const pending = stream({ url: new URL(`${base}/silent`), method: 'GET', headers: {}, signal: gone.signal });
         gone.abort(new Error('caller left'));
         await assert.rejects(pending, /caller left/);
+        // The same with the proxy's cheaper Cancel, and one aborted before the request starts.
+        const left = new Cancel();
+        const waiting = stream({ url: new URL(`${base}/silent`), method: 'GET', headers: {}, signal: left });
+        left.abort(new Error('caller left too'));
+        left.abort(new Error('a second abort changes nothing'));
+        await assert.rejects(waiting, /caller left too/);
+        await assert.rejects(stream({ url: new URL(`${base}/silent`), method: 'GET', headers: {}, signal: left }), /caller left too/);
+        const plain = new Cancel();
+        plain.abort();
+        assert.equal(plain.aborted, true);
+        assert.equal((plain.reason as Error).name, 'AbortError');
       } finally {
         await outbound.close();
       }

@@ -8,6 +8,8 @@ export { createEgressAgent } from './egress-agent.js';
 export type { EgressAgentOptions, OpenConnection, Resolve, ResolvedAddress } from './egress-agent.js';
 export type { OutboundLimits } from './guarded-fetch.js';
 export type { StreamRequest, StreamResponse } from './stream-request.js';
+export { Cancel, onAbort } from './cancel.js';
+export type { CancelSignal } from './cancel.js';
 export { createDiscoveryCache } from './discovery.js';
 export type { DiscoveryCache } from './discovery.js';
 export { isLoopbackHost } from './loopback.js';

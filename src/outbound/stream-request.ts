@@ -1,6 +1,7 @@
 import { pipeline, Readable, Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { LatchkeyError } from '../core/index.js';
+import { Cancel, onAbort, type CancelSignal } from './cancel.js';
 import type { OutboundLimits } from './guarded-fetch.js';
 
 /** One request sent as it is: no redirect followed (a 3xx is the answer), bodies as Node streams. */
@@ -12,7 +13,7 @@ export interface StreamRequest {
   /** A buffered body, or a stream sent once. */
   body?: Buffer | Readable;
   /** The caller went away: aborts the request and its answer. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 export interface StreamResponse {
@@ -53,10 +54,11 @@ export function streamRequester(dispatcher: Dispatcher, timeoutMs: number, limit
     if (Buffer.isBuffer(body) && body.length > limits.maxRequestBytes) throw tooLargeRequest();
     if (body instanceof Readable) body = pipeline(body, counted(limits.maxRequestBytes, tooLargeRequest), () => {});
 
-    // One controller for the whole exchange, aborted by the timeout or by the caller's signal, and
+    // One Cancel for the whole exchange, aborted by the timeout or by the caller's signal, and
     // released (timer cleared, listener removed) once the answer's body is done with: cheaper than
-    // AbortSignal.timeout and AbortSignal.any, whose timer and signals outlive every request.
-    const controller = new AbortController();
+    // an AbortController, and than AbortSignal.timeout and AbortSignal.any, whose timer and signals
+    // outlive every request.
+    const controller = new Cancel();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -65,11 +67,12 @@ export function streamRequester(dispatcher: Dispatcher, timeoutMs: number, limit
     timer.unref();
     const callerSignal = request.signal;
     const onCallerAbort = () => controller.abort(callerSignal?.reason);
+    let stopListening: (() => void) | undefined;
     if (callerSignal?.aborted) onCallerAbort();
-    else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+    else if (callerSignal !== undefined) stopListening = onAbort(callerSignal, onCallerAbort);
     const release = () => {
       clearTimeout(timer);
-      callerSignal?.removeEventListener('abort', onCallerAbort);
+      stopListening?.();
     };
     let answer: Dispatcher.ResponseData;
     try {
@@ -79,7 +82,7 @@ export function streamRequester(dispatcher: Dispatcher, timeoutMs: number, limit
         method: request.method as Dispatcher.HttpMethod,
         headers: request.headers,
         body: body ?? null,
-        signal: controller.signal,
+        signal: controller,
       });
     } catch (err) {
       release();

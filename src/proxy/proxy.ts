@@ -3,7 +3,7 @@ import { credentialOf, isStaticCredentialAuthType, resolveForEndUser, type Conne
 import { LatchkeyError, type Logger } from '../core/index.js';
 import type { Actor, AuditLog } from '../identity/index.js';
 import { isEndUser, type AccessToken, type ConnectionOwner, type ConnectionStore, type TokenClient, type UserCredentials } from '../oauth/index.js';
-import type { Outbound } from '../outbound/index.js';
+import { onAbort, type CancelSignal, type Outbound } from '../outbound/index.js';
 
 /** Headers that describe one hop, never forwarded (RFC 9110 7.6.1), plus the ones Latchkey owns. */
 const HOP_BY_HOP = new Set([
@@ -52,7 +52,8 @@ export interface ProxyRequest {
   body: Readable | undefined;
   /** Retries of a 429/503 with `Retry-After` the caller asked for (`Latchkey-Retries`). */
   retries?: number;
-  signal?: AbortSignal;
+  /** The caller went away: stops the call to the provider. */
+  signal?: CancelSignal;
 }
 
 export interface ProxyResponse {
@@ -104,13 +105,20 @@ interface Injected {
   accessToken?: string;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+function sleep(ms: number, signal?: CancelSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const stopListening = signal === undefined ? undefined : onAbort(signal, () => {
       clearTimeout(timer);
       reject(signal.reason);
-    }, { once: true });
+    });
+    const timer = setTimeout(() => {
+      stopListening?.();
+      resolve();
+    }, ms);
   });
 }
 

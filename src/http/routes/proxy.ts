@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ConnectorService } from '../../connectors/index.js';
 import { LatchkeyError } from '../../core/index.js';
+import { Cancel } from '../../outbound/index.js';
 import type { Proxy } from '../../proxy/index.js';
 import { principalOf, SECURITY } from '../auth.js';
 import { endUserOf, ownerOf } from '../connection-owner.js';
@@ -77,7 +78,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
       const owner = ownerOf(principal, connector, userHeader, endUserOf(request));
       const retriesHeader = request.headers['latchkey-retries'];
       const retries = typeof retriesHeader === 'string' && /^\d{1,2}$/.test(retriesHeader) ? Number(retriesHeader) : 0;
-      const controller = new AbortController();
+      const controller = new Cancel();
       // The caller went away before the answer was sent: stop talking to the provider too.
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) controller.abort();
@@ -95,10 +96,10 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
           headers: request.headers,
           body: request.body === undefined || request.body === null ? undefined : (request.body as IncomingMessage),
           retries,
-          signal: controller.signal,
+          signal: controller,
         });
       } catch (err) {
-        if (!controller.signal.aborted) throw err;
+        if (!controller.aborted) throw err;
         // Nobody is left to answer: not a failure of Latchkey's, nor of the provider's.
         request.log.info({ connectorId: connector.id }, 'The caller went away before the provider answered.');
         reply.hijack();
