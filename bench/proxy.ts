@@ -2,7 +2,8 @@
 // straight to the upstream, same run. The upstream is its own Fastify process on 127.0.0.1
 // (bench/proxy-upstream.ts) answering a 1 KiB and a 1 MiB body to the right API key; Latchkey is a
 // real `latchkey serve` (SQLite, default log level) with a generic `http` connector holding that
-// key, called with an API key of its own. autocannon (in this process) loads each target in turn,
+// key, called with an API key of its own; the floor is a bare Fastify + undici proxy in front of the
+// same upstream (bench/proxy-floor.ts). autocannon (in this process) loads each target in turn,
 // alternating the order; then one connection at a time measures the latency a proxied call adds.
 // CPU per request is the server's plus the upstream's, from /proc.
 // Full mode writes its section of BENCHMARKS.md; --quick is a smoke run that writes nothing.
@@ -47,7 +48,8 @@ function log(message: string): void {
 }
 
 type Size = '1k' | '1m';
-type TargetId = `${'direct' | 'proxied'}-${Size}`;
+type TargetId = `${'direct' | 'floor' | 'proxied'}-${Size}`;
+const directOf = (id: TargetId) => id.replace(/^(floor|proxied)/, 'direct') as TargetId;
 
 interface Latency {
   p50Ms: number;
@@ -156,6 +158,16 @@ async function run(settings: Settings): Promise<Result> {
       '/ready',
     );
     servers.push(upstream);
+    const floorPort = await freePort();
+    const floor = await spawnLogged(
+      'bench proxy floor',
+      ['--import', TSX, `${ROOT}bench/proxy-floor.ts`, String(floorPort), upstream.url],
+      { BENCH_UPSTREAM_KEY: upstreamKey },
+      join(tdb.dataDir, 'floor.log'),
+      floorPort,
+      '/ready',
+    );
+    servers.push(floor);
     const encryptionKey = newEncryptionKey();
     const env = { ...latchkeyEnv(tdb, encryptionKey), LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1', LATCHKEY_EGRESS_ALLOW: '127.0.0.1/32' };
     const server = await startLatchkeyServer('latchkey serve', env, join(tdb.dataDir, 'serve.log'));
@@ -182,6 +194,7 @@ async function run(settings: Settings): Promise<Result> {
       const path = (size: Size, proxied: boolean) => (proxied ? `/api/v1/connectors/${connector.id}/proxy/${size}` : `/${size}`);
       for (const [label, url, headers] of [
         ['direct', `${upstream.url}${path('1k', false)}`, directHeaders],
+        ['floor', `${floor.url}/proxy/1k`, {}],
         ['proxied', `${server.url}${path('1k', true)}`, proxiedHeaders],
       ] as const) {
         const res = await fetch(url, { headers });
@@ -194,6 +207,7 @@ async function run(settings: Settings): Promise<Result> {
         const label = size === '1k' ? '1 KiB' : '1 MiB';
         targets.push(
           { id: `direct-${size}`, name: `direct GET of ${label} from the upstream`, server: upstream, path: path(size, false), headers: directHeaders, runs: [] },
+          { id: `floor-${size}`, name: `GET of ${label} through a bare Fastify + undici proxy (the floor)`, server: floor, also: [upstream], path: `/proxy/${size}`, runs: [] },
           {
             id: `proxied-${size}`,
             name: `proxied GET of ${label} through Latchkey`,
@@ -235,7 +249,7 @@ function tables(r: Result) {
   const header = ['target', 'requests/s', 'throughput', 'of direct', 'p50 (load)', 'p99 (load)', 'runs', 'CPU / request (Latchkey + upstream)'];
   const rows = (Object.keys(r.summaries) as TargetId[]).map((id) => {
     const s = r.summaries[id];
-    const direct = r.summaries[id.replace('proxied', 'direct') as TargetId];
+    const direct = r.summaries[directOf(id)];
     const share = id.endsWith('1m') ? s.bytesPerSec / direct.bytesPerSec : s.requestsPerSec / direct.requestsPerSec;
     return [
       s.name,
@@ -270,7 +284,13 @@ function verdicts(r: Result): Array<{ target: string; measured: string; met: boo
 function notes(r: Result): string[] {
   const s = r.summaries;
   const cpu = (id: TargetId) => s[id].serverCpuUsPerRequest ?? Number.NaN;
+  const ofFloor = (size: Size) =>
+    size === '1k' ? s['proxied-1k'].requestsPerSec / s['floor-1k'].requestsPerSec : s['proxied-1m'].bytesPerSec / s['floor-1m'].bytesPerSec;
+  const floorShare = (size: Size) =>
+    size === '1k' ? s['floor-1k'].requestsPerSec / s['direct-1k'].requestsPerSec : s['floor-1m'].bytesPerSec / s['direct-1m'].bytesPerSec;
   return [
+    `The floor (a bare Fastify route forwarding with undici through at most 10 connections, as Latchkey's per-connector limit allows; no authentication, audit, log line, metrics or egress check) reaches ${formatPercent(floorShare('1k'))} of direct requests/s for 1 KiB and ${formatPercent(floorShare('1m'))} of direct throughput for 1 MiB: what any Node proxy can reach here. Latchkey is ${formatPercent(ofFloor('1k'))} and ${formatPercent(ofFloor('1m'))} of the floor.`,
+    `Floor CPU per request (floor + upstream): ${us(cpu('floor-1k'))} for 1 KiB, ${us(cpu('floor-1m'))} for 1 MiB; Latchkey beyond the floor: ${us(cpu('proxied-1k') - cpu('floor-1k'))} and ${us(cpu('proxied-1m') - cpu('floor-1m'))}.`,
     'Under load every process is CPU-bound on the 2 cores (autocannon, Latchkey and the upstream), so a proxied request pays for two HTTP exchanges on the same cores a direct one pays one for.',
     `Latchkey's own CPU per proxied 1 KiB GET (proxied minus direct, per request): ${us(cpu('proxied-1k') - cpu('direct-1k'))}: authenticating the caller, the connector from this process's cache, the outbound request through the egress policy, the audit row, streaming the answer back.`,
     `Per proxied 1 MiB GET: ${us(cpu('proxied-1m') - cpu('direct-1m'))}, mostly copying the body through (the answer is streamed, never buffered whole).`,
@@ -282,7 +302,7 @@ function report(r: Result, machine: string, settings: Settings, date: string): s
   return [
     `Command: \`npm run bench:proxy\`. Date: ${date}. Machine: ${machine}; 1-minute load average at the end ${(loadavg()[0] ?? 0).toFixed(2)}.`,
     '',
-    `1 KiB: autocannon in the benchmark process, ${settings.connections} connections; 1 MiB: ${BODY_CONNECTIONS} kept-alive connections of node:http in the benchmark process counting body bytes (autocannon reads large bodies slower than the upstream writes them). ${settings.durationS} s per run, ${settings.runs} runs per target in alternating order after a ${settings.warmupS} s warm-up; then ${formatCount(settings.latencyRequests)} requests one at a time per target on one kept-alive connection for the added latency. \`latchkey serve\` on SQLite at the default log level, a generic \`http\` connector with an API key in a header; the upstream is a Fastify process on 127.0.0.1 checking that key.`,
+    `1 KiB: autocannon in the benchmark process, ${settings.connections} connections; 1 MiB: ${BODY_CONNECTIONS} kept-alive connections of node:http in the benchmark process counting body bytes (autocannon reads large bodies slower than the upstream writes them). ${settings.durationS} s per run, ${settings.runs} runs per target in alternating order after a ${settings.warmupS} s warm-up; then ${formatCount(settings.latencyRequests)} requests one at a time per target on one kept-alive connection for the added latency. \`latchkey serve\` on SQLite at the default log level, a generic \`http\` connector with an API key in a header; the upstream is a Fastify process on 127.0.0.1 checking that key; the floor is a bare Fastify + undici proxy in its own process (bench/proxy-floor.ts).`,
     '',
     '### Targets',
     '',
