@@ -4,6 +4,8 @@ import { LatchkeyError } from './errors.js';
 /** Deeper input is refused before any schema sees it: validators and serializers recurse. */
 export const MAX_INPUT_DEPTH = 64;
 
+const NUL_IN_STRING = 'must not contain a NUL character';
+
 /** One field a caller got wrong: its dotted path ('' for the whole input) and what is wrong. */
 export interface FieldProblem {
   path: string;
@@ -19,18 +21,22 @@ export interface FieldProblem {
  * unsafeInput({ name: 'a\u0000b' }); // { path: 'name', message: 'must not contain a NUL character' }
  */
 export function unsafeInput(input: unknown): FieldProblem | undefined {
-  const pending: Array<{ value: unknown; path: readonly string[] }> = [{ value: input, path: [] }];
+  // Runs on every request (path parameters, query, body): strings are checked where they are met
+  // and only containers are queued, each with its path, so a flat object allocates next to nothing.
+  if (typeof input === 'string') return input.includes('\u0000') ? { path: '', message: NUL_IN_STRING } : undefined;
+  if (!isPlainContainer(input)) return undefined;
+  const pending: Array<{ value: Record<string, unknown>; path: readonly string[] }> = [{ value: input, path: [] }];
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     const { value, path } = next;
-    if (typeof value === 'string') {
-      if (value.includes('\u0000')) return { path: path.join('.'), message: 'must not contain a NUL character' };
-      continue;
-    }
-    if (!isPlainContainer(value)) continue;
     if (path.length >= MAX_INPUT_DEPTH) return { path: '', message: `must not be nested more than ${MAX_INPUT_DEPTH} levels deep` };
-    for (const [key, child] of Object.entries(value)) {
+    for (const key of Object.keys(value)) {
       if (key.includes('\u0000')) return { path: path.join('.'), message: 'must not have a key with a NUL character' };
-      pending.push({ value: child, path: [...path, key] });
+      const child = value[key];
+      if (typeof child === 'string') {
+        if (child.includes('\u0000')) return { path: [...path, key].join('.'), message: NUL_IN_STRING };
+      } else if (isPlainContainer(child)) {
+        pending.push({ value: child, path: [...path, key] });
+      }
     }
   }
   return undefined;
