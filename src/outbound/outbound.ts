@@ -129,7 +129,7 @@ export function createOutbound(options: OutboundOptions = {}): Outbound {
   function urlProblem(target: string | URL): string | undefined {
     let url: URL;
     try {
-      url = new URL(target);
+      url = target instanceof URL ? target : new URL(target);
     } catch {
       return 'is not an absolute URL';
     }

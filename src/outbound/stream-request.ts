@@ -18,7 +18,8 @@ export interface StreamRequest {
 
 export interface StreamResponse {
   status: number;
-  headers: Record<string, string | string[]>;
+  /** undici's own object for this answer (lower-case names), the caller's to change. */
+  headers: Record<string, string | string[] | undefined>;
   /** Bounded by the response limit: past it the stream fails with `response_too_large`. */
   body: Readable;
   /** Reads the rest of the answer and throws it away, so the connection can be used again. */
@@ -103,14 +104,12 @@ export function streamRequester(dispatcher: Dispatcher, timeoutMs: number, limit
       raw.destroy();
       throw tooLargeResponse();
     }
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined) headers[name] = value;
     // A declared length within the limit bounds the body already (HTTP/1.1 framing ends it there);
     // only an answer of unknown length is counted as it streams, and only once it is read.
     let bounded: Readable | undefined = Number.isFinite(length) ? raw : undefined;
     return {
       status: answer.statusCode,
-      headers,
+      headers: answer.headers,
       get body() {
         bounded ??= pipeline(raw, counted(limits.maxResponseBytes, tooLargeResponse), () => {});
         return bounded;

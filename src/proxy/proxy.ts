@@ -122,19 +122,34 @@ function sleep(ms: number, signal?: CancelSignal): Promise<void> {
   });
 }
 
+/** API base URLs as parsed, by their text: a call parses only its own path. Read, never changed. */
+const roots = new Map<string, { url: URL; origin: string; pathname: string }>();
+const MAX_ROOTS = 1000;
+
+function rootOf(base: string): { url: URL; origin: string; pathname: string } {
+  let root = roots.get(base);
+  if (root === undefined) {
+    const url = new URL(base.endsWith('/') ? base : `${base}/`);
+    root = { url, origin: url.origin, pathname: url.pathname };
+    if (roots.size >= MAX_ROOTS) roots.clear();
+    roots.set(base, root);
+  }
+  return root;
+}
+
 /** The target URL: the base URL with the caller's path appended; a path may not climb out of the base. */
 export function targetUrl(base: string, path: string, query: string): URL {
-  const root = new URL(base.endsWith('/') ? base : `${base}/`);
+  const root = rootOf(base);
   if (!path.startsWith('/')) throw new LatchkeyError('invalid_request', 'The proxied path must start with "/".');
   // Percent-encoded dots and slashes could climb after decoding at the provider: refused as they are.
   if (/(^|\/)(\.|%2e){1,2}(\/|$)/i.test(path) || /%2f|%5c|\\/i.test(path)) {
     throw new LatchkeyError('invalid_request', 'The proxied path may not contain "." or ".." segments or encoded slashes.');
   }
-  const url = new URL(path.slice(1), root);
+  const url = new URL(path.slice(1), root.url);
   if (url.origin !== root.origin || !url.pathname.startsWith(root.pathname)) {
     throw new LatchkeyError('invalid_request', 'The proxied path must stay below the provider\'s API base URL.');
   }
-  url.search = query;
+  if (query !== '') url.search = query;
   return url;
 }
 
@@ -232,7 +247,8 @@ export function createProxy(options: ProxyOptions): Proxy {
       const url = targetUrl(base, request.path, request.query);
       outbound.assertAllowed(url, 'API');
       const headers: Record<string, string> = {};
-      for (const [name, value] of Object.entries(request.headers)) {
+      for (const name in request.headers) {
+        const value = request.headers[name];
         const lower = name.toLowerCase();
         if (value === undefined || HOP_BY_HOP.has(lower) || CALLER_ONLY.has(lower) || lower.startsWith('latchkey-')) continue;
         headers[lower] = Array.isArray(value) ? value.join(', ') : value;
@@ -295,13 +311,14 @@ export function createProxy(options: ProxyOptions): Proxy {
         await response.discard().catch(() => {});
         throw err;
       }
-      const out: Record<string, string | string[]> = {};
-      for (const [name, value] of Object.entries(response.headers)) {
-        if (!HOP_BY_HOP.has(name) && !RESPONSE_DROPPED.has(name)) out[name] = value;
+      // undici's object for this answer, trimmed in place rather than copied.
+      const out = response.headers;
+      for (const name in out) {
+        if (out[name] === undefined || HOP_BY_HOP.has(name) || RESPONSE_DROPPED.has(name)) delete out[name];
       }
       return {
         status: response.status,
-        headers: out,
+        headers: out as Record<string, string | string[]>,
         body: method === 'HEAD' || NO_BODY.has(response.status) ? (await response.discard(), null) : response.body,
         target: `${url.origin}${url.pathname}`,
         refreshed,

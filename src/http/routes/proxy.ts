@@ -108,9 +108,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (app, o
       }
       // Any status the provider answered, not only the ones documented for Latchkey's own errors.
       const out: FastifyReply = reply;
-      out.code(answer.status);
-      for (const [name, value] of Object.entries(answer.headers)) out.header(name, value);
-      return out.send(answer.body ?? '');
+      return out.code(answer.status).headers(answer.headers).send(answer.body ?? '');
     },
   });
 };
