@@ -229,6 +229,7 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       ...(oauthOptions.timeoutMs !== undefined ? { timeoutMs: oauthOptions.timeoutMs } : {}),
       allowInsecureLoopback: settings.allowInsecureLoopback || oauthOptions.unsafeAllowInsecureLoopbackRequests === true,
       egressAllow: settings.egressAllow,
+      concurrency: settings.outboundConcurrency,
       clock,
       logger,
     });

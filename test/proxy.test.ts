@@ -23,6 +23,8 @@ const seen: Array<{ method: string; url: string; headers: Record<string, unknown
 /** Tokens the upstream refuses once (as if the provider revoked them early). */
 const refuseOnce = new Set<string>();
 let limitedLeft = 0;
+/** Calls of /slow in flight at the upstream, and the most at once since the last reset. */
+const slow = { inFlight: 0, most: 0 };
 /** Requests to /hold, which the upstream never answers: each resolves `closed` when its socket closes. */
 const held: Array<{ closed: Promise<void> }> = [];
 const BIG = randomBytes(1024 * 1024);
@@ -49,6 +51,13 @@ before(async () => {
       limitedLeft--;
       return reply.code(429).header('retry-after', '0').send({ error: 'slow down' });
     }
+    return { ok: true };
+  });
+  upstream.get('/slow', async () => {
+    slow.inFlight++;
+    slow.most = Math.max(slow.most, slow.inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    slow.inFlight--;
     return { ok: true };
   });
   upstream.get('/hold', (request) => {
@@ -202,6 +211,25 @@ await eachDialect('the proxy', (dialect) => {
     assert.equal(issued.json.items[0].details.endUserId, 'bob');
     for (const secretToken of [...grants.values(), token.json.accessToken as string]) {
       assert.ok(!audit.text.includes(secretToken) && !issued.text.includes(secretToken), 'no token in the audit log');
+    }
+  });
+
+  it('sends at most LATCHKEY_OUTBOUND_CONCURRENCY calls to one connector at once (default 10); the rest wait and are answered', async () => {
+    const burst = async (harness: HttpHarness, calls: number) => {
+      const t = await harness.tenant();
+      const created = await harness.call({ method: 'POST', url: '/api/v1/connectors', key: t.adminKey, body: { name: secret('c'), provider: 'http', authType: 'bearer', config: { apiBaseUrl: upstreamUrl }, secrets: { token: secret('t') } } });
+      assert.equal(created.status, 201, created.text);
+      slow.most = 0;
+      const answers = await Promise.all(Array.from({ length: calls }, () => harness.call({ method: 'GET', url: `/api/v1/connectors/${created.json.id as string}/proxy/slow`, key: t.adminKey })));
+      assert.deepEqual(answers.map((a) => a.status), Array.from({ length: calls }, () => 200));
+      return slow.most;
+    };
+    assert.equal(await burst(h, 15), 10, 'the default');
+    const two = await createHttpHarness(dialect, { LATCHKEY_ALLOW_INSECURE_LOOPBACK: '1', LATCHKEY_EGRESS_ALLOW: '127.0.0.1/32', LATCHKEY_OUTBOUND_CONCURRENCY: '2' });
+    try {
+      assert.equal(await burst(two, 6), 2);
+    } finally {
+      await two.close();
     }
   });
 

@@ -70,6 +70,7 @@ describe('loadSettings: defaults and precedence', () => {
       taskLeaseMs: 30_000,
       taskHeartbeatMs: 10_000,
       taskConcurrency: 10,
+      outboundConcurrency: 10,
       configFile: undefined,
     });
   });
@@ -276,6 +277,16 @@ describe('loadSettings: bad values', () => {
     assert.deepEqual([fromFlags.taskLeaseMs, fromFlags.taskHeartbeatMs, fromFlags.taskConcurrency], [60_000, 20_000, 2]);
     // A short lease alone brings the default heartbeat down to a third of it.
     assert.equal(loadSettings({ env: { LATCHKEY_TASK_LEASE: '6s' }, cwd }).taskHeartbeatMs, 2000);
+  });
+
+  it('reads the outbound concurrency from flags, the environment or the config file, and refuses it out of range', () => {
+    const { cwd, file } = workdir({ outboundConcurrency: 25 });
+    assert.equal(loadSettings({ env: { LATCHKEY_CONFIG: file }, cwd }).outboundConcurrency, 25);
+    assert.equal(loadSettings({ env: { LATCHKEY_CONFIG: file, LATCHKEY_OUTBOUND_CONCURRENCY: '100' }, cwd }).outboundConcurrency, 100);
+    assert.equal(loadSettings({ flags: { outboundConcurrency: '3' }, env: { LATCHKEY_OUTBOUND_CONCURRENCY: '100' }, cwd }).outboundConcurrency, 3);
+    assertRefused({ env: { LATCHKEY_OUTBOUND_CONCURRENCY: '0' }, cwd }, 'LATCHKEY_OUTBOUND_CONCURRENCY must be a whole number from 1 to 1000, got "0".');
+    assertRefused({ env: { LATCHKEY_OUTBOUND_CONCURRENCY: '1001' }, cwd }, 'LATCHKEY_OUTBOUND_CONCURRENCY must be a whole number from 1 to 1000, got "1001".');
+    assertRefused({ flags: { outboundConcurrency: 'many' }, cwd }, '--outbound-concurrency must be a whole number from 1 to 1000, got "many".');
   });
 
   it('refuses a task lease, heartbeat or concurrency out of range, and a heartbeat not shorter than the lease', () => {

@@ -50,6 +50,8 @@ export interface Settings {
   taskHeartbeatMs: number;
   /** Tasks one process runs at once (default 10). */
   taskConcurrency: number;
+  /** Requests one process has in flight at once to one connector's API (the proxy) or one webhook endpoint; more wait in order (default 10). */
+  outboundConcurrency: number;
   configFile: string | undefined;
 }
 
@@ -298,6 +300,16 @@ const DEFINITIONS = {
       .transform(Number)
       .pipe(z.number().int().min(1).max(1000)),
   },
+  outboundConcurrency: {
+    flag: '--outbound-concurrency',
+    env: 'LATCHKEY_OUTBOUND_CONCURRENCY',
+    file: 'outboundConcurrency',
+    accepts: 'a whole number from 1 to 1000',
+    parse: z
+      .union([z.number(), z.string().trim().regex(/^\d+$/)])
+      .transform(Number)
+      .pipe(z.number().int().min(1).max(1000)),
+  },
 } satisfies Record<string, Definition<unknown>>;
 
 /** The settings table, for `--help` texts and the README. */
@@ -436,6 +448,7 @@ export function loadSettings(input: SettingsInput = {}): Settings {
     taskLeaseMs,
     taskHeartbeatMs,
     taskConcurrency: (values['taskConcurrency'] as number | undefined) ?? 10,
+    outboundConcurrency: (values['outboundConcurrency'] as number | undefined) ?? 10,
     configFile,
   };
   if ((settings.taskCredentialIssuerUrl === undefined) !== (settings.taskCredentialIssuerSecret === undefined)) {
