@@ -26,7 +26,7 @@ const SETTING_FLAGS = {
   taskLease: () => new Option('--task-lease <duration>', 'how long a task claim lasts without a heartbeat; a task whose process died runs again after it (env: LATCHKEY_TASK_LEASE, default 30s)'),
   taskHeartbeat: () => new Option('--task-heartbeat <duration>', "how often a running task's lease is extended, below the lease (env: LATCHKEY_TASK_HEARTBEAT, default 10s)"),
   taskConcurrency: () => new Option('--task-concurrency <n>', 'tasks this process runs at once (env: LATCHKEY_TASK_CONCURRENCY, default 10)'),
-  outboundConcurrency: () => new Option('--outbound-concurrency <n>', "requests this process has in flight at once to one connector's API or one webhook endpoint; more wait in order (env: LATCHKEY_OUTBOUND_CONCURRENCY, default 10)"),
+  outboundConcurrency: () => new Option('--outbound-concurrency <n>', "proxied calls this process has in flight at once to one connector's API; more wait in order (env: LATCHKEY_OUTBOUND_CONCURRENCY, default 10)"),
 } as const;
 
 /** Flags whose setting is a duration in milliseconds (`<name>Ms`). */

@@ -50,7 +50,7 @@ export interface Settings {
   taskHeartbeatMs: number;
   /** Tasks one process runs at once (default 10). */
   taskConcurrency: number;
-  /** Requests one process has in flight at once to one connector's API (the proxy) or one webhook endpoint; more wait in order (default 10). */
+  /** Proxied calls one process has in flight at once to one connector's API; more wait in order (default 10). */
   outboundConcurrency: number;
   configFile: string | undefined;
 }
