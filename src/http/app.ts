@@ -9,11 +9,10 @@ import Fastify, {
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import { assertSafeInput, type Logger, type Metrics } from '../core/index.js';
 import { mapError, notFoundBody } from './errors.js';
-import { httpMetricsPlugin } from './metrics.js';
 import { openApiPlugin } from './openapi.js';
 import type { ReadinessCheck } from './readiness.js';
 import { REQUEST_ID_HEADER, requestIdFor } from './request-id.js';
-import { headersForLog, requestLogPlugin } from './request-log.js';
+import { headersForLog, requestCompletedPlugin } from './request-log.js';
 import { responseSerializerCompiler } from './serializer.js';
 import { requestChildLogger } from './request-logger.js';
 import { healthRoutes } from './routes/health.js';
@@ -120,8 +119,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<FastifyIns
       .send(notFoundBody(request.method, request.url, request.id));
   });
 
-  await app.register(requestLogPlugin);
-  await app.register(httpMetricsPlugin, { metrics: options.metrics });
+  await app.register(requestCompletedPlugin, { metrics: options.metrics });
   await app.register(openApiPlugin, {
     version: options.version ?? '0.0.0',
     ...(options.publicUrl !== undefined ? { publicUrl: options.publicUrl } : {}),

@@ -1,5 +1,4 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import fp from 'fastify-plugin';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Metrics } from '../core/index.js';
 
@@ -8,10 +7,6 @@ export const HTTP_REQUESTS_METRIC = 'latchkey_http_requests_total';
 
 type HttpLabel = 'method' | 'route' | 'status_code';
 const LABELS = ['method', 'route', 'status_code'] as const;
-
-export interface HttpMetricsOptions {
-  metrics: Metrics;
-}
 
 /**
  * The route pattern a request matched (`/api/v1/things/:id`), or `unmatched`. Never the raw URL:
@@ -23,26 +18,13 @@ export function routeLabel(request: FastifyRequest): string {
 }
 
 /**
- * Records every response in `latchkey_http_request_duration_seconds` and
- * `latchkey_http_requests_total`, labelled by method, route pattern and status code.
- *
- * @example
- * await app.register(httpMetricsPlugin, { metrics: createMetrics() });
- */
-const httpMetrics: FastifyPluginAsync<HttpMetricsOptions> = async (app, options) => {
-  const record = createHttpRecorder(options.metrics);
-  app.addHook('onResponse', (request, reply, done) => {
-    record(request, reply);
-    done();
-  });
-};
-
-/**
- * What the metrics plugin does for each response: one observation of the duration and one count,
+ * What each response records in `latchkey_http_request_duration_seconds` and
+ * `latchkey_http_requests_total` (by method, route pattern and status code; called by the
+ * request-completed hook, request-log.ts): one observation of the duration and one count,
  * on the children bound to (method, route pattern, status). prom-client would otherwise hash a
  * labels object on every call; routes are patterns and statuses few, so the map stays small.
  */
-export function createHttpRecorder(metrics: Metrics): (request: FastifyRequest, reply: FastifyReply) => void {
+export function createHttpRecorder(metrics: Metrics): (request: FastifyRequest, reply: FastifyReply, route?: string) => void {
   const { registry } = metrics;
   const duration = existing<Histogram<HttpLabel>>(registry, HTTP_DURATION_METRIC) ??
     new Histogram({
@@ -60,8 +42,7 @@ export function createHttpRecorder(metrics: Metrics): (request: FastifyRequest, 
       registers: [registry],
     });
   const children = new Map<string, { duration: Histogram.Internal<HttpLabel>; total: Counter.Internal }>();
-  return (request, reply) => {
-    const route = routeLabel(request);
+  return (request, reply, route = routeLabel(request)) => {
     const key = `${request.method} ${route} ${reply.statusCode}`;
     let child = children.get(key);
     if (child === undefined) {
@@ -73,8 +54,6 @@ export function createHttpRecorder(metrics: Metrics): (request: FastifyRequest, 
     child.total.inc();
   };
 }
-
-export const httpMetricsPlugin = fp(httpMetrics, { name: 'latchkey-http-metrics' });
 
 /** A second app on the same registry (tests, embedded use) shares the metrics instead of throwing. */
 function existing<T>(registry: Registry, name: string): T | undefined {

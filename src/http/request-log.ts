@@ -1,29 +1,38 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { routeLabel } from './metrics.js';
+import type { Metrics } from '../core/index.js';
+import { createHttpRecorder, routeLabel } from './metrics.js';
 import { scrubSecrets } from './secrets.js';
 
+export interface RequestCompletedOptions {
+  metrics: Metrics;
+}
+
 /**
- * One "request completed" line per response, in place of fastify's request logging: it logs the
- * path without its query string (OAuth callbacks carry codes there), with anything shaped like an
- * API key redacted, and the route pattern.
+ * What every response leaves behind, in one `onResponse` hook (each hook Fastify runs costs every
+ * request): one "request completed" line in place of fastify's request logging (the path without
+ * its query string, where OAuth callbacks carry codes, anything shaped like an API key redacted,
+ * the route pattern), and the HTTP metrics (see {@link createHttpRecorder}).
  *
  * @example
- * Fastify({ disableRequestLogging: true }).register(requestLogPlugin);
+ * Fastify({ disableRequestLogging: true }).register(requestCompletedPlugin, { metrics: createMetrics() });
  */
-const requestLog: FastifyPluginAsync = async (app) => {
+const requestCompleted: FastifyPluginAsync<RequestCompletedOptions> = async (app, options) => {
   // Through the app logger with the request id spelled out: `request.log` is made only when
   // something else logs through it (see request-logger.ts).
   const log = app.log;
+  const record = createHttpRecorder(options.metrics);
   app.addHook('onResponse', (request, reply, done) => {
-    log.info(requestCompletedFields(request, reply), 'request completed');
+    const fields = requestCompletedFields(request, reply);
+    log.info(fields, 'request completed');
+    record(request, reply, fields.route);
     done();
   });
 };
 
 /** The fields of a "request completed" line: never the query string, nothing shaped like a key. */
-export function requestCompletedFields(request: FastifyRequest, reply: FastifyReply): Record<string, unknown> {
+export function requestCompletedFields(request: FastifyRequest, reply: FastifyReply): { route: string } & Record<string, unknown> {
   return {
     requestId: request.id,
     method: request.method,
@@ -34,7 +43,7 @@ export function requestCompletedFields(request: FastifyRequest, reply: FastifyRe
   };
 }
 
-export const requestLogPlugin = fp(requestLog, { name: 'latchkey-request-log' });
+export const requestCompletedPlugin = fp(requestCompleted, { name: 'latchkey-request-completed' });
 
 const SECRET_HEADER = /authorization|cookie|api-?key|token|secret|signature|csrf/i;
 
