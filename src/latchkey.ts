@@ -270,7 +270,8 @@ export async function createLatchkey(options: LatchkeyOptions): Promise<Latchkey
       maxAttempts: 1,
       run: async ({ signal }) => ({ ...(await invalidator.runOnce(signal)) }),
     });
-    tasks.register(connectorRequestTask());
+    // The connector service is made below; the check runs only when a task is scheduled.
+    tasks.register(connectorRequestTask({ connectors: { get: (tenantId, id) => connectors.get(tenantId, id) } }));
     const webhooks = createWebhooks({
       store,
       handle: database,

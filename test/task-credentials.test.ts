@@ -358,14 +358,32 @@ await eachDialect('tasks that run as a user', (dialect) => {
     assert.ok(audit.json.items.length > 0, 'the proxied call is audited as the task key');
     assert.ok(!JSON.stringify(done).includes(eveKey));
 
-    // Latchkey's own refusal is told as such, not as the provider's answer.
-    const unknown = await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: 'connector_unknown', path: '/user' }, runAs: 'caller' } });
-    const refused = await until('the unknown connector to fail', async () => {
-      const view = await h.call({ method: 'GET', url: `/api/v1/tasks/${unknown.json.id}`, key: userKey.key });
+    // A connector that does not exist, or is another tenant's, is refused when scheduled, alike; nothing is stored.
+    const other = await h.tenant();
+    const theirs = await h.call({ method: 'POST', url: '/api/v1/connectors', key: other.adminKey, body: { name: 'Theirs', provider: 'http', authType: 'bearer', config: { apiBaseUrl: `${upstreamUrl}/api` }, secrets: { token: `t-${randomBytes(12).toString('hex')}` } } });
+    assert.equal(theirs.status, 201, theirs.text);
+    const count = async () => (await h.call({ method: 'GET', url: '/api/v1/tasks', key: userKey.key })).json.items.length as number;
+    const stored = await count();
+    for (const connectorId of ['connector_unknown', theirs.json.id as string]) {
+      const refusedNow = await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId, path: '/user' }, runAs: 'caller' } });
+      assert.equal(assertError(refusedNow, 400, 'validation_failed'), 'The task is invalid: "params.connectorId" is not a connector of this tenant.');
+      assert.deepEqual(refusedNow.json.error.details.fields, [{ path: 'params.connectorId', message: 'is not a connector of this tenant' }]);
+    }
+    assert.equal(await count(), stored);
+
+    // A connector deleted after the task was scheduled: Latchkey's own refusal is told as such, not as the provider's answer.
+    const doomed = await h.call({ method: 'POST', url: '/api/v1/connectors', key: tenant.adminKey, body: { name: 'Doomed', provider: 'http', authType: 'bearer', config: { apiBaseUrl: `${upstreamUrl}/api` }, secrets: { token: `t-${randomBytes(12).toString('hex')}` } } });
+    assert.equal(doomed.status, 201, doomed.text);
+    const orphan = await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: doomed.json.id, path: '/user' }, runAs: 'caller', enabled: false } });
+    assert.equal(orphan.status, 201, orphan.text);
+    assert.equal((await h.call({ method: 'DELETE', url: `/api/v1/connectors/${doomed.json.id}`, key: tenant.adminKey })).status, 204);
+    assert.equal((await h.call({ method: 'POST', url: `/api/v1/tasks/${orphan.json.id}/_enable`, key: userKey.key })).status, 200);
+    const refused = await until('the deleted connector to fail', async () => {
+      const view = await h.call({ method: 'GET', url: `/api/v1/tasks/${orphan.json.id}`, key: userKey.key });
       return view.json.runs.length > 0 ? view.json : undefined;
     });
     assert.equal(refused.runs[0].errorCode, 'not_found');
-    assert.match(refused.runs[0].error, /^Latchkey refused the call \(No connector with id "connector_unknown" exists\)\.$/);
+    assert.equal(refused.runs[0].error, `Latchkey refused the call (No connector with id "${doomed.json.id as string}" exists).`);
     assertError(await h.call({ method: 'POST', url: '/api/v1/tasks', key: userKey.key, body: { type: 'connector_request', params: { connectorId: connector.json.id, path: '/../../api/v1/api-keys' }, runAs: 'caller' } }), 400, 'validation_failed');
   });
 

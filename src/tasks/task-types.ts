@@ -86,6 +86,13 @@ export interface TaskTypeDefinition<S extends z.ZodType = z.ZodType> {
   needsSecret?: boolean;
   /** Only a task scheduled with `runAs` can run (it calls Latchkey as that user): scheduling one without is refused. */
   requiresRunAs?: boolean;
+  /**
+   * Checks what the parsed params name against the owner tenant's state when the task is
+   * scheduled (a connector that exists), so a task that can never run is refused then, not on
+   * every attempt; throw `validation_failed` naming the field. Not called again: a run meets
+   * later changes itself.
+   */
+  check?(params: z.output<S>, scheduling: { tenantId: string }): Promise<void> | void;
   /** Per attempt; the signal aborts past it (default 5 minutes). */
   timeout?: string | number;
   /** Attempts per run slot before a run is given up (default 3). */
@@ -100,6 +107,7 @@ export interface RegisteredTaskType {
   run(context: TaskRunContext<unknown>): Promise<unknown> | unknown;
   needsSecret: boolean;
   requiresRunAs: boolean;
+  check: ((params: unknown, scheduling: { tenantId: string }) => Promise<void> | void) | undefined;
   timeoutMs: number;
   maxAttempts: number;
   backoff: { baseMs: number; maxMs: number };
@@ -148,6 +156,7 @@ export class TaskTypeRegistry {
       run: (context) => definition.run(context as TaskRunContext<z.output<S>>),
       needsSecret: definition.needsSecret === true,
       requiresRunAs: definition.requiresRunAs === true,
+      check: definition.check as RegisteredTaskType['check'],
       timeoutMs: durationOption(definition.timeout, DEFAULT_TIMEOUT_MS, 'timeout', type),
       maxAttempts,
       backoff,

@@ -367,6 +367,12 @@ export function createTasks(options: TasksOptions): Tasks {
     return byTask;
   };
 
+  /** The task type's own check of what the params name, for a task a tenant owns. */
+  const checkParams = async (row: TaskRow): Promise<void> => {
+    const check = types.get(row.type)?.check;
+    if (check !== undefined && row.tenant_id !== null) await check(JSON.parse(row.params) as unknown, { tenantId: row.tenant_id });
+  };
+
   const viewOf = async (row: TaskRow): Promise<TaskView> => toView(row, (await credentialsOf([row.id])).get(row.id));
 
   /** Schedules a task with credentials granted from the actor: granted first, written with the task in one transaction. */
@@ -387,6 +393,7 @@ export function createTasks(options: TasksOptions): Tasks {
       const why = typeof input.runAs === 'object' ? ' to schedule a task that acts for an end user' : ' to schedule a task';
       throw new LatchkeyError('insufficient_permissions', `You need the permission ${missing.join(' and ')}${why}.`, { details: { missing } });
     }
+    await checkParams(row);
     const runAs: RunAs = typeof input.runAs === 'object' ? { kind: 'end_user', endUserId: input.runAs.endUserId, userId: actor.userId } : { kind: 'user', userId: actor.userId };
     row.run_as = JSON.stringify(runAs);
     const grant: TaskGrant = await credentials.strategy.grant({ actor, tenantId: actor.tenantId, taskId: row.id, taskType: row.type, runAs });
@@ -450,6 +457,7 @@ export function createTasks(options: TasksOptions): Tasks {
         return scheduleAsUser(input);
       }
       const row = prepare(input, null);
+      await checkParams(row);
       const now = clock.now();
       if (scheduleOptions.tx) await store.insert(scheduleOptions.tx, row, now);
       else await runTransaction(handle, (trx) => store.insert(trx, row, now));
@@ -459,6 +467,7 @@ export function createTasks(options: TasksOptions): Tasks {
     async ensure(key, input) {
       const parsedKey = parseInput(id, key, 'task key');
       const row = prepare(input, parsedKey);
+      await checkParams(row);
       if (await store.insertKeyed({ ...row, key: parsedKey }, clock.now())) runner.wake();
       let stored = await store.getByKey(parsedKey);
       if (!stored) throw notFound(parsedKey);

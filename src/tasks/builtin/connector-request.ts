@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ERROR_STATUS, LatchkeyError, type ErrorCode } from '../../core/index.js';
+import type { ConnectorService } from '../../connectors/index.js';
 import type { TaskTypeDefinition } from '../task-types.js';
 
 export const CONNECTOR_REQUEST_TASK = 'connector_request';
@@ -46,6 +47,11 @@ function latchkeyRefusal(res: Response, body: Buffer): { code: ErrorCode; messag
   }
 }
 
+export interface ConnectorRequestTaskOptions {
+  /** Where a scheduled task's connector is looked up (in the owner's tenant); without it, only the run finds out. */
+  connectors?: Pick<ConnectorService, 'get'>;
+}
+
 /**
  * The built-in `connector_request` task: calls a connector's API through Latchkey's proxy as the
  * user or end user who scheduled it (`runAs`), with the task's own credentials, and keeps a
@@ -53,10 +59,11 @@ function latchkeyRefusal(res: Response, body: Buffer): { code: ErrorCode; messag
  * attempt (retried with backoff).
  *
  * @example
- * tasks.register(connectorRequestTask());
+ * tasks.register(connectorRequestTask({ connectors }));
  * await tasks.schedule({ type: 'connector_request', params: { connectorId, path: '/user' }, schedule: { every: '1h' }, runAs: 'caller', actor });
  */
-export function connectorRequestTask(): TaskTypeDefinition<typeof paramsSchema> {
+export function connectorRequestTask(options: ConnectorRequestTaskOptions = {}): TaskTypeDefinition<typeof paramsSchema> {
+  const { connectors } = options;
   return {
     type: CONNECTOR_REQUEST_TASK,
     paramsSchema,
@@ -64,6 +71,19 @@ export function connectorRequestTask(): TaskTypeDefinition<typeof paramsSchema> 
     maxAttempts: 3,
     backoff: { base: '30s', max: '30m' },
     requiresRunAs: true,
+    // A connector that does not exist (or is another tenant's: the same answer) is refused when
+    // the task is scheduled; one deleted later fails the run with Latchkey's own not_found.
+    async check(params, { tenantId }) {
+      if (connectors === undefined) return;
+      try {
+        await connectors.get(tenantId, params.connectorId);
+      } catch (err) {
+        if (!(err instanceof LatchkeyError) || err.code !== 'not_found') throw err;
+        throw new LatchkeyError('validation_failed', 'The task is invalid: "params.connectorId" is not a connector of this tenant.', {
+          details: { fields: [{ path: 'params.connectorId', message: 'is not a connector of this tenant' }] },
+        });
+      }
+    },
     async run({ params, latchkey, signal, idempotencyKey }): Promise<ConnectorRequestResult> {
       if (!latchkey) throw new LatchkeyError('invalid_request', 'A connector_request task runs as a user: schedule it with runAs.');
       const search = params.query ? `?${new URLSearchParams(params.query).toString()}` : '';
