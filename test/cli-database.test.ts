@@ -10,7 +10,7 @@ import { generateMasterKey } from '../src/crypto/index.js';
 import { SYSTEM_ACTOR } from '../src/identity/index.js';
 import { createLatchkey } from '../src/latchkey.js';
 import { createTestDatabase, eachDialect, type TestDatabase } from './support/databases.js';
-import { runCli, startServer } from './support/cli.js';
+import { freePort, runCli, startServer } from './support/cli.js';
 
 /** Settings for a CLI child on this test's database, with a fresh master key in a 0600 key file. */
 function withKeyFile(tdb: TestDatabase): Record<string, string | undefined> {
@@ -200,4 +200,25 @@ await eachDialect('latchkey admin create-user', (dialect) => {
       await tdb.dispose();
     }
   });
+});
+
+it('serve, migrate and admin on an unreachable PostgreSQL say where they looked and which setting to check, never the password', async () => {
+  const password = randomBytes(18).toString('base64url');
+  const port = await freePort(); // nothing listens there
+  const tdb = await createTestDatabase('sqlite'); // only for its data directory
+  try {
+    const env = { ...withKeyFile(tdb), LATCHKEY_DATABASE_URL: `postgres://postgres:${password}@127.0.0.1:${port}/latchkey` };
+    for (const args of [['serve'], ['migrate'], ['admin', 'create-user', '--tenant', 'default', '--username', 'x']]) {
+      const run = await runCli(args, { env });
+      assert.equal(run.code, 1, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(
+        run.stderr,
+        new RegExp(`^latchkey: Latchkey cannot reach the database \\(postgres at 127\\.0\\.0\\.1:${port}/latchkey: .*ECONNREFUSED.*\\); check that PostgreSQL is running and that LATCHKEY_DATABASE_URL \\(--database-url\\) points at it\\.\\n$`),
+        args.join(' '),
+      );
+      assert.ok(!`${run.stdout}${run.stderr}`.includes(password), 'the URL\'s password is never shown');
+    }
+  } finally {
+    await tdb.dispose();
+  }
 });

@@ -1,7 +1,7 @@
 import { counted, LatchkeyError, type Clock, type Logger, type Metrics, type Settings } from '../core/index.js';
 import { DataKeys, loadKeyring, type Keyring } from '../crypto/index.js';
 import { migrateToLatest, openDatabase, pendingMigrations, registerDatabaseMetrics, type DatabaseHandle } from '../db/index.js';
-import { EncryptedObjectStore, ObjectMaintenance, type ObjectTypeRegistry } from '../objects/index.js';
+import { databaseFix, describeError, EncryptedObjectStore, ObjectMaintenance, type ObjectTypeRegistry } from '../objects/index.js';
 
 /** The key, the database and the encrypted object store on it: what every command needs. */
 export interface Storage {
@@ -25,6 +25,25 @@ export interface StorageOptions {
 }
 
 /**
+ * The configured database, opened and reached once: an unreachable one is a `database_error` that
+ * says where it was looked for (never the URL's password) and which setting to check, rather than
+ * the driver's own words ("connect ECONNREFUSED 127.0.0.1:5432").
+ *
+ * @example
+ * const database = await connectDatabase(settings);
+ */
+export async function connectDatabase(settings: Pick<Settings, 'databaseUrl' | 'dataDir'>): Promise<DatabaseHandle> {
+  const database = openDatabase({ url: settings.databaseUrl, dataDir: settings.dataDir });
+  try {
+    await database.ping();
+  } catch (err) {
+    await database.close().catch(() => {});
+    throw new LatchkeyError('database_error', `Latchkey cannot reach the database (${database.dialect} at ${database.location}: ${describeError(err)}); ${databaseFix(settings)}`, { cause: err });
+  }
+  return database;
+}
+
+/**
  * Loads the master key, opens the database and migrates it (or checks that it is migrated), then
  * builds the encrypted object store. Nothing runs in the background; the caller closes
  * `database`. A failure closes what was opened.
@@ -44,7 +63,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     allowCreate: options.allowKeyCreation,
     logger,
   });
-  const database = openDatabase({ url: settings.databaseUrl, dataDir: settings.dataDir });
+  const database = await connectDatabase(settings);
   try {
     if (options.migrate) {
       await migrateToLatest(database, (name) => logger.info({ migration: name }, `Applied migration ${name}.`));

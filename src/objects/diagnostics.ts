@@ -21,6 +21,13 @@ export function describeError(err: unknown): string {
   return code ? `${message} (${code})` : message;
 }
 
+/** What to do when the database cannot be reached, for the settings in use. */
+export function databaseFix(settings: Pick<Settings, 'databaseUrl' | 'dataDir'>): string {
+  return settings.databaseUrl
+    ? 'check that PostgreSQL is running and that LATCHKEY_DATABASE_URL (--database-url) points at it.'
+    : `check that ${settings.dataDir} is writable.`;
+}
+
 /** Where the settings put the database, in words (never the URL: it may hold a password). */
 function databaseWhere(settings: Settings): string {
   return settings.databaseUrl ? 'PostgreSQL' : `SQLite at ${sqlitePath(settings.dataDir)}`;

@@ -17,5 +17,5 @@ export type {
 } from './store.js';
 export { ObjectMaintenance, countOutdatedObjects } from './maintenance.js';
 export type { ObjectMaintenanceOptions, RekeyDataKeysReport, RekeyReport, RekeyOptions, RekeyPhase } from './maintenance.js';
-export { configurationFinding, createDiagnostics, describeError, migrationFinding, storageFindings } from './diagnostics.js';
+export { configurationFinding, createDiagnostics, databaseFix, describeError, migrationFinding, storageFindings } from './diagnostics.js';
 export type { CheckStatus, Diagnostics, Finding, StorageCheckOptions, StorageParts } from './diagnostics.js';

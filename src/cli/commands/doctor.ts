@@ -4,17 +4,11 @@ import { counted, type Settings } from '../../core/index.js';
 import { DataKeys, loadKeyring, type Keyring } from '../../crypto/index.js';
 import { openDatabase, sqlitePath, type DatabaseHandle } from '../../db/index.js';
 import { builtinRegistry } from '../../latchkey.js';
-import { configurationFinding, describeError, EncryptedObjectStore, migrationFinding, ObjectMaintenance, storageFindings, type CheckStatus, type Finding } from '../../objects/index.js';
+import { configurationFinding, databaseFix, describeError, EncryptedObjectStore, migrationFinding, ObjectMaintenance, storageFindings, type CheckStatus, type Finding } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
 import { SERVER_SETTINGS, settingsFrom, withSettingsOptions } from '../settings-options.js';
 
 const MARK: Record<CheckStatus, string> = { ok: '✔', warn: '!', fail: '✖' };
-
-function databaseFix(settings: Settings): string {
-  return settings.databaseUrl
-    ? 'check that PostgreSQL is running and that LATCHKEY_DATABASE_URL (--database-url) points at it.'
-    : `check that ${settings.dataDir} is writable.`;
-}
 
 /** Runs every check and reports each in plain words with how to fix it. */
 async function diagnose(settings: Settings, scan: boolean): Promise<Finding[]> {

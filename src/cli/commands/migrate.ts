@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { counted, createLogger } from '../../core/index.js';
-import { migrateToLatest, openDatabase } from '../../db/index.js';
+import { connectDatabase } from '../../assembly/storage.js';
+import { migrateToLatest } from '../../db/index.js';
 import { builtinRegistry, createLatchkey } from '../../latchkey.js';
 import { countOutdatedObjects } from '../../objects/index.js';
 import { createProgress } from '../progress.js';
@@ -12,7 +13,7 @@ export function migrateCommand(): Command {
     .action(async (_opts, command: Command) => {
       const settings = settingsFrom(command);
       const out = process.stdout;
-      const database = openDatabase({ url: settings.databaseUrl, dataDir: settings.dataDir });
+      const database = await connectDatabase(settings);
       let outdated: Record<string, number>;
       try {
         const applied = await migrateToLatest(database, (name) => out.write(`Applied migration ${name}.\n`));
