@@ -288,7 +288,35 @@ describe('http app', () => {
     const first = await harness();
     const second = await createHttpApp({ logger: createLogger({ level: 'silent' }), metrics: first.metrics, readiness: [] });
     await second.ready();
+    // Both count into the same series.
+    assert.equal((await first.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+    assert.equal((await second.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+    assert.match(await first.metrics.registry.metrics(), /latchkey_http_requests_total\{method="GET",route="\/healthz",status_code="200"\} 2\n/);
     await Promise.all([first.app.close(), second.close()]);
+  });
+
+  it('writes each series as a Prometheus histogram: cumulative buckets, +Inf, sum and count equal to the requests', async () => {
+    const { app, metrics } = await harness();
+    const calls = 3 + (randomBytes(1)[0] ?? 0) % 5;
+    for (let i = 0; i < calls; i++) assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+    const text = await metrics.registry.metrics();
+    const series = (suffix: string, le?: string) => {
+      const labels = `${le === undefined ? '' : `le="${le}",`}method="GET",route="/healthz",status_code="200"`;
+      const line = text.split('\n').find((l) => l.startsWith(`latchkey_http_request_duration_seconds${suffix}{${labels}} `));
+      assert.ok(line, `${suffix} ${le ?? ''} is written`);
+      return Number(line.split(' ')[1]);
+    };
+    const buckets = ['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf'].map((le) => series('_bucket', le));
+    assert.deepEqual([...buckets].sort((a, b) => a - b), buckets, 'buckets are cumulative');
+    assert.equal(buckets.at(-1), calls);
+    assert.equal(series('_count'), calls);
+    const sum = series('_sum');
+    assert.ok(sum > 0 && sum < calls * 10, `the sum of durations (${sum} s) is plausible`);
+    assert.match(text, /# TYPE latchkey_http_request_duration_seconds histogram\n/);
+    assert.match(text, new RegExp(`# TYPE latchkey_http_requests_total counter\\nlatchkey_http_requests_total\\{method="GET",route="/healthz",status_code="200"\\} ${calls}\\n`));
+    metrics.registry.resetMetrics();
+    assert.doesNotMatch(await metrics.registry.metrics(), /route="\/healthz"/, 'reset empties the series');
+    await app.close();
   });
 
   it('serves an OpenAPI 3.1 document listing the API routes but not itself', async () => {
