@@ -172,4 +172,31 @@ describe('logger destination', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('writes a lone line within a moment while the process keeps running: lines are gathered, never held back', async () => {
+    const { spawn } = await import('node:child_process');
+    const marker = random('quiet');
+    // One short line (far below the 4 KiB gathered before a write), then the process idles.
+    const script = [
+      `import { createLogger } from ${JSON.stringify(new URL('./logger.ts', import.meta.url).href)};`,
+      `createLogger().info({ marker: '${marker}' }, 'alone');`,
+      `setTimeout(() => {}, 20000);`,
+    ].join('\n');
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      let out = '';
+      const seen = new Promise<string>((resolve) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString('utf8');
+          if (out.includes('\n')) resolve(out);
+        });
+      });
+      const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('nothing written'), 10_000).unref());
+      const first = await Promise.race([seen, timeout]);
+      assert.notEqual(first, 'nothing written', 'the line is written while the process still runs');
+      assert.equal((JSON.parse(first.split('\n')[0] ?? '') as { marker: string }).marker, marker);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
 });

@@ -118,19 +118,33 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   );
 }
 
+/** Bytes of lines gathered before a write, as pino's asynchronous logging documents. */
+const LOG_BUFFER_BYTES = 4096;
+/** In quiet times, what is gathered is written at the latest this long after it was logged. */
+const LOG_FLUSH_MS = 100;
+
 /**
- * Asynchronous writes to stdout (sonic-boom): lines written while a write is in flight go out
- * together in the next one instead of one system call each, and pino flushes what is left when
- * the process exits. Each line is handed over as bytes: in its text mode sonic-boom measures the
- * whole pending text again for every line it appends (`Buffer.byteLength` of its last chunk), so
- * under load, with a write in flight and lines piling up, each request line cost about 2 µs more;
- * in buffer mode it keeps each pending chunk's length.
+ * Asynchronous writes to stdout (sonic-boom), gathered: lines wait until 4 KiB are pending (or
+ * 100 ms passed) and go out in one write on the thread pool, and pino flushes what is left when
+ * the process exits. Writing as soon as the last write ended cost a request line 3 to 16 µs under
+ * load, most of it the thread pool's round trip for a write of one or two lines; gathered, `/healthz`
+ * took 14% less CPU (bench/http-ab.ts). Each line is handed over as bytes: in its text mode
+ * sonic-boom measures the whole pending text again for every line it appends.
  */
 function stdoutDestination(): DestinationStream {
-  const boom = pino.destination({ dest: 1, sync: false, contentMode: 'buffer' });
+  const boom = pino.destination({ dest: 1, sync: false, contentMode: 'buffer', minLength: LOG_BUFFER_BYTES });
   const bytes = boom as unknown as { write(line: Buffer): boolean };
+  let pending = false;
+  setInterval(() => {
+    if (!pending) return;
+    pending = false;
+    boom.flush();
+  }, LOG_FLUSH_MS).unref();
   return {
-    write: (line: string) => bytes.write(Buffer.from(line, 'utf8')),
+    write: (line: string) => {
+      pending = true;
+      return bytes.write(Buffer.from(line, 'utf8'));
+    },
     flush: (done?: (err?: Error) => void) => boom.flush(done),
     flushSync: () => boom.flushSync(),
   } as DestinationStream;
