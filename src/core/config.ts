@@ -93,6 +93,14 @@ function isAddressOrCidr(text: string): boolean {
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
 }
 
+/** A whole number, or its digits as text, within [min, max]. */
+function wholeNumberBetween(min: number, max: number): z.ZodType<number> {
+  return z
+    .union([z.number(), z.string().trim().regex(/^\d+$/)])
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+}
+
 /** A duration as `"10m"` or milliseconds, within [min, max]. */
 function durationBetween(min: number, max: number): z.ZodType<number> {
   return z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -118,10 +126,7 @@ const DEFINITIONS = {
     env: 'LATCHKEY_PORT',
     file: 'port',
     accepts: 'a port number (1-65535)',
-    parse: z
-      .union([z.number(), z.string().trim().regex(/^\d+$/)])
-      .transform(Number)
-      .pipe(z.number().int().min(1).max(65535)),
+    parse: wholeNumberBetween(1, 65535),
   },
   dataDir: {
     flag: '--data-dir',
@@ -295,20 +300,14 @@ const DEFINITIONS = {
     env: 'LATCHKEY_TASK_CONCURRENCY',
     file: 'taskConcurrency',
     accepts: 'a whole number from 1 to 1000',
-    parse: z
-      .union([z.number(), z.string().trim().regex(/^\d+$/)])
-      .transform(Number)
-      .pipe(z.number().int().min(1).max(1000)),
+    parse: wholeNumberBetween(1, 1000),
   },
   outboundConcurrency: {
     flag: '--outbound-concurrency',
     env: 'LATCHKEY_OUTBOUND_CONCURRENCY',
     file: 'outboundConcurrency',
     accepts: 'a whole number from 1 to 1000',
-    parse: z
-      .union([z.number(), z.string().trim().regex(/^\d+$/)])
-      .transform(Number)
-      .pipe(z.number().int().min(1).max(1000)),
+    parse: wholeNumberBetween(1, 1000),
   },
 } satisfies Record<string, Definition<unknown>>;
 
