@@ -69,7 +69,7 @@ await eachDialect('latchkey serve: the first admin password', (dialect) => {
         assert.equal(statSync(passwordFile).mode & 0o777, 0o600);
         const password = readFileSync(passwordFile, 'utf8').trim();
         assert.ok(password.length >= 20);
-        assert.ok(!server.output().includes(password), 'the password is not in stdout or stderr');
+        assert.ok(!(await server.settled()).includes(password), 'the password is not in stdout or stderr');
         assert.ok(server.output().includes(passwordFile), 'the log names the file');
 
         const login = await fetch(`${server.url}/api/v1/sessions`, {
@@ -192,7 +192,7 @@ await eachDialect('latchkey admin create-user', (dialect) => {
           body: JSON.stringify({ tenant, username: 'owner', password: printed.password }),
         });
         assert.equal(login.status, 201);
-        assert.ok(!server.output().includes(printed.password));
+        assert.ok(!(await server.settled()).includes(printed.password));
       } finally {
         await server.stop();
       }

@@ -335,7 +335,7 @@ await eachDialect('end users give their own credentials on the connect page', (d
       assert.equal(to.searchParams.get('client_id'), 'client-1');
       assert.equal(to.searchParams.get('redirect_uri'), `${base}/api/v1/oauth/callback`);
       assert.ok(browser.cookie('latchkey_connect'), 'the flow is bound to this browser');
-      assert.ok(!server.output().includes(clientSecret));
+      assert.ok(!(await server.settled()).includes(clientSecret));
     } finally {
       await server?.stop();
       await tdb.dispose();

@@ -225,8 +225,9 @@ describe('two server processes on one PostgreSQL database [postgres]', skip ? { 
   });
   after(async () => {
     releaseHold();
-    const output = `${servers?.a.output() ?? ''}${servers?.b.output() ?? ''}`;
     await Promise.all([servers?.a.stop(), servers?.b.stop()]);
+    // Read once both have exited: everything they logged has been written.
+    const output = `${servers?.a.output() ?? ''}${servers?.b.output() ?? ''}`;
     await upstream?.close();
     await op?.stop();
     await tdb?.dispose();

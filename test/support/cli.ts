@@ -39,6 +39,12 @@ export interface ServerProcess {
   child: ChildProcess;
   url: string;
   output(): string;
+  /**
+   * The output once every line logged so far has been written: the server gathers its log lines
+   * and writes them within 100 ms (src/core/logger.ts), so a check that a secret is absent reads
+   * this (or the output after `stop`), never `output()` at once.
+   */
+  settled(): Promise<string>;
   /** Sends SIGTERM and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -86,6 +92,10 @@ export async function startServer(args: string[], options: { env?: Record<string
     child,
     url,
     output: () => output,
+    async settled() {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return output;
+    },
     async stop(signal = 'SIGTERM') {
       child.kill(signal);
       const [code] = await exited;
