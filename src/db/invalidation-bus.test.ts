@@ -2,13 +2,35 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KyselyPlugin } from 'kysely';
 import { createTestDatabase, eachDialect } from '../../test/support/databases.js';
-import { InvalidationBus, type Invalidation } from './index.js';
+import { InvalidationBus, type DatabaseHandle, type DialectName, type Invalidation } from './index.js';
 
 async function until(check: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/**
+ * A fresh database with a writer handle (`a`) and a started bus watching from a second handle, and
+ * a gate a writer's transaction can wait on (`held` until `release`).
+ */
+async function withWatcher(
+  dialect: DialectName,
+  test: (t: { a: DatabaseHandle; bus: InvalidationBus; held: Promise<void>; release: () => void }) => Promise<void>,
+): Promise<void> {
+  const tdb = await createTestDatabase(dialect);
+  try {
+    const a = await tdb.openMigrated();
+    const bus = new InvalidationBus({ handle: tdb.open(), boundMs: 60_000 });
+    await bus.start();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await test({ a, bus, held, release });
+    await bus.stop();
+  } finally {
+    await tdb.dispose();
   }
 }
 
@@ -122,16 +144,9 @@ await eachDialect('invalidation bus', (dialect) => {
 
   if (dialect === 'postgres') {
     it('applies a change whose sequence number commits after a higher one', async () => {
-      const tdb = await createTestDatabase(dialect);
-      try {
-        const a = await tdb.openMigrated();
-        const b = tdb.open();
-        const bus = new InvalidationBus({ handle: b, boundMs: 60_000 });
-        await bus.start();
+      await withWatcher(dialect, async ({ a, bus, held, release }) => {
         const seen: string[] = [];
         bus.subscribe((inv) => seen.push(inv.subjectId ?? ''));
-        let release!: () => void;
-        const held = new Promise<void>((r) => (release = r));
         const slow = a.db.transaction().execute(async (trx) => {
           await trx.insertInto('invalidations').values({ scope: 'api_key', tenant_id: 't', subject_id: 'slow', at: new Date().toISOString() }).execute();
           await held;
@@ -144,23 +159,13 @@ await eachDialect('invalidation bus', (dialect) => {
         await slow;
         await bus.poll();
         assert.deepEqual(seen, ['fast', 'slow']);
-        await bus.stop();
-      } finally {
-        await tdb.dispose();
-      }
+      });
     });
 
     it('applies every change of a large batch that commits after hundreds of later ones', async () => {
-      const tdb = await createTestDatabase(dialect);
-      try {
-        const a = await tdb.openMigrated();
-        const b = tdb.open();
-        const bus = new InvalidationBus({ handle: b, boundMs: 60_000 });
-        await bus.start();
+      await withWatcher(dialect, async ({ a, bus, held, release }) => {
         const seen = new Set<string>();
         bus.subscribe((inv) => seen.add(inv.subjectId ?? ''));
-        let release!: () => void;
-        const held = new Promise<void>((r) => (release = r));
         let written!: () => void;
         const taken = new Promise<void>((r) => (written = r));
         const slow = a.db.transaction().execute(async (trx) => {
@@ -181,10 +186,7 @@ await eachDialect('invalidation bus', (dialect) => {
         await bus.poll();
         assert.equal(seen.size, 900, 'the batch committed late is applied whole, not only its last rows');
         for (let i = 0; i < 600; i++) assert.ok(seen.has(`slow_${i}`), `slow_${i}`);
-        await bus.stop();
-      } finally {
-        await tdb.dispose();
-      }
+      });
     });
   }
 
