@@ -14,11 +14,17 @@ interface DialogProps {
  */
 export function Dialog({ title, open, onClose, children }: DialogProps) {
   const ref = useRef<HTMLDialogElement>(null);
+  // Closes this component made itself: their close events (queued tasks, which the browser may run
+  // after a click that has already asked for the dialog again) are not news to the owner.
+  const ownCloses = useRef(0);
   useEffect(() => {
     const dialog = ref.current;
     if (!dialog) return;
     if (open && !dialog.open) dialog.showModal();
-    if (!open && dialog.open) dialog.close();
+    if (!open && dialog.open) {
+      ownCloses.current += 1;
+      dialog.close();
+    }
   }, [open]);
   const id = `dialog-${title.replace(/\W+/g, '-').toLowerCase()}`;
   return (
@@ -33,7 +39,8 @@ export function Dialog({ title, open, onClose, children }: DialogProps) {
         onClose();
       }}
       onClose={() => {
-        if (ref.current?.open !== true) onClose();
+        if (ownCloses.current > 0) ownCloses.current -= 1;
+        else onClose();
       }}
     >
       <h2 id={id}>{title}</h2>
