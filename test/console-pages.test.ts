@@ -200,11 +200,15 @@ await eachDialect('console pages in chromium', (dialect) => {
       await nav('Users');
       await page.getByRole('heading', { name: 'Create a user' }).waitFor();
       await page.getByLabel('User name').fill('carol smith');
+      await page.getByLabel('Password (optional)').fill(carolPassword);
       await page.getByRole('button', { name: 'Create user' }).click();
       await page.locator('#user-username-error').waitFor();
       assert.match(await page.locator('#user-username-error').innerText(), /^User name must be 1 to 128 letters/);
       assert.equal(await page.getByLabel('User name').getAttribute('aria-invalid'), 'true');
       expectOnly(browser, /400 for POST .*\/api\/v1\/users$/, /console error .*400/);
+      // A refused form keeps every field, the password too: a corrected retry does not make a user without one.
+      assert.equal(await page.getByLabel('Password (optional)').inputValue(), carolPassword);
+      await page.getByLabel('Password (optional)').fill('');
       await page.getByLabel('User name').fill('carol');
       await page.getByLabel('Display name (optional)').fill('Carol Smith');
       await page.getByRole('group', { name: 'Roles' }).getByLabel('viewer (built-in)').check();
@@ -434,6 +438,10 @@ await eachDialect('console pages in chromium', (dialect) => {
       await page.keyboard.press('Tab');
       assert.equal((await focused(page)).name, 'Skip to content');
       await page.keyboard.press('Enter');
+      // The skip link moves focus past the header: the next Tab is inside the page, not the brand link.
+      await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.activeElement?.id === 'main');
+      await page.keyboard.press('Tab');
+      assert.notEqual((await focused(page)).name, 'Latchkey', 'the header is skipped');
       await tabTo(page, (el) => el.id === 'group-name');
       await page.keyboard.type('on-call');
       await page.keyboard.press('Enter');
@@ -448,6 +456,36 @@ await eachDialect('console pages in chromium', (dialect) => {
       await page.getByText('Group “on-call” deleted.').waitFor();
       assert.equal((await focused(page)).id, 'groups-title', 'focus goes to the list');
       await shot('groups-keyboard');
+    });
+
+    it('fits a phone\'s width: no page scrolls sideways, the navigation wraps', async () => {
+      await page.setViewportSize({ width: 375, height: 740 });
+      try {
+        for (const [link, heading] of [
+          ['Overview', 'Overview'],
+          ['Connectors', 'Connectors'],
+          ['Connections', 'Connections'],
+          ['API keys', 'API keys'],
+          ['Tasks', 'Tasks'],
+          ['Users', 'Users'],
+          ['Groups', 'Groups'],
+          ['Roles', 'Roles'],
+          ['Webhooks', 'Webhooks'],
+          ['Audit log', 'Audit log'],
+          ['Settings', 'Settings'],
+        ] as const) {
+          await nav(link);
+          await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
+          const { scrollWidth, innerWidth } = await page.evaluate(() => {
+            const g = globalThis as unknown as { innerWidth: number; document: { documentElement: { scrollWidth: number } } };
+            return { scrollWidth: g.document.documentElement.scrollWidth, innerWidth: g.innerWidth };
+          });
+          assert.ok(scrollWidth <= innerWidth, `the ${link} page is ${scrollWidth}px wide in a ${innerWidth}px window`);
+        }
+        await shot('phone-width');
+      } finally {
+        await page.setViewportSize({ width: 1280, height: 860 });
+      }
     });
 
     it('shows a user without identity:admin only their pages; an admin page\'s address says which permission it needs', async () => {

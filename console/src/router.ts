@@ -75,6 +75,8 @@ export function interceptLinks(root: HTMLElement): void {
     if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
     const anchor = (event.target as Element | null)?.closest('a');
     if (!anchor || anchor.target !== '' || anchor.origin !== location.origin || !anchor.pathname.startsWith(BASE)) return;
+    // A link within this page (the skip link's #main) is the browser's to follow: it moves focus there.
+    if (anchor.hash !== '' && anchor.pathname === location.pathname) return;
     event.preventDefault();
     const path = anchor.pathname.slice(BASE.length) || '/';
     if (anchor.pathname !== location.pathname) navigate(path);

@@ -119,7 +119,7 @@ export function ConnectionsPage({ me }: { me: Me }) {
               </p>
             ) : (
               <p>
-                End users connect their accounts on the hosted connect page: your application creates a connect session (<code>POST /api/v1/connect/sessions</code>) and sends
+                End users connect their accounts on the hosted connect page: your application creates a connect session (<code>POST /api/v1/connect-sessions</code>) and sends
                 the end user to its URL. To connect an account yourself, go to <a href={href('/connectors')}>Connectors</a>.
               </p>
             )}

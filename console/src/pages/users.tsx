@@ -172,8 +172,8 @@ function CreateUserForm({ directory, onCreated }: { directory: Directory; onCrea
       setRoles([]);
       await onCreated(user);
     } catch (err) {
+      // The password stays in its field (as the other fields do), so a corrected retry keeps it.
       setError(asApiError(err));
-      setPassword('');
     } finally {
       setBusy(false);
     }
