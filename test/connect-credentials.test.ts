@@ -175,6 +175,14 @@ await eachDialect('end users give their own credentials on the connect page', (d
       const actions = (audit.json.items as { action: string; actor: string; details: Record<string, unknown> | null }[]).map((e) => `${e.action} ${e.actor} ${String(e.details?.['endUserId'])}`);
       assert.ok(actions.includes('connection.credential_saved end_user:alice alice'), actions.join('\n'));
       assert.ok(actions.some((a) => a.startsWith('connector.credential_issued api_key:') && a.endsWith(' alice')), actions.join('\n'));
+      // What an end user did on the connect page is found by that actor.
+      const byAlice = await api('GET', `/api/v1/audit?actor=${encodeURIComponent('end_user:alice')}`, key);
+      assert.equal(byAlice.status, 200, JSON.stringify(byAlice.json));
+      const aliceActions = (byAlice.json.items as { action: string; actor: string }[]).map((e) => `${e.action} ${e.actor}`);
+      assert.ok(aliceActions.length > 0 && aliceActions.every((a) => a.endsWith(' end_user:alice')), aliceActions.join('\n'));
+      assert.ok(aliceActions.includes('connection.credential_saved end_user:alice'));
+      const controlled = await api('GET', `/api/v1/audit?actor=${encodeURIComponent('end_user:a\u0001b')}`, key);
+      assert.equal(controlled.status, 400);
 
       // A session opens only its own connectors: carol's allows the API key connector only.
       const carol = await session('carol', { allowedConnectors: [apiKeyConnector] });

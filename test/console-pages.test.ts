@@ -291,6 +291,10 @@ await eachDialect('console pages in chromium', (dialect) => {
       await page.locator('#webhook-url-error').waitFor();
       expectOnly(browser, /400 for POST .*\/api\/v1\/webhooks$/, /console error .*400/);
       await page.getByLabel('URL').fill(receiver.url);
+      // Every event the API knows is offered, the task events too; a new endpoint starts with the connection events.
+      const offered = page.locator('section[aria-labelledby="create-endpoint-title"]').getByRole('group', { name: 'Events' });
+      assert.equal(await offered.getByLabel('task.failed').isChecked(), false);
+      assert.equal(await offered.getByLabel('connection.created').isChecked(), true);
       await page.getByLabel('Description (optional)').fill('The billing service');
       await page.getByRole('button', { name: 'Add endpoint' }).click();
       const shown = page.getByRole('textbox', { name: 'The signing secret', exact: true });
@@ -337,12 +341,16 @@ await eachDialect('console pages in chromium', (dialect) => {
       await row.getByRole('button', { name: `Edit ${receiver.url}` }).click();
       const edit = page.getByRole('dialog', { name: 'Edit endpoint' });
       await edit.getByRole('group', { name: 'Events' }).getByLabel('connection.deleted').uncheck();
+      await edit.getByRole('group', { name: 'Events' }).getByLabel('task.failed').check();
       await edit.getByLabel('Description').fill('Billing, without deletions');
       await edit.getByRole('button', { name: 'Save endpoint' }).click();
       await page.getByText(`Endpoint ${receiver.url} saved.`).waitFor();
       assert.doesNotMatch(await row.innerText(), /connection\.deleted/);
+      assert.match(await row.innerText(), /task\.failed/);
+      const stored = (await call('GET', '/webhooks')) as { items: Array<{ url: string; events: string[] }> };
+      assert.ok(stored.items.find((e) => e.url === receiver.url)?.events.includes('task.failed'), 'saved through the API');
 
-      await row.getByRole('button', { name: `Roll the secret of ${receiver.url}` }).click();
+      await row.getByRole('button', { name: `Roll secret of ${receiver.url}` }).click();
       await page.getByRole('dialog', { name: 'Roll signing secret' }).getByRole('button', { name: 'Roll secret' }).click();
       await page.getByText('For 24 hours messages are signed with the previous secret too').waitFor();
       const rolled = await shown.inputValue();

@@ -70,8 +70,9 @@ export interface Finding {
 
 export type Tenant = Schemas['Tenant'];
 
-/** The events a webhook endpoint may ask for (as the API's `WebhookEndpoint.events` lists them). */
-export const WEBHOOK_EVENTS = ['connection.created', 'connection.refresh_failed', 'connection.needs_reauthorization', 'connection.recovered', 'connection.deleted'] as const;
+/** The events a webhook endpoint may ask for. */
+// The one list of events, the server's own (a module without imports, bundled as is).
+export { WEBHOOK_EVENTS } from '../../src/webhooks/events.js';
 
 /** Every permission a role may grant (as the API's `Role.permissions` lists them). */
 // The one list of permissions, the server's own (a module without imports, bundled as is).

@@ -1430,7 +1430,7 @@ export interface components {
             tenantId: string;
             /** Format: date-time */
             at: string;
-            /** @description `user:<id>`, `api_key:<id>` or `system`. */
+            /** @description `user:<id>`, `api_key:<id>`, `end_user:<id>` (an end user on the connect page) or `system`. */
             actor: string;
             action: string;
             target: string | null;

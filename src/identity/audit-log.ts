@@ -11,7 +11,7 @@ export interface AuditEvent {
   tenantId: string;
   /** UTC ISO-8601. */
   at: string;
-  /** `user:<id>`, `api_key:<id>` or `system` (see actorLabel). */
+  /** `user:<id>`, `api_key:<id>`, `end_user:<id>` or `system` (see actorLabel). */
   actor: string;
   action: string;
   target: string | null;
@@ -35,7 +35,7 @@ export interface AuditListOptions {
   action?: string;
   /** Only events about this target. */
   target?: string;
-  /** Only events by this actor (`user:<id>`, `api_key:<id>`, `system`). */
+  /** Only events by this actor (`user:<id>`, `api_key:<id>`, `end_user:<id>`, `system`). */
   actor?: string;
   /** Only events at or after this time (an ISO-8601 date and time). */
   since?: string;

@@ -87,7 +87,7 @@ export function AuditPage({ me }: { me: Me }) {
       <p class="lead">Every change in this tenant, and every token or credential handed out, newest first. Times are in your browser's time zone.</p>
       <form class="inline-form filters" onSubmit={apply} noValidate aria-label="Filter the audit log">
         {text('action', 'Such as api_key.revoked.')}
-        {text('actor', 'user:<id>, api_key:<id> or system.')}
+        {text('actor', 'user:<id>, api_key:<id>, end_user:<id> or system.')}
         {text('target', 'An id: a key, a user, a connector…')}
         {time('since', 'Events at or after this time.')}
         {time('until', 'Events before this time.')}

@@ -11,6 +11,8 @@ import { useLoad } from '../use-load';
 import { Confirm } from '../components/confirm';
 
 const eventOptions = WEBHOOK_EVENTS.map((e) => ({ value: e, label: <code>{e}</code> }));
+/** What a new endpoint starts with: the connection events (task events are for those who run tasks). */
+const defaultEvents = (): string[] => WEBHOOK_EVENTS.filter((e) => e.startsWith('connection.'));
 
 const SECRET_WHY = 'Latchkey keeps it encrypted to sign messages and never shows it again. Your receiver verifies every message with it (Standard Webhooks).';
 
@@ -50,7 +52,7 @@ export function WebhooksPage({ me }: { me: Me }) {
     <>
       <h1>Webhooks</h1>
       <p class="lead">
-        Latchkey posts an event to each endpoint that asks for it when a connection is created, fails to refresh, needs re-authorization, recovers or is deleted. Messages
+        Latchkey posts an event to each endpoint that asks for it when a connection is created, fails to refresh, needs re-authorization, recovers or is deleted, and when an attempt of a task succeeds or fails. Messages
         are signed (Standard Webhooks) and retried until the endpoint answers 2xx.
       </p>
       {issued !== undefined && (
@@ -123,7 +125,7 @@ export function WebhooksPage({ me }: { me: Me }) {
                           <button type="button" class="secondary" aria-label={`Edit ${endpoint.url}`} onClick={() => setEditing(endpoint)}>
                             Edit
                           </button>
-                          <button type="button" class="secondary" aria-label={`Roll the secret of ${endpoint.url}`} onClick={() => setRolling(endpoint)}>
+                          <button type="button" class="secondary" aria-label={`Roll secret of ${endpoint.url}`} onClick={() => setRolling(endpoint)}>
                             Roll secret
                           </button>
                           <button type="button" class="danger" aria-label={`Delete ${endpoint.url}`} onClick={() => setDeleting(endpoint)}>
@@ -198,7 +200,7 @@ export function WebhooksPage({ me }: { me: Me }) {
 
 function CreateEndpointForm({ onCreated }: { onCreated: (created: IssuedWebhookEndpoint) => Promise<void> }) {
   const [url, setUrl] = useState('');
-  const [events, setEvents] = useState<string[]>([...WEBHOOK_EVENTS]);
+  const [events, setEvents] = useState<string[]>(defaultEvents);
   const [description, setDescription] = useState('');
   const [error, setError] = useState<ApiError | undefined>();
   const [busy, setBusy] = useState(false);
@@ -210,7 +212,7 @@ function CreateEndpointForm({ onCreated }: { onCreated: (created: IssuedWebhookE
       const created = await api<IssuedWebhookEndpoint>('POST', '/webhooks', { url: url.trim(), events, ...(description.trim() !== '' ? { description: description.trim() } : {}) });
       setUrl('');
       setDescription('');
-      setEvents([...WEBHOOK_EVENTS]);
+      setEvents(defaultEvents());
       await onCreated(created);
     } catch (err) {
       setError(asApiError(err));

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Identity } from '../../identity/index.js';
+import { isEndUserId } from '../../oauth/connections.js';
 import { principalOf, SECURITY } from '../auth.js';
 import { EXAMPLE_IDS as ID, EXAMPLE_TIMES as AT } from '../examples.js';
 import { errorResponses, timestampSchema } from '../schemas.js';
@@ -27,7 +28,9 @@ const auditQuery = z.strictObject({
   target: z.string({ error: 'must be a string' }).min(1).max(300, { error: 'is too long' }).optional().describe('Only events about this target: a connector id for `connection.proxied`, a key id...'),
   actor: z
     .string({ error: 'must be a string' })
-    .regex(/^(user|api_key):[A-Za-z0-9_-]{1,100}$|^system$/, { error: 'must look like "user:<id>", "api_key:<id>" or "system"' })
+    .refine((v) => /^(user|api_key):[A-Za-z0-9_-]{1,100}$|^system$/.test(v) || (v.startsWith('end_user:') && isEndUserId(v.slice('end_user:'.length))), {
+      error: 'must look like "user:<id>", "api_key:<id>", "end_user:<id>" or "system"',
+    })
     .optional()
     .describe('Only events by this actor.'),
   since: z
@@ -57,7 +60,7 @@ const auditEventSchema = z
     id: z.string(),
     tenantId: z.string(),
     at: timestampSchema,
-    actor: z.string().describe('`user:<id>`, `api_key:<id>` or `system`.'),
+    actor: z.string().describe('`user:<id>`, `api_key:<id>`, `end_user:<id>` (an end user on the connect page) or `system`.'),
     action: z.string(),
     target: z.string().nullable(),
     details: z.record(z.string(), z.unknown()).nullable(),
