@@ -253,6 +253,10 @@ await eachDialect('end users give their own credentials on the connect page', (d
       const wrongType = await api('PUT', `/api/v1/connectors/${apiKeyConnector}/connection`, key, { credential: { key: 12345 } }, { 'latchkey-end-user': 'carol' });
       assert.equal(wrongType.status, 400, wrongType.text);
       assert.equal(wrongType.json.error.code, 'validation_failed');
+      // A key beyond Latin-1 cannot go into a header: refused when given, not on every proxied call.
+      const notLatin1 = await api('PUT', `/api/v1/connectors/${apiKeyConnector}/connection`, key, { credential: { key: `${secret('carol')}\u2603` } }, { 'latchkey-end-user': 'carol' });
+      assert.equal(notLatin1.status, 400, notLatin1.text);
+      assert.match(notLatin1.json.error.message, /"credential\.key" must not contain characters beyond Latin-1/);
       assert.deepEqual((await api('GET', '/api/v1/connections?endUserId=carol', key)).json.items, [], 'nothing was stored for carol');
       const aliceStill = await proxied(basicConnector, 'alice');
       assert.equal(aliceStill.got?.headers['authorization'], `Basic ${Buffer.from(`alice@example.com:${alicePassword}`).toString('base64')}`, 'a refused resubmission leaves the stored credential');

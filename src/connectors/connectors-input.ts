@@ -1,5 +1,6 @@
 import { LatchkeyError } from '../core/index.js';
 import { validateConnectorConfig, type Catalog, type ConfigFieldError } from './catalog.js';
+import { secretProblem } from './credentials.js';
 import { nearestIds, orList } from './nearest-ids.js';
 import { AUTH_TYPES, PER_USER_AUTH_TYPES, urlProblem, type AuthType, type ProviderTemplate } from './provider-schema.js';
 
@@ -164,7 +165,10 @@ function checkSecrets(authType: AuthType | undefined, tokenMode: TokenMode, secr
     } else if (value.length > MAX_SECRET_LENGTH) {
       fields.push({ path, message: `must be at most ${MAX_SECRET_LENGTH} characters` });
     } else {
-      out[name as SecretName] = value;
+      // The API key and bearer token go into a header as they are; the others are encoded first.
+      const problem = secretProblem(value, name === 'apiKeyValue' || name === 'token');
+      if (problem) fields.push({ path, message: problem });
+      else out[name as SecretName] = value;
     }
   }
   if (authType) {

@@ -171,6 +171,11 @@ await eachDialect('connector service', (dialect) => {
         [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: {} }, 'secrets.apiKeyValue', /required/],
         [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: '' } }, 'secrets.apiKeyValue', /empty/],
         [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: 5 } }, 'secrets.apiKeyValue', /string/],
+        // A value no header can carry is refused when stored, not on every call later (and CR LF smuggles a header).
+        [{ name: 'x', provider: 'stripe', authType: 'api_key', secrets: { apiKeyValue: `${secret()}\r\nX-Injected: 1` } }, 'secrets.apiKeyValue', /control characters/],
+        [{ name: 'x', provider: 'github', authType: 'bearer', secrets: { token: `${secret()}\u0000` } }, 'secrets.token', /control characters/],
+        [{ name: 'x', provider: 'github', authType: 'bearer', secrets: { token: `${secret()}tok\u00e9n\u2603` } }, 'secrets.token', /beyond Latin-1/],
+        [{ name: 'x', provider: 'bitbucket', authType: 'basic', secrets: { username: 'u', password: `${secret()}\n` } }, 'secrets.password', /control characters/],
         [{ name: 'x', provider: 'bitbucket', authType: 'basic', secrets: { username: 'u' } }, 'secrets.password', /required/],
         [{ name: 'x', provider: 'github', authType: 'bearer', secrets: {} }, 'secrets.token', /required/],
         [{ name: 'x', provider: 'oauth2', authType: 'oauth_authorization_code', config: { clientId: 'c', tokenUrl: 'https://t.example.com' }, secrets: { clientSecret: 's' } }, 'config.authorizationUrl', /required/],
@@ -183,6 +188,8 @@ await eachDialect('connector service', (dialect) => {
         assert.match(fieldsOf(caseErr)[path] ?? `(no error on ${path}: ${JSON.stringify(caseErr.details)})`, message, path);
       }
       assert.equal((await connectors.list(tenantA)).items.length, 0, 'nothing was created');
+      // A basic password is encoded before it is sent: any printable character will do.
+      await connectors.create(ACTOR, tenantA, { name: 'x', provider: 'bitbucket', authType: 'basic', secrets: { username: 'u', password: `${secret()}p\u00e4ssw\u00f6rd\u2603` } });
     } finally {
       await f.dispose();
     }

@@ -99,14 +99,32 @@ export const USER_CREDENTIAL_FIELDS: Readonly<Record<StaticCredentialAuthType, r
 const MAX_CREDENTIAL_LENGTH = 8192;
 const MAX_USERNAME_LENGTH = 255;
 const CONTROL = /\p{Cc}/u;
+/** Beyond Latin-1: an HTTP header cannot carry it (Node refuses to send it). */
+// eslint-disable-next-line no-control-regex
+const NOT_LATIN1 = /[^\u0000-\u00ff]/;
+
+/**
+ * What is wrong with a secret that Latchkey sends to a provider (undefined: nothing): control
+ * characters never (NUL, CR, LF...: never valid in a header or query value, and a way to smuggle
+ * one in), and for one sent as it is in a header (an API key, a bearer token) nothing beyond
+ * Latin-1 either, so that it is refused when stored rather than failing every call later.
+ *
+ * @example
+ * secretProblem('abc\r\nX-Injected: 1', true); // 'must not contain control characters'
+ */
+export function secretProblem(value: string, inHeader: boolean): string | undefined {
+  if (CONTROL.test(value)) return 'must not contain control characters';
+  if (inHeader && NOT_LATIN1.test(value)) return 'must not contain characters beyond Latin-1 (an HTTP header cannot carry them)';
+  return undefined;
+}
 
 function credentialProblem(name: string, value: unknown): string | undefined {
   if (typeof value !== 'string') return 'must be a string';
   if (value.length === 0) return 'must not be empty';
   const max = name === 'username' ? MAX_USERNAME_LENGTH : MAX_CREDENTIAL_LENGTH;
   if (value.length > max) return `must be at most ${max} characters`;
-  // NUL, CR, LF...: never valid in a header or query value, and a way to smuggle one in.
-  if (CONTROL.test(value)) return 'must not contain control characters';
+  const problem = secretProblem(value, name === 'key' || name === 'token');
+  if (problem) return problem;
   if (name === 'username' && value.includes(':')) return 'must not contain ":" (basic authentication separates it from the password with one)';
   return undefined;
 }

@@ -392,6 +392,15 @@ describe('egress policy', () => {
         const unavailable = (what: RegExp) => (err: unknown) => err instanceof LatchkeyError && err.code === 'provider_unavailable' && what.test(err.message);
         await assert.rejects(stream({ url: new URL(`${base}/silent`), method: 'GET', headers: {} }), unavailable(/did not answer within 300 ms/));
         await assert.rejects(stream({ url: new URL('http://127.0.0.1:1/nothing'), method: 'GET', headers: {} }), unavailable(/could not be reached/));
+        // A header value HTTP cannot carry is refused before anything is sent: not the provider's failure, and never the value.
+        const smuggled = `${randomBytes(8).toString('hex')}\r\nx-injected: 1`;
+        await assert.rejects(stream({ url: new URL(`${base}/sized?size=1`), method: 'GET', headers: { 'x-api-key': smuggled } }), (err: unknown) => {
+          assert.ok(err instanceof LatchkeyError);
+          assert.equal(err.code, 'invalid_request');
+          assert.match(err.message, /^The request to 127\.0\.0\.1:\d+ could not be sent: a header value is not valid in HTTP/);
+          assert.ok(!err.message.includes(smuggled.slice(0, 16)) && !JSON.stringify(err).includes(smuggled.slice(0, 16)), 'never the value');
+          return true;
+        });
         // The caller going away is the caller's own abort, not the provider's failure.
         const gone = new AbortController();
         const pending = stream({ url: new URL(`${base}/silent`), method: 'GET', headers: {}, signal: gone.signal });

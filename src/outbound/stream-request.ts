@@ -92,6 +92,11 @@ export function streamRequester(dispatcher: Dispatcher, timeoutMs: number, limit
       if (cause instanceof LatchkeyError) throw cause;
       if (callerSignal?.aborted) throw callerSignal.reason;
       if (timedOut) throw new LatchkeyError('provider_unavailable', `${host} did not answer within ${timeoutMs} ms.`);
+      // Refused before anything was sent (a header value HTTP cannot carry, such as a credential
+      // stored before such values were refused): not the provider's fault, and never its value.
+      if ((err as { code?: unknown }).code === 'UND_ERR_INVALID_ARG') {
+        throw new LatchkeyError('invalid_request', `The request to ${host} could not be sent: a header value is not valid in HTTP (check the connector's credential).`);
+      }
       throw new LatchkeyError('provider_unavailable', `${host} could not be reached.`, { cause: err });
     }
 
