@@ -202,7 +202,13 @@ await eachDialect('the proxy', (dialect) => {
     const audit = await h.call({ method: 'GET', url: `/api/v1/audit?action=connection.proxied&target=${id}&limit=500`, key: t.adminKey });
     assert.equal(audit.status, 200, audit.text);
     const calls = audit.json.items as Array<{ actor: string; details: Record<string, unknown> }>;
-    assert.equal(calls.length, 102, 'one call per end user before the burst, a hundred in it');
+    assert.equal(calls.length, 103, 'one call per end user before the burst, the refused one, a hundred in the burst');
+    // A call refused before the provider is recorded too, with its error code instead of a status.
+    const refused = calls.filter((c) => c.details.error !== undefined);
+    assert.equal(refused.length, 1, JSON.stringify(refused));
+    assert.deepEqual(Object.keys(refused[0]?.details ?? {}).sort(), ['error', 'method', 'path', 'userId']);
+    assert.equal(refused[0]?.details.error, 'not_connected');
+    assert.equal(refused[0]?.details.path, '/me');
     assert.ok(calls.some((c) => c.details.refreshed === true));
     assert.deepEqual(calls.at(-1)?.details, { endUserId: 'alice', method: 'GET', path: '/me', status: 200 });
     assert.match(calls[0]?.actor ?? '', /^api_key:/);

@@ -239,90 +239,111 @@ export function createProxy(options: ProxyOptions): Proxy {
     },
 
     async forward(request) {
-      const { resolved, credential } = await forConnection(await connectors.getResolved(request.tenantId, request.connectorId), request.owner);
-      const base = resolved.provider.apiBaseUrl;
-      if (!base) {
-        throw new LatchkeyError('invalid_request', `The connector ${request.connectorId} has no API base URL to proxy to; set config.apiBaseUrl.`);
-      }
-      const url = targetUrl(base, request.path, request.query);
-      outbound.assertAllowed(url, 'API');
-      const headers: Record<string, string> = {};
-      for (const name in request.headers) {
-        const value = request.headers[name];
-        const lower = name.toLowerCase();
-        if (value === undefined || HOP_BY_HOP.has(lower) || CALLER_ONLY.has(lower) || lower.startsWith('latchkey-')) continue;
-        headers[lower] = Array.isArray(value) ? value.join(', ') : value;
-      }
-      // Uncompressed from the provider: Latchkey streams what it gets, byte for byte.
-      headers['accept-encoding'] = 'identity';
-      const method = request.method.toUpperCase();
-      const lengthHeader = request.headers['content-length'];
-      const length = typeof lengthHeader === 'string' ? Number(lengthHeader) : undefined;
-      let body: Buffer | Readable | undefined = request.body;
-      if (body && length !== undefined && length <= REPLAYABLE_BYTES) body = await readLimited(body, REPLAYABLE_BYTES);
-      const replayable = body === undefined || Buffer.isBuffer(body);
-      const retries = Math.min(Math.max(Math.trunc(request.retries ?? 0), 0), MAX_RETRIES);
-
-      const { response, refreshed } = await outbound.limit(`${request.tenantId}\n${request.connectorId}`, async () => {
-        let injected = await inject(resolved, request.owner, undefined, credential);
-        let refreshed = false;
-        for (let attempt = 0; ; attempt++) {
-          // A copy only when the credential goes in the query: `url` itself is what the audit row names.
-          const queryCredential = Object.entries(injected.query);
-          const target = queryCredential.length === 0 ? url : new URL(url);
-          for (const [name, value] of queryCredential) target.searchParams.set(name, value);
-          const response = await send({
-            url: target,
-            method,
-            headers: { ...headers, ...injected.headers },
-            ...(body !== undefined && method !== 'GET' && method !== 'HEAD' ? { body } : {}),
-            ...(request.signal ? { signal: request.signal } : {}),
-          });
-          if (response.status === 401 && injected.accessToken !== undefined && !refreshed && replayable) {
-            await response.discard();
-            // Refreshes only if the stored token is still the refused one (else uses the newer one), exactly once.
-            injected = await inject(resolved, request.owner, injected.accessToken);
-            refreshed = true;
-            continue;
-          }
-          if ((response.status === 429 || response.status === 503) && attempt < retries && replayable) {
-            const retryAfter = response.headers['retry-after'];
-            const wait = retryAfterMs(typeof retryAfter === 'string' ? retryAfter : null, Date.now());
-            if (wait !== undefined && wait <= MAX_RETRY_WAIT_MS) {
-              await response.discard();
-              await sleep(wait, request.signal);
-              continue;
-            }
-          }
-          return { response, refreshed };
-        }
-      });
-      // The path is recorded, never the query (it may hold a key) or a body; outside the
-      // connector's concurrency limit, which is for the provider.
+      let answered = false;
       try {
-        await record(request.actor, request.tenantId, 'connection.proxied', request.connectorId, {
-          ...ownerDetails(request.owner),
-          method,
-          path: url.pathname,
-          status: response.status,
-          ...(refreshed ? { refreshed: true } : {}),
-        });
+        return await forwardAndRecord(request, () => (answered = true));
       } catch (err) {
-        await response.discard().catch(() => {});
+        // A call refused or failed before the provider's answer is recorded too, with its error
+        // code (never its message, which may name a value); the caller's own hang-up is not a call.
+        if (!answered && err instanceof LatchkeyError && !request.signal?.aborted) {
+          const path = request.path.startsWith('/') ? request.path : `/${request.path}`;
+          await record(request.actor, request.tenantId, 'connection.proxied', request.connectorId, {
+            ...ownerDetails(request.owner),
+            method: request.method.toUpperCase(),
+            path: path.length > 500 ? `${path.slice(0, 500)}…` : path,
+            error: err.code,
+          }).catch(() => {});
+        }
         throw err;
       }
-      // undici's object for this answer, trimmed in place rather than copied.
-      const out = response.headers;
-      for (const name in out) {
-        if (out[name] === undefined || HOP_BY_HOP.has(name) || RESPONSE_DROPPED.has(name)) delete out[name];
-      }
-      return {
-        status: response.status,
-        headers: out as Record<string, string | string[]>,
-        body: method === 'HEAD' || NO_BODY.has(response.status) ? (await response.discard(), null) : response.body,
-        target: `${url.origin}${url.pathname}`,
-        refreshed,
-      };
     },
   };
+
+  async function forwardAndRecord(request: ProxyRequest, onRecorded: () => void): Promise<ProxyResponse> {
+    const { resolved, credential } = await forConnection(await connectors.getResolved(request.tenantId, request.connectorId), request.owner);
+    const base = resolved.provider.apiBaseUrl;
+    if (!base) {
+      throw new LatchkeyError('invalid_request', `The connector ${request.connectorId} has no API base URL to proxy to; set config.apiBaseUrl.`);
+    }
+    const url = targetUrl(base, request.path, request.query);
+    outbound.assertAllowed(url, 'API');
+    const headers: Record<string, string> = {};
+    for (const name in request.headers) {
+      const value = request.headers[name];
+      const lower = name.toLowerCase();
+      if (value === undefined || HOP_BY_HOP.has(lower) || CALLER_ONLY.has(lower) || lower.startsWith('latchkey-')) continue;
+      headers[lower] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    // Uncompressed from the provider: Latchkey streams what it gets, byte for byte.
+    headers['accept-encoding'] = 'identity';
+    const method = request.method.toUpperCase();
+    const lengthHeader = request.headers['content-length'];
+    const length = typeof lengthHeader === 'string' ? Number(lengthHeader) : undefined;
+    let body: Buffer | Readable | undefined = request.body;
+    if (body && length !== undefined && length <= REPLAYABLE_BYTES) body = await readLimited(body, REPLAYABLE_BYTES);
+    const replayable = body === undefined || Buffer.isBuffer(body);
+    const retries = Math.min(Math.max(Math.trunc(request.retries ?? 0), 0), MAX_RETRIES);
+
+    const { response, refreshed } = await outbound.limit(`${request.tenantId}\n${request.connectorId}`, async () => {
+      let injected = await inject(resolved, request.owner, undefined, credential);
+      let refreshed = false;
+      for (let attempt = 0; ; attempt++) {
+        // A copy only when the credential goes in the query: `url` itself is what the audit row names.
+        const queryCredential = Object.entries(injected.query);
+        const target = queryCredential.length === 0 ? url : new URL(url);
+        for (const [name, value] of queryCredential) target.searchParams.set(name, value);
+        const response = await send({
+          url: target,
+          method,
+          headers: { ...headers, ...injected.headers },
+          ...(body !== undefined && method !== 'GET' && method !== 'HEAD' ? { body } : {}),
+          ...(request.signal ? { signal: request.signal } : {}),
+        });
+        if (response.status === 401 && injected.accessToken !== undefined && !refreshed && replayable) {
+          await response.discard();
+          // Refreshes only if the stored token is still the refused one (else uses the newer one), exactly once.
+          injected = await inject(resolved, request.owner, injected.accessToken);
+          refreshed = true;
+          continue;
+        }
+        if ((response.status === 429 || response.status === 503) && attempt < retries && replayable) {
+          const retryAfter = response.headers['retry-after'];
+          const wait = retryAfterMs(typeof retryAfter === 'string' ? retryAfter : null, Date.now());
+          if (wait !== undefined && wait <= MAX_RETRY_WAIT_MS) {
+            await response.discard();
+            await sleep(wait, request.signal);
+            continue;
+          }
+        }
+        return { response, refreshed };
+      }
+    });
+    // The path is recorded, never the query (it may hold a key) or a body; outside the
+    // connector's concurrency limit, which is for the provider.
+    try {
+      await record(request.actor, request.tenantId, 'connection.proxied', request.connectorId, {
+        ...ownerDetails(request.owner),
+        method,
+        path: url.pathname,
+        status: response.status,
+        ...(refreshed ? { refreshed: true } : {}),
+      });
+    } catch (err) {
+      await response.discard().catch(() => {});
+      throw err;
+    }
+    onRecorded();
+    // undici's object for this answer, trimmed in place rather than copied.
+    const out = response.headers;
+    for (const name in out) {
+      if (out[name] === undefined || HOP_BY_HOP.has(name) || RESPONSE_DROPPED.has(name)) delete out[name];
+    }
+    return {
+      status: response.status,
+      headers: out as Record<string, string | string[]>,
+      body: method === 'HEAD' || NO_BODY.has(response.status) ? (await response.discard(), null) : response.body,
+      target: `${url.origin}${url.pathname}`,
+      refreshed,
+    };
+  }
 }
