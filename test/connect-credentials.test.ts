@@ -225,6 +225,8 @@ await eachDialect('end users give their own credentials on the connect page', (d
       const withNul = await submit(carolBrowser, await formOf(carolBrowser, carol.url, 'Keyed API'), { 'credential.key': `${nul}\u0000tail` });
       assert.equal(withNul.res.status, 400, withNul.html);
       assert.match(withNul.html, /"credential\.key" must not contain a NUL character/);
+      assert.match(withNul.html, /action="\/connect\/credentials"/, 'the form is there again to correct it');
+      assert.ok(!withNul.html.includes(nul), 'no submitted value is echoed');
       const bad: [Record<string, string>, RegExp][] = [
         [{ 'credential.key': `${nul}\r\nx-injected: 1` }, /"credential\.key" must not contain control characters/],
         [{ 'credential.key': huge }, /"credential\.key" must be at most 8192 characters/],

@@ -200,8 +200,15 @@ export const connectPageRoutes: FastifyPluginAsync<ConnectPageRoutesOptions> = a
     return html(reply, err.status, connectErrorPage(err.message));
   };
   // Errors before a route runs (a body over the limit, a malformed one) are pages too, in words.
-  fastify.setErrorHandler((err, _request, reply) => {
+  fastify.setErrorHandler(async (err, request, reply) => {
     const status = typeof (err as { statusCode?: unknown }).statusCode === 'number' ? (err as { statusCode: number }).statusCode : 500;
+    // A form refused at the edge (a NUL character in a field): the page again with the reason, as
+    // the routes' own checks do, so the person can correct it; only for a session that opens.
+    if (err instanceof LatchkeyError && err.code === 'validation_failed' && request.method === 'POST') {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const session = await sessions.open(body['session']).catch(() => undefined);
+      if (session) return listPage(request, reply, body['session'] as string, session, 400, { connectorId: String(body['connector']), message: err.message });
+    }
     if (err instanceof LatchkeyError) return fail(reply, err);
     if (status === 413) return html(reply, 413, connectErrorPage('What you sent is too large; nothing was saved.'));
     if (status >= 400 && status < 500) return html(reply, 400, connectErrorPage('The form could not be read; nothing was saved. Open the connect link again.'));
