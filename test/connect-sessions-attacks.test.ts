@@ -145,6 +145,9 @@ await eachDialect('connect sessions under attack', (dialect) => {
       [{ endUser: { id: 'a' }, extra: true }, 400, 'validation_failed'],
     ];
     for (const [body, status, code] of bad) assertError(await createSession(t.adminKey, body), status, code);
+    const none = await createSession(t.adminKey, { endUser: { id: 'a' }, allowedConnectors: [] });
+    assertError(none, 400, 'validation_failed');
+    assert.match(none.json.error.message, /"allowedConnectors" must name at least one connector \(leave it out to allow them all\)/);
     assert.equal(await count(), 0, 'nothing was written');
 
     const viewer = await t.user(['viewer']);

@@ -90,7 +90,7 @@ await eachDialect('HTTP providers and static credentials', (dialect) => {
     const plain = await bad({ authType: 'bearer', config: { apiBaseUrl: 'http://api.internal.example' }, secrets: { token: key } });
     assert.match(plain['config.apiBaseUrl'] ?? '', /plain http/);
     assert.deepEqual(await bad({ authType: 'api_key', config: { apiBaseUrl: BASE, in: 'cookie', name: 'X-Key' }, secrets: { apiKeyValue: key } }), {
-      'config.in': 'must match ^(?:header|query)$',
+      'config.in': 'is not in the form it takes (Where the API key goes: "header" (default) or "query")',
     });
     assert.deepEqual(Object.keys(await bad({ authType: 'api_key', config: { apiBaseUrl: BASE, name: 'X Key' }, secrets: { apiKeyValue: key } })), ['config.name']);
     assert.deepEqual(await bad({ authType: 'basic', config: { apiBaseUrl: BASE }, secrets: { password: key } }), {

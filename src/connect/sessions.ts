@@ -68,7 +68,7 @@ const createSchema = z.strictObject({
       .refine((tags) => Object.keys(tags).length <= 20, 'must have at most 20 entries')
       .optional(),
   }),
-  allowedConnectors: z.array(z.string().min(1).max(200)).min(1).max(100).optional(),
+  allowedConnectors: z.array(z.string().min(1).max(200)).min(1, 'must name at least one connector (leave it out to allow them all)').max(100, 'must name at most 100 connectors').optional(),
   returnTo: z.url({ protocol: /^https?$/ }).max(2048).optional(),
   allowedOrigins: z.array(origin).max(20).optional(),
   /** How long the session lasts, in milliseconds (default 30 minutes, at most 24 hours). */

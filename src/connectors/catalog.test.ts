@@ -388,7 +388,7 @@ describe('resolveProvider: Microsoft', () => {
   it('refuses a tenant id with a slash or other path characters', () => {
     const bad = [`${TENANT}/../common`, 'contoso/evil', '..', '.', 'a?b=c', 'a#b', 'a%2Fb', 'a\\b', 'con toso', 'contoso.onmicrosoft.com/', '', `${TENANT}\n`];
     for (const tenantId of bad) {
-      assertConfigRefused(() => resolveProvider(microsoft, { tenantId, clientId: 'c' }), 'config.tenantId', /^must (?:match|not be empty|not contain control)/);
+      assertConfigRefused(() => resolveProvider(microsoft, { tenantId, clientId: 'c' }), 'config.tenantId', /^(?:is not in the form it takes|must (?:not be empty|not contain control))/);
       const fields = configErrors(microsoft, 'oauth_authorization_code', { tenantId, clientId: 'c' });
       assert.equal(fields[0]?.path, 'config.tenantId', JSON.stringify(tenantId));
     }
@@ -416,7 +416,7 @@ describe('resolveProvider: placeholders', () => {
     const sandbox = endpoints(resolveProvider(salesforce, { clientId: 'c', loginHost: 'test.salesforce.com' }).oauth);
     assert.equal(sandbox.authorizationUrl, 'https://test.salesforce.com/services/oauth2/authorize');
     assert.equal(sandbox.revocationUrl, 'https://test.salesforce.com/services/oauth2/revoke');
-    assertConfigRefused(() => resolveProvider(salesforce, { clientId: 'c', loginHost: 'evil.example' }), 'config.loginHost', /^must match/);
+    assertConfigRefused(() => resolveProvider(salesforce, { clientId: 'c', loginHost: 'evil.example' }), 'config.loginHost', /^is not in the form it takes \(login\.salesforce\.com/);
   });
 
   it('appends a path to a token response URL without doubling the slash', () => {
@@ -430,7 +430,7 @@ describe('resolveProvider: placeholders', () => {
     assert.equal(shopify.authorizationUrl, 'https://acme.myshopify.com/admin/oauth/authorize');
     assert.equal(resolveProvider(provider('zendesk'), { subdomain: 'acme', clientId: 'c' }).apiBaseUrl, 'https://acme.zendesk.com/api/v2');
     for (const shop of ['evil.example/x', 'evil.example#', 'a@evil.example', 'Acme']) {
-      assertConfigRefused(() => resolveProvider(provider('shopify'), { shop, clientId: 'c' }), 'config.shop', /^must match/);
+      assertConfigRefused(() => resolveProvider(provider('shopify'), { shop, clientId: 'c' }), 'config.shop', /^is not in the form it takes \(The shop's subdomain/);
     }
   });
 
@@ -541,7 +541,7 @@ describe('validateConnectorConfig', () => {
 
   it('reports a pattern mismatch on the field', () => {
     assert.deepEqual(configErrors(provider('twilio'), 'basic', { accountSid: 'AC123' }), [
-      { path: 'config.accountSid', message: 'must match ^AC[0-9a-fA-F]{32}$' },
+      { path: 'config.accountSid', message: 'is not in the form it takes (The Account SID (AC followed by 32 hex digits))' },
     ]);
   });
 
@@ -652,7 +652,7 @@ describe('the generic http provider', () => {
 
   it('refuses a location other than header or query, a name that is no header name, and NUL bytes anywhere', () => {
     assert.deepEqual(configErrors(http, 'api_key', { apiBaseUrl: base, in: 'body', name: 'X-Api-Key' }), [
-      { path: 'config.in', message: 'must match ^(?:header|query)$' },
+      { path: 'config.in', message: 'is not in the form it takes (Where the API key goes: "header" (default) or "query")' },
     ]);
     for (const name of ['X Api Key', 'X-Api-Key:', 'Ключ', 'x'.repeat(101)]) {
       assert.equal(configErrors(http, 'api_key', { apiBaseUrl: base, name })[0]?.path, 'config.name', name);

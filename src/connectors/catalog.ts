@@ -506,7 +506,8 @@ function valueProblem(template: ProviderTemplate, name: string, field: ConfigFie
     const problem = urlProblem(value, template.allowLoopbackHttp === true);
     if (problem) return problem;
   }
-  if (field.pattern !== undefined && !patternOf(field).test(value)) return `must match ${field.pattern}`;
+  // In the field's own words, not its regular expression (which the catalog lists for programs).
+  if (field.pattern !== undefined && !patternOf(field).test(value)) return `is not in the form it takes (${field.description.replace(/\.$/, '')})`;
   if (name === 'scopes' && template.oauth) {
     const scopes = splitScopes(value, template.oauth.scopes.separator);
     if (scopes.length === 0 || !scopes.every((scope) => SCOPE_TOKEN.test(scope))) return 'must be scopes separated by spaces';
