@@ -466,6 +466,32 @@ await eachDialect('console pages in chromium', (dialect) => {
       await shot('groups-keyboard');
     });
 
+    it('creates a per-user API key connector: no credential asked of the admin, each user gives their own; its status is the user\'s', async () => {
+      await nav('Connectors');
+      const billing = page.locator('tr', { has: page.getByRole('rowheader', { name: /Billing API/ }) });
+      assert.equal(await billing.locator('[data-status]').innerText(), 'not connected', 'a per-user bearer connector without this user\'s connection');
+      await page.getByRole('link', { name: 'Create connector' }).first().click();
+      await page.getByLabel('Provider').selectOption({ label: 'Generic HTTP API' });
+      await page.getByLabel('Authentication').selectOption('api_key');
+      await page.getByLabel('API key value').waitFor();
+      await page.getByRole('group', { name: 'Connections' }).getByLabel('Each user connects their own account').check();
+      await page.getByLabel('API key value').waitFor({ state: 'detached' });
+      await page.getByText('Each user gives their own credential').waitFor();
+      await page.getByLabel('Name', { exact: true }).fill('Ledger');
+      await page.getByLabel('API base URL').fill('https://ledger.internal.example/v2');
+      await page.getByLabel('Header or parameter name').fill('X-Api-Key');
+      await page.getByRole('button', { name: 'Create connector' }).click();
+      const ledger = page.locator('tr', { has: page.getByRole('rowheader', { name: /Ledger/ }) });
+      await ledger.waitFor();
+      assert.equal(await ledger.locator('[data-status]').innerText(), 'not connected');
+      const listed = (await call('GET', '/connectors')) as { items: Array<{ name: string; authType: string; tokenMode: string }> };
+      assert.deepEqual(
+        listed.items.filter((c) => c.name === 'Ledger').map((c) => [c.authType, c.tokenMode]),
+        [['api_key', 'per_user']],
+      );
+      await shot('connector-per-user-api-key');
+    });
+
     it('fits a phone\'s width: no page scrolls sideways, the navigation wraps', async () => {
       await page.setViewportSize({ width: 375, height: 740 });
       try {

@@ -41,9 +41,10 @@ export const AUTH_TYPE_LABELS: Record<AuthType, string> = {
 /** What the connectors page says of a connector's connection. */
 export type ConnectorState = 'connected' | 'degraded' | 'needs re-authorization' | 'not connected' | 'credentials stored' | 'no authentication';
 
-export function connectorState(authType: AuthType, connection: Connection | undefined): ConnectorState {
+export function connectorState(authType: AuthType, tokenMode: 'shared' | 'per_user', connection: Connection | undefined): ConnectorState {
   if (authType === 'none') return 'no authentication';
-  if (authType === 'api_key' || authType === 'basic' || authType === 'bearer') return 'credentials stored';
+  // A shared API key, basic or bearer connector holds its credential; a per-user one holds each user's.
+  if ((authType === 'api_key' || authType === 'basic' || authType === 'bearer') && tokenMode === 'shared') return 'credentials stored';
   if (connection === undefined) return 'not connected';
   if (connection.status === 'active') return 'connected';
   return connection.status === 'degraded' ? 'degraded' : 'needs re-authorization';

@@ -59,6 +59,11 @@ interface ConnectorFormProps {
   onSaved: () => void;
 }
 
+/** The auth types whose connector may hold one connection per user. */
+const PER_USER: readonly AuthType[] = ['oauth_authorization_code', 'api_key', 'basic', 'bearer'];
+/** For a per-user API key, basic or bearer connector each user gives the credential: the connector holds none. */
+const usersGiveCredential = (authType: AuthType, tokenMode: TokenMode) => tokenMode === 'per_user' && authType !== 'oauth_authorization_code';
+
 const preferred = (types: AuthType[]): AuthType => (types.includes('oauth_authorization_code') ? 'oauth_authorization_code' : (types[0] ?? 'none'));
 
 function ConnectorForm({ provider, existing, onSaved }: ConnectorFormProps) {
@@ -71,7 +76,8 @@ function ConnectorForm({ provider, existing, onSaved }: ConnectorFormProps) {
 
   useEffect(() => setError(undefined), [authType]);
 
-  const fields = provider.fields.filter((f) => f.authTypes.includes(authType));
+  const mode = existing?.tokenMode ?? tokenMode;
+  const fields = provider.fields.filter((f) => f.authTypes.includes(authType) && !(f.location === 'secrets' && usersGiveCredential(authType, mode)));
   const key = (f: ProviderField) => `${f.location}.${f.name}`;
   const setValue = (f: ProviderField, value: string) => setValues((v) => ({ ...v, [key(f)]: value }));
   const valueOf = (f: ProviderField) => (f.location === 'config' ? (values[key(f)] ?? values[f.name] ?? '') : (values[key(f)] ?? ''));
@@ -92,7 +98,7 @@ function ConnectorForm({ provider, existing, onSaved }: ConnectorFormProps) {
           name: name.trim(),
           provider: provider.id,
           authType,
-          ...(authType === 'oauth_authorization_code' ? { tokenMode } : {}),
+          ...(PER_USER.includes(authType) ? { tokenMode } : {}),
           config,
           secrets,
         });
@@ -149,10 +155,10 @@ function ConnectorForm({ provider, existing, onSaved }: ConnectorFormProps) {
       ) : (
         <p>
           Authentication: <strong>{AUTH_TYPE_LABELS[existing.authType]}</strong>
-          {existing.authType === 'oauth_authorization_code' && <>, {existing.tokenMode === 'shared' ? 'one shared connection' : 'one connection per user'}</>} (cannot change).
+          {PER_USER.includes(existing.authType) && <>, {existing.tokenMode === 'shared' ? 'one shared connection' : 'one connection per user'}</>} (cannot change).
         </p>
       )}
-      {existing === undefined && authType === 'oauth_authorization_code' && (
+      {existing === undefined && PER_USER.includes(authType) && (
         <fieldset>
           <legend>Connections</legend>
           <label class="choice">
@@ -163,6 +169,9 @@ function ConnectorForm({ provider, existing, onSaved }: ConnectorFormProps) {
           </label>
           {error?.field('tokenMode') !== undefined && <div class="field-error">{fieldMessage('Connections', error.field('tokenMode'))}</div>}
         </fieldset>
+      )}
+      {usersGiveCredential(authType, mode) && (
+        <p class="hint">Each user gives their own credential (an end user on the connect page); the connector holds none.</p>
       )}
       {fields.map((f) => (
         <ProviderInput key={key(f)} field={f} value={valueOf(f)} onInput={(value) => setValue(f, value)} isSet={(existing?.secrets as Partial<Record<string, { set: boolean }>> | undefined)?.[f.name]?.set} defaultScopes={provider.defaultScopes} error={error?.field(key(f))} />
@@ -196,7 +205,9 @@ interface ProviderInputProps {
 
 /** One provider field: text or URL for config, a write-only input for secrets. */
 function ProviderInput({ field, value, onInput, isSet, defaultScopes, error }: ProviderInputProps) {
-  const label = `${humanize(field.name)}${field.required || field.location === 'secrets' ? '' : ' (optional)'}`;
+  // The generic http provider's `config.name` is not the connector's own name, which the form asks first.
+  const words = field.location === 'config' && field.name === 'name' ? 'Header or parameter name' : humanize(field.name);
+  const label = `${words}${field.required || field.location === 'secrets' ? '' : ' (optional)'}`;
   const id = `field-${field.location}-${field.name}`;
   const hint = (
     <>
@@ -213,7 +224,7 @@ function ProviderInput({ field, value, onInput, isSet, defaultScopes, error }: P
     </>
   );
   return (
-    <Field id={id} label={label} hint={hint} error={fieldMessage(humanize(field.name), error)}>
+    <Field id={id} label={label} hint={hint} error={fieldMessage(words, error)}>
       {(aria) => (
         <input
           {...aria}

@@ -122,7 +122,7 @@ export function ConnectorsPage({ me }: { me: Me }) {
             </thead>
             <tbody>
               {rows.data.map(({ connector, connection }) => {
-                const state = connectorState(connector.authType, connection);
+                const state = connectorState(connector.authType, connector.tokenMode, connection);
                 const pending = busy[connector.id];
                 const failed = errors[connector.id];
                 const connectable = connector.authType === 'oauth_authorization_code' && canUse && (connector.tokenMode === 'per_user' || canWrite);
